@@ -1,0 +1,1 @@
+"""Talking to Asterisk: the AMI connection (client.py) and its messages (message.py)."""

@@ -1,0 +1,32 @@
+"""Fan-out of call events to the stages that follow calls.
+
+A subscriber that raises is logged and skipped: one broken consumer (or one
+call's broken pipeline) must never stop the others from hearing about calls.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .events import CallEvent
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[CallEvent], None]
+
+
+class CallEventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: CallEvent) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("call event subscriber %r failed on %s of call %s",
+                              subscriber, event.kind, event.call.call_id)

@@ -1,0 +1,85 @@
+"""Typed call events the tracker publishes for the later stages (script pop,
+audio tap, outcomes). Each carries a snapshot of the call at that moment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Call, Leg
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    call: Call
+    at: float
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class CallStarted(CallEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CallUpdated(CallEvent):
+    """Project, DID, IVR choice or direction became known or changed."""
+
+
+@dataclass(frozen=True)
+class CallQueued(CallEvent):
+    queue: str
+
+
+@dataclass(frozen=True)
+class AgentRinging(CallEvent):
+    agent: str
+    leg: Leg
+
+
+@dataclass(frozen=True)
+class AgentAnswered(CallEvent):
+    agent: str
+    leg: Leg
+
+
+@dataclass(frozen=True)
+class AgentMissed(CallEvent):
+    """An agent's phone rang and was not answered (or was busy)."""
+
+    agent: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CustomerAnswered(CallEvent):
+    """Outbound: the customer picked up."""
+
+    leg: Leg
+
+
+@dataclass(frozen=True)
+class CallBridged(CallEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CallHeld(CallEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CallResumed(CallEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CallTransferred(CallEvent):
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True)
+class CallEnded(CallEvent):
+    pass

@@ -1,0 +1,442 @@
+"""AMI events in, calls and typed call events out.
+
+``CallTracker.feed`` is plain synchronous logic with no I/O, so it can be unit
+tested on event sequences captured from a real Asterisk and benchmarked by
+replaying them. It tolerates missing fields, unknown channels (it builds the
+leg from whatever event names it first) and events for calls it never saw.
+After an AMI reconnect, ``resync`` reconciles the live channel list: calls in
+progress are kept or adopted, legs that vanished while we were away are ended.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Callable, Iterable
+
+from ..ami.message import AmiEvent
+from .events import (AgentAnswered, AgentMissed, AgentRinging, CallBridged, CallEnded,
+                     CallEvent, CallHeld, CallQueued, CallResumed, CallStarted,
+                     CallTransferred, CallUpdated, CustomerAnswered)
+from .model import Call, CallState, Direction, Leg, LegRole, Transfer
+
+log = logging.getLogger(__name__)
+
+# Channels the service itself creates (audio taps) or that carry no party.
+IGNORED_CHANNEL_PREFIXES = ("AudioSocket/", "Snoop/", "WebSocket/", "Message/")
+
+# Channel variables (manager.conf channelvars) -> Call attributes.
+VARIABLE_FIELDS = {
+    "DID": "did",
+    "DIALLED": "dialled",
+    "IVR_CHOICE": "ivr_choice",
+    "DEPARTMENT": "department",
+    "PROJECT": "project",
+    "CAMPAIGN": "campaign",
+}
+
+_GONE_MEMORY = 20000   # uniqueids of ended legs remembered, to drop late events
+
+
+def endpoint_of(channel: str) -> str:
+    """'PJSIP/1001-0000002a' -> '1001'; 'Local/100@agents-0001;1' -> '100@agents'."""
+    _, _, rest = channel.partition("/")
+    name, sep, _suffix = rest.rpartition("-")
+    return name if sep else rest
+
+
+class CallTracker:
+    def __init__(self, customer_endpoints: Iterable[str] = ("trunk", "customer"),
+                 on_event: Callable[[CallEvent], None] | None = None):
+        self.customer_endpoints = frozenset(customer_endpoints)
+        self.calls: dict[str, Call] = {}
+        self._leg_call: dict[str, str] = {}           # uniqueid -> call_id
+        self._gone: OrderedDict[str, None] = OrderedDict()
+        self._ignored: OrderedDict[str, None] = OrderedDict()
+        self._announced_ring: set[str] = set()         # agent legs already reported ringing
+        self._touched: dict[str, int] = {}             # uniqueid -> resync generation
+        self._generation = 0
+        self._out: list[CallEvent] = []
+        self._on_event = on_event
+        self.handlers = {
+            "Newchannel": self._on_newchannel,
+            "Newstate": self._on_channel,
+            "Newexten": self._on_channel,
+            "NewCallerid": self._on_channel,
+            "NewConnectedLine": self._on_channel,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "Hold": self._on_hold,
+            "Unhold": self._on_unhold,
+            "QueueCallerJoin": self._on_queue_join,
+            "QueueCallerAbandon": self._on_queue_abandon,
+            "AgentCalled": self._on_agent_called,
+            "BlindTransfer": self._on_blind_transfer,
+            "AttendedTransfer": self._on_attended_transfer,
+            "Hangup": self._on_hangup,
+        }
+
+    # ------------------------------------------------------------ entry points
+    def feed(self, ev: AmiEvent) -> list[CallEvent]:
+        """Apply one AMI event; return the call events it caused (also sent to on_event)."""
+        handler = self.handlers.get(ev.name)
+        if handler is None:
+            return []
+        self._out = []
+        handler(ev)
+        out, self._out = self._out, []
+        if self._on_event:
+            for e in out:
+                self._on_event(e)
+        return out
+
+    def resync_begin(self) -> None:
+        """Called right after (re)login, before asking Asterisk for its channel list."""
+        self._generation += 1
+
+    def resync_channel(self, ev: AmiEvent) -> list[CallEvent]:
+        """One CoreShowChannel entry: adopt or refresh that leg."""
+        self._out = []
+        leg, call = self._leg(ev, "", create=True)
+        if leg is not None and call is not None:
+            if ev.get("BridgeId"):
+                leg.bridge = ev.get("BridgeId")
+            self._adopt_state(call, leg, ev)
+        out, self._out = self._out, []
+        if self._on_event:
+            for e in out:
+                self._on_event(e)
+        return out
+
+    def resync_end(self, at: float) -> list[CallEvent]:
+        """End every leg Asterisk no longer has: it hung up while we were away."""
+        self._out = []
+        for call in list(self.calls.values()):
+            for leg in list(call.legs.values()):
+                if leg.ended_at is None and self._touched.get(leg.uniqueid, 0) < self._generation:
+                    log.info("call %s: leg %s ended while AMI was disconnected",
+                             call.call_id, leg.channel)
+                    self._end_leg(call, leg, at, None, "ended while AMI was disconnected")
+        out, self._out = self._out, []
+        if self._on_event:
+            for e in out:
+                self._on_event(e)
+        return out
+
+    # ------------------------------------------------------------ legs and calls
+    def _emit(self, cls: type, call: Call, at: float, **kw) -> None:
+        self._out.append(cls(call=call.snapshot(), at=at, **kw))
+
+    def _leg(self, ev: AmiEvent, prefix: str, create: bool = True) -> tuple[Leg | None, Call | None]:
+        uniqueid = ev.get(prefix + "Uniqueid")
+        channel = ev.get(prefix + "Channel")
+        if not uniqueid or uniqueid in self._gone or uniqueid in self._ignored:
+            return None, None
+        if channel.startswith(IGNORED_CHANNEL_PREFIXES):
+            self._remember(self._ignored, uniqueid)
+            return None, None
+        self._touched[uniqueid] = self._generation
+        call_id = self._leg_call.get(uniqueid)
+        if call_id is not None:
+            call = self.calls[call_id]
+            leg = call.legs[uniqueid]
+            self._refresh(call, leg, ev, prefix)
+            return leg, call
+        if not create or not channel:
+            return None, None
+        linkedid = ev.get(prefix + "Linkedid") or uniqueid
+        at = ev.received
+        call = self.calls.get(linkedid)
+        new_call = call is None
+        if new_call:
+            call = Call(call_id=linkedid, started_at=at)
+            self.calls[linkedid] = call
+        endpoint = endpoint_of(channel)
+        if not channel.startswith(("PJSIP/", "SIP/", "IAX2/")):
+            role = LegRole.OTHER
+        elif endpoint in self.customer_endpoints:
+            role = LegRole.CUSTOMER
+        else:
+            role = LegRole.AGENT
+        leg = Leg(uniqueid=uniqueid, channel=channel, linkedid=linkedid, endpoint=endpoint,
+                  role=role, created_at=at)
+        call.legs[uniqueid] = leg
+        self._leg_call[uniqueid] = linkedid
+        self._refresh(call, leg, ev, prefix, quiet=True)
+        if uniqueid == linkedid and role is LegRole.CUSTOMER and not call.did:
+            # An inbound SIP channel is created on the number the caller dialled.
+            call.did = ev.get(prefix + "Exten")
+        self._update_call_fields(call, ev.dest_chan_vars if prefix else ev.chan_vars, at,
+                                 quiet=True)
+        if new_call:
+            self._emit(CallStarted, call, at)
+        return leg, call
+
+    def _refresh(self, call: Call, leg: Leg, ev: AmiEvent, prefix: str, quiet: bool = False) -> None:
+        g = ev.get
+        leg.state = g(prefix + "ChannelStateDesc") or leg.state
+        leg.context = g(prefix + "Context") or leg.context
+        leg.exten = g(prefix + "Exten") or leg.exten
+        num, name = g(prefix + "CallerIDNum"), g(prefix + "CallerIDName")
+        if num and num != "<unknown>":
+            leg.caller_num = num
+        if name and name != "<unknown>":
+            leg.caller_name = name
+        if leg.state == "Up" and leg.answered_at is None:
+            leg.answered_at = ev.received
+        if leg.role is LegRole.CUSTOMER and call.direction is not Direction.OUTBOUND:
+            call.customer_num = call.customer_num or leg.caller_num
+            call.customer_name = call.customer_name or leg.caller_name
+        if not quiet:
+            self._update_call_fields(call, ev.dest_chan_vars if prefix else ev.chan_vars,
+                                     ev.received)
+
+    def _update_call_fields(self, call: Call, variables, at: float, quiet: bool = False) -> None:
+        changed = False
+        for name, value in variables.items():
+            if call.variables.get(name) == value:
+                continue
+            call.variables[name] = value
+            attr = VARIABLE_FIELDS.get(name)
+            if attr and value and getattr(call, attr) != value:
+                setattr(call, attr, value)
+                changed = True
+            elif name == "CALL_DIRECTION" and value:
+                try:
+                    direction = Direction(value.lower())
+                except ValueError:
+                    log.warning("call %s: unknown CALL_DIRECTION %r", call.call_id, value)
+                    continue
+                if direction is not call.direction:
+                    call.direction = direction
+                    changed = True
+        if self._decide_direction(call):
+            changed = True
+        if call.direction is Direction.OUTBOUND and call.dialled:
+            call.customer_num = call.dialled
+        if changed and not quiet:
+            self._emit(CallUpdated, call, at)
+
+    def _decide_direction(self, call: Call) -> bool:
+        """Without a CALL_DIRECTION variable, infer it from who started the call."""
+        if "CALL_DIRECTION" in call.variables and call.direction is not Direction.UNKNOWN:
+            return False
+        first = call.legs.get(call.call_id)
+        if first is None:
+            return False
+        roles = {leg.role for leg in call.legs.values() if leg is not first}
+        if first.role is LegRole.CUSTOMER:
+            new = Direction.INBOUND
+        elif first.role is LegRole.AGENT and LegRole.CUSTOMER in roles:
+            new = Direction.OUTBOUND
+        elif first.role is LegRole.AGENT and LegRole.AGENT in roles:
+            new = Direction.INTERNAL
+        else:
+            return False
+        if new is call.direction:
+            return False
+        call.direction = new
+        return True
+
+    def _remember(self, memory: OrderedDict, uniqueid: str) -> None:
+        memory[uniqueid] = None
+        if len(memory) > _GONE_MEMORY:
+            memory.popitem(last=False)
+
+    # ------------------------------------------------------------ handlers
+    def _on_newchannel(self, ev: AmiEvent) -> None:
+        self._leg(ev, "")
+
+    def _on_channel(self, ev: AmiEvent) -> None:
+        self._leg(ev, "")
+
+    def _on_dial_begin(self, ev: AmiEvent) -> None:
+        self._leg(ev, "")      # absent for channels placed by Originate
+        dest, call = self._leg(ev, "Dest")
+        if dest is None or call is None:
+            return
+        self._ringing(call, dest, ev.received)
+
+    def _on_agent_called(self, ev: AmiEvent) -> None:
+        # app_queue also sends DialBegin for members; whichever comes first counts.
+        dest, call = self._leg(ev, "Dest")
+        if dest is not None and call is not None:
+            self._ringing(call, dest, ev.received)
+
+    def _ringing(self, call: Call, dest: Leg, at: float) -> None:
+        if dest.role is LegRole.AGENT:
+            if dest.uniqueid in self._announced_ring:
+                return
+            self._announced_ring.add(dest.uniqueid)
+            if dest.endpoint not in call.agents_rung:
+                call.agents_rung.append(dest.endpoint)
+            if call.agent_ring_at is None:
+                call.agent_ring_at = at
+            if call.state in (CallState.DIALPLAN, CallState.QUEUED, CallState.TRANSFERRED):
+                call.state = CallState.RINGING
+            self._emit(AgentRinging, call, at, agent=dest.endpoint, leg=dest)
+        elif dest.role is LegRole.CUSTOMER and call.answered_at is None:
+            call.state = CallState.RINGING
+            self._decide_direction(call)
+
+    def _on_dial_end(self, ev: AmiEvent) -> None:
+        self._leg(ev, "")
+        dest, call = self._leg(ev, "Dest")
+        if dest is None or call is None:
+            return
+        status = ev.get("DialStatus")
+        at = ev.received
+        if status == "ANSWER":
+            dest.answered_at = dest.answered_at or at
+            if dest.role is LegRole.AGENT:
+                call.agent = dest.endpoint
+                call.agent_answered_at = call.agent_answered_at or at
+                if call.direction is not Direction.OUTBOUND and call.answered_at is None:
+                    call.answered_at = at
+                if call.state is not CallState.BRIDGED:
+                    call.state = CallState.ANSWERED
+                self._emit(AgentAnswered, call, at, agent=dest.endpoint, leg=dest)
+            elif dest.role is LegRole.CUSTOMER:
+                if call.answered_at is None:
+                    call.answered_at = at
+                if call.state is not CallState.BRIDGED:
+                    call.state = CallState.ANSWERED
+                self._emit(CustomerAnswered, call, at, leg=dest)
+        elif status and dest.role is LegRole.AGENT:
+            if call.state is CallState.RINGING and call.answered_at is None:
+                call.state = CallState.QUEUED if call.queued_at else CallState.DIALPLAN
+            self._emit(AgentMissed, call, at, agent=dest.endpoint, status=status)
+
+    def _on_bridge_enter(self, ev: AmiEvent) -> None:
+        leg, call = self._leg(ev, "")
+        if leg is None or call is None:
+            return
+        leg.bridge = ev.get("BridgeUniqueid")
+        parties = [l for l in call.legs.values()
+                   if l.bridge == leg.bridge and l.ended_at is None and l.role is not LegRole.OTHER]
+        if len(parties) >= 2 and call.state not in (CallState.BRIDGED, CallState.ON_HOLD):
+            call.state = CallState.BRIDGED
+            call.answered_at = call.answered_at or ev.received
+            self._emit(CallBridged, call, ev.received)
+
+    def _on_bridge_leave(self, ev: AmiEvent) -> None:
+        leg, _ = self._leg(ev, "", create=False)
+        if leg is not None:
+            leg.bridge = ""
+
+    def _on_hold(self, ev: AmiEvent) -> None:
+        leg, call = self._leg(ev, "")
+        if call is None or call.state is CallState.ON_HOLD:
+            return
+        call.state = CallState.ON_HOLD
+        call.hold_started_at = ev.received
+        self._emit(CallHeld, call, ev.received)
+
+    def _on_unhold(self, ev: AmiEvent) -> None:
+        leg, call = self._leg(ev, "")
+        if call is None or call.state is not CallState.ON_HOLD:
+            return
+        call.hold_seconds += ev.received - (call.hold_started_at or ev.received)
+        call.hold_started_at = None
+        call.state = CallState.BRIDGED
+        self._emit(CallResumed, call, ev.received)
+
+    def _on_queue_join(self, ev: AmiEvent) -> None:
+        leg, call = self._leg(ev, "")
+        if call is None:
+            return
+        queue = ev.get("Queue")
+        at = ev.received
+        if call.agent_answered_at is not None:
+            # Back in a queue after an agent had it: the agent transferred the call.
+            already = call.transfers and call.transfers[-1].at >= at - 2.0
+            call.queue = queue
+            call.state = CallState.TRANSFERRED
+            if not already:
+                call.transfers.append(Transfer(at=at, kind="queue", by_agent=call.agent,
+                                               target=queue))
+                self._emit(CallTransferred, call, at, kind="queue", target=queue)
+            return
+        call.queue = queue
+        call.queued_at = call.queued_at or at
+        call.state = CallState.QUEUED
+        self._emit(CallQueued, call, at, queue=queue)
+
+    def _on_queue_abandon(self, ev: AmiEvent) -> None:
+        _, call = self._leg(ev, "")
+        if call is not None and call.answered_at is None:
+            call.abandoned = True
+
+    def _on_blind_transfer(self, ev: AmiEvent) -> None:
+        self._transfer(ev, "blind", ev.get("Extension") or ev.get("TransfereeChannel"),
+                       ("Transferee", "Transferer"))
+
+    def _on_attended_transfer(self, ev: AmiEvent) -> None:
+        target = ev.get("TransferTargetChannel") or ev.get("SecondTransfererConnectedLineNum") \
+            or ev.get("DestApp")
+        self._transfer(ev, "attended", target, ("OrigTransferer", "Transferee", "SecondTransferer"))
+
+    def _transfer(self, ev: AmiEvent, kind: str, target: str, prefixes: tuple[str, ...]) -> None:
+        if ev.get("Result") not in ("", "Success"):
+            return
+        call = None
+        by_agent = None
+        for prefix in prefixes:
+            leg, c = self._leg(ev, prefix)
+            if c is not None:
+                call = call or c
+                if leg is not None and leg.role is LegRole.AGENT and by_agent is None:
+                    by_agent = leg.endpoint
+        if call is None:
+            return
+        call.transfers.append(Transfer(at=ev.received, kind=kind, by_agent=by_agent, target=target))
+        call.state = CallState.TRANSFERRED
+        self._emit(CallTransferred, call, ev.received, kind=kind, target=target)
+
+    def _on_hangup(self, ev: AmiEvent) -> None:
+        leg, call = self._leg(ev, "", create=False)
+        if leg is None or call is None:
+            return
+        cause = ev.get("Cause")
+        self._end_leg(call, leg, ev.received, int(cause) if cause.isdigit() else None,
+                      ev.get("Cause-txt"))
+
+    def _end_leg(self, call: Call, leg: Leg, at: float, cause: int | None, cause_txt: str) -> None:
+        leg.ended_at = at
+        leg.cause, leg.cause_txt = cause, cause_txt
+        self._leg_call.pop(leg.uniqueid, None)
+        self._touched.pop(leg.uniqueid, None)
+        self._announced_ring.discard(leg.uniqueid)
+        self._remember(self._gone, leg.uniqueid)
+        if any(l.ended_at is None for l in call.legs.values()):
+            return
+        # Last leg gone: the call is over. Its cause is the customer's line's.
+        customer = call.customer_leg() or call.legs.get(call.call_id) or leg
+        call.cause, call.cause_txt = customer.cause, customer.cause_txt
+        if call.hold_started_at is not None:
+            call.hold_seconds += at - call.hold_started_at
+            call.hold_started_at = None
+        call.ended_at = at
+        call.state = CallState.ENDED
+        del self.calls[call.call_id]
+        self._emit(CallEnded, call, at)
+
+    def _adopt_state(self, call: Call, leg: Leg, ev: AmiEvent) -> None:
+        """A leg seen in the channel list after a reconnect: catch up on its state."""
+        at = ev.received
+        if leg.role is LegRole.AGENT:
+            if leg.state == "Up" and call.agent != leg.endpoint:
+                call.agent = leg.endpoint
+                call.agent_answered_at = call.agent_answered_at or leg.answered_at or at
+                if leg.endpoint not in call.agents_rung:
+                    call.agents_rung.append(leg.endpoint)
+                if call.direction is not Direction.OUTBOUND:
+                    call.answered_at = call.answered_at or at
+                call.state = CallState.BRIDGED if leg.bridge else CallState.ANSWERED
+                self._emit(AgentAnswered, call, at, agent=leg.endpoint, leg=leg)
+            elif leg.state in ("Ringing", "Ring") and leg.uniqueid not in self._announced_ring:
+                self._ringing(call, leg, at)
+        elif leg.role is LegRole.CUSTOMER and leg.state == "Up" and call.direction is Direction.OUTBOUND:
+            call.answered_at = call.answered_at or at
+        self._update_call_fields(call, ev.chan_vars, at)

@@ -1,0 +1,139 @@
+"""The `ivr` command: serve, pbx up|down|status|cli, check, call, demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .config import Settings, load_settings
+from .yamlfile import YamlError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import Service
+    settings = _settings(args)
+    logging.getLogger().setLevel(settings.log_level)
+    asyncio.run(Service(settings).run_forever())
+    return 0
+
+
+def cmd_pbx(args: argparse.Namespace) -> int:
+    from .pbx.sandbox import Sandbox
+    settings = _settings(args)
+    if args.action == "build":
+        from .pbx.sandbox import build_root
+        root = build_root(settings.pbx.root)
+        print(f"sandbox root ready: {root}")
+        return 0
+    sandbox = Sandbox.from_settings(settings)
+    if args.action == "up":
+        sandbox.ensure_root()
+        sandbox.install()
+        pid = sandbox.start()
+        print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid})")
+        print(f"  AMI  {sandbox.ami_host}:{sandbox.ami_port} user {sandbox.ami_user}")
+        print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 "
+              "(password agent100N), test customer 'customer'/'customer'")
+        print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550199 key accounts")
+        print(f"  logs {sandbox.host_dir / 'log'}")
+        return 0
+    if args.action == "down":
+        stopped = sandbox.stop()
+        print(f"sandbox PBX '{sandbox.instance}' " + ("stopped" if stopped else "was not running"))
+        return 0
+    if args.action == "status":
+        pid = sandbox.pid()
+        if pid is None:
+            print(f"sandbox PBX '{sandbox.instance}' is not running")
+            return 3
+        print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid}); "
+              f"AMI {sandbox.ami_host}:{sandbox.ami_port}, SIP {sandbox.sip_host}:{sandbox.sip_port}")
+        print(sandbox.cli("core show channels count").strip())
+        return 0
+    if args.action == "cli":
+        print(sandbox.cli(" ".join(args.command)), end="")
+        return 0
+    return 2
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_dialplans
+    settings = _settings(args)   # config problems raise YamlError, printed by main()
+    print(f"config: ok ({settings.source or 'built-in defaults'})")
+    problems = [] if args.no_pbx else check_dialplans(settings)
+    for p in problems:
+        print(p)
+    if not args.no_pbx:
+        print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
+              f"({settings.path(settings.pbx.dialplans)})")
+    return 1 if problems else 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from .ami.client import AmiClient
+    from .outbound import OutboundCall, place_call
+    settings = _settings(args)
+
+    async def run() -> int:
+        ami = AmiClient(settings.ami, on_event=lambda e: None)
+        await ami.start()
+        await ami.wait_connected(10)
+        placed = await place_call(ami, OutboundCall(agent=args.agent, number=args.number,
+                                                    project=args.project, campaign=args.campaign))
+        await ami.close()
+        print(f"call {placed.call_id}: {placed.reason}")
+        return 0 if placed.answered_by_agent else 1
+    return asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(args.config, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    p.add_argument("-c", "--config", help="settings file (default: $IVR_CONFIG or ./ivr.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
+    pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
+    pbx.add_argument("action", choices=["build", "up", "down", "status", "cli"])
+    pbx.add_argument("command", nargs="*", help="with cli: an Asterisk CLI command")
+    pbx.set_defaults(func=cmd_pbx)
+    chk = sub.add_parser("check", help="validate config and dialplans (and scripts)")
+    chk.add_argument("--no-pbx", action="store_true", help="skip loading dialplans into Asterisk")
+    chk.set_defaults(func=cmd_check)
+    call = sub.add_parser("call", help="place an outbound call: agent first, then customer")
+    call.add_argument("agent")
+    call.add_argument("number")
+    call.add_argument("--project", required=True)
+    call.add_argument("--campaign", default="")
+    call.set_defaults(func=cmd_call)
+    demo = sub.add_parser("demo", help="sandbox PBX + service + a demo call")
+    demo.add_argument("--keep", action="store_true", help="leave the PBX running afterwards")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .pbx.sandbox import SandboxError
+    try:
+        return args.func(args)
+    except YamlError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 2
+    except SandboxError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
