@@ -97,10 +97,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ivr", description=__doc__)
-    p.add_argument("-c", "--config", help="settings file (default: $IVR_CONFIG or ./ivr.yaml)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # -c/-v work before or after the subcommand: `ivr -c x serve` = `ivr serve -c x`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS,
+                        help="settings file (default: $IVR_CONFIG or ./ivr.yaml)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging")
+    p = argparse.ArgumentParser(prog="ivr", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)
     sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
     pbx.add_argument("action", choices=["build", "up", "down", "status", "cli"])
@@ -123,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.verbose = getattr(args, "verbose", False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .pbx.sandbox import SandboxError

@@ -33,8 +33,8 @@ class AmiEvent:
     fields: Mapping[str, str]
     # Channel variables listed in manager.conf `channelvars`, of the event's
     # channel and (DialBegin, DialEnd...) of its destination channel.
-    chan_vars: Mapping[str, str] = field(default=_EMPTY)
-    dest_chan_vars: Mapping[str, str] = field(default=_EMPTY)
+    chan_vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    dest_chan_vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Wall-clock time the service received the event.
     received: float = 0.0
 

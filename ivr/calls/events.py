@@ -76,7 +76,7 @@ class CallResumed(CallEvent):
 
 @dataclass(frozen=True)
 class CallTransferred(CallEvent):
-    kind: str
+    how: str          # blind | attended | queue
     target: str
 
 

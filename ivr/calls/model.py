@@ -56,6 +56,7 @@ class Leg:
     context: str = ""
     exten: str = ""
     bridge: str = ""
+    dial_status: str = ""          # how being dialled ended: ANSWER, NOANSWER, CANCEL, BUSY ...
     answered_at: float | None = None
     ended_at: float | None = None
     cause: int | None = None

@@ -287,6 +287,9 @@ class CallTracker:
             return
         status = ev.get("DialStatus")
         at = ev.received
+        if not status or dest.dial_status:
+            return      # app_queue may report one dial's end twice
+        dest.dial_status = status
         if status == "ANSWER":
             dest.answered_at = dest.answered_at or at
             if dest.role is LegRole.AGENT:
@@ -303,7 +306,7 @@ class CallTracker:
                 if call.state is not CallState.BRIDGED:
                     call.state = CallState.ANSWERED
                 self._emit(CustomerAnswered, call, at, leg=dest)
-        elif status and dest.role is LegRole.AGENT:
+        elif dest.role is LegRole.AGENT:
             if call.state is CallState.RINGING and call.answered_at is None:
                 call.state = CallState.QUEUED if call.queued_at else CallState.DIALPLAN
             self._emit(AgentMissed, call, at, agent=dest.endpoint, status=status)
@@ -356,7 +359,7 @@ class CallTracker:
             if not already:
                 call.transfers.append(Transfer(at=at, kind="queue", by_agent=call.agent,
                                                target=queue))
-                self._emit(CallTransferred, call, at, kind="queue", target=queue)
+                self._emit(CallTransferred, call, at, how="queue", target=queue)
             return
         call.queue = queue
         call.queued_at = call.queued_at or at
@@ -392,7 +395,7 @@ class CallTracker:
             return
         call.transfers.append(Transfer(at=ev.received, kind=kind, by_agent=by_agent, target=target))
         call.state = CallState.TRANSFERRED
-        self._emit(CallTransferred, call, ev.received, kind=kind, target=target)
+        self._emit(CallTransferred, call, ev.received, how=kind, target=target)
 
     def _on_hangup(self, ev: AmiEvent) -> None:
         leg, call = self._leg(ev, "", create=False)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real sandbox Asterisk per test session, and the service.
+
+In CI (IVR_REQUIRE_PBX=1) a PBX that cannot start is a failure, never a skip.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+
+from ivr.config import AmiSettings, PbxSettings, Secret, Settings
+from ivr.pbx.sandbox import Sandbox, SandboxError
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now: two test runs never pick the same one."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("IVR_REQUIRE_PBX") or os.environ.get("CI"):
+        pytest.fail(f"the sandbox PBX is required here but {reason}")
+    pytest.skip(f"sandbox PBX unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pbx_settings() -> Settings:
+    """Settings for this test run's own PBX instance: fresh ports and password."""
+    return Settings(
+        ami=AmiSettings(host="127.0.0.1", port=free_port(),
+                        secret=Secret(secrets.token_urlsafe(16)),
+                        reconnect_min=0.2, reconnect_max=2.0),
+        pbx=PbxSettings(instance=f"test-{os.getpid()}", sip_host="127.0.0.1",
+                        sip_port=free_port(socket.SOCK_DGRAM),
+                        trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}",
+                        dialplans=str(REPO / "dialplans")),
+    )
+
+
+@pytest.fixture(scope="session")
+def pbx(pbx_settings: Settings):
+    if os.geteuid() != 0:
+        _unavailable("the tests are not running as root")
+    sandbox = Sandbox.from_settings(pbx_settings)
+    try:
+        sandbox.ensure_root()
+        sandbox.install()
+        sandbox.start(timeout=60)
+    except SandboxError as exc:
+        _unavailable(str(exc))
+    yield sandbox
+    sandbox.stop()
+    log = sandbox.host_dir / "log" / "messages"
+    if log.exists():
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "asterisk-messages.log").write_text(log.read_text(errors="replace"))
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

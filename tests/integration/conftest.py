@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Callable
+
+import pytest
+
+from ivr.calls.events import CallEvent
+from ivr.config import Settings
+from ivr.server import Service
+
+
+class CallLog:
+    """Every call event the service published, with waiting on a condition."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: CallEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[CallEvent], bool], timeout: float = 20.0,
+                       what: str = "call event") -> CallEvent:
+        deadline = asyncio.get_running_loop().time() + timeout
+        seen = 0
+        while True:
+            for event in self.events[seen:]:
+                if predicate(event):
+                    return event
+            seen = len(self.events)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                kinds = [f"{e.kind}({e.call.call_id})" for e in self.events]
+                raise AssertionError(f"no {what} within {timeout} s; saw {kinds}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    def of_call(self, call_id: str) -> list[CallEvent]:
+        return [e for e in self.events if e.call.call_id == call_id]
+
+    def kinds(self, call_id: str) -> list[str]:
+        return [e.kind for e in self.of_call(call_id)]
+
+
+@pytest.fixture
+async def service(pbx, pbx_settings: Settings):
+    svc = Service(pbx_settings)
+    calls = CallLog()
+    svc.bus.subscribe(calls)
+    await svc.start()
+    await svc.ami.wait_connected(15)
+    svc.calls_seen = calls
+    yield svc
+    await svc.stop()
+
+
+def with_ami_port(settings: Settings, host: str, port: int) -> Settings:
+    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, host=host, port=port))
