@@ -93,7 +93,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    return run_demo(args.config, keep=args.keep)
+    return run_demo(args.config, wait=args.wait, exit_after=args.exit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--campaign", default="")
     call.set_defaults(func=cmd_call)
     demo = sub.add_parser("demo", help="sandbox PBX + service + a demo call")
-    demo.add_argument("--keep", action="store_true", help="leave the PBX running afterwards")
+    demo.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to wait for the agent console before calling (default 30)")
+    demo.add_argument("--exit", action="store_true",
+                      help="stop after the demo call instead of serving until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
     return p
 

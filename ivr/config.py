@@ -55,6 +55,9 @@ class TapSettings:
 
     host: str = "127.0.0.1"
     port: int = 9092
+    # The address Asterisk connects to, if not `host` (e.g. "ivr" in Docker,
+    # where the service listens on 0.0.0.0).
+    connect_host: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,27 @@ class PbxSettings:
 
 
 @dataclass(frozen=True)
+class User:
+    """Someone who signs in to the web console.
+
+    Agents sign in with their phone extension (the PJSIP endpoint, e.g. 1001)
+    as login; supervisors with any login. The secret may be given here, or
+    (winning) in the environment as IVR_SECRET_<LOGIN>, e.g. IVR_SECRET_1001.
+    """
+
+    login: str
+    name: str
+    role: str = "agent"            # agent | supervisor
+    secret: Secret = field(default=Secret(""), repr=False)
+    operator_id: str = ""          # what the agent says as "operator number ..."
+    position: str = ""             # e.g. "customer adviser"
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+
+@dataclass(frozen=True)
 class Settings:
     ami: AmiSettings = AmiSettings()
     web: WebSettings = WebSettings()
@@ -85,6 +109,9 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     pbx: PbxSettings = PbxSettings()
     scripts: str = "scripts"
+    # Optional CSV (number,name,...) used to fill customer names into scripts.
+    customers: str = ""
+    users: tuple[User, ...] = ()
     log_level: str = "INFO"
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
@@ -96,6 +123,12 @@ class Settings:
             return p
         return Path(self.source).parent / p
 
+    def user(self, login: str) -> User | None:
+        for u in self.users:
+            if u.login == login:
+                return u
+        return None
+
 
 _SECTIONS = {
     "ami": AmiSettings,
@@ -105,7 +138,50 @@ _SECTIONS = {
     "speech": SpeechSettings,
     "pbx": PbxSettings,
 }
-_TOP_LEVEL = {"scripts": str, "log_level": str}
+_TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
+_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
+
+
+def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
+                 problems: list[Problem]) -> tuple[User, ...]:
+    if not isinstance(data, dict):
+        problems.append(Problem(file, line, "users", "must map each login to its settings"))
+        return ()
+    users = []
+    for login, value in data.items():
+        where = f"users.{login}"
+        uline = data.line_of(login) if isinstance(data, LineDict) else line
+        if not isinstance(value, dict):
+            problems.append(Problem(file, uline, where, "must be a mapping (name, role, secret...)"))
+            continue
+        kwargs: dict[str, Any] = {}
+        for key, v in value.items():
+            kline = value.line_of(key) if isinstance(value, LineDict) else uline
+            if key not in _USER_FIELDS:
+                problems.append(Problem(file, kline, f"{where}.{key}",
+                                        f"unknown setting (known: {', '.join(_USER_FIELDS)})"))
+                continue
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                v = str(v)
+            if not isinstance(v, str):
+                problems.append(Problem(file, kline, f"{where}.{key}", "must be text"))
+                continue
+            kwargs[key] = v
+        if kwargs.get("role", "agent") not in ("agent", "supervisor"):
+            problems.append(Problem(file, value.line_of("role") if isinstance(value, LineDict)
+                                    else uline, f"{where}.role", "must be agent or supervisor"))
+            continue
+        if "name" not in kwargs:
+            problems.append(Problem(file, uline, f"{where}.name", "missing"))
+            continue
+        secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
+        kwargs.pop("secret", None)
+        if not secret:
+            problems.append(Problem(file, uline, where,
+                                    f"no secret: set secret here or IVR_SECRET_{login}"))
+            continue
+        users.append(User(login=str(login), secret=Secret(secret), **kwargs))
+    return tuple(users)
 
 
 def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
@@ -170,6 +246,8 @@ def load_settings(path: str | os.PathLike | None = None,
         line = data.line_of(key) if isinstance(data, LineDict) else None
         if key in _SECTIONS:
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
+        elif key == "users":
+            kwargs["users"] = _build_users(value, file, line, env, problems)
         elif key in _TOP_LEVEL:
             value, err = _check_value(value, _TOP_LEVEL[key])
             if err:
@@ -177,7 +255,7 @@ def load_settings(path: str | os.PathLike | None = None,
             else:
                 kwargs[key] = value
         else:
-            known = ", ".join([*_SECTIONS, *_TOP_LEVEL])
+            known = ", ".join([*_SECTIONS, *_TOP_LEVEL, "users"])
             problems.append(Problem(file, line, key, f"unknown section (known: {known})"))
     if problems:
         raise YamlError(problems)

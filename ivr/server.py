@@ -1,7 +1,8 @@
-"""The service's lifecycle: connect to Asterisk, follow calls, stop cleanly.
+"""The service's lifecycle: build each stage, wire them, start and stop them.
 
-Each stage is built here and wired to the next through the call event bus;
-no stage knows the others.
+Data path: AMI events -> call tracker -> call event bus -> {script pop, outcome
+recorder, web console board, log}. Each stage only knows the bus or the small
+callbacks given here; none knows the others.
 """
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ import logging
 import signal
 import time
 
+from aiohttp import web
+
 from .ami.client import AmiClient
 from .calls.bus import CallEventBus
 from .calls.events import CallEnded, CallEvent
+from .calls.model import Call
 from .calls.tracker import CallTracker
 from .config import Settings
+from .outcomes.recorder import OutcomeRecorder
+from .outcomes.store.auto import create_store
+from .pop import ScriptPop
+from .scripts.customers import CustomerDirectory
+from .scripts.library import ScriptLibrary
+from .scripts.source import LibraryScriptSource
+from .web.app import ConsoleApp, WebContext
+from .web.auth import Auth
+from .web.hub import ConsoleHub
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +54,56 @@ class Service:
         self.settings = settings
         self.bus = CallEventBus()
         self.tracker = CallTracker(on_event=self.bus.publish)
-        self.ami = AmiClient(settings.ami, on_event=self.tracker.feed,
-                             on_connected=self.resync)
+        self.ami = AmiClient(settings.ami, on_event=self.tracker.feed, on_connected=self.resync)
+        base = settings.source and settings.path(".")
+        self.store = create_store(settings.store.url, base_dir=base)
+        self.library = ScriptLibrary(settings.path(settings.scripts))
+        customers = CustomerDirectory.load(
+            settings.path(settings.customers) if settings.customers else None)
+        self.scripts = LibraryScriptSource(self.library, customers)
+        users = {u.login: u for u in settings.users}
+        self.console: ConsoleApp | None = None
+        self.pop = ScriptPop(self.scripts, users, on_card=self._card_changed)
+        self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
+        self.hub = ConsoleHub()
+        self.console = ConsoleApp(WebContext(
+            auth=Auth(settings.users), hub=self.hub, pop=self.pop,
+            live_calls=lambda: list(self.tracker.calls.values()),
+            save_wrapup=self.store.save_wrapup, transfer=self.transfer,
+            departments=self.departments, problems=self.script_problems))
+        # Order matters: the pop decides the script before the others record it.
+        self.bus.subscribe(self.pop.on_call_event)
+        self.bus.subscribe(self.recorder)
+        self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(lambda e: log.info("%s", describe(e)))
+        self._runner: web.AppRunner | None = None
+        self._watch: asyncio.Task | None = None
+        self._departments: tuple[float, list[str]] = (0.0, [])
 
+    # ------------------------------------------------------------ wiring helpers
+    def _card_changed(self, login, call_id, card) -> None:
+        if self.console is not None:
+            self.console.card_changed(login, call_id, card)
+
+    def _script_of(self, call_id: str) -> tuple[str, str] | None:
+        for (_, cid), card in self.pop.cards.items():
+            if cid == call_id and card.script:
+                return card.script["id"], str(card.script["version"])
+        return None
+
+    def script_problems(self) -> list[str]:
+        return [str(p) for p in self.library.problems()]
+
+    def console_connected(self, login: str) -> bool:
+        return any(c.login == login for c in self.hub.clients)
+
+    @property
+    def web_url(self) -> str:
+        host = self.settings.web.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{host}:{self.settings.web.port}"
+
+    # ------------------------------------------------------------ PBX actions
     async def resync(self, ami: AmiClient) -> None:
         """After every (re)login: reconcile calls with the channels Asterisk has now."""
         self.tracker.resync_begin()
@@ -55,11 +114,63 @@ class Service:
         log.info("AMI resync: %d live channels, %d calls in progress",
                  len(channels), len(self.tracker.calls))
 
+    async def departments(self) -> list[str]:
+        """The PBX's queues (AMI QueueSummary), cached for a minute."""
+        at, names = self._departments
+        if names and time.monotonic() - at < 60:
+            return names
+        replies = await self.ami.send({"Action": "QueueSummary"}, as_list=True)
+        names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"
+                        and r.get("Queue")})
+        self._departments = (time.monotonic(), names)
+        return names
+
+    async def transfer(self, call: Call, department: str) -> None:
+        """Send the customer into another department's queue (AMI Redirect)."""
+        customer = call.customer_leg()
+        if customer is None or customer.ended_at is not None:
+            raise web.HTTPConflict(text="the customer is no longer on the line")
+        reply = await self.ami.send({"Action": "Redirect", "Channel": customer.channel,
+                                     "Context": "to-queue", "Exten": department, "Priority": "1"})
+        if reply.get("Response") != "Success":
+            raise web.HTTPBadGateway(text=f"the PBX refused the transfer: {reply.get('Message')}")
+
+    # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        await self.store.open()
+        closed = await self.store.close_interrupted(time.time())
+        if closed:
+            log.warning("%d calls were live when the service last stopped; closed as interrupted",
+                        closed)
+        self.library.reload()
+        self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        await self._restore_wrapups()
+        app = self.console.build()
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port).start()
+        log.info("console on %s", self.web_url)
         await self.ami.start()
+
+    def _scripts_changed(self, report) -> None:
+        self.console.scripts_changed(self.script_problems())
+
+    async def _restore_wrapups(self) -> None:
+        """Wrap-ups still owed from before a restart come back to the agents' consoles."""
+        for user in self.settings.users:
+            for record in await self.store.calls_needing_wrapup(user.login):
+                call = self.recorder.call_from_record(record)
+                script, reason = self.scripts.pop(call, user)
+                self.pop.restore_wrapup(user.login, call, script, reason)
 
     async def stop(self) -> None:
         await self.ami.close()
+        if self._watch:
+            self._watch.cancel()
+        if self._runner:
+            await self._runner.cleanup()
+        await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.store.close()
 
     async def run_forever(self) -> None:
         await self.start()

@@ -21,7 +21,7 @@ from ivr.config import AmiSettings, PbxSettings, Secret, Settings
 from ivr.outbound import OutboundCall, place_call
 from ivr.pbx.sandbox import Sandbox
 from tests.conftest import free_port
-from tests.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
+from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
 
 HERE = Path(__file__).parent
 

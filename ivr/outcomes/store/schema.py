@@ -1,0 +1,160 @@
+"""The one schema of both backends, as an ordered list of migrations.
+
+Statements are shared; the few type names SQLite and PostgreSQL spell
+differently are written as {real}, {json}, {serial_pk} and {bigint} and filled
+from the driver's TYPES. Each migration is applied at open, in its own
+transaction, only if schema_version does not list it yet, so opening any number
+of times (or two services at once) is safe. Never edit a shipped migration:
+add the next one.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .base import StoreError
+
+if TYPE_CHECKING:
+    from .sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "calls, callbacks and callback attempts", (
+        """CREATE TABLE calls (
+            call_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL DEFAULT 'live'
+                CHECK (state IN ('live', 'ended', 'interrupted')),
+            direction TEXT NOT NULL DEFAULT 'unknown',
+            project TEXT NOT NULL DEFAULT '',
+            script_id TEXT,
+            script_version TEXT,
+            did TEXT NOT NULL DEFAULT '',
+            dialled TEXT NOT NULL DEFAULT '',
+            customer_num TEXT NOT NULL DEFAULT '',
+            customer_name TEXT NOT NULL DEFAULT '',
+            department TEXT NOT NULL DEFAULT '',
+            queue TEXT NOT NULL DEFAULT '',
+            ivr_choice TEXT NOT NULL DEFAULT '',
+            campaign TEXT NOT NULL DEFAULT '',
+            agents_rung {json} NOT NULL DEFAULT '[]',
+            agent TEXT,
+            started_at {real} NOT NULL,
+            queued_at {real},
+            agent_ring_at {real},
+            agent_answered_at {real},
+            answered_at {real},
+            ended_at {real},
+            queue_wait_seconds {real},
+            ring_seconds {real},
+            talk_seconds {real},
+            hold_seconds {real} NOT NULL DEFAULT 0,
+            cause INTEGER,
+            cause_txt TEXT NOT NULL DEFAULT '',
+            result TEXT,
+            transfers {json} NOT NULL DEFAULT '[]',
+            disposition TEXT,
+            notes TEXT,
+            callback_at {real},
+            wrapped_up_at {real},
+            wrapped_up_by TEXT,
+            checklist {json},
+            adherence_score {real},
+            prompts {json},
+            transcript {json},
+            updated_at {real} NOT NULL
+        )""",
+        # Reports filter by time, then project / agent / disposition.
+        "CREATE INDEX calls_started ON calls (started_at)",
+        "CREATE INDEX calls_project ON calls (project, started_at)",
+        "CREATE INDEX calls_agent ON calls (agent, started_at)",
+        "CREATE INDEX calls_disposition ON calls (disposition, started_at)",
+        # Small partial indexes for the restart sweep and the wrap-up reminder.
+        "CREATE INDEX calls_live ON calls (state) WHERE state = 'live'",
+        "CREATE INDEX calls_unwrapped ON calls (agent) "
+        "WHERE wrapped_up_at IS NULL AND answered_at IS NOT NULL",
+        """CREATE TABLE callbacks (
+            id {serial_pk},
+            call_id TEXT,
+            number TEXT NOT NULL,
+            project TEXT NOT NULL DEFAULT '',
+            agent TEXT,
+            reason TEXT NOT NULL,
+            due_at {real} NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'dialling', 'done', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at {real},
+            last_result TEXT,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        # One open callback per number and project (see base.OPEN_CALLBACK_STATUSES).
+        "CREATE UNIQUE INDEX callbacks_open_number ON callbacks (number, project) "
+        "WHERE status IN ('pending', 'dialling')",
+        "CREATE INDEX callbacks_due ON callbacks (due_at) WHERE status = 'pending'",
+        "CREATE INDEX callbacks_call ON callbacks (call_id)",
+        """CREATE TABLE callback_attempts (
+            id {serial_pk},
+            callback_id {bigint} NOT NULL REFERENCES callbacks (id),
+            at {real} NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT NOT NULL,
+            call_id TEXT
+        )""",
+        "CREATE INDEX callback_attempts_callback ON callback_attempts (callback_id, at)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at {real} NOT NULL
+)"""
+
+
+def render(statement: str, types: dict[str, str]) -> str:
+    return statement.format_map(types)
+
+
+async def migrate(store: "SqlStore", migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Bring the database up to the latest version; returns the versions applied.
+
+    Refuses a database newer than this code: running on columns we do not
+    know could lose data silently.
+    """
+    applied: list[int] = []
+    known = max((m.version for m in migrations), default=0)
+    for migration in sorted(migrations, key=lambda m: m.version):
+        async with store.transaction() as tx:
+            await store.lock_for_migration(tx)
+            await tx.execute(render(_VERSION_TABLE, store.TYPES))
+            rows = await tx.fetch("SELECT version FROM schema_version")
+            have = {int(r["version"]) for r in rows}
+            newest = max(have, default=0)
+            if newest > known:
+                raise StoreError(f"the outcomes database is at schema version {newest}, newer "
+                                 f"than this code knows ({known}): upgrade the service")
+            if migration.version in have:
+                continue
+            for statement in migration.statements:
+                await tx.execute(render(statement, store.TYPES))
+            await tx.execute("INSERT INTO schema_version (version, description, applied_at) "
+                             "VALUES (?, ?, ?)",
+                             [migration.version, migration.description, time.time()])
+            applied.append(migration.version)
+            log.info("outcomes store: applied schema migration %d (%s)",
+                     migration.version, migration.description)
+    return applied

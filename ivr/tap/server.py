@@ -1,0 +1,319 @@
+"""The AudioSocket server that receives the audio taps from Asterisk.
+
+Each tap is one TCP connection that Asterisk's AudioSocket channel opens: it
+first sends the UUID we put in the channel name, then 20 ms audio frames of
+the one party ChanSpy listens to, and closes the socket when the tap ends.
+
+The UUID is looked up in a :class:`TapRegistry` of taps we asked for (call,
+speaker, leg); a connection with an unknown UUID, or one that sends anything
+else first, is closed. Audio goes to a per-stream :class:`StreamSink` made by
+``sink_factory``. Garbage or truncated frames close that connection only, with
+one log line; every other stream goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from .frames import (KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, MAX_PAYLOAD, Frame,
+                     FrameError, read_frame)
+
+log = logging.getLogger(__name__)
+
+AGENT = "agent"
+CUSTOMER = "customer"
+SPEAKERS = (AGENT, CUSTOMER)
+
+
+@dataclass
+class TapTarget:
+    """What a tap UUID stands for: whose voice, on which call and leg."""
+
+    call_id: str
+    speaker: str                   # "agent" | "customer"
+    leg: str                       # Uniqueid of the spied channel
+    # Called on the event loop when the connection arrives / ends.
+    on_connected: Callable[["TapStream"], None] | None = None
+    on_closed: Callable[["TapStream", str], None] | None = None
+    expected_at: float = field(default_factory=time.time)
+
+
+class TapRegistry:
+    """Tap UUIDs we have asked Asterisk for and not yet seen end."""
+
+    def __init__(self) -> None:
+        self._expected: dict[str, TapTarget] = {}
+        self._claimed: set[str] = set()
+
+    @staticmethod
+    def _key(uuid: uuidlib.UUID | str) -> str:
+        return str(uuid).lower()
+
+    def expect(self, uuid: uuidlib.UUID | str, target: TapTarget) -> None:
+        self._expected[self._key(uuid)] = target
+
+    def forget(self, uuid: uuidlib.UUID | str) -> TapTarget | None:
+        key = self._key(uuid)
+        self._claimed.discard(key)
+        return self._expected.pop(key, None)
+
+    def claim(self, uuid: uuidlib.UUID | str) -> TapTarget | None:
+        """The target of a connecting UUID; None if unknown or already connected."""
+        key = self._key(uuid)
+        if key in self._claimed:
+            return None
+        target = self._expected.get(key)
+        if target is not None:
+            self._claimed.add(key)
+        return target
+
+    def get(self, uuid: uuidlib.UUID | str) -> TapTarget | None:
+        return self._expected.get(self._key(uuid))
+
+    def __len__(self) -> int:
+        return len(self._expected)
+
+    def __contains__(self, uuid: object) -> bool:
+        return self._key(uuid) in self._expected  # type: ignore[arg-type]
+
+
+class StreamSink(Protocol):
+    """Receives one tap stream's audio (called on the event loop; must not block)."""
+
+    def audio(self, pcm: bytes, rate: int) -> None: ...
+
+    def end(self, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class TapStream:
+    """One live tap connection."""
+
+    uuid: str
+    target: TapTarget
+    peer: str
+    opened_at: float                      # time.time() when the UUID arrived
+    first_audio_at: float | None = None
+    frames: int = 0
+    audio_bytes: int = 0
+    rate: int = 0
+    closed_reason: str | None = None
+    killed: bool = False
+    _writer: asyncio.StreamWriter | None = field(default=None, repr=False)
+
+    @property
+    def call_id(self) -> str:
+        return self.target.call_id
+
+    @property
+    def speaker(self) -> str:
+        return self.target.speaker
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_bytes / (2 * self.rate) if self.rate else 0.0
+
+    def close(self) -> None:
+        """Drop this connection from our side (Asterisk then ends just the tap channel)."""
+        if self._writer is not None and not self.killed:
+            self.killed = True
+            transport = self._writer.transport
+            if transport is not None:
+                transport.abort()
+
+
+SinkFactory = Callable[[TapStream], "StreamSink | None"]
+
+
+class TapServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, *,
+                 registry: TapRegistry | None = None,
+                 sink_factory: SinkFactory | None = None,
+                 max_payload: int = MAX_PAYLOAD, uuid_timeout: float = 5.0) -> None:
+        self.host = host
+        self.port = port
+        self.registry = registry if registry is not None else TapRegistry()
+        self.sink_factory = sink_factory
+        self.max_payload = max_payload
+        self.uuid_timeout = uuid_timeout
+        self.streams: dict[str, TapStream] = {}
+        self.rejected = 0          # connections closed for a bad or unknown UUID
+        self.broken = 0            # connections closed for bad frames
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> int:
+        """Listen; returns the port (useful with port=0)."""
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("audio tap server listening on %s:%s", self.host, self.port)
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for stream in list(self.streams.values()):
+            stream.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    # ------------------------------------------------------------ queries
+    def find(self, call_id: str, speaker: str | None = None) -> list[TapStream]:
+        return [s for s in self.streams.values()
+                if s.call_id == call_id and (speaker is None or s.speaker == speaker)]
+
+    def kill(self, call_id: str, speaker: str | None = None) -> int:
+        """Close the live taps of a call (or of one speaker) from our side."""
+        streams = self.find(call_id, speaker)
+        for s in streams:
+            s.close()
+        return len(streams)
+
+    # ------------------------------------------------------------ connections
+    async def _on_connection(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer(writer)
+        try:
+            first = await asyncio.wait_for(read_frame(reader, self.max_payload), self.uuid_timeout)
+        except asyncio.TimeoutError:
+            self.rejected += 1
+            log.warning("audio tap from %s sent no UUID within %.0f s: closed", peer,
+                        self.uuid_timeout)
+            return
+        except FrameError as exc:
+            self.rejected += 1
+            log.warning("audio tap from %s: %s: closed", peer, exc)
+            return
+        except (ConnectionError, OSError) as exc:
+            log.info("audio tap from %s: connection lost before its UUID (%s)", peer, exc)
+            return
+        if first is None:
+            log.info("audio tap from %s closed before sending its UUID", peer)
+            return
+        if first.kind != KIND_UUID:
+            self.rejected += 1
+            log.warning("audio tap from %s: first frame is kind 0x%02x, not the UUID: closed",
+                        peer, first.kind)
+            return
+        uuid = str(first.uuid)
+        target = self.registry.claim(uuid)
+        if target is None:
+            self.rejected += 1
+            log.warning("audio tap from %s: unknown or already connected UUID %s: closed",
+                        peer, uuid)
+            return
+        stream = TapStream(uuid=uuid, target=target, peer=peer, opened_at=time.time(),
+                           _writer=writer)
+        self.streams[uuid] = stream
+        log.info("audio tap %s connected: call %s %s (leg %s)", uuid, target.call_id,
+                 target.speaker, target.leg)
+        sink = self._make_sink(stream)
+        _safe(target.on_connected, stream)
+        reason = "closed by Asterisk"
+        try:
+            while True:
+                frame = await read_frame(reader, self.max_payload)
+                if frame is None:
+                    break
+                if frame.is_audio:
+                    sink = self._deliver(stream, sink, frame)
+                elif frame.kind == KIND_HANGUP:
+                    reason = "hangup frame"
+                    break
+                elif frame.kind == KIND_ERROR:
+                    reason = f"error frame from Asterisk ({frame.payload.hex() or 'no code'})"
+                    break
+                elif frame.kind == KIND_DTMF:
+                    continue
+                else:
+                    raise FrameError(f"unexpected frame kind 0x{frame.kind:02x} mid-stream")
+        except FrameError as exc:
+            self.broken += 1
+            reason = f"bad frame: {exc}"
+            log.warning("audio tap %s (call %s %s) from %s: %s: connection closed", uuid,
+                        target.call_id, target.speaker, peer, exc)
+        except (ConnectionError, OSError) as exc:
+            reason = f"connection lost: {exc}"
+        except asyncio.CancelledError:
+            reason = "server closing"
+            raise
+        finally:
+            if stream.killed and reason == "closed by Asterisk":
+                reason = "closed by the service"
+            stream.closed_reason = reason
+            self.streams.pop(uuid, None)
+            self.registry.forget(uuid)
+            log.info("audio tap %s ended: call %s %s, %.1f s of audio (%s)", uuid,
+                     target.call_id, target.speaker, stream.audio_seconds, reason)
+            if sink is not None:
+                _safe(sink.end, reason)
+            _safe(target.on_closed, stream, reason)
+
+    def _make_sink(self, stream: TapStream) -> StreamSink | None:
+        if self.sink_factory is None:
+            return None
+        try:
+            return self.sink_factory(stream)
+        except Exception:
+            log.exception("audio tap %s: no consumer for call %s %s", stream.uuid,
+                          stream.call_id, stream.speaker)
+            return None
+
+    def _deliver(self, stream: TapStream, sink: StreamSink | None,
+                 frame: Frame) -> StreamSink | None:
+        if stream.first_audio_at is None:
+            stream.first_audio_at = time.time()
+        stream.frames += 1
+        stream.audio_bytes += len(frame.payload)
+        stream.rate = frame.rate
+        if sink is None:
+            return None
+        try:
+            sink.audio(frame.payload, frame.rate)
+            return sink
+        except Exception:
+            # A broken consumer loses its audio; the tap itself stays up.
+            log.exception("audio tap %s: consumer failed; its audio is dropped from now on",
+                          stream.uuid)
+            return None
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def _safe(fn: Callable | None, *args) -> None:
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("audio tap callback %r failed", fn)

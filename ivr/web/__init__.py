@@ -1,0 +1,1 @@
+"""The web console: agent and supervisor pages, pushed live over WebSockets."""

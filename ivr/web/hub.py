@@ -1,0 +1,72 @@
+"""Who is connected, and pushing to them in order without ever blocking.
+
+Each WebSocket gets its own outbox and writer task: a slow or dead browser
+only ever delays (then loses) its own connection, never the service.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class Client:
+    login: str
+    role: str
+    ws: web.WebSocketResponse
+    outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    writer: asyncio.Task | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("console %s is not reading; closing its connection", self.login)
+            self.outbox = asyncio.Queue(1)
+            asyncio.ensure_future(self.ws.close(code=1013, message=b"too slow"))
+
+    async def run_writer(self) -> None:
+        try:
+            while True:
+                message = await self.outbox.get()
+                message["sent_at"] = time.time()
+                await self.ws.send_json(message)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+
+class ConsoleHub:
+    def __init__(self) -> None:
+        self.clients: set[Client] = set()
+
+    def add(self, client: Client) -> None:
+        client.writer = asyncio.ensure_future(client.run_writer())
+        self.clients.add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        if client.writer:
+            client.writer.cancel()
+
+    def to_login(self, login: str, message: dict[str, Any]) -> None:
+        for c in list(self.clients):
+            if c.login == login and c.role == "agent":
+                c.send(dict(message))
+
+    def to_supervisors(self, message: dict[str, Any]) -> None:
+        for c in list(self.clients):
+            if c.role == "supervisor":
+                c.send(dict(message))
+
+    def to_everyone(self, message: dict[str, Any]) -> None:
+        for c in list(self.clients):
+            c.send(dict(message))

@@ -1,0 +1,197 @@
+// The agent's console: one card per call on this agent's phone, from the
+// moment it rings until the wrap-up is saved.
+"use strict";
+
+const state = { cards: new Map(), views: new Map(), departments: [], user: null };
+const STATE_LABEL = { dialplan: "In menu", queued: "Queued", ringing: "Ringing", answered: "Answered",
+  bridged: "Live", on_hold: "On hold", transferred: "Transferred", ended: "Ended" };
+
+const socket = liveSocket(onMessage, setConn);
+document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
+
+function onMessage(msg) {
+  if (msg.type === "hello") {
+    state.user = msg.user; state.departments = msg.departments || [];
+    document.getElementById("who").textContent = `${msg.user.name} · ${msg.user.login}`;
+    const seen = new Set();
+    for (const card of msg.cards || []) { seen.add(card.call_id); upsert(card); }
+    for (const id of [...state.cards.keys()]) if (!seen.has(id)) remove(id);
+    showProblems(msg.problems);
+  } else if (msg.type === "card") {
+    if (msg.card) upsert(msg.card); else remove(msg.call_id);
+  } else if (msg.type === "problems") {
+    showProblems(msg.problems);
+  } else if (msg.type === "transcript") {
+    addTranscript(msg);
+  } else if (msg.type === "prompt") {
+    addPrompt(msg);
+  }
+  document.getElementById("idle").hidden = state.cards.size > 0;
+}
+
+function showProblems(problems) {
+  const box = document.getElementById("problems");
+  box.hidden = !(problems && problems.length);
+  box.textContent = (problems || []).join("\n");
+}
+
+function remove(callId) {
+  const view = state.views.get(callId);
+  if (view) view.root.remove();
+  state.views.delete(callId); state.cards.delete(callId);
+}
+
+function upsert(card) {
+  state.cards.set(card.call_id, card);
+  let view = state.views.get(card.call_id);
+  if (!view) {
+    view = { root: el("section", { class: "card", "data-call": card.call_id }), head: el("div", { class: "card-head" }),
+             script: el("div", { class: "script" }), checklist: el("div", { class: "checklist" }),
+             transcript: el("div", { class: "transcript", "aria-live": "polite" }, el("div", { class: "empty", text: "The live transcript appears here once the call is answered." })),
+             prompts: el("div", { class: "prompts", "aria-live": "assertive" }, el("div", { class: "empty", text: "No prompts." })),
+             actions: el("div", { class: "actions" }), wrapup: null, scriptKey: null };
+    const side = el("div", { class: "side" },
+      el("div", {}, el("h3", { text: "Prompts" }), view.prompts),
+      el("div", {}, el("h3", { text: "Checklist" }), view.checklist),
+      el("div", {}, el("h3", { text: "Transcript" }), view.transcript),
+      el("div", {}, el("h3", { text: "Transfer to" }), view.actions));
+    view.root.append(view.head, el("div", { class: "card-body" }, view.script, side));
+    document.getElementById("cards").prepend(view.root);
+    state.views.set(card.call_id, view);
+  }
+  renderHead(view, card);
+  const key = card.script ? `${card.script.id}@${card.script.version}` : `none:${card.script_reason}`;
+  if (view.scriptKey !== key) { renderScript(view, card); view.scriptKey = key; }
+  renderChecklist(view, card);
+  renderActions(view, card);
+  if (card.phase === "wrapup" && !view.wrapup) renderWrapup(view, card);
+}
+
+function renderHead(view, card) {
+  const who = card.customer_name ? `${card.customer_name} (${card.customer_number || "unknown number"})`
+                                 : (card.customer_number || "Unknown caller");
+  const phaseState = card.phase === "ringing" ? "ringing" : card.state;
+  const items = [
+    el("span", { class: "caller", text: who }),
+    el("span", { class: `badge state-${phaseState}`, text: card.phase === "wrapup" ? "Wrap-up" : (STATE_LABEL[phaseState] || phaseState) }),
+    el("span", { class: "badge", text: card.direction }),
+    el("span", { class: "meta" }, "Project ", el("b", { text: card.project || "—" })),
+  ];
+  if (card.did) items.push(el("span", { class: "meta" }, "Dialled ", el("b", { text: card.did })));
+  if (card.dialled) items.push(el("span", { class: "meta" }, "Calling ", el("b", { text: card.dialled })));
+  if (card.queue) items.push(el("span", { class: "meta" }, "Queue ", el("b", { text: card.queue })));
+  if (card.ivr_choice) items.push(el("span", { class: "meta" }, "Menu choice ", el("b", { text: card.ivr_choice })));
+  if (card.campaign) items.push(el("span", { class: "meta" }, "Campaign ", el("b", { text: card.campaign })));
+  if (card.transferred_to) items.push(el("span", { class: "meta" }, "Transferred to ", el("b", { text: card.transferred_to })));
+  view.timer = el("span", { class: "timer", "data-role": "timer" });
+  items.push(view.timer);
+  view.head.replaceChildren(...items);
+  tick();
+}
+
+function segments(list) {
+  // Filled script text: plain text, and variables; a missing one shows as such.
+  return (list || []).map((s) => s.var === undefined ? document.createTextNode(s.text ?? "")
+    : (s.value === null || s.value === undefined || s.value === ""
+       ? el("span", { class: "missing", title: "missing value", text: `[${s.label || s.var} missing]` })
+       : el("span", { class: "var", text: s.value })));
+}
+
+function renderScript(view, card) {
+  const s = card.script;
+  if (!s) {
+    view.script.replaceChildren(el("h2", { text: "No script matched" }),
+      el("div", { class: "reason", text: card.script_reason || "" }),
+      el("p", { class: "empty", text: "Handle the call with the caller's details above." }));
+    return;
+  }
+  const parts = [el("h2", {}, s.title + " ", el("span", { class: "badge", text: s.kind === "strict" ? "read word for word" : "talking points" })),
+                 el("div", { class: "reason", text: `${card.script_reason} · ${s.id} v${s.version}` })];
+  if (s.missing && s.missing.length)
+    parts.push(el("div", { class: "reason missing", text: `Missing for this call: ${s.missing.join(", ")}` }));
+  for (const step of s.steps || []) {
+    const body = [];
+    if (step.text) body.push(el("div", { class: "say" }, segments(step.text)));
+    if (step.points && step.points.length) body.push(el("ul", {}, step.points.map((p) => el("li", {}, segments(p)))));
+    parts.push(el("div", { class: "step", "data-step": step.id }, el("h3", { text: step.title }), ...body));
+  }
+  view.script.replaceChildren(...parts);
+}
+
+function renderChecklist(view, card) {
+  const items = (card.script && card.script.checklist) || [];
+  if (!items.length) { view.checklist.replaceChildren(el("div", { class: "empty", text: "No checklist." })); return; }
+  view.checklist.replaceChildren(...items.map((item) => {
+    const mark = (card.checklist || {})[item.id];
+    const done = !!(mark && mark.done);
+    const box = el("input", { type: "checkbox", checked: done, disabled: card.phase === "wrapup" && false,
+      onchange: (ev) => socket.send({ type: "checklist", call_id: card.call_id, item: item.id, done: ev.target.checked }) });
+    const label = el("label", { class: done ? "done" : "", "data-item": item.id }, box, el("span", { text: item.label }),
+      el("span", { class: "weight", text: item.within ? `${item.weight} · ${item.within}s` : String(item.weight) }));
+    return label;
+  }));
+}
+
+function renderActions(view, card) {
+  const live = card.phase === "live";
+  view.actions.replaceChildren(...(state.departments.length ? state.departments.map((d) =>
+    el("button", { class: "secondary", type: "button", disabled: !live || d === card.queue, "data-department": d,
+      onclick: async (ev) => { ev.target.disabled = true;
+        try { await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/transfer`, { department: d }); }
+        catch (e) { alert(`Transfer failed: ${e.message}`); ev.target.disabled = false; } } }, d))
+    : [el("span", { class: "empty", text: "No departments available." })]));
+}
+
+function renderWrapup(view, card) {
+  const dispositions = (card.script && card.script.dispositions && card.script.dispositions.length)
+    ? card.script.dispositions : [{ id: "resolved", label: "Resolved" }, { id: "callback", label: "Call back", needs_callback_time: true }, { id: "other", label: "Other", needs_note: true }];
+  const select = el("select", { name: "disposition", required: true },
+    el("option", { value: "", text: "Choose the outcome…" }), dispositions.map((d) => el("option", { value: d.id, text: d.label })));
+  const notes = el("textarea", { name: "notes", rows: 3, placeholder: "Notes" });
+  const when = el("input", { name: "callback_at", type: "datetime-local" });
+  const whenRow = el("label", { hidden: true }, "Call back at ", when);
+  const error = el("div", { class: "error" });
+  const save = el("button", { type: "submit", text: "Save wrap-up" });
+  select.onchange = () => { const d = dispositions.find((x) => x.id === select.value); whenRow.hidden = !(d && d.needs_callback_time);
+    notes.placeholder = d && d.needs_note ? "Notes (required)" : "Notes"; };
+  const form = el("form", { class: "wrapup", "data-role": "wrapup" }, el("h3", { text: "Wrap-up" }), select, whenRow, notes, error, save);
+  form.onsubmit = async (ev) => {
+    ev.preventDefault(); save.disabled = true; error.textContent = "";
+    try {
+      await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/wrapup`,
+        { disposition: select.value, notes: notes.value, callback_at: when.value || null });
+      remove(card.call_id); document.getElementById("idle").hidden = state.cards.size > 0;
+    } catch (e) { error.textContent = e.message; save.disabled = false; }
+  };
+  view.wrapup = form; view.root.append(form);
+}
+
+function addTranscript(msg) {
+  const view = state.views.get(msg.call_id); if (!view) return;
+  view.transcript.querySelector(".empty")?.remove();
+  const id = `u-${msg.speaker}-${msg.utterance_id}`;
+  let line = view.transcript.querySelector(`[data-u="${CSS.escape(id)}"]`);
+  if (!line) { line = el("div", { class: "line", "data-u": id }); view.transcript.append(line); }
+  line.className = "line" + (msg.final ? "" : " partial");
+  line.replaceChildren(el("span", { class: `who ${msg.speaker}`, text: msg.speaker === "agent" ? "You" : "Customer" }),
+                       el("span", { text: msg.text }));
+  view.transcript.scrollTop = view.transcript.scrollHeight;
+}
+
+function addPrompt(msg) {
+  const view = state.views.get(msg.call_id); if (!view) return;
+  view.prompts.querySelector(".empty")?.remove();
+  view.prompts.prepend(el("div", { class: `prompt ${msg.severity || "info"}`, "data-rule": msg.rule || "" },
+    el("strong", { text: msg.text }), el("span", { class: "why", text: msg.reason || "" })));
+}
+
+function tick() {
+  const now = Date.now() / 1000;
+  for (const [id, card] of state.cards) {
+    const view = state.views.get(id); if (!view || !view.timer) continue;
+    const from = card.answered_at || card.started_at;
+    const to = card.ended_at || now;
+    view.timer.textContent = from ? clock(to - from) : "";
+  }
+}
+setInterval(tick, 1000);
