@@ -65,13 +65,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_dialplans
     settings = _settings(args)   # config problems raise YamlError, printed by main()
     print(f"config: ok ({settings.source or 'built-in defaults'})")
-    problems = [] if args.no_pbx else check_dialplans(settings)
+    from .scripts.check import check_folder
+    from .scripts.customers import check_customers
+    failed = False
+    scripts_dir = settings.path(settings.scripts)
+    problems = check_folder(scripts_dir)
+    if settings.customers:
+        problems += check_customers(settings.path(settings.customers))
     for p in problems:
         print(p)
+    print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")
+    failed |= bool(problems)
     if not args.no_pbx:
+        problems = check_dialplans(settings)
+        for p in problems:
+            print(p)
         print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
               f"({settings.path(settings.pbx.dialplans)})")
-    return 1 if problems else 0
+        failed |= bool(problems)
+    return 1 if failed else 0
 
 
 def cmd_call(args: argparse.Namespace) -> int:

@@ -44,13 +44,15 @@ class CallCard:
 
     def to_json(self) -> dict[str, Any]:
         c = self.call
+        # The customer list (via the filled script) knows names caller ID does not.
+        known = (self.script or {}).get("customer") or {}
         return {
             "call_id": self.call_id,
             "phase": self.phase,
             "state": c.state.value,
             "direction": c.direction.value,
             "customer_number": c.customer_num,
-            "customer_name": c.customer_name,
+            "customer_name": known.get("name") or c.customer_name,
             "did": c.did, "dialled": c.dialled, "queue": c.queue, "ivr_choice": c.ivr_choice,
             "department": c.department, "project": c.project, "campaign": c.campaign,
             "agent": c.agent,

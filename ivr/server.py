@@ -75,12 +75,17 @@ class Service:
         self.bus.subscribe(self.pop.on_call_event)
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.console.call_event)
-        self.bus.subscribe(lambda e: log.info("%s", describe(e)))
+        self.bus.subscribe(self._log_event)
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (0.0, [])
 
     # ------------------------------------------------------------ wiring helpers
+    @staticmethod
+    def _log_event(event: CallEvent) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", describe(event))
+
     def _card_changed(self, login, call_id, card) -> None:
         if self.console is not None:
             self.console.card_changed(login, call_id, card)

@@ -8,11 +8,13 @@ the call tracker can resync the live channels it may have missed.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import time
 from typing import Any, Awaitable, Callable
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 
 from ..config import AmiSettings
 from .message import AmiEvent
@@ -22,6 +24,18 @@ log = logging.getLogger(__name__)
 
 class AmiError(Exception):
     pass
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk decodes each TCP read on its own and drops a UTF-8 character
+    split across two reads ("Kovács" -> "Kovcs"); decode incrementally first."""
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(self._decoder.decode(data).encode("utf-8"))
 
 
 class _Manager(Manager):
@@ -84,6 +98,7 @@ class AmiClient:
                      username=self.settings.username, secret=str(self.settings.secret),
                      reconnect_timeout=self.settings.reconnect_min, ping_delay=10,
                      on_login=self._logged_in, on_disconnect=self._lost,
+                     protocol_factory=_Protocol,
                      log=logging.getLogger("panoramisk"))
         m.client = self
         m.register_event("*", self._dispatch)

@@ -136,9 +136,9 @@ class CallTracker:
         if channel.startswith(IGNORED_CHANNEL_PREFIXES):
             self._remember(self._ignored, uniqueid)
             return None, None
-        self._touched[uniqueid] = self._generation
         call_id = self._leg_call.get(uniqueid)
         if call_id is not None:
+            self._touched[uniqueid] = self._generation
             call = self.calls[call_id]
             leg = call.legs[uniqueid]
             self._refresh(call, leg, ev, prefix)
@@ -163,6 +163,7 @@ class CallTracker:
                   role=role, created_at=at)
         call.legs[uniqueid] = leg
         self._leg_call[uniqueid] = linkedid
+        self._touched[uniqueid] = self._generation
         self._refresh(call, leg, ev, prefix, quiet=True)
         if uniqueid == linkedid and role is LegRole.CUSTOMER and not call.did:
             # An inbound SIP channel is created on the number the caller dialled.

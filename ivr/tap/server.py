@@ -233,6 +233,7 @@ class TapServer:
         log.info("audio tap %s connected: call %s %s (leg %s)", uuid, target.call_id,
                  target.speaker, target.leg)
         sink = self._make_sink(stream)
+        sink_ok = sink is not None
         _safe(target.on_connected, stream)
         reason = "closed by Asterisk"
         try:
@@ -241,7 +242,7 @@ class TapServer:
                 if frame is None:
                     break
                 if frame.is_audio:
-                    sink = self._deliver(stream, sink, frame)
+                    sink_ok = self._deliver(stream, sink if sink_ok else None, frame)
                 elif frame.kind == KIND_HANGUP:
                     reason = "hangup frame"
                     break
@@ -284,23 +285,23 @@ class TapServer:
                           stream.call_id, stream.speaker)
             return None
 
-    def _deliver(self, stream: TapStream, sink: StreamSink | None,
-                 frame: Frame) -> StreamSink | None:
+    def _deliver(self, stream: TapStream, sink: StreamSink | None, frame: Frame) -> bool:
+        """Count a frame and hand it on; False once the consumer has failed."""
         if stream.first_audio_at is None:
             stream.first_audio_at = time.time()
         stream.frames += 1
         stream.audio_bytes += len(frame.payload)
         stream.rate = frame.rate
         if sink is None:
-            return None
+            return False
         try:
             sink.audio(frame.payload, frame.rate)
-            return sink
+            return True
         except Exception:
             # A broken consumer loses its audio; the tap itself stays up.
             log.exception("audio tap %s: consumer failed; its audio is dropped from now on",
                           stream.uuid)
-            return None
+            return False
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

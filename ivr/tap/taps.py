@@ -266,8 +266,6 @@ class TapManager:
         def closed(stream: TapStream, reason: str) -> None:
             if tap.stream is stream:
                 tap.stream = None
-            if stream.first_audio_at is not None:
-                pass
             if tap.closed is not None and not tap.closed.done():
                 tap.closed.set_result(reason)
 

@@ -165,3 +165,12 @@ def test_each_capture_yields_exactly_one_call(name):
     assert len({e.call.call_id for e in events}) == 1
     assert sum(isinstance(e, CallStarted) for e in events) == 1
     assert sum(isinstance(e, CallEnded) for e in events) == 1
+
+
+def test_events_for_unknown_legs_leave_nothing_behind():
+    tracker = CallTracker()
+    for i in range(50):
+        for name in ("Hangup", "BridgeLeave"):
+            tracker.feed(AmiEvent(name=name, fields={"Event": name, "Channel": f"PJSIP/x-{i}",
+                                                     "Uniqueid": f"7.{i}", "Linkedid": f"7.{i}"}))
+    assert tracker.calls == {} and tracker._touched == {} and tracker._leg_call == {}
