@@ -79,6 +79,8 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (0.0, [])
+        self._stopped = False
+        self._synced = asyncio.Event()
 
     # ------------------------------------------------------------ wiring helpers
     @staticmethod
@@ -116,6 +118,7 @@ class Service:
         for channel in channels:
             self.tracker.resync_channel(channel)
         self.tracker.resync_end(time.time())
+        self._synced.set()
         log.info("AMI resync: %d live channels, %d calls in progress",
                  len(channels), len(self.tracker.calls))
 
@@ -149,13 +152,18 @@ class Service:
                         closed)
         self.library.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        await self.ami.start()
+        try:
+            # Know which calls are still live before owing wrap-ups for them.
+            await asyncio.wait_for(self._synced.wait(), 5.0)
+        except asyncio.TimeoutError:
+            log.warning("no AMI resync yet; the console starts without the live calls")
         await self._restore_wrapups()
         app = self.console.build()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port).start()
         log.info("console on %s", self.web_url)
-        await self.ami.start()
 
     def _scripts_changed(self, report) -> None:
         self.console.scripts_changed(self.script_problems())
@@ -164,11 +172,16 @@ class Service:
         """Wrap-ups still owed from before a restart come back to the agents' consoles."""
         for user in self.settings.users:
             for record in await self.store.calls_needing_wrapup(user.login):
+                if record["call_id"] in self.tracker.calls:
+                    continue          # still live: the pop follows it as usual
                 call = self.recorder.call_from_record(record)
                 script, reason = self.scripts.pop(call, user)
                 self.pop.restore_wrapup(user.login, call, script, reason)
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         await self.ami.close()
         if self._watch:
             self._watch.cancel()

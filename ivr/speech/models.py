@@ -149,13 +149,16 @@ def _packaged_models() -> list[InstalledModel]:
 
 
 def _lang_of(name: str) -> str:
+    """'vosk-model-small-en-us-0.15' -> 'en-us' (the first two-letter part, and a region)."""
     known = KNOWN_MODELS.get(name)
     if known:
         return known.lang
-    parts = name.split("-")
-    # vosk-model[-small]-LANG[-xx]-VERSION
-    rest = [p for p in parts[2:] if p != "small"]
-    return rest[0] if rest and rest[0].isalpha() else ""
+    parts = name.lower().split("-")
+    for i, p in enumerate(parts):
+        if len(p) == 2 and p.isalpha() and i >= 2:
+            nxt = parts[i + 1] if i + 1 < len(parts) else ""
+            return f"{p}-{nxt}" if len(nxt) == 2 and nxt.isalpha() else p
+    return ""
 
 
 def installed_models(env: dict[str, str] | None = None) -> list[InstalledModel]:

@@ -107,6 +107,12 @@ def probe(model: SpeechModel, phrases: Sequence[str], *, spoken: dict[str, str] 
     results = {p: ProbeResult(p, spoken.get(p, p)) for p in phrases}
     grammar = model.grammar(mode.phrases)
     usable = {f.phrase for f in grammar.usable}
+    tokens = {f.phrase: f.tokens for f in grammar.usable}
+
+    def inside(small: str, big: str) -> bool:
+        a, b = tokens.get(small, ()), tokens.get(big, ())
+        return bool(a) and any(b[i:i + len(a)] == a for i in range(len(b) - len(a) + 1))
+
     for p in phrases:
         r = results[p]
         if p not in usable:
@@ -122,6 +128,8 @@ def probe(model: SpeechModel, phrases: Sequence[str], *, spoken: dict[str, str] 
                 if p in heard:
                     r.hits += 1
                 for other in set(heard) - {p}:
+                    if inside(other, p) or inside(p, other):
+                        continue        # "텔레콤" within "에이스 텔레콤" is no false alarm
                     r.false_alarms[other] = r.false_alarms.get(other, 0) + 1
     return [results[p] for p in phrases]
 

@@ -97,7 +97,14 @@ class ConsoleApp:
             web.post("/api/calls/{call_id}/checklist", self.checklist),
             web.static("/static", STATIC),
         ])
+        app.on_shutdown.append(self._close_sockets)
         return app
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        # Open consoles would hold the shutdown for aiohttp's whole grace period;
+        # "going away" makes the pages reconnect to the next instance at once.
+        for client in list(self.ctx.hub.clients):
+            await client.ws.close(code=1001, message=b"service restarting")
 
     @staticmethod
     def page(name: str):

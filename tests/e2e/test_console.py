@@ -130,3 +130,47 @@ async def test_broken_script_is_reported_and_last_good_one_keeps_serving(
         (await customer.wait_async(30)).check()
     finally:
         await agent.astop()
+
+
+async def test_console_survives_a_service_restart_mid_call(pbx, console, console_settings,
+                                                           browser, tmp_path):
+    from ivr.server import Service
+    from tests.integration.conftest import CallLog
+    csilla = await sign_in(browser, console, "1003")
+    agent = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=500).astart()
+    second = None
+    try:
+        customer = call_customer(sip(pbx), "5550111", talk_ms=14000, log_dir=tmp_path)
+        answered = await console.calls_seen.wait_for(lambda e: isinstance(e, AgentAnswered), 20,
+                                                     "answer")
+        call_id = answered.call.call_id
+        card = csilla.locator(f"section.card[data-call='{call_id}']")
+        await card.locator(".badge.state-bridged").wait_for(timeout=5000)
+        t0 = time.monotonic()
+        await console.stop()                                 # the service goes away mid-call
+        assert time.monotonic() - t0 < 3.0, "open consoles must not hold up the shutdown"
+        await csilla.locator("#conn.down").wait_for(timeout=5000)
+        second = Service(console_settings)                   # ... and comes back
+        calls = CallLog()
+        second.bus.subscribe(calls)
+        await second.start()
+        # The page reconnects by itself and shows the same live call, script included.
+        await csilla.locator("#conn.up").wait_for(timeout=15000)
+        await card.locator(".badge.state-bridged").wait_for(timeout=5000)
+        assert "Acme Telecom" in await card.locator(".script").inner_text()
+        end = await calls.wait_for(lambda e: isinstance(e, CallEnded), 30, "call end")
+        assert end.call.call_id == call_id and end.call.agent == "1003"
+        (await customer.wait_async(30)).check()
+        form = card.locator("form[data-role=wrapup]")
+        await form.wait_for(timeout=5000)
+        await form.locator("select").select_option(index=1)
+        await form.locator("textarea").fill("after restart")
+        await form.locator("button[type=submit]").click()
+        await card.wait_for(state="detached", timeout=5000)
+        record = await second.store.get_call(call_id)
+        assert record["notes"] == "after restart" and record["state"] == "ended"
+        assert csilla.errors == []
+    finally:
+        await agent.astop()
+        if second is not None:
+            await second.stop()

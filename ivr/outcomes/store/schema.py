@@ -114,6 +114,67 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX callback_attempts_callback ON callback_attempts (callback_id, at)",
     )),
+    Migration(2, "outbound campaigns, their contacts and attempts, do-not-call list", (
+        # One row per campaign: which project's script pops, when and how fast to dial.
+        """CREATE TABLE campaigns (
+            name TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'paused', 'done')),
+            hours_start TEXT NOT NULL DEFAULT '09:00',
+            hours_end TEXT NOT NULL DEFAULT '20:00',
+            days TEXT NOT NULL DEFAULT 'mon-fri',
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            max_in_progress INTEGER NOT NULL DEFAULT 2,
+            max_per_minute INTEGER NOT NULL DEFAULT 10,
+            max_attempts INTEGER NOT NULL DEFAULT 3,
+            retry_after {real} NOT NULL DEFAULT 3600,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        """CREATE TABLE campaign_contacts (
+            id {serial_pk},
+            campaign TEXT NOT NULL REFERENCES campaigns (name),
+            number TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            fields {json} NOT NULL DEFAULT '{{}}',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'dialling', 'done', 'failed', 'dnc', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at {real} NOT NULL,
+            last_attempt_at {real},
+            last_result TEXT,
+            last_call_id TEXT,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        # A number is in a campaign once; the dialer takes the most overdue first.
+        "CREATE UNIQUE INDEX campaign_contacts_number ON campaign_contacts (campaign, number)",
+        "CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign, next_at) "
+        "WHERE status = 'pending'",
+        "CREATE INDEX campaign_contacts_by_number ON campaign_contacts (number)",
+        """CREATE TABLE campaign_attempts (
+            id {serial_pk},
+            contact_id {bigint} NOT NULL REFERENCES campaign_contacts (id),
+            at {real} NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT NOT NULL,
+            agent TEXT,
+            call_id TEXT
+        )""",
+        "CREATE INDEX campaign_attempts_contact ON campaign_attempts (contact_id, at)",
+        # Numbers (normalised: digits only) nobody may call again.
+        """CREATE TABLE dnc (
+            number TEXT PRIMARY KEY,
+            reason TEXT NOT NULL DEFAULT '',
+            call_id TEXT,
+            added_by TEXT,
+            added_at {real} NOT NULL
+        )""",
+        # Reports: callbacks due per agent, and calls of a campaign.
+        "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",
+        "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -65,6 +65,7 @@ function upsert(card) {
   renderChecklist(view, card);
   renderActions(view, card);
   if (card.phase === "wrapup" && !view.wrapup) renderWrapup(view, card);
+  if (card.phase !== "wrapup" && view.wrapup) { view.wrapup.remove(); view.wrapup = null; }
 }
 
 function renderHead(view, card) {

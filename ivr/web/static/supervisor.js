@@ -37,3 +37,127 @@ function render() {
   document.getElementById("none").hidden = calls.size > 0;
 }
 setInterval(render, 1000);
+
+// ---------------------------------------------------------------- reports
+// The figures of today (or the last 7 days) under the live calls, refreshed
+// every few seconds from /api/reports/summary, with a bar chart of calls per
+// hour (per day for the week) drawn as inline SVG. Text only via textContent.
+const REFRESH_MS = 5000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+let reportTimer = null;
+
+function period() {
+  const now = new Date();
+  const start = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  if (document.getElementById("period").value === "week") {
+    const since = new Date(start); since.setDate(since.getDate() - 6);
+    const until = new Date(start); until.setDate(until.getDate() + 1);
+    return { since: since.getTime() / 1000, until: until.getTime() / 1000, title: "Last 7 days" };
+  }
+  const until = new Date(start); until.setDate(until.getDate() + 1);
+  return { since: start.getTime() / 1000, until: until.getTime() / 1000, title: "Today" };
+}
+
+async function loadReports() {
+  const p = period();
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  const q = new URLSearchParams({ since: p.since, until: p.until });
+  if (tz) q.set("tz", tz);
+  document.getElementById("export").href = `/api/calls.csv?${q}`;
+  let r;
+  try {
+    r = await fetch(`/api/reports/summary?${q}`, { credentials: "same-origin" });
+  } catch (e) { return; }                       // offline for a moment: next round
+  const box = document.getElementById("reports");
+  if (r.status === 404) { box.hidden = true; clearInterval(reportTimer); return; }   // not wired
+  if (!r.ok) { box.hidden = true; return; }
+  const data = await r.json();
+  box.hidden = false;
+  document.getElementById("reports-title").textContent = p.title;
+  renderReports(data);
+  document.getElementById("reports-updated").textContent =
+    "updated " + new Date().toLocaleTimeString();
+}
+
+const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+const secs = (x) => (x === null || x === undefined ? "—" : clock(x));
+const score = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}`);
+const dispo = (d) => Object.entries(d || {}).map(([k, n]) => `${k} ${n}`).join(" · ") || "—";
+
+function figure(label, value, alert) {
+  return el("div", { class: "figure" + (alert ? " alert" : ""), "data-figure": label },
+    el("div", { class: "value", text: value }), el("div", { class: "label", text: label }));
+}
+
+function renderReports(data) {
+  const t = data.total;
+  document.getElementById("totals").replaceChildren(
+    figure("calls", String(t.calls)),
+    figure("answer rate", pct(t.answer_rate)),
+    figure("avg speed of answer", secs(t.asa)),
+    figure("abandoned", pct(t.abandonment_rate), t.abandonment_rate > 0.1),
+    figure("avg handle time", secs(t.aht)),
+    figure("callbacks due", String(t.callbacks.due), t.callbacks.due > 0),
+    figure("overdue", String(t.callbacks.overdue), t.callbacks.overdue > 0),
+    figure("adherence", score(t.adherence)));
+  document.getElementById("by-project").replaceChildren(...data.projects.map((p) =>
+    el("tr", { "data-project": p.project },
+      el("td", { text: p.project || "(none)" }), el("td", { text: String(p.calls) }),
+      el("td", { text: pct(p.answer_rate) }), el("td", { text: secs(p.asa) }),
+      el("td", { text: pct(p.abandonment_rate) }), el("td", { text: secs(p.aht) }),
+      el("td", { text: score(p.adherence) }), el("td", { text: String(p.callbacks.due) }),
+      el("td", { text: String(p.callbacks.overdue) }), el("td", { text: dispo(p.dispositions) }))));
+  document.getElementById("by-agent").replaceChildren(...data.agents.map((a) =>
+    el("tr", { "data-agent": a.agent },
+      el("td", { text: a.agent || "(no agent)" }), el("td", { text: String(a.calls) }),
+      el("td", { text: String(a.answered) }), el("td", { text: secs(a.aht) }),
+      el("td", { text: secs(a.avg_talk) }), el("td", { text: secs(a.avg_hold) }),
+      el("td", { text: secs(a.avg_wrapup) }), el("td", { text: score(a.adherence) }),
+      el("td", { text: String(a.callbacks.due) }), el("td", { text: dispo(a.dispositions) }))));
+  drawChart(data.series);
+}
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawChart(series) {
+  const chart = document.getElementById("chart");
+  const hourly = series.bucket_seconds < 86400;
+  document.getElementById("chart-title").textContent = hourly ? "Calls per hour" : "Calls per day";
+  const W = Math.max(chart.clientWidth || 720, 200), H = 180, left = 30, bottom = 18, top = 8;
+  chart.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const pts = series.points, n = Math.max(pts.length, 1);
+  const max = Math.max(1, ...pts.map((p) => p.calls));
+  const y = (v) => (H - bottom) - v * (H - bottom - top) / max;
+  const slot = (W - left) / n, bar = Math.max(1, slot * 0.7);
+  const nodes = [];
+  for (const v of [0, max]) {
+    nodes.push(svg("line", { class: "grid", x1: left, x2: W, y1: y(v), y2: y(v) }));
+    nodes.push(svg("text", { class: "axis", x: left - 4, y: y(v) + 4, "text-anchor": "end" }, String(v)));
+  }
+  const every = hourly ? Math.ceil(n / 8) : 1;
+  pts.forEach((p, i) => {
+    const x = left + i * slot + (slot - bar) / 2, when = new Date(p.at * 1000);
+    const label = hourly ? `${String(when.getHours()).padStart(2, "0")}:00`
+                         : when.toLocaleDateString(undefined, { weekday: "short" });
+    const other = Math.max(0, p.calls - p.answered - p.abandoned);
+    let base = 0;
+    for (const [cls, v] of [["answered", p.answered], ["abandoned", p.abandoned], ["other", other]]) {
+      if (!v) continue;
+      const rect = svg("rect", { class: cls, x, width: bar, y: y(base + v), height: y(base) - y(base + v) });
+      rect.append(svg("title", {}, `${label}: ${v} ${cls === "other" ? "not answered" : cls}`));
+      nodes.push(rect); base += v;
+    }
+    if (i % every === 0)
+      nodes.push(svg("text", { class: "axis", x: x + bar / 2, y: H - 4, "text-anchor": "middle" }, label));
+  });
+  chart.replaceChildren(...nodes);
+}
+
+document.getElementById("period").onchange = loadReports;
+loadReports();
+reportTimer = setInterval(loadReports, REFRESH_MS);

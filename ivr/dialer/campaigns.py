@@ -1,0 +1,208 @@
+"""Outbound campaigns: import a customer list, dial it for available agents.
+
+A campaign (store table `campaigns`) belongs to a project, whose script pops
+on its calls (PROJECT = the project, CAMPAIGN = the campaign's name), and has
+calling hours (local time window, weekdays, time zone), a pacing limit
+(`max_in_progress` calls at once, `max_per_minute` placed in any minute),
+`max_attempts` and `retry_after` seconds between attempts.
+
+Every tick, for each active campaign inside its calling hours, while the
+pacing limit allows and an agent of the project is free, the dialer claims
+the next due contact (atomically; never a number on the do-not-call list,
+never a number being called right now) and places the call, agent first.
+Results: answered -> done; no answer / busy / failed -> retried after
+`retry_after` s, failed after `max_attempts`; the agent's phone missed ->
+pending again shortly, not counted. A campaign with nothing left to call is
+marked done.
+
+Do-not-call: `dnc_on_wrapup` wraps the console's save_wrapup so a
+"do_not_call" disposition puts the customer's number on the list (and
+cancels their pending contacts and callbacks) before the wrap-up is saved.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Iterable
+
+from ..outbound import OutboundCall
+from ..outcomes.store.campaigns import (CAMPAIGN_SETTINGS, check_name, check_settings,
+                                        parse_contacts_csv)
+from .base import DialerBase
+from .pacing import CallingHours, Pacer
+
+log = logging.getLogger(__name__)
+
+DNC_DISPOSITIONS = frozenset({"do_not_call"})
+DONE_CHECK_EVERY = 30.0     # s between "is anything left to call?" checks per campaign
+
+
+async def import_campaign(store: Any, name: str, project: str, csv_text: str, *,
+                          now: float | None = None, **settings: Any) -> dict[str, Any]:
+    """Create (or update) a campaign and add the CSV's customers to it.
+
+    CSV: header row with a number column (number/phone/...), optionally
+    name, other columns kept as the contact's fields. Returns counts and the
+    lines that could not be used."""
+    check_name(name)
+    check_name(project, "project")
+    check_settings({k: v for k, v in settings.items() if v is not None})
+    contacts, problems = parse_contacts_csv(csv_text)
+    if not contacts and problems:
+        raise ValueError("; ".join(problems[:5]))
+    campaign = await store.upsert_campaign(name, project, now=now, **settings)
+    counts = await store.add_contacts(name, contacts, now=now)
+    return {"campaign": campaign["name"], "project": campaign["project"], **counts,
+            "invalid": len(problems), "problems": problems[:50]}
+
+
+def dnc_on_wrapup(store: Any, save_wrapup: Callable[..., Awaitable[None]] | None = None, *,
+                  number_of: Callable[[str], str | None] | None = None,
+                  dispositions: Iterable[str] = DNC_DISPOSITIONS) -> Callable[..., Awaitable[None]]:
+    """save_wrapup that also honours a do-not-call disposition.
+
+    The number goes on the list first, then the wrap-up is saved: when the
+    agent's console says "saved", both are durable (a crash in between leaves
+    the number listed and the wrap-up to be saved again, never the reverse).
+    number_of(call_id) gives the number when the store has not got the call
+    yet (e.g. from the pop's card)."""
+    save = save_wrapup or store.save_wrapup
+    wanted = frozenset(dispositions)
+
+    async def wrapped(call_id: str, agent: str, disposition: str, *args: Any, **kw: Any) -> None:
+        if disposition in wanted:
+            fallback = None
+            if number_of is not None:
+                try:
+                    fallback = number_of(call_id)
+                except Exception:
+                    log.exception("number_of(%r) failed", call_id)
+            listed = await store.add_dnc_for_call(call_id, disposition, number=fallback,
+                                                  added_by=agent)
+            if listed:
+                log.info("call %s: %s put %s on the do-not-call list", call_id, agent, listed)
+            else:
+                log.warning("call %s: 'do not call' chosen but the customer's number is "
+                            "unknown; nothing listed", call_id)
+        await save(call_id, agent, disposition, *args, **kw)
+
+    return wrapped
+
+
+class CampaignDialer(DialerBase):
+    name = "campaign-dialer"
+
+    def __init__(self, store: Any, ami: Any = None, **kw: Any):
+        super().__init__(store, ami, **kw)
+        self.pacers: dict[str, Pacer] = {}
+        self._hours: dict[tuple, CallingHours] = {}
+        self._done_checked: dict[str, float] = {}
+        self._reset = False
+
+    def pacer(self, campaign: dict[str, Any]) -> Pacer:
+        p = self.pacers.get(campaign["name"])
+        if p is None:
+            p = self.pacers[campaign["name"]] = Pacer()
+        # Settings may change while the campaign runs: the new limit holds from now.
+        p.max_in_progress = int(campaign["max_in_progress"])
+        p.max_per_minute = int(campaign["max_per_minute"])
+        return p
+
+    def hours(self, campaign: dict[str, Any]) -> CallingHours:
+        key = tuple(campaign[k] for k in ("hours_start", "hours_end", "days", "timezone"))
+        h = self._hours.get(key)
+        if h is None:
+            h = self._hours[key] = CallingHours.parse(*key)
+        return h
+
+    async def start(self) -> None:
+        if not self._reset:
+            n = await self.store.reset_dialling_contacts(self.clock())
+            if n:
+                log.warning("%d campaign contacts were being dialled when the service last "
+                            "stopped; pending again", n)
+            self._reset = True
+        await super().start()
+
+    async def tick(self) -> int:
+        now = self.clock()
+        started = 0
+        for campaign in await self.store.list_campaigns(status="active",
+                                                             with_counts=False):
+            try:
+                hours = self.hours(campaign)
+            except ValueError as exc:
+                log.error("campaign %s: bad calling hours (%s); not dialling",
+                          campaign["name"], exc)
+                continue
+            if not hours.is_open(now):
+                continue
+            started += await self._dial(campaign, now)
+        return started
+
+    async def _dial(self, campaign: dict[str, Any], now: float) -> int:
+        name, project = campaign["name"], campaign["project"]
+        pacer = self.pacer(campaign)
+        started = 0
+        while pacer.can_place(now):
+            agent = self.agents.pick(project)
+            if agent is None:
+                break
+            contact = await self.store.claim_contact(name, now,
+                                                     exclude=self.guard.busy_numbers())
+            if contact is None:
+                await self._maybe_done(campaign, pacer, now)
+                break
+            number = contact["number"]
+            if not self.guard.hold(number):     # became busy since the claim
+                await self.store.finish_contact(contact["id"], "pending", "number_busy",
+                                                next_at=now + 30, count_attempt=False, now=now)
+                continue
+            self.agents.reserve(agent)
+            pacer.placed(now)
+            self._spawn(self._place(campaign, pacer, contact, agent), f"{name}-{contact['id']}")
+            started += 1
+        return started
+
+    async def _maybe_done(self, campaign: dict[str, Any], pacer: Pacer, now: float) -> None:
+        name = campaign["name"]
+        if pacer.in_progress or now - self._done_checked.get(name, 0.0) < DONE_CHECK_EVERY:
+            return
+        self._done_checked[name] = now
+        if await self.store.campaign_open_contacts(name) == 0:
+            log.info("campaign %s: every contact called; done", name)
+            await self.store.set_campaign_status(name, "done", now=now)
+
+    async def _place(self, campaign: dict[str, Any], pacer: Pacer, contact: dict[str, Any],
+                     agent: str) -> None:
+        number = contact["number"]
+        penalty = 0.0
+        try:
+            log.info("campaign %s: calling %s for agent %s, attempt %d", campaign["name"],
+                     number, agent, contact["attempts"] + 1)
+            placed, outcome = await self._call(OutboundCall(
+                agent=agent, number=number, project=campaign["project"],
+                campaign=campaign["name"], ring_seconds=self.ring_seconds))
+            now = self.clock()
+            call_id = placed.call_id if placed else None
+            kw: dict[str, Any] = {"call_id": call_id, "agent": agent, "now": now}
+            if outcome.customer_reached:
+                status, kw["next_at"] = "done", None
+            elif outcome.agent_failed:
+                penalty = self.agent_retry
+                status, kw["next_at"], kw["count_attempt"] = "pending", now + 5.0, False
+            elif contact["attempts"] + 1 >= int(campaign["max_attempts"]):
+                status = "failed"
+            else:
+                status = "pending"
+                kw["next_at"] = now + float(campaign["retry_after"])
+            log.info("campaign %s: %s %s -> %s", campaign["name"], number, outcome.result, status)
+            await self._persist(f"contact {contact['id']}", lambda: self.store.finish_contact(
+                contact["id"], status, outcome.result, **kw))
+        finally:
+            self.guard.release(number)
+            self.agents.release(agent, penalty)
+            pacer.finished()
+
+
+__all__ = ["CAMPAIGN_SETTINGS", "CampaignDialer", "DNC_DISPOSITIONS", "dnc_on_wrapup",
+           "import_campaign"]

@@ -1,0 +1,324 @@
+"""Supervisor reports, call export, campaigns and the do-not-call list, over HTTP.
+
+    add_report_routes(app, store, auth_user, on_campaigns_changed=dialer.wake)
+
+Every route is for signed-in supervisors only (401 without a session, 403
+for agents). Times in queries are epoch seconds or ISO 8601 (a date or a
+date and time; without an offset they are read in `tz`, an IANA zone,
+default the server's). Without since/until a report covers today in `tz`.
+
+GET  /api/reports/summary  ?since&until&project&agent&tz   figures (see ivr.outcomes.reports)
+GET  /api/calls            ?since&until&project&agent&disposition&result&direction&campaign
+                            &limit&after                    JSON page + next cursor
+                            (agent=- : calls no agent answered)
+GET  /api/calls.csv        same filters                     CSV, streamed page by page
+GET  /api/callbacks        ?status&project&agent&limit
+GET  /api/campaigns                                         campaigns with contact counts
+POST /api/campaigns        ?name&project&hours_start&hours_end&days&timezone
+                            &max_in_progress&max_per_minute&max_attempts&retry_after
+                            body: the CSV (text/csv) or multipart/form-data with a `file`
+                            part (the other fields may be form fields too)
+POST /api/campaigns/{name}/status   {"status": "active" | "paused"}
+GET  /api/campaigns/{name}/contacts ?status&limit&after_id
+GET  /api/dnc  ?after&limit;  POST /api/dnc {"number", "reason"};  DELETE /api/dnc/{number}
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from ..dialer.campaigns import import_campaign
+from ..outcomes import reports
+from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = 20 * 1024 * 1024     # a CSV of a few hundred thousand customers
+_FILTERS = ("project", "agent", "disposition", "result", "direction", "campaign")
+
+
+def add_report_routes(app: web.Application, store: Any,
+                      auth_user: Callable[[web.Request], Any], *,
+                      on_campaigns_changed: Callable[[], None] | None = None,
+                      clock: Callable[[], float] | None = None) -> None:
+    """Add the report, export, campaign and DNC routes to the console's app.
+
+    auth_user(request) -> the signed-in User or None (ConsoleApp._user);
+    on_campaigns_changed: called after an import or status change (e.g. the
+    campaign dialer's wake)."""
+    import time
+    now = clock or time.time
+
+    def supervisor(request: web.Request) -> Any:
+        user = auth_user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        if not user.is_supervisor:
+            raise web.HTTPForbidden(text="for supervisors only")
+        return user
+
+    def changed() -> None:
+        if on_campaigns_changed is not None:
+            try:
+                on_campaigns_changed()
+            except Exception:
+                log.exception("on_campaigns_changed failed")
+
+    async def summary(request: web.Request) -> web.Response:
+        supervisor(request)
+        q = request.query
+        tz = _tz(q.get("tz"))
+        since, until = _period(q, tz)
+        overdue = _number(q.get("overdue_after"), "overdue_after", 900.0)
+        try:
+            data = await reports.summary(store, since, until, project=q.get("project") or None,
+                                         agent=q.get("agent") or None, now=now(),
+                                         overdue_after=overdue)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc))
+        return web.json_response(data)
+
+    async def calls(request: web.Request) -> web.Response:
+        supervisor(request)
+        q = request.query
+        flt = _filter(q, _tz(q.get("tz")))
+        limit = int(_number(q.get("limit"), "limit", 100))
+        rows, cursor = await reports.list_calls(store, flt, limit=limit,
+                                                after=_cursor(q.get("after")))
+        return web.json_response({"calls": rows, "next": _encode_cursor(cursor)})
+
+    async def calls_csv(request: web.Request) -> web.StreamResponse:
+        supervisor(request)
+        q = request.query
+        tz = _tz(q.get("tz"))
+        flt = _filter(q, tz)
+        day = dt.datetime.fromtimestamp(flt.since or now(), tz).strftime("%Y-%m-%d")
+        resp = web.StreamResponse(headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="calls-{day}.csv"',
+            "Cache-Control": "no-store"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        async for chunk in reports.export_csv(store, flt, tz):
+            await resp.write(chunk.encode("utf-8"))
+        await resp.write_eof()
+        return resp
+
+    async def callbacks(request: web.Request) -> web.Response:
+        supervisor(request)
+        q = request.query
+        rows = await store.list_callbacks(
+            status=q.get("status") or None, project=q.get("project") or None,
+            agent=q.get("agent") or None,
+            limit=int(min(_number(q.get("limit"), "limit", 500), 5000)))
+        return web.json_response({"callbacks": rows, "now": now()})
+
+    async def campaigns(request: web.Request) -> web.Response:
+        supervisor(request)
+        return web.json_response({"campaigns": await store.list_campaigns()})
+
+    async def upload(request: web.Request) -> web.Response:
+        user = supervisor(request)
+        params: dict[str, str] = dict(request.query)
+        if request.content_type.startswith("multipart/"):
+            text = None
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if part.name == "file":
+                    text = _decode(await _read_limited(part))
+                elif part.name:
+                    params[part.name] = _decode(await _read_limited(part, 1000))
+            if text is None:
+                raise web.HTTPBadRequest(text="no `file` part with the CSV")
+        else:
+            text = _decode(await _read_limited(request.content))
+        name, project = params.get("name", ""), params.get("project", "")
+        if not name or not project:
+            raise web.HTTPBadRequest(text="name and project are required")
+        settings = {k: params[k] for k in CAMPAIGN_SETTINGS if params.get(k, "") != ""}
+        try:
+            result = await import_campaign(store, name, project, text, now=now(), **settings)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc))
+        log.info("campaign %s imported by %s: %d added, %d duplicates, %d on the DNC list, "
+                 "%d invalid", name, user.login, result["added"], result["duplicates"],
+                 result["dnc"], result["invalid"])
+        changed()
+        return web.json_response(result, status=201)
+
+    async def campaign_status(request: web.Request) -> web.Response:
+        supervisor(request)
+        data = await _json(request)
+        status = data.get("status")
+        if status not in ("active", "paused"):
+            raise web.HTTPBadRequest(text="status must be active or paused")
+        try:
+            await store.set_campaign_status(request.match_info["name"], status, now=now())
+        except KeyError:
+            raise web.HTTPNotFound(text="no such campaign")
+        changed()
+        return web.json_response({"ok": True, "status": status})
+
+    async def contacts(request: web.Request) -> web.Response:
+        supervisor(request)
+        q = request.query
+        rows = await store.list_contacts(
+            request.match_info["name"], status=q.get("status") or None,
+            limit=int(min(_number(q.get("limit"), "limit", 500), 5000)),
+            after_id=int(_number(q.get("after_id"), "after_id", 0)))
+        return web.json_response({"contacts": rows})
+
+    async def dnc_list(request: web.Request) -> web.Response:
+        supervisor(request)
+        q = request.query
+        rows = await store.list_dnc(limit=int(min(_number(q.get("limit"), "limit", 1000), 5000)),
+                                    after=q.get("after", ""))
+        return web.json_response({"numbers": rows})
+
+    async def dnc_add(request: web.Request) -> web.Response:
+        user = supervisor(request)
+        data = await _json(request)
+        try:
+            changes = await store.add_dnc(str(data.get("number", "")),
+                                          str(data.get("reason", ""))[:200],
+                                          added_by=user.login, now=now())
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc))
+        return web.json_response({"ok": True, **changes})
+
+    async def dnc_remove(request: web.Request) -> web.Response:
+        supervisor(request)
+        if not await store.remove_dnc(request.match_info["number"]):
+            raise web.HTTPNotFound(text="not on the list")
+        return web.json_response({"ok": True})
+
+    app.add_routes([
+        web.get("/api/reports/summary", summary),
+        web.get("/api/calls", calls),
+        web.get("/api/calls.csv", calls_csv),
+        web.get("/api/callbacks", callbacks),
+        web.get("/api/campaigns", campaigns),
+        web.post("/api/campaigns", upload),
+        web.post("/api/campaigns/{name}/status", campaign_status),
+        web.get("/api/campaigns/{name}/contacts", contacts),
+        web.get("/api/dnc", dnc_list),
+        web.post("/api/dnc", dnc_add),
+        web.delete("/api/dnc/{number}", dnc_remove),
+    ])
+
+
+# -- parsing ----------------------------------------------------------------------
+
+def _tz(name: str | None) -> dt.tzinfo:
+    if not name:
+        return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise web.HTTPBadRequest(text=f"unknown time zone {name!r}")
+
+
+def _number(value: str | None, what: str, default: float) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{what} must be a number")
+
+
+def _time(value: str | None, tz: dt.tzinfo, what: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{what}: epoch seconds or ISO 8601, not {value[:40]!r}")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=tz)
+    return t.timestamp()
+
+
+def _midnight(t: dt.datetime, tz: dt.tzinfo) -> float:
+    return dt.datetime.combine(t.date(), dt.time(0), tzinfo=tz).timestamp()
+
+
+def _period(q: Any, tz: dt.tzinfo) -> tuple[float, float]:
+    since = _time(q.get("since"), tz, "since")
+    until = _time(q.get("until"), tz, "until")
+    if since is None:
+        ref = dt.datetime.fromtimestamp(until - 1, tz) if until else dt.datetime.now(tz)
+        since = _midnight(ref, tz)
+    if until is None:
+        day = dt.datetime.fromtimestamp(since, tz) + dt.timedelta(days=1)
+        until = _midnight(day, tz)
+    if until <= since:
+        raise web.HTTPBadRequest(text="until must be after since")
+    return since, until
+
+
+def _filter(q: Any, tz: dt.tzinfo) -> reports.CallFilter:
+    since, until = _period(q, tz)
+    return reports.CallFilter(since=since, until=until,
+                              **{k: q[k] for k in _FILTERS if q.get(k)})
+
+
+def _encode_cursor(cursor: tuple[float, str] | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(list(cursor)).encode()).decode()
+
+
+def _cursor(value: str | None) -> tuple[float, str] | None:
+    if not value:
+        return None
+    try:
+        t, call_id = json.loads(base64.urlsafe_b64decode(value.encode()))
+        return float(t), str(call_id)
+    except (ValueError, TypeError):
+        raise web.HTTPBadRequest(text="bad cursor")
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body must be JSON")
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
+
+
+async def _read_limited(stream: Any, limit: int = MAX_UPLOAD) -> bytes:
+    """Read a body or multipart part, refusing more than `limit` bytes (the
+    console app's small client_max_size is for JSON, not for CSV files)."""
+    chunks, size = [], 0
+    while True:
+        if hasattr(stream, "read_chunk") and not hasattr(stream, "readany"):
+            chunk = await stream.read_chunk(64 * 1024)       # multipart part
+        else:
+            chunk = await stream.readany()                   # request body
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
