@@ -47,7 +47,9 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
     for u in users:
         if u.login == AGENT or u.is_supervisor:
             shown[u.login] = str(u.secret)
-    pbx = dataclasses.replace(settings.pbx, instance="demo")
+    pbx = settings.pbx
+    if pbx.instance == "default":
+        pbx = dataclasses.replace(pbx, instance="demo")
     scripts = settings.scripts
     if settings.source is None:   # no config file: use the repo's folders
         repo = Path(__file__).resolve().parents[1]
@@ -110,6 +112,8 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
 
 def run_demo(config: str | None, wait: float = 30.0, exit_after: bool = False) -> int:
     settings, shown = demo_settings(config)
+    # The demo prints each call event itself; the service's own log line would repeat it.
+    logging.getLogger("ivr.server").setLevel(logging.WARNING)
     try:
         return asyncio.run(_demo(settings, shown, wait, exit_after))
     except KeyboardInterrupt:

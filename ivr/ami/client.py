@@ -179,7 +179,9 @@ class AmiClient:
     async def originate(self, **fields: Any) -> dict:
         """Originate asynchronously; returns the OriginateResponse fields."""
         action = {"Action": "Originate", "Async": "true", **fields}
-        replies = await self.send(action, as_list=True, timeout=90.0)
+        # as_list=None: panoramisk then waits for the OriginateResponse after a
+        # "successfully queued", but resolves at once on an outright Error.
+        replies = await self.send(action, as_list=None, timeout=90.0)
         if not isinstance(replies, list):
             replies = [replies]
         first = replies[0]
