@@ -199,6 +199,31 @@ async def writes(store, n: int, concurrency: int, at: float, offset: int) -> tup
     return 3 * n / dt, n / dt
 
 
+async def latency_during_reports(writer, reader, week, now, offset: int,
+                                 n: int = 50) -> tuple[float, float]:
+    """Median and worst time of one call's three writes while reports run."""
+    stop = asyncio.Event()
+
+    async def reporter():
+        while not stop.is_set():
+            await reports.summary(reader, *week, now=now)
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(reporter())
+    await asyncio.sleep(0.05)
+    lat = []
+    try:
+        for i in range(offset, offset + n):
+            t0 = time.perf_counter()
+            await one_call(writer, 10_000_000 + i, now + 7200 + i)
+            lat.append(time.perf_counter() - t0)
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
+    return statistics.median(lat), max(lat)
+
+
 async def timed(coro_fn, runs: int = 5) -> float:
     await coro_fn()                 # warm-up (caches, plans)
     times = []
@@ -243,6 +268,17 @@ async def measure(url: str, args, start: float, fill_s: float, label: str) -> di
         day_calls = await reports.summary(store, *day, now=now)
         out["day_calls"] = day_calls["total"]["calls"]
         offset = 0
+        # Wrap-up latency while a week's summary runs over and over: on the
+        # service's own store instance, and on a second one (its own
+        # connection: what the wiring gives the report routes).
+        reader = await open_store(url)
+        try:
+            for label_, rstore in (("same", store), ("separate", reader)):
+                p50, worst = await latency_during_reports(store, rstore, week, now, offset)
+                offset += 50
+                out[f"latency_{label_}"] = (p50, worst)
+        finally:
+            await reader.close()
         for conc in args.concurrency:
             commits, calls = await writes(store, args.writes, conc, end + 3600, offset)
             offset += args.writes
@@ -259,6 +295,11 @@ def show(r: dict, args) -> None:
         commits, calls = r[f"writes_c{conc}"]
         print(f"  outcome writes, {conc} call(s) at a time: {commits:,.0f} durable writes/s "
               f"= {calls:,.0f} calls/s (upsert live + upsert ended + wrap-up)")
+    for label, what in (("same", "on the service's store instance"),
+                        ("separate", "on a second instance (own connection)")):
+        p50, worst = r[f"latency_{label}"]
+        print(f"  one call's 3 writes while week summaries run {what}: "
+              f"median {p50 * 1000:,.0f} ms, worst {worst * 1000:,.0f} ms")
     print(f"  summary, busiest day ({r['day_calls']:,} calls): "
           f"{r['summary_day_s'] * 1000:,.0f} ms")
     print(f"  summary, a week:                       {r['summary_week_s'] * 1000:,.0f} ms")

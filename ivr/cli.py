@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--project", required=True)
     call.add_argument("--campaign", default="")
     call.set_defaults(func=cmd_call)
+    from .speech.models import add_models_parser
+    add_models_parser(sub)
     demo = sub.add_parser("demo", help="sandbox PBX + service + a demo call")
     demo.add_argument("--wait", type=float, default=30.0,
                       help="seconds to wait for the agent console before calling (default 30)")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import secrets
-import socket
 import tempfile
 from pathlib import Path
 

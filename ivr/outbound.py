@@ -44,7 +44,7 @@ async def place_call(ami: AmiClient, call: OutboundCall) -> PlacedCall:
     number = _checked(call.number, "customer number")
     project = _checked(call.project, "project")
     call_id = f"out-{uuid.uuid4().hex[:20]}"
-    variables = [f"__CALL_DIRECTION=outbound", f"__PROJECT={project}", f"__DIALLED={number}"]
+    variables = ["__CALL_DIRECTION=outbound", f"__PROJECT={project}", f"__DIALLED={number}"]
     if call.campaign:
         variables.append(f"__CAMPAIGN={_checked(call.campaign, 'campaign')}")
     try:

@@ -5,7 +5,6 @@ product on the real stack, and a missing piece must be seen.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 import socket

@@ -40,6 +40,7 @@ from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 20 * 1024 * 1024     # a CSV of a few hundred thousand customers
+SUMMARY_TTL = 2.0                  # s a summary is served again to other pages
 _FILTERS = ("project", "agent", "disposition", "result", "direction", "campaign")
 
 
@@ -70,18 +71,30 @@ def add_report_routes(app: web.Application, store: Any,
             except Exception:
                 log.exception("on_campaigns_changed failed")
 
+    # Every supervisor's page asks for the same figures every few seconds:
+    # one query serves them all for SUMMARY_TTL seconds.
+    cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+
     async def summary(request: web.Request) -> web.Response:
         supervisor(request)
         q = request.query
         tz = _tz(q.get("tz"))
         since, until = _period(q, tz)
         overdue = _number(q.get("overdue_after"), "overdue_after", 900.0)
+        project, agent = q.get("project") or None, q.get("agent") or None
+        key = (since, until, project, agent, overdue)
+        t = now()
+        hit = cache.get(key)
+        if hit is not None and t - hit[0] < SUMMARY_TTL:
+            return web.json_response(hit[1])
         try:
-            data = await reports.summary(store, since, until, project=q.get("project") or None,
-                                         agent=q.get("agent") or None, now=now(),
-                                         overdue_after=overdue)
+            data = await reports.summary(store, since, until, project=project, agent=agent,
+                                         now=t, overdue_after=overdue)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc))
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = (t, data)
         return web.json_response(data)
 
     async def calls(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 
     python -m tests.data.record_ami        (as root; takes about a minute)
 
-Each scenario places real SIP calls (SIPp phones from tests/phones.py) and
+Each scenario places real SIP calls (SIPp phones from ivr/pbx/phones.py) and
 saves every AMI event Asterisk sent meanwhile to <scenario>.ami. The unit
 tests of the tracker and the replay benchmark read these files.
 """

@@ -1,7 +1,6 @@
 """End-to-end fixtures: the service with its web console, and a real Chromium."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import shutil

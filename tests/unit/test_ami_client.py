@@ -1,4 +1,3 @@
-import asyncio
 
 from ivr.ami.client import _Protocol
 

