@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import multiprocessing
@@ -199,6 +200,7 @@ class FakeAsterisk:
         self.results = results
         recordings = [Recording.load(p) for p in config.captures]
         self.stream = build_stream(recordings, config.calls, config.window, config.logins)
+        self.queue_summaries = 0
         self._finished = asyncio.Event()
 
     async def run(self) -> None:
@@ -238,6 +240,7 @@ class FakeAsterisk:
                     writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
                                       ("EventList", "Complete"), ("ListItems", 0)))
                 elif name == "queuesummary":             # the console's departments
+                    self.queue_summaries += 1
                     writer.write(wire(("Response", "Success"), ("ActionID", aid),
                                       ("EventList", "start"),
                                       ("Message", "Queue summary will follow")))
@@ -279,7 +282,8 @@ class FakeAsterisk:
             seconds = time.monotonic() - start
             writer.write(wire(("Response", "Success"), ("ActionID", action_id),
                               ("Events", len(self.stream)), ("Calls", self.config.calls),
-                              ("Seconds", f"{seconds:.3f}")))
+                              ("Seconds", f"{seconds:.3f}"),
+                              ("QueueSummaries", self.queue_summaries)))
             await writer.drain()
         except ConnectionError:
             return
@@ -435,6 +439,21 @@ class Observer:
             self.calls_at_ring.append(live)
 
 
+class GcPauses:
+    """The cyclic garbage collector's pauses in this process (wall time), per generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._start = 0.0
+        self.on = False
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self.on:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._start)
+
+
 @dataclass
 class RunResult:
     web_port: int
@@ -445,6 +464,7 @@ class RunResult:
     observer: Observer
     cpu_seconds: float
     wall_seconds: float
+    gc: GcPauses
     live_calls_after: int
     cards_after: int
     pending_writes_at_end: int
@@ -498,6 +518,9 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             raise BenchError("not every console got its hello within 30 s") from None
         connect_seconds = time.monotonic() - t0
 
+        gc_pauses = GcPauses()
+        gc.callbacks.append(gc_pauses)
+        gc_pauses.on = True
         cpu, wall = cpu_seconds(), time.monotonic()
         # The reply comes after the last event: awaiting it awaits the whole stream.
         try:
@@ -517,6 +540,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             await asyncio.sleep(0.02)
         settle_seconds = time.monotonic() - t_settle
         cpu = cpu_seconds() - cpu
+        gc_pauses.on = False
+        gc.callbacks.remove(gc_pauses)
         pending = service.recorder.pending
         t_drain = time.monotonic()
         try:
@@ -526,15 +551,19 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         drain_seconds = time.monotonic() - t_drain
         return RunResult(web_port=web_port, connect_seconds=connect_seconds, reply=dict(reply),
                          rings=rings, consoles=consoles, observer=observer, cpu_seconds=cpu,
-                         wall_seconds=wall_stream, live_calls_after=len(service.tracker.calls),
+                         wall_seconds=wall_stream, gc=gc_pauses,
+                         live_calls_after=len(service.tracker.calls),
                          cards_after=len(service.pop.cards), pending_writes_at_end=pending,
                          drain_seconds=drain_seconds, settle_seconds=settle_seconds)
     finally:
-        if consoles is not None:
-            await consoles.close()
-        if session is not None:
-            await session.close()
-        await service.stop()
+        # Whatever happened, stop the service: its SQLite thread would keep the process alive.
+        try:
+            if consoles is not None:
+                await asyncio.wait_for(consoles.close(), 15)
+            if session is not None:
+                await session.close()
+        finally:
+            await asyncio.wait_for(service.stop(), 30)
 
 
 # --------------------------------------------------------------------- report
@@ -580,8 +609,7 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     return problems
 
 
-def report(a: argparse.Namespace, recordings: list[Recording], r: RunResult,
-           expected: Counter[str]) -> list[str]:
+def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[str]:
     c = r.consoles
     sent_at = {(call_id, login): t for call_id, login, t in r.rings}
     pops = [(sent_at[k], p) for k, p in c.pops.items() if k in sent_at]
@@ -590,9 +618,10 @@ def report(a: argparse.Namespace, recordings: list[Recording], r: RunResult,
           f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
           f"from scripts/")
     print(f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
-          f"all connected in {r.connect_seconds:.2f} s")
+          f"all connected in {r.connect_seconds:.2f} s "
+          f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)")
     print(f"load: {a.calls} calls, {events} AMI events paced at {a.rate:,.0f} events/s "
-          f"(sent in {seconds:.1f} s), {a.window} calls in flight, "
+          f"(sent in {seconds:.1f} s), {min(a.window, a.calls)} calls in flight, "
           f"wrap-up {a.wrapup_delay:g} s after each call")
     print(f"  calls in the tracker      peak {r.observer.peak_calls}, at each ring: median "
           f"{statistics.median(r.observer.calls_at_ring or [0]):.0f}, "
@@ -604,6 +633,9 @@ def report(a: argparse.Namespace, recordings: list[Recording], r: RunResult,
     print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
           f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
           f"{a.agents} clients)")
+    gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
+                        for g, v in r.gc.pauses.items())
+    print(f"  GC pauses in this process {gc_line}")
     print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes waiting when the "
           f"stream ended {r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later")
     print()
@@ -659,10 +691,11 @@ def main(argv: list[str] | None = None) -> int:
     events_per_set = sum(len(r.capture.messages) for r in recordings)
     print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
           f"aiohttp {version('aiohttp')}, panoramisk {version('panoramisk')}, {sys.platform}")
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
     rung = sorted({ext for r in recordings for ext in r.agents})
-    print(f"input: {len(recordings)} captures ({', '.join(r.capture.path.stem for r in recordings)})"
-          f", {events_per_set} events for {len(recordings)} calls; extensions "
+    names = ", ".join(r.capture.path.stem for r in recordings)
+    print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for {len(recordings)} calls; extensions "
           f"{', '.join(rung)} become agents {FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
 
     users = agent_users(a.agents)
@@ -699,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.join()
     print()
-    problems = report(a, recordings, result, expected)
+    problems = report(a, result, expected)
     print()
     print("FAILED" if problems else "OK")
     return 1 if problems else 0

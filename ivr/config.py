@@ -64,6 +64,14 @@ class TapSettings:
 class SpeechSettings:
     # Folder of a Vosk model; "auto" takes the first model `ivr models` knows.
     model: str = "auto"
+    # How calls are recognised: "spotting" listens only for the script's and the
+    # rules' phrases (a Vosk grammar: ~10x cheaper, more robust on those phrases,
+    # no free transcript); "transcript" decodes everything (full transcript, and
+    # the cost); "auto" spots for strict scripts (read word for word) and
+    # transcribes flexible ones (talking points, where the wording varies).
+    mode: str = "auto"
+    # false runs the service without taps and speech (e.g. no model installed).
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,7 +193,7 @@ def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
 
 
 def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
-    kind = {"str": str, "int": int, "float": float, "Secret": Secret}.get(kind, kind)
+    kind = {"str": str, "int": int, "float": float, "bool": bool, "Secret": Secret}.get(kind, kind)
     if kind is Secret:
         kind = str
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -193,7 +201,7 @@ def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
     if kind is int and isinstance(value, bool):
         return value, "must be a whole number"
     if not isinstance(value, kind):
-        names = {str: "text", int: "a whole number", float: "a number"}
+        names = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
         return value, f"must be {names.get(kind, kind.__name__)}, not {type(value).__name__}"
     return value, None
 
@@ -257,6 +265,12 @@ def load_settings(path: str | os.PathLike | None = None,
         else:
             known = ", ".join([*_SECTIONS, *_TOP_LEVEL, "users"])
             problems.append(Problem(file, line, key, f"unknown section (known: {known})"))
+    speech = kwargs.get("speech")
+    if speech is not None:
+        line = data.line_of("speech") if isinstance(data, LineDict) else None
+        if speech.mode not in ("auto", "spotting", "transcript"):
+            problems.append(Problem(file, line, "speech.mode",
+                                    "must be auto, spotting or transcript"))
     if problems:
         raise YamlError(problems)
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)

@@ -76,6 +76,8 @@ class ScriptPop:
         self.users = users
         self.on_card = on_card
         self.cards: dict[tuple[str, str], CallCard] = {}   # (login, call_id) -> card
+        # Told of every checklist mark (login, call_id, item, done, by), e.g. for coaching.
+        self.on_mark: Callable[[str, str, str, bool, str], None] | None = None
 
     # ------------------------------------------------------------ queries
     def cards_for(self, login: str) -> list[CallCard]:
@@ -145,9 +147,24 @@ class ScriptPop:
             return False
         if item not in {i["id"] for i in card.script.get("checklist", [])}:
             return False
+        if card.checklist.get(item, {}).get("done") == done:
+            return True
         card.checklist[item] = {"done": done, "by": by, "at": time.time()}
         self.on_card(login, call_id, card)
+        if self.on_mark is not None and by != "speech":
+            self.on_mark(login, call_id, item, done, by)
         return True
+
+    def owners(self, call_id: str) -> list[str]:
+        """Agents whose console shows this call past ringing (who talk on it)."""
+        return [login for (login, cid), card in self.cards.items()
+                if cid == call_id and card.phase != "ringing"]
+
+    def script_of(self, call_id: str) -> dict | None:
+        for (_, cid), card in self.cards.items():
+            if cid == call_id and card.script:
+                return card.script
+        return None
 
     def wrapped_up(self, login: str, call_id: str) -> None:
         if (login, call_id) in self.cards:

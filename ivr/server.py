@@ -19,6 +19,8 @@ from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
 from .calls.tracker import CallTracker
 from .config import Settings
+from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
+                     dnc_on_wrapup)
 from .outcomes.recorder import OutcomeRecorder
 from .outcomes.store.auto import create_store
 from .pop import ScriptPop
@@ -57,6 +59,9 @@ class Service:
         self.ami = AmiClient(settings.ami, on_event=self.tracker.feed, on_connected=self.resync)
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
+        # Reports read through a second store instance (SQLite: its own connection,
+        # reading beside the writer in WAL), so a long report never holds up a wrap-up.
+        self.report_store = create_store(settings.store.url, base_dir=base)
         self.library = ScriptLibrary(settings.path(settings.scripts))
         customers = CustomerDirectory.load(
             settings.path(settings.customers) if settings.customers else None)
@@ -66,16 +71,29 @@ class Service:
         self.pop = ScriptPop(self.scripts, users, on_card=self._card_changed)
         self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
         self.hub = ConsoleHub()
+        # Dialers: one agent pool and one number guard for both, so an agent gets
+        # one dialer call at a time and a number is never called twice at once.
+        agent_logins = [u.login for u in settings.users if not u.is_supervisor]
+        self.agent_pool = AgentPool(lambda project: agent_logins, self._agent_busy)
+        self.numbers = NumberGuard(lambda: [c.customer_num for c in self.tracker.calls.values()])
+        self.callback_dialer = CallbackDialer(self.store, self.ami, agents=self.agent_pool,
+                                              guard=self.numbers)
+        self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
+                                              guard=self.numbers)
         self.console = ConsoleApp(WebContext(
             auth=Auth(settings.users), hub=self.hub, pop=self.pop,
             live_calls=lambda: list(self.tracker.calls.values()),
-            save_wrapup=self.store.save_wrapup, transfer=self.transfer,
-            departments=self.departments, problems=self.script_problems))
+            save_wrapup=dnc_on_wrapup(self.store, number_of=self._number_of),
+            transfer=self.transfer,
+            departments=self.departments, problems=self.script_problems,
+            store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake))
         # Order matters: the pop decides the script before the others record it.
         self.bus.subscribe(self.pop.on_call_event)
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
+        self.bus.subscribe(self.callback_dialer.on_call_event)
+        self.bus.subscribe(self.campaign_dialer.on_call_event)
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (0.0, [])
@@ -97,6 +115,17 @@ class Service:
             if cid == call_id and card.script:
                 return card.script["id"], str(card.script["version"])
         return None
+
+    def _agent_busy(self, login: str) -> bool:
+        """Not free for a dialer call: not signed in to the console, on a call,
+        or a call still on their console (ringing, live, wrap-up not saved)."""
+        return (not self.console_connected(login) or bool(self.pop.cards_for(login))
+                or login in busy_agents(self.tracker.calls.values()))
+
+    def _number_of(self, call_id: str) -> str | None:
+        """The customer's number of a call on a console (for a wrap-up's DNC)."""
+        return next((c.call.customer_num for (_, cid), c in self.pop.cards.items()
+                     if cid == call_id), None)
 
     def script_problems(self) -> list[str]:
         return [str(p) for p in self.library.problems()]
@@ -146,6 +175,7 @@ class Service:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self.store.open()
+        await self.report_store.open()
         closed = await self.store.close_interrupted(time.time())
         if closed:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",
@@ -164,6 +194,8 @@ class Service:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port).start()
         log.info("console on %s", self.web_url)
+        await self.callback_dialer.start()
+        await self.campaign_dialer.start()
 
     def _scripts_changed(self, report) -> None:
         self.console.scripts_changed(self.script_problems())
@@ -182,12 +214,15 @@ class Service:
         if self._stopped:
             return
         self._stopped = True
+        await self.campaign_dialer.stop(timeout=2)
+        await self.callback_dialer.stop(timeout=2)
         await self.ami.close()
         if self._watch:
             self._watch.cancel()
         if self._runner:
             await self._runner.cleanup()
         await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.report_store.close()
         await self.store.close()
 
     async def run_forever(self) -> None:

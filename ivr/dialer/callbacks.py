@@ -80,11 +80,13 @@ class CallbackDialer(DialerBase):
                 continue
             if self.guard.busy(number):
                 continue
+            agent = self._agent_for(cb, now)
+            if agent is None:
+                continue
             if await self.store.is_dnc(number):
                 await self.store.mark_callback(cb["id"], "cancelled", "do_not_call", now=now)
                 continue
-            agent = self._agent_for(cb, now)
-            if agent is None or not self.guard.hold(number):
+            if not self.guard.hold(number):
                 continue
             self.agents.reserve(agent)
             self.pacer.placed(now)

@@ -51,6 +51,9 @@ async def import_campaign(store: Any, name: str, project: str, csv_text: str, *,
         raise ValueError("; ".join(problems[:5]))
     campaign = await store.upsert_campaign(name, project, now=now, **settings)
     counts = await store.add_contacts(name, contacts, now=now)
+    if counts["added"] and campaign["status"] == "done":
+        await store.set_campaign_status(name, "active", now=now)    # new people to call
+        campaign["status"] = "active"
     return {"campaign": campaign["name"], "project": campaign["project"], **counts,
             "invalid": len(problems), "problems": problems[:50]}
 

@@ -16,7 +16,8 @@ Figures (over the calls *started* in [since, until)):
   saved); also given apart: avg_talk (without hold), avg_hold, avg_wrapup
   (of the calls wrapped up).
 - dispositions: count per disposition chosen at wrap-up.
-- adherence: average adherence_score of the calls that have one (and how many).
+- adherence: average adherence_score (0-100, from the speech coaching) of
+  the calls that have one, and how many have one.
 - callbacks (now, not over the period): pending ones due now, and of those
   overdue (due more than `overdue_after` s ago), and scheduled for later.
 
@@ -301,11 +302,13 @@ _FORMULA = re.compile(r"^[=+\-@\t\r]")
 _NUMBERLIKE = re.compile(r"^[+-]?[0-9][0-9 .]*$")
 
 
-def _cell(column: str, value: Any, tz: dt.tzinfo) -> str:
+def _cell(column: str, value: Any, tz: dt.tzinfo | None) -> str:
     if value is None:
         return ""
     if column in _TIME_COLUMNS:
-        return dt.datetime.fromtimestamp(value, tz).isoformat(timespec="seconds")
+        t = dt.datetime.fromtimestamp(value, tz) if tz is not None \
+            else dt.datetime.fromtimestamp(value).astimezone()    # local, with its offset
+        return t.isoformat(timespec="seconds")
     if column == "agents_rung":
         return " ".join(value)
     if column == "transfers":
@@ -326,8 +329,8 @@ def csv_header() -> str:
 
 
 def csv_rows(rows: list[dict[str, Any]], tz: dt.tzinfo | None = None) -> str:
-    """Rows as RFC 4180 CSV text (quotes doubled, fields with , " or newlines quoted)."""
-    tz = tz or dt.timezone.utc
+    """Rows as RFC 4180 CSV text (quotes doubled, fields with , " or newlines quoted).
+    Times are ISO 8601 with their offset, in `tz` (None: the server's local time)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     for r in rows:

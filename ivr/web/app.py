@@ -20,6 +20,7 @@ from ..calls.model import Call
 from ..pop import CallCard, ScriptPop
 from .auth import COOKIE, Auth
 from .hub import Client, ConsoleHub
+from .reports import add_report_routes
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +46,8 @@ class WebContext:
     departments: Callable[[], Awaitable[list[str]]]
     problems: Callable[[], list[str]] = lambda: []
     extra_hello: dict[str, Any] = field(default_factory=dict)
+    store: Any = None                        # reports, export, campaigns, DNC (supervisors)
+    on_campaigns_changed: Callable[[], None] | None = None
 
 
 def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
@@ -97,6 +100,9 @@ class ConsoleApp:
             web.post("/api/calls/{call_id}/checklist", self.checklist),
             web.static("/static", STATIC),
         ])
+        if self.ctx.store is not None:
+            add_report_routes(app, self.ctx.store, self._user,
+                              on_campaigns_changed=self.ctx.on_campaigns_changed)
         app.on_shutdown.append(self._close_sockets)
         return app
 

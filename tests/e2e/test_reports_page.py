@@ -63,6 +63,8 @@ async def test_supervisor_sees_live_report_figures_and_chart(reports_site, brows
     await store.upsert_call(make_call("answered", "x1", at=now - 100,
                                       project="<img src=x onerror=alert(1)>"))
     await store.save_wrapup("c0", "1001", "resolved", "")
+    async with store.transaction() as tx:      # the speech coaching's score, 0-100
+        await tx.execute("UPDATE calls SET adherence_score = 75 WHERE call_id = 'c0'")
     await store.add_callback("c3", "36201234567", "acme", due_at=now - 3600, reason="abandoned")
     boss = await sign_in(browser, reports_site, "boss")
     box = boss.locator("#reports")
@@ -73,6 +75,7 @@ async def test_supervisor_sees_live_report_figures_and_chart(reports_site, brows
     assert await boss.locator("[data-figure='abandoned'] .value").inner_text() == "20%"
     assert await boss.locator("[data-figure='callbacks due'] .value").inner_text() == "1"
     assert await boss.locator("[data-figure='overdue'] .value").inner_text() == "1"
+    assert await boss.locator("[data-figure='adherence'] .value").inner_text() == "75"
     acme = boss.locator("#by-project tr[data-project='acme']")
     text = await acme.inner_text()
     assert "resolved 1" in text and "75%" in text

@@ -27,8 +27,8 @@ async def fill(store) -> None:
     await store.save_wrapup("c-no_answer", "1001", "no_answer", "")
     async with store.transaction() as tx:
         await tx.execute("UPDATE calls SET adherence_score = ? WHERE call_id = ?",
-                         [0.8, "c-answered"])
-        await tx.execute("UPDATE calls SET adherence_score = ? WHERE call_id = ?", [0.5, "g-1"])
+                         [80, "c-answered"])
+        await tx.execute("UPDATE calls SET adherence_score = ? WHERE call_id = ?", [50, "g-1"])
 
 
 async def test_summary_figures_per_project_agent_and_total(store):
@@ -49,7 +49,7 @@ async def test_summary_figures_per_project_agent_and_total(store):
     assert acme["avg_talk"] == 46.5 and acme["avg_hold"] == 4.5 and acme["avg_wrapup"] == 30.0
     assert acme["aht"] == 51 + 30
     assert acme["dispositions"] == {"no_answer": 1, "resolved": 1}
-    assert acme["adherence"] == 0.8 and acme["adherence_calls"] == 1
+    assert acme["adherence"] == 80 and acme["adherence_calls"] == 1
     assert acme["callbacks"] == {"due": 2, "overdue": 1, "scheduled": 0}
 
     globex = next(p for p in got["projects"] if p["project"] == "globex")
@@ -59,7 +59,7 @@ async def test_summary_figures_per_project_agent_and_total(store):
 
     total = got["total"]
     assert total["calls"] == 7 and total["answered"] == 2 and total["offered"] == 5
-    assert total["aht"] == (81 + 61) / 2 and total["adherence"] == 0.65
+    assert total["aht"] == (81 + 61) / 2 and total["adherence"] == 65
     assert total["callbacks"] == {"due": 2, "overdue": 1, "scheduled": 1}
 
     agents = {a["agent"]: a for a in got["agents"]}

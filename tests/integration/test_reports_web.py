@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import secrets
 
@@ -27,7 +28,7 @@ class NoScripts:
         return None, "no scripts in this test"
 
 
-def console_app(store, woken: list) -> ConsoleApp:
+def console_app(store) -> ConsoleApp:
     async def nothing(*a, **kw):
         return []
     return ConsoleApp(WebContext(
@@ -39,7 +40,7 @@ def console_app(store, woken: list) -> ConsoleApp:
 @pytest.fixture
 async def client(store):
     woken: list = []
-    console = console_app(store, woken)
+    console = console_app(store)
     app = console.build()
     add_report_routes(app, store, console._user, on_campaigns_changed=lambda: woken.append(1),
                       clock=lambda: T0 + 3600)
@@ -111,6 +112,11 @@ async def test_summary_calls_and_csv_export_of_a_day(client, store):
                                                     "disposition": "resolved"}, headers=boss)
     [row] = list(csv.DictReader(io.StringIO(await r.text())))
     assert row["started_at"] == "2023-11-15T07:23:20+09:00"
+    # Without a zone: the server's local time, with its offset.
+    r = await client.get("/api/calls.csv", params={"since": str(T0 - 60), "until": str(T0 + 60)},
+                         headers=boss)
+    [row] = list(csv.DictReader(io.StringIO(await r.text())))
+    assert datetime.datetime.fromisoformat(row["started_at"]).timestamp() == T0
 
 
 async def test_campaign_upload_status_contacts_and_dnc(client, store):

@@ -222,3 +222,19 @@ async def test_speech_columns_are_left_alone_by_call_writes(store):
     assert rec["transcript"] == [{"who": "agent", "text": "안녕하세요"}]
     assert rec["prompts"] == ["offer the upgrade"] and rec["adherence_score"] == 0.75
     assert rec["state"] == CallState.ENDED.value
+
+
+async def test_coaching_results_are_stored_and_survive_the_wrapup(store):
+    from tests.store_fixtures import make_call
+    call = make_call("answered", "coached-1")
+    await store.upsert_call(call)
+    checklist = {"company": {"done": True, "at": 3.2, "by": "speech", "phrase": "acme"},
+                 "thanks": {"done": False, "missed": True}}
+    prompts = [{"rule": "thanks", "text": "Thank the customer", "at": 40.0}]
+    transcript = [{"speaker": "agent", "text": "acme telecom", "start": 1.0, "end": 2.0}]
+    await store.save_coaching("coached-1", checklist, 62.5, prompts, transcript)
+    await store.save_wrapup("coached-1", "1003", "resolved", "ok")
+    got = await store.get_call("coached-1")
+    assert got["adherence_score"] == 62.5 and got["prompts"] == prompts
+    assert got["transcript"] == transcript and got["checklist"]["company"]["done"] is True
+    assert got["disposition"] == "resolved"

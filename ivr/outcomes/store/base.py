@@ -179,6 +179,13 @@ class Store(abc.ABC):
         project with callback_anyone."""
 
     @abc.abstractmethod
+    async def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
+                            adherence_score: float | None, prompts: list[Any],
+                            transcript: list[Any], *, at: float | None = None) -> None:
+        """Record what the speech coaching saw of a call: checklist results,
+        adherence score (0-100), prompts raised, the two-sided transcript."""
+
+    @abc.abstractmethod
     async def close_interrupted(self, now: float) -> int:
         """At service start: calls still 'live' were cut off by a crash; mark
         them 'interrupted' and put callbacks caught 'dialling' back to

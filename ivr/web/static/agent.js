@@ -25,6 +25,10 @@ function onMessage(msg) {
     addTranscript(msg);
   } else if (msg.type === "prompt") {
     addPrompt(msg);
+  } else if (msg.type === "tap") {
+    showTap(msg);
+  } else if (msg.type === "coaching") {
+    showCoaching(msg);
   }
   document.getElementById("idle").hidden = state.cards.size > 0;
 }
@@ -196,3 +200,27 @@ function tick() {
   }
 }
 setInterval(tick, 1000);
+
+function showTap(msg) {
+  // Whether the service hears each side: agents should know when coaching is blind.
+  const view = state.views.get(msg.call_id); if (!view) return;
+  view.taps = view.taps || {};
+  view.taps[msg.speaker] = msg;
+  const parts = ["agent", "customer"].filter((s) => view.taps[s]).map((s) => {
+    const t = view.taps[s];
+    const ok = t.state === "ok";
+    return el("span", { class: ok ? "tap ok" : "tap bad", title: t.reason || "",
+      text: `${s === "agent" ? "You" : "Customer"}: ${ok ? "listening" : t.state}` });
+  });
+  if (!view.tapLine) { view.tapLine = el("div", { class: "taps", "data-role": "taps" }); view.transcript.before(view.tapLine); }
+  view.tapLine.replaceChildren(...parts);
+}
+
+function showCoaching(msg) {
+  const view = state.views.get(msg.call_id); if (!view) return;
+  if (typeof msg.adherence !== "number") return;
+  const line = el("div", { class: "adherence", "data-role": "adherence" },
+    "Script adherence ", el("b", { text: `${Math.round(msg.adherence)}%` }));
+  view.adherence?.remove(); view.adherence = line;
+  view.checklist.before(line);
+}

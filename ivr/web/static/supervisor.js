@@ -81,7 +81,7 @@ async function loadReports() {
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
 const secs = (x) => (x === null || x === undefined ? "—" : clock(x));
-const score = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}`);
+const score = (x) => (x === null || x === undefined ? "—" : `${Math.round(x)}`);   // 0-100
 const dispo = (d) => Object.entries(d || {}).map(([k, n]) => `${k} ${n}`).join(" · ") || "—";
 
 function figure(label, value, alert) {

@@ -1,0 +1,194 @@
+"""What coaching is made of: rules (from YAML), the prompts they raise, the
+checklist ticks they make, and what a finished call's coaching record holds.
+
+Times are seconds since the call's answer (the speech stage's time line), so
+a prompt's ``at`` can be laid next to the transcript's ``start``/``end``.
+Everything that leaves the engine is a frozen dataclass with ``to_dict()``
+(JSON-able), so it can be pushed to the console and stored with the outcome.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+INFO = "info"
+WARNING = "warning"
+CRITICAL = "critical"
+SEVERITIES = (INFO, WARNING, CRITICAL)
+
+AGENT = "agent"
+CUSTOMER = "customer"
+SPEAKERS = (AGENT, CUSTOMER)
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+DIRECTIONS = (INBOUND, OUTBOUND)
+
+# Rule types. Phrase rules listen to exactly one side (never the other):
+#   required_phrase, forbidden_phrase: the AGENT's speech satisfies / breaks them
+#     (a required_phrase's `after:` trigger is what the CUSTOMER says);
+#   customer_phrase: the CUSTOMER's speech raises a card for the agent.
+# Dynamics come from both streams' timing: talk_over, dead_air, monologue,
+# speaking_rate (the agent's).
+REQUIRED_PHRASE = "required_phrase"
+FORBIDDEN_PHRASE = "forbidden_phrase"
+CUSTOMER_PHRASE = "customer_phrase"
+TALK_OVER = "talk_over"
+DEAD_AIR = "dead_air"
+MONOLOGUE = "monologue"
+SPEAKING_RATE = "speaking_rate"
+RULE_TYPES = (REQUIRED_PHRASE, FORBIDDEN_PHRASE, CUSTOMER_PHRASE, TALK_OVER, DEAD_AIR,
+              MONOLOGUE, SPEAKING_RATE)
+
+# The {placeholders} a rule's text and reason may use, per type (checked when loading).
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "checklist": ("label", "within", "item"),
+    REQUIRED_PHRASE: ("phrase", "within"),
+    FORBIDDEN_PHRASE: ("phrase", "preferred", "name"),
+    CUSTOMER_PHRASE: ("phrase", "department"),
+    TALK_OVER: ("overlap",),
+    DEAD_AIR: ("seconds",),
+    MONOLOGUE: ("seconds",),
+    SPEAKING_RATE: ("rate", "max", "unit"),
+}
+
+CHECKLIST_RULE_PREFIX = "checklist."
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One coaching rule as loaded from a rule file (parameters checked per type).
+
+    ``params`` holds the type's parameters, already typed: phrase lists are
+    tuples of text, numbers floats, ``replace`` a mapping of text to text.
+    """
+
+    id: str
+    type: str
+    text: str                              # the prompt, in the rule file's language
+    severity: str = WARNING
+    reason: str = ""                       # why, shown small under the prompt
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    repeat_after: float | None = None      # fire again after this many seconds (else once)
+    directions: tuple[str, ...] = ()       # only on calls of these directions (empty: all)
+    spot: bool = True                      # put its phrases into phrase-spotting grammars
+    file: str = ""
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def applies_to(self, direction: str) -> bool:
+        return not self.directions or direction in self.directions
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+
+@dataclass(frozen=True)
+class ChecklistPrompt:
+    """How a script's checklist item with `within` is prompted when it is late."""
+
+    text: str
+    severity: str = WARNING
+    reason: str = ""
+
+
+DEFAULT_CHECKLIST_PROMPT = ChecklistPrompt(
+    "Not yet: {label}", WARNING, "The script asks for this within {within} s of the answer.")
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules for calls of some projects in one language (a rule file, resolved)."""
+
+    id: str
+    language: str
+    rules: tuple[Rule, ...] = ()
+    checklist: ChecklistPrompt = DEFAULT_CHECKLIST_PROMPT
+    items: Mapping[str, ChecklistPrompt] = field(default_factory=dict, hash=False,
+                                                 compare=False)
+    projects: tuple[str, ...] = ()
+    default: bool = False
+    extends: str | None = None
+    file: str = ""
+    dropped: tuple[str, ...] = ()          # inherited rule ids this set turns off
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def item_prompt(self, item_id: str) -> ChecklistPrompt:
+        return self.items.get(item_id, self.checklist)
+
+
+def empty_ruleset(language: str = "en") -> RuleSet:
+    return RuleSet(id="", language=language)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rule fired: shown to the agent at once, recorded with the call."""
+
+    call_id: str
+    rule_id: str
+    kind: str                   # the rule type, e.g. required_phrase, customer_phrase
+    text: str
+    severity: str
+    reason: str
+    at: float                   # seconds since the answer
+    evidence: str = ""          # the utterance (or what was measured) that fired it
+    phrase: str | None = None   # the phrase heard (phrase rules)
+    item_id: str | None = None  # the checklist item it is about (deadline prompts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A checklist item was said (by the agent, heard by speech recognition)."""
+
+    call_id: str
+    item_id: str
+    at: float                   # seconds since the answer, when it was said
+    phrase: str
+    by: str = "speech"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CallCoaching:
+    """A finished call's coaching record, every field JSON-able.
+
+    checklist:  [{id, label, weight, within, done, at, by, phrase, in_time, missed}]
+    adherence:  {score (0-100 or None), earned, total, in_time, late, missed}
+    rules:      [{id, type, status: done|missed|not_triggered, at, phrase}]  (required phrases)
+    prompts:    [Prompt.to_dict()]
+    transcript: [{speaker, text, start, end, phrases}]   (final utterances, both sides)
+    """
+
+    call_id: str
+    project: str
+    language: str
+    direction: str
+    script_id: str | None
+    answered_at: float
+    duration: float
+    checklist: list[dict[str, Any]]
+    adherence: dict[str, Any]
+    rules: list[dict[str, Any]]
+    prompts: list[dict[str, Any]]
+    transcript: list[dict[str, Any]]
+
+    @property
+    def score(self) -> int | None:
+        return self.adherence.get("score")
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        return next((i for i in self.checklist if i["id"] == item_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
