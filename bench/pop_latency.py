@@ -2,7 +2,7 @@
 """Pop latency: AMI event in -> script card out on the agent's WebSocket.
 
     python bench/pop_latency.py [--calls N] [--window W] [--agents A] [--rate EV_PER_S]
-                                [--wrapup-delay S]
+                                [--wrapup-delay S] [--seed N]
 
 The whole service runs (``ivr.server.Service``: AMI client, call tracker, bus,
 script pop with the repository's scripts/, outcome recorder on SQLite in a
@@ -11,11 +11,15 @@ AMI traffic recorded from the sandbox PBX (tests/data/*.ami, as
 bench/ami_replay.py does): each recording is copied into many distinct calls
 (fresh Uniqueid/Linkedid, channel names, and the agent's extension 1002/1003/
 1004 replaced by one of ``--agents`` agents, 2000, 2001, ...), ``--window``
-calls in flight at once, events paced at ``--rate``. An agent's phone only gets
-a new call when it is free, the one free longest first.
+calls in flight at once, events paced at ``--rate``; the next event is always
+the next one of a call in flight picked at random (``--seed``), so calls drift
+apart as on a real PBX. An agent's phone only gets a new call when it is free,
+the one free longest first.
 
 Every agent is a user of the service, signs in (POST /api/login) and holds one
-WebSocket (/ws?token=...) from this process, like 200 open agent consoles.
+WebSocket (/ws?token=...) from this process, like 200 open agent consoles. The
+service and these clients share one asyncio loop (and CPU): the client side
+only stamps, parses and counts what arrives.
 When a call's card reaches the wrap-up phase, its agent saves a wrap-up
 (POST /api/calls/{id}/wrapup) after ``--wrapup-delay`` seconds, as agents do,
 so the pop's cards come and go as on a real site.
@@ -44,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import random
 import re
 import resource
 import secrets
@@ -140,12 +145,16 @@ class _Live:
     pos: int = 0
 
 
-def build_stream(recordings: list[Recording], calls: int, window: int,
-                 logins: list[str]) -> list[tuple[bytes, tuple[str, str] | None]]:
-    """Round robin over ``window`` calls in flight (like ami_replay.interleave).
+def build_stream(recordings: list[Recording], calls: int, window: int, logins: list[str],
+                 seed: int) -> list[tuple[bytes, tuple[str, str] | None]]:
+    """The events of ``calls`` calls, ``window`` of them in flight at once.
 
-    Call k replays recording k mod len(recordings). A call that rings an agent
-    takes the agent free for the longest time, and frees it after its last event.
+    Call k replays recording k mod len(recordings). Each next event is the next
+    one of a call in flight chosen at random (seeded), so calls drift apart as on
+    a real PBX; round robin (ami_replay.interleave) keeps copies in lockstep and
+    makes their phones ring in bursts. A finished call makes room for the next.
+    A call that rings an agent takes the agent free for the longest time, and
+    frees it after its last event.
     """
     free = deque(logins)
     replicator = AgentReplicator()
@@ -158,20 +167,23 @@ def build_stream(recordings: list[Recording], calls: int, window: int,
         messages, rings = replicator.copy_for(rec, agents)
         return _Live(messages, rings, list(agents.values()))
 
-    active = deque(start(k) for k in range(min(window, calls)))
+    rng = random.Random(seed)
+    active = [start(k) for k in range(min(window, calls))]
     following = len(active)
     out: list[tuple[bytes, tuple[str, str] | None]] = []
     while active:
-        call = active.popleft()
+        i = rng.randrange(len(active))
+        call = active[i]
+        out.append((call.messages[call.pos].encode(), call.rings.get(call.pos)))
+        call.pos += 1
         if call.pos == len(call.messages):
             free.extend(call.agents)
             if following < calls:
-                active.append(start(following))
+                active[i] = start(following)
                 following += 1
-            continue
-        out.append((call.messages[call.pos].encode(), call.rings.get(call.pos)))
-        call.pos += 1
-        active.append(call)
+            else:
+                active[i] = active[-1]
+                active.pop()
     return out
 
 
@@ -184,6 +196,7 @@ class ServerConfig:
     window: int
     logins: list[str]
     rate: float
+    seed: int
     max_seconds: float
 
 
@@ -199,7 +212,8 @@ class FakeAsterisk:
         self.config = config
         self.results = results
         recordings = [Recording.load(p) for p in config.captures]
-        self.stream = build_stream(recordings, config.calls, config.window, config.logins)
+        self.stream = build_stream(recordings, config.calls, config.window, config.logins,
+                                   config.seed)
         self.queue_summaries = 0
         self._finished = asyncio.Event()
 
@@ -319,6 +333,7 @@ class Consoles:
     duplicate_pops: int = 0
     unpopped: int = 0                   # first card of a call on a socket but not 'ringing'
     messages: Counter[str] = field(default_factory=Counter)
+    message_bytes: Counter[str] = field(default_factory=Counter)
     wrapups_saved: int = 0
     wrapups_pending: int = 0
     wrapup_errors: list[str] = field(default_factory=list)
@@ -360,6 +375,7 @@ class Consoles:
             data = json.loads(msg.data)
             kind = data.get("type")
             self.messages[kind] += 1
+            self.message_bytes[kind] += len(msg.data)
             if kind == "hello":
                 self.hellos[login].set()
             elif kind == "card" and data.get("card") is not None:
@@ -495,10 +511,10 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
     service = Service(settings)
     observer = Observer(service)
     service.bus.subscribe(observer)
-    await service.start()
     consoles = None
     session = None
     try:
+        await service.start()
         try:
             await service.ami.wait_connected(10)
         except asyncio.TimeoutError:
@@ -527,7 +543,6 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
         except asyncio.TimeoutError:
             raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
-        wall_stream = time.monotonic() - wall
         if not await asyncio.to_thread(results.poll, 30):
             raise BenchError("the fake Asterisk sent no ringing times")
         rings = await asyncio.to_thread(results.recv)
@@ -539,7 +554,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
                 or consoles.wrapups_pending):
             await asyncio.sleep(0.02)
         settle_seconds = time.monotonic() - t_settle
-        cpu = cpu_seconds() - cpu
+        cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
         gc_pauses.on = False
         gc.callbacks.remove(gc_pauses)
         pending = service.recorder.pending
@@ -551,7 +566,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         drain_seconds = time.monotonic() - t_drain
         return RunResult(web_port=web_port, connect_seconds=connect_seconds, reply=dict(reply),
                          rings=rings, consoles=consoles, observer=observer, cpu_seconds=cpu,
-                         wall_seconds=wall_stream, gc=gc_pauses,
+                         wall_seconds=wall, gc=gc_pauses,
                          live_calls_after=len(service.tracker.calls),
                          cards_after=len(service.pop.cards), pending_writes_at_end=pending,
                          drain_seconds=drain_seconds, settle_seconds=settle_seconds)
@@ -629,15 +644,18 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     print("  call events               " + ", ".join(
         f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items())))
     print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(c.messages.items())))
+        f"{kind} {n} (mean {c.message_bytes[kind] / n / 1e3:.1f} kB)"
+        for kind, n in sorted(c.messages.items())))
     print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
           f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
-          f"{a.agents} clients)")
+          f"{a.agents} clients; stream and settling)")
     gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
                         for g, v in r.gc.pauses.items())
     print(f"  GC pauses in this process {gc_line}")
-    print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes waiting when the "
-          f"stream ended {r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later")
+    print(f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
+          f"the last event")
+    print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
+          f"{r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later")
     print()
     print(f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
           f"one per ringing event sent)")
@@ -671,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1000, help="AMI events per second")
     p.add_argument("--wrapup-delay", type=float, default=1.0,
                    help="seconds from a card's wrap-up phase to the agent saving the wrap-up")
+    p.add_argument("--seed", type=int, default=1, help="seed of the order of the calls' events")
     p.add_argument("--captures", type=Path, default=ROOT / "tests" / "data",
                    help="folder of *.ami recordings")
     a = p.parse_args(argv)
@@ -695,14 +714,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
     rung = sorted({ext for r in recordings for ext in r.agents})
     names = ", ".join(r.capture.path.stem for r in recordings)
-    print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for {len(recordings)} calls; extensions "
-          f"{', '.join(rung)} become agents {FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
+    print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
+          f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
+          f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
 
     users = agent_users(a.agents)
     stream_timeout = 60 + a.calls * events_per_set / len(recordings) / a.rate
     ami_secret = secrets.token_urlsafe(24)
     config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
-                          logins=[u.login for u in users], rate=a.rate,
+                          logins=[u.login for u in users], rate=a.rate, seed=a.seed,
                           max_seconds=stream_timeout + 120)
     ctx = multiprocessing.get_context("spawn")        # its own interpreter: its CPU is not ours
     results, results_child = ctx.Pipe(duplex=False)

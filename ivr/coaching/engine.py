@@ -19,6 +19,15 @@ Deadlines (checklist `within`, rule `within`, closing `wait`), dead air,
 monologues and live talk-over are checked by ``tick(now)``, which the service
 calls a few times a second. A rule fires at most once per call unless it has
 ``repeat_after`` (then again after that many seconds, while still true).
+
+Wiring (one engine for the service, driven from the event loop only):
+  * on answer: ``start_call(call_id, card.script, call.direction, call.answered_at)``
+    and ``SpeechStage.set_origin(call_id, call.answered_at)``: the same time zero;
+  * phrase-spotting mode: ``RecognitionMode.spotting(engine.spotting_phrases(script))``;
+  * SpeechStage(on_utterance=engine.utterance, on_activity=engine.activity);
+  * on_tick -> ``ScriptPop.mark_item(login, call_id, tick.item_id, True, by="speech")``;
+    a tick the agent makes on the console -> ``manual_tick`` (not echoed to on_tick);
+  * on hang-up: ``end_call(call_id, now).to_dict()`` is saved with the outcome.
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .matcher import Hit, PhraseSet, normalize, phrase_key, syllables
+from .matcher import Hit, PhraseSet, normalize, phrase_key, prepare, syllables
 from .model import (AGENT, CHECKLIST_RULE_PREFIX, CUSTOMER, CUSTOMER_PHRASE, DEAD_AIR,
                     FORBIDDEN_PHRASE, MONOLOGUE, REQUIRED_PHRASE, SPEAKERS, SPEAKING_RATE,
                     TALK_OVER, CallCoaching, Prompt, Rule, RuleSet, Tick, empty_ruleset)
@@ -102,7 +111,11 @@ class _RuleState:
 @dataclass
 class _Span:
     start: float
-    end: float | None            # None: still talking
+    end: float
+    judged: bool = False         # (agent spans) checked for talk-over for good
+
+SPAN_MEMORY = 60.0               # seconds of past speech kept for talk-over
+SETTLE = 5.0                     # an agent span is judged for good this long after its end
 
 
 @dataclass
@@ -121,13 +134,13 @@ class _Live:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     # who is talking
     open: dict[str, float] = field(default_factory=dict)        # speaker -> segment start
-    partial: dict[str, float] = field(default_factory=dict)     # speaker -> start of pending partial
+    partial: dict[str, float] = field(default_factory=dict)     # speaker -> partial's start
     spans: dict[str, deque] = field(default_factory=lambda: {AGENT: deque(maxlen=200),
                                                              CUSTOMER: deque(maxlen=200)})
     last_speech_end: float = 0.0
     heard: bool = False
     dead_air_judged: float | None = None                        # last_speech_end judged
-    talk_over_judged: set = field(default_factory=set)          # agent span starts judged
+    talk_over_judged: set = field(default_factory=set)          # agent span starts that fired
     turn_start: float | None = None                             # agent's monologue turn
     turn_last: float | None = None                              # agent's last speech in it
     rate_window: deque = field(default_factory=lambda: deque(maxlen=500))
@@ -427,24 +440,25 @@ class CoachingEngine:
 
     # ---- what the agent said
     def _agent_said(self, c: _Live, u) -> None:
+        said = prepare(u)
         if u.end > u.start and u.text:
             c.rate_window.append((float(u.start), float(u.end), len(normalize(u.text)),
                                   syllables(u.text)))
         for item in c.items.values():
             if not item.done and item.phrases:
-                hits = item.phrases.in_utterance(u)
+                hits = item.phrases.in_said(said)
                 if hits:
                     self._tick_item(c, item, hits[0])
         for rs in c.rules:
             r = rs.rule
             if r.type == REQUIRED_PHRASE:
-                self._required_heard(c, rs, u)
+                self._required_heard(c, rs, said)
                 if rs.closing_agent and rs.closing_at is None:
-                    hits = rs.closing_agent.in_utterance(u)
+                    hits = rs.closing_agent.in_said(said)
                     if hits:
                         rs.closing_at = hits[0].at
             elif r.type == FORBIDDEN_PHRASE:
-                hits = rs.phrases.in_utterance(u)
+                hits = rs.phrases.in_said(said)
                 if hits:
                     h = hits[0]
                     values = {"phrase": h.phrase, "preferred": "", "name": "",
@@ -452,35 +466,34 @@ class CoachingEngine:
                     self._fire(c, r, h.at, values=values, evidence=u.text, phrase=h.phrase)
             elif r.type == SPEAKING_RATE:
                 self._rate(c, rs, u)
-        # a satisfied required rule may tick its item; an item ticked may satisfy a rule
+        # an item ticked (by its own phrases) satisfies the rules that name it
         for rs in c.rules:
-            item_id = rs.rule.param("item")
-            item = c.items.get(item_id) if item_id else None
-            if item is None:
-                continue
-            if rs.satisfied_at is not None and not item.done:
-                self._tick_item(c, item, Hit(rs.phrase or "", rs.satisfied_at, 0))
-            elif item.done and rs.satisfied_at is None and rs.rule.type == REQUIRED_PHRASE \
-                    and not rs.rule.param("after"):
+            item = c.items.get(rs.rule.param("item") or "")
+            if item is not None and item.done and rs.satisfied_at is None \
+                    and rs.rule.type == REQUIRED_PHRASE and not rs.rule.param("after"):
                 rs.satisfied_at, rs.phrase, rs.via_item = item.at, item.phrase, True
 
-    def _required_heard(self, c: _Live, rs: _RuleState, u) -> None:
+    def _required_heard(self, c: _Live, rs: _RuleState, said) -> None:
         if rs.satisfied_at is not None:
             return
         if rs.after is not None and rs.triggered_at is None:
             return                      # an answer to nothing yet
-        for h in rs.phrases.in_utterance(u):
+        for h in rs.phrases.in_said(said):
             if rs.after is not None and h.at < rs.triggered_at:
                 continue                # said before the customer's trigger
             rs.satisfied_at, rs.phrase = h.at, h.phrase
+            item = c.items.get(rs.rule.param("item") or "")
+            if item is not None and not item.done:
+                self._tick_item(c, item, h)     # the rule ticks its checklist item
             return
 
     # ---- what the customer said
     def _customer_said(self, c: _Live, u) -> None:
+        said = prepare(u)
         for rs in c.rules:
             r = rs.rule
             if r.type == CUSTOMER_PHRASE:
-                hits = rs.phrases.in_utterance(u)
+                hits = rs.phrases.in_said(said)
                 if hits:
                     h = hits[0]
                     self._fire(c, r, h.at, values={"phrase": h.phrase,
@@ -488,11 +501,11 @@ class CoachingEngine:
                                evidence=u.text, phrase=h.phrase)
             elif r.type == REQUIRED_PHRASE:
                 if rs.after is not None and rs.triggered_at is None:
-                    hits = rs.after.in_utterance(u)
+                    hits = rs.after.in_said(said)
                     if hits:
                         rs.triggered_at, rs.trigger = hits[0].at, u.text
                 if rs.closing_customer and rs.closing_at is None:
-                    hits = rs.closing_customer.in_utterance(u)
+                    hits = rs.closing_customer.in_said(said)
                     if hits:
                         rs.closing_at = hits[0].at
 
@@ -541,20 +554,29 @@ class CoachingEngine:
 
     # ---- dynamics
     def _talk_over(self, c: _Live, t: float) -> None:
+        """Did the agent start talking while the customer was talking, for long enough?"""
         rules = [rs for rs in c.rules if rs.rule.type == TALK_OVER]
         if not rules:
             return
-        agent = [(s.start, s.end) for s in c.spans[AGENT]]
+        for spans in c.spans.values():             # forget old speech
+            while spans and spans[0].end < t - SPAN_MEMORY:
+                spans.popleft()
+        agent: list[tuple[float, float | None, _Span | None]] = \
+            [(s.start, s.end, s) for s in c.spans[AGENT] if not s.judged]
         if AGENT in c.open:
-            agent.append((c.open[AGENT], None))
+            agent.append((c.open[AGENT], None, None))
+        if not agent:
+            return
         customer = [(s.start, s.end) for s in c.spans[CUSTOMER]]
         if CUSTOMER in c.open:
             customer.append((c.open[CUSTOMER], None))
         for rs in rules:
             need = rs.rule.param("overlap", 1.0)
-            for a_start, a_end in agent:
+            for a_start, a_end, span in agent:
                 key = round(a_start, 2)
                 if key in c.talk_over_judged:
+                    if span is not None:
+                        span.judged = True
                     continue
                 a_stop = t if a_end is None else min(a_end, t)
                 for c_start, c_end in customer:
@@ -570,6 +592,9 @@ class CoachingEngine:
                                    evidence=f"agent started at {a_start:.1f} s while the "
                                             f"customer was speaking ({overlap:.1f} s over)")
                         break
+                if span is not None and a_end is not None and a_end + SETTLE <= t and \
+                        not any(c_end is None for _, c_end in customer):
+                    span.judged = True    # over, and late finals had time to come: done
 
     def _dead_air(self, c: _Live, rs: _RuleState, t: float) -> None:
         if not c.heard or c.open or c.partial:
@@ -599,6 +624,8 @@ class CoachingEngine:
         unit = rs.rule.param("unit", "words")
         window = rs.rule.param("window", 30.0)
         col = 3 if unit == "syllables" else 2
+        while c.rate_window and c.rate_window[0][1] < float(u.end) - max(window, 120.0):
+            c.rate_window.popleft()
         recent = [w for w in c.rate_window if w[1] > float(u.end) - window]
         total = sum(w[col] for w in recent)
         talk = sum(w[1] - w[0] for w in recent)

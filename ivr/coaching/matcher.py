@@ -49,7 +49,8 @@ def is_spaceless(text: str) -> bool:
 def syllables(text: str) -> int:
     """Hangul syllables, plus one per word of other letters (a speaking-rate unit)."""
     hangul = len(_HANGUL_SYLLABLE.findall(text))
-    other = sum(1 for w in normalize(_HANGUL_SYLLABLE.sub(" ", text)) if any(c.isalnum() for c in w))
+    rest = normalize(_HANGUL_SYLLABLE.sub(" ", text))
+    other = sum(1 for w in rest if any(c.isalnum() for c in w))
     return hangul + other
 
 
@@ -149,7 +150,9 @@ class PhraseSet:
     def find_all(self, text: str, *, words: Sequence = (), end: float = 0.0,
                  spotted: Iterable[str] = ()) -> list[Hit]:
         """Every phrase heard, in the order said (longer phrase first at the same place)."""
-        said = _Said(text, words, end, spotted)
+        return self.in_said(_Said(text, words, end, spotted))
+
+    def in_said(self, said: "_Said") -> list[Hit]:
         hits = [h for h in (said.find(p) for p in self.phrases) if h is not None]
         hits.sort(key=lambda h: (h.index, -len(h.phrase)))
         return hits
@@ -160,4 +163,9 @@ class PhraseSet:
 
     def in_utterance(self, u) -> list[Hit]:
         """Hits in an ivr.speech.recognizer.Utterance (its text, words and spotted phrases)."""
-        return self.find_all(u.text, words=u.words, end=u.end, spotted=u.phrases)
+        return self.in_said(prepare(u))
+
+
+def prepare(u) -> _Said:
+    """An Utterance normalised once, for matching many phrase sets against it."""
+    return _Said(u.text, u.words, u.end, u.phrases)
