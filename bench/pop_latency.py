@@ -6,7 +6,8 @@
 
 The whole service runs (``ivr.server.Service``: AMI client, call tracker, bus,
 script pop with the repository's scripts/, outcome recorder on SQLite in a
-temporary folder, web console). A fake Asterisk in its own process replays the
+temporary folder, web console; not the audio taps and speech, which need a real
+Asterisk's audio). A fake Asterisk in its own process replays the
 AMI traffic recorded from the sandbox PBX (tests/data/*.ami, as
 bench/ami_replay.py does): each recording is copied into many distinct calls
 (fresh Uniqueid/Linkedid, channel names, and the agent's extension 1002/1003/
@@ -75,8 +76,8 @@ from ami_replay import (EOL, Capture, Replicator, cpu_model, parse_action,  # no
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Secret, Settings, StoreSettings, User,  # noqa: E402
-                        WebSettings)
+from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
+                        StoreSettings, User, WebSettings)
 from ivr.server import Service                         # noqa: E402
 
 USERNAME = "bench"
@@ -506,6 +507,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
                         secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
         web=WebSettings(host="127.0.0.1", port=0),       # the OS picks a free port
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+        # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
+        speech=SpeechSettings(enabled=False),
         scripts=str(ROOT / "scripts"), customers=str(ROOT / "scripts" / "customers.csv"),
         users=users, log_level="WARNING")
     service = Service(settings)
@@ -631,7 +634,7 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     events, seconds = int(r.reply["Events"]), float(r.reply["Seconds"])
     print(f"service: ivr.server.Service, web console on 127.0.0.1:{r.web_port}, SQLite store in "
           f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
-          f"from scripts/")
+          f"from scripts/, speech and audio taps off")
     print(f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
           f"all connected in {r.connect_seconds:.2f} s "
           f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)")

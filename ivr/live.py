@@ -15,7 +15,9 @@ from typing import Any, Awaitable, Callable
 
 from .calls.events import AgentAnswered, CallEnded, CallEvent, CustomerAnswered
 from .calls.model import Call, Direction
-from .coaching.engine import CoachingEngine, Prompt, Tick
+from .coaching.engine import CoachingEngine
+from .coaching.model import Prompt, Tick
+from .coaching.rules import RuleLibrary
 from .pop import ScriptPop
 from .speech.recognizer import RecognitionMode, Utterance, VoiceActivity
 from .tap.taps import TapStatus
@@ -26,10 +28,11 @@ Push = Callable[[str, dict[str, Any]], None]          # (login, message) to a co
 
 
 class LiveCoaching:
-    def __init__(self, pop: ScriptPop, engine: CoachingEngine, push: Push,
+    def __init__(self, pop: ScriptPop, rules: RuleLibrary, push: Push,
                  save: Callable[..., Awaitable[None]], mode: str = "auto"):
         self.pop = pop
-        self.engine = engine
+        self.rules = rules
+        self.engine = CoachingEngine(rules.ruleset_for, self.on_prompt, self.on_tick)
         self.push = push
         self.save = save
         self.mode = mode
@@ -61,16 +64,15 @@ class LiveCoaching:
                                    call.direction.value, answered)
         elif isinstance(event, CallEnded) and self._live.pop(call.call_id, None) is not None:
             result = self.engine.end_call(call.call_id, event.at)
-            owners = self.pop.owners(call.call_id)
-            summary = result.to_dict()
-            for login in owners:
+            if result is None:
+                return
+            score = result.score
+            checklist = {item["id"]: item for item in result.checklist}
+            for login in self.pop.owners(call.call_id):
                 self.push(login, {"type": "coaching", "call_id": call.call_id,
-                                  "adherence": summary.get("adherence"),
-                                  "checklist": summary.get("checklist")})
-            self._write(self.save(call_id=call.call_id, checklist=summary.get("checklist"),
-                                  adherence_score=summary.get("adherence"),
-                                  prompts=summary.get("prompts", []),
-                                  transcript=summary.get("transcript", [])))
+                                  "adherence": score, "checklist": checklist})
+            self._write(self.save(call.call_id, checklist, score, result.prompts,
+                                  result.transcript))
 
     # ------------------------------------------------------------ speech in
     def on_utterance(self, u: Utterance) -> None:

@@ -19,10 +19,12 @@ from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
 from .calls.tracker import CallTracker
 from .config import Settings
+from .coaching.rules import RuleLibrary
 from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
                      dnc_on_wrapup)
 from .outcomes.recorder import OutcomeRecorder
 from .outcomes.store.auto import create_store
+from .live import LiveCoaching
 from .pop import ScriptPop
 from .scripts.customers import CustomerDirectory
 from .scripts.library import ScriptLibrary
@@ -87,8 +89,29 @@ class Service:
             transfer=self.transfer,
             departments=self.departments, problems=self.script_problems,
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake))
-        # Order matters: the pop decides the script before the others record it.
+        # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
+        self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
+        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
+                                 save=self.store.save_coaching, mode=settings.speech.mode)
+        self.speech = self.tap_server = self.taps = None
+        if settings.speech.enabled:
+            from .speech.stage import SpeechStage
+            from .tap.server import TapServer
+            from .tap.taps import TapManager
+            self.speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
+                                      on_activity=self.live.on_activity,
+                                      mode_for_call=self.live.mode_for_call)
+            self.tap_server = TapServer(settings.tap.host, settings.tap.port,
+                                        sink_factory=self.speech.sink)
+            self.taps = TapManager(self.ami, self.tap_server,
+                                   connect_host=settings.tap.connect_host or settings.tap.host,
+                                   on_status=self.live.on_tap_status)
+        # Order matters: the pop decides the script before the others use it.
         self.bus.subscribe(self.pop.on_call_event)
+        self.bus.subscribe(self.live.on_call_event)
+        if self.speech is not None:
+            self.bus.subscribe(self.speech.on_call_event)
+            self.bus.subscribe(self.taps.on_call_event)
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
@@ -128,7 +151,7 @@ class Service:
                      if cid == call_id), None)
 
     def script_problems(self) -> list[str]:
-        return [str(p) for p in self.library.problems()]
+        return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
         return any(c.login == login for c in self.hub.clients)
@@ -181,7 +204,10 @@ class Service:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",
                         closed)
         self.library.reload()
+        self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        await self._start_speech()
+        self.live.start()
         await self.ami.start()
         try:
             # Know which calls are still live before owing wrap-ups for them.
@@ -197,7 +223,23 @@ class Service:
         await self.callback_dialer.start()
         await self.campaign_dialer.start()
 
+    async def _start_speech(self) -> None:
+        if self.speech is None:
+            log.info("speech is off (speech.enabled: false): no taps, no coaching")
+            return
+        try:
+            await self.speech.start()
+        except Exception as exc:     # no model: the console still pops and records calls
+            log.error("speech recognition unavailable, calls are not coached: %s "
+                      "(see `ivr models`)", exc)
+            self.bus.unsubscribe(self.speech.on_call_event)
+            self.bus.unsubscribe(self.taps.on_call_event)
+            self.speech = self.tap_server = self.taps = None
+            return
+        await self.tap_server.start()
+
     def _scripts_changed(self, report) -> None:
+        self.rules.reload()    # rule files live beside the scripts
         self.console.scripts_changed(self.script_problems())
 
     async def _restore_wrapups(self) -> None:
@@ -217,6 +259,11 @@ class Service:
         await self.campaign_dialer.stop(timeout=2)
         await self.callback_dialer.stop(timeout=2)
         await self.ami.close()
+        if self.taps is not None:
+            await self.taps.close()
+            await self.tap_server.close()
+            await self.speech.close()
+        await self.live.close()
         if self._watch:
             self._watch.cancel()
         if self._runner:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import AmiSettings, PbxSettings, Secret, Settings
+from ivr.config import AmiSettings, PbxSettings, Secret, Settings, TapSettings
 from ivr.pbx.sandbox import Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +37,7 @@ def pbx_settings() -> Settings:
         ami=AmiSettings(host="127.0.0.1", port=free_port(),
                         secret=Secret(secrets.token_urlsafe(16)),
                         reconnect_min=0.2, reconnect_max=2.0),
+        tap=TapSettings(host="127.0.0.1", port=free_port()),
         pbx=PbxSettings(instance=f"test-{os.getpid()}", sip_host="127.0.0.1",
                         sip_port=free_port(socket.SOCK_DGRAM),
                         trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}",

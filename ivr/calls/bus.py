@@ -23,6 +23,10 @@ class CallEventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
     def publish(self, event: CallEvent) -> None:
         for subscriber in list(self._subscribers):
             try:

@@ -50,7 +50,9 @@ class CallLog:
 
 @pytest.fixture
 async def service(pbx, pbx_settings: Settings):
-    svc = Service(pbx_settings)
+    # Call tracking alone: these tests wire their own taps and speech when they need them.
+    svc = Service(dataclasses.replace(
+        pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False)))
     calls = CallLog()
     svc.bus.subscribe(calls)
     await svc.start()

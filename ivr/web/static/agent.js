@@ -186,7 +186,7 @@ function addTranscript(msg) {
 function addPrompt(msg) {
   const view = state.views.get(msg.call_id); if (!view) return;
   view.prompts.querySelector(".empty")?.remove();
-  view.prompts.prepend(el("div", { class: `prompt ${msg.severity || "info"}`, "data-rule": msg.rule || "" },
+  view.prompts.prepend(el("div", { class: `prompt ${msg.severity || "info"}`, "data-rule": msg.rule_id || "" },
     el("strong", { text: msg.text }), el("span", { class: "why", text: msg.reason || "" })));
 }
 
@@ -223,4 +223,8 @@ function showCoaching(msg) {
     "Script adherence ", el("b", { text: `${Math.round(msg.adherence)}%` }));
   view.adherence?.remove(); view.adherence = line;
   view.checklist.before(line);
+  for (const [id, item] of Object.entries(msg.checklist || {})) {
+    const label = view.checklist.querySelector(`label[data-item="${CSS.escape(id)}"]`);
+    if (label && item.missed) label.classList.add("missed");
+  }
 }
