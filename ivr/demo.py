@@ -11,7 +11,9 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .calls.events import CallEnded, CallEvent
@@ -22,10 +24,57 @@ from .server import Service, describe
 log = logging.getLogger(__name__)
 
 AGENT = "1003"
-AGENT_SAYS = ("Good morning, Acme Telecom support, this is Csilla speaking. "
-              "How can I help you today?")
-CUSTOMER_SAYS = ("Hello, I am calling about my last invoice. It seems too high to me. "
-                 "Could you check it please?")
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    """What the demo's phones say, in the speech model's language.
+
+    The agent forgets the company name (a prompt fires at the deadline) but
+    greets and offers help (ticks); the customer turns rude (the calm card)."""
+
+    agent_name: str
+    caller: str                      # the caller's number picks the script
+    agent_lines: tuple[str | float, ...]
+    customer_lines: tuple[str | float, ...]
+    voice: str
+
+
+ENGLISH = DemoCall(
+    agent_name="Csilla Toth", caller="36201234567", voice="en",
+    agent_lines=(1.0, "Good morning, support, this is Csilla Toth speaking.", 1.0,
+                 "How can I help you?", 8.0),
+    customer_lines=(6.0, "I am calling about my invoice. It is too expensive. "
+                         "You are useless, this is ridiculous.", 6.0))
+KOREAN = DemoCall(
+    agent_name="김민수", caller="821012345678", voice="ko",
+    agent_lines=(1.0, "여보세요", 1.2, "김민수", 1.2, "말씀해 주세요", 6.0),
+    customer_lines=(5.0, "바보", 5.0))
+
+
+def demo_call_for(settings: Settings) -> DemoCall:
+    """Korean lines when the speech model is Korean (as in CI), else English."""
+    try:
+        from .speech.models import installed_models, resolve_model
+        path = resolve_model(settings.speech.model)
+        lang = next((m.lang for m in installed_models() if m.path == path), "")
+    except Exception:
+        lang = ""
+    return KOREAN if lang.startswith("ko") else ENGLISH
+
+
+def speech_file(call: DemoCall, lines: tuple[str | float, ...], out: Path) -> Path:
+    """The lines spoken by espeak-ng with pauses, as the u-law file SIPp plays."""
+    from .speech.probe import silence, synth
+    pcm = b"".join(silence(x) if isinstance(x, float) else synth(x, voice=call.voice, speed=150)
+                   for x in lines)
+    raw = out.with_suffix(".raw")
+    raw.write_bytes(pcm)
+    subprocess.run(["sox", "-t", "raw", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16",
+                    str(raw), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
+                    str(out)], check=True)
+    raw.unlink()
+    return out
 
 
 def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
@@ -37,7 +86,7 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
         ami = dataclasses.replace(ami, secret=Secret(secrets.token_urlsafe(12)))
     users = list(settings.users)
     if settings.user(AGENT) is None:
-        users.append(User(login=AGENT, name="Csilla Toth", operator_id="31",
+        users.append(User(login=AGENT, name=demo_call_for(settings).agent_name, operator_id="31",
                           position="support specialist", secret=Secret(secrets.token_urlsafe(6))))
     if not any(u.is_supervisor for u in users):
         users.append(User(login="boss", name="Sara Supervisor", role="supervisor",
@@ -58,7 +107,8 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
 
 
 async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_after: bool) -> int:
-    from .pbx.phones import AgentPhone, call_customer, speech_ulaw
+    from .pbx.phones import AgentPhone, call_customer
+    talk = demo_call_for(settings)
     sandbox = Sandbox.from_settings(settings)
     sandbox.ensure_root()
     sandbox.install()
@@ -72,11 +122,23 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
         if isinstance(event, CallEnded):
             done.set()
     service.bus.subscribe(show)
+    # Prompts and checklist ticks, as the agent's console shows them.
+    coached = service.live
+    on_prompt, on_tick = coached.on_prompt, coached.on_tick
+
+    def prompt(p) -> None:
+        print(f"  prompt at {p.at:4.1f}s [{p.severity}] {p.text}", flush=True)
+        on_prompt(p)
+
+    def tick(t) -> None:
+        print(f"  ticked at {t.at:4.1f}s: {t.item_id} (heard {t.phrase!r})", flush=True)
+        on_tick(t)
+    coached.engine.on_prompt, coached.engine.on_tick = prompt, tick
     await service.start()
     await service.ami.wait_connected(15)
     logs = Path(tempfile.mkdtemp(prefix="ivr-demo-"))
     agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
-                       audio=speech_ulaw(AGENT_SAYS))
+                       audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
     await agent.astart()
     print()
     print(f"Agent console:      {service.web_url}/  sign in as {AGENT} / {shown[AGENT]}")
@@ -92,9 +154,11 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
             deadline = loop.time() + wait
             while loop.time() < deadline and not service.console_connected(AGENT):
                 await asyncio.sleep(0.2)
-        print("A customer calls 5550100 and presses 2 (support):", flush=True)
-        customer = call_customer(sip, "5550100", digit="2", talk_ms=25000, log_dir=logs,
-                                 audio=speech_ulaw(CUSTOMER_SAYS))
+        print(f"A customer ({talk.caller}) calls 5550100 and presses 2 (support):", flush=True)
+        customer = call_customer(sip, "5550100", digit="2", talk_ms=30000, log_dir=logs,
+                                 caller=talk.caller,
+                                 audio=speech_file(talk, talk.customer_lines,
+                                                   logs / "customer.ulaw"))
         await asyncio.wait_for(done.wait(), 60)
         await customer.wait_async(30)
         print("\nThe call is over; its wrap-up waits in the agent console.")

@@ -34,3 +34,5 @@ customers: {REPO / 'scripts' / 'customers.csv'}
     assert "Agent console:" in text and "sign in as 1003 /" in text
     assert "AgentRinging" in text and "project=acme-support" in text
     assert "CallEnded" in text and "result=answered" in text
+    # The call speaks (in the model's language): checklist ticks and prompts appear.
+    assert "ticked at" in text and "prompt at" in text
