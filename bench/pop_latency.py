@@ -366,6 +366,12 @@ class Consoles:
         task.add_done_callback(self.tasks.discard)
 
     async def _read(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            await self._read_messages(login, ws)
+        except Exception as exc:            # a message this client did not expect: say so
+            self.closed_early.append(f"{login}: reading failed: {exc!r}")
+
+    async def _read_messages(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
             msg = await ws.receive()
             arrived = time.time()                 # before anything else the client does

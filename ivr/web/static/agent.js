@@ -172,14 +172,16 @@ function renderWrapup(view, card) {
 }
 
 function addTranscript(msg) {
+  // A speaker's partial result grows in one line; their final result settles it.
   const view = state.views.get(msg.call_id); if (!view) return;
   view.transcript.querySelector(".empty")?.remove();
-  const id = `u-${msg.speaker}-${msg.utterance_id}`;
-  let line = view.transcript.querySelector(`[data-u="${CSS.escape(id)}"]`);
-  if (!line) { line = el("div", { class: "line", "data-u": id }); view.transcript.append(line); }
+  view.partials = view.partials || {};
+  let line = view.partials[msg.speaker];
+  if (!line) { line = el("div", { class: "line" }); view.transcript.append(line); }
   line.className = "line" + (msg.final ? "" : " partial");
   line.replaceChildren(el("span", { class: `who ${msg.speaker}`, text: msg.speaker === "agent" ? "You" : "Customer" }),
                        el("span", { text: msg.text }));
+  view.partials[msg.speaker] = msg.final ? null : line;
   view.transcript.scrollTop = view.transcript.scrollHeight;
 }
 
