@@ -108,8 +108,8 @@ class Service:
                                    on_status=self.live.on_tap_status)
         # Order matters: the pop decides the script before the others use it.
         self.bus.subscribe(self.pop.on_call_event)
-        self.bus.subscribe(self.live.on_call_event)
         if self.speech is not None:
+            self.bus.subscribe(self.live.on_call_event)
             self.bus.subscribe(self.speech.on_call_event)
             self.bus.subscribe(self.taps.on_call_event)
         self.bus.subscribe(self.recorder)
@@ -119,7 +119,8 @@ class Service:
         self.bus.subscribe(self.campaign_dialer.on_call_event)
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task | None = None
-        self._departments: tuple[float, list[str]] = (0.0, [])
+        self._departments: tuple[float, list[str]] = (-1e9, [])
+        self._departments_asking: asyncio.Future | None = None
         self._stopped = False
         self._synced = asyncio.Event()
 
@@ -175,11 +176,20 @@ class Service:
                  len(channels), len(self.tracker.calls))
 
     async def departments(self) -> list[str]:
-        """The PBX's queues (AMI QueueSummary), cached for a minute."""
+        """The PBX's queues (AMI QueueSummary), cached for a minute; consoles that
+        connect together share one request."""
         at, names = self._departments
-        if names and time.monotonic() - at < 60:
+        if time.monotonic() - at < (60 if names else 5):
             return names
-        replies = await self.ami.send({"Action": "QueueSummary"}, as_list=True)
+        if self._departments_asking is None or self._departments_asking.done():
+            self._departments_asking = asyncio.ensure_future(self._ask_departments())
+        return await asyncio.shield(self._departments_asking)
+
+    async def _ask_departments(self) -> list[str]:
+        # as_list=None: a refused action resolves at once instead of timing out.
+        replies = await self.ami.send({"Action": "QueueSummary"}, as_list=None)
+        if not isinstance(replies, list):
+            replies = [replies]
         names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"
                         and r.get("Queue")})
         self._departments = (time.monotonic(), names)
@@ -232,6 +242,7 @@ class Service:
         except Exception as exc:     # no model: the console still pops and records calls
             log.error("speech recognition unavailable, calls are not coached: %s "
                       "(see `ivr models`)", exc)
+            self.bus.unsubscribe(self.live.on_call_event)
             self.bus.unsubscribe(self.speech.on_call_event)
             self.bus.unsubscribe(self.taps.on_call_event)
             self.speech = self.tap_server = self.taps = None

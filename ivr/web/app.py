@@ -164,16 +164,20 @@ class ConsoleApp:
             return ws
         role = "supervisor" if user.is_supervisor else "agent"
         client = Client(login=user.login, role=role, ws=ws)
+        departments: list[str] = []
+        if role == "agent":
+            try:
+                departments = await self.ctx.departments()
+            except Exception as exc:   # AMI down: the console still works
+                log.warning("departments unavailable: %s", exc)
+        # No await from here to hub.add: a card pushed meanwhile would reach
+        # neither this hello nor the socket.
         hello: dict[str, Any] = {"type": "hello", "user": {"login": user.login, "name": user.name,
                                                           "role": role},
                                  "problems": self.ctx.problems(), **self.ctx.extra_hello}
         if role == "agent":
             hello["cards"] = [c.to_json() for c in self.ctx.pop.cards_for(user.login)]
-            try:
-                hello["departments"] = await self.ctx.departments()
-            except Exception as exc:   # AMI down: the console still works
-                log.warning("departments unavailable: %s", exc)
-                hello["departments"] = []
+            hello["departments"] = departments
         else:
             hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]
         client.send(hello)
