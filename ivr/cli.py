@@ -72,6 +72,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems = check_folder(scripts_dir)
     if settings.customers:
         problems += check_customers(settings.path(settings.customers))
+    from .coaching.rules import check_rules
+    problems += check_rules(scripts_dir / "rules")
     for p in problems:
         print(p)
     print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")

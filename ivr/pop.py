@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .calls.events import (AgentAnswered, AgentMissed, AgentRinging, CallEnded, CallEvent,
-                           CallTransferred)
+from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallEnded,
+                           CallEvent, CallTransferred)
 from .calls.model import Call
 from .config import User
 
@@ -104,6 +104,11 @@ class ScriptPop:
             if card is not None and card.phase == "ringing":
                 self._drop(event.agent, call.call_id)
                 return
+        elif isinstance(event, AgentLeft):
+            # The agent's part is over (transferred on, or left a conference): wrap up now.
+            card = self.cards.get((event.agent, call.call_id))
+            if card is not None and card.phase == "live":
+                card.phase = "wrapup"
         elif isinstance(event, CallTransferred):
             for (login, call_id), card in self.cards.items():
                 if call_id == call.call_id and card.phase == "live":

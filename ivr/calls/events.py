@@ -45,6 +45,14 @@ class AgentAnswered(CallEvent):
 
 
 @dataclass(frozen=True)
+class AgentLeft(CallEvent):
+    """An agent hung up while the call goes on (e.g. after transferring it)."""
+
+    agent: str
+    leg: Leg
+
+
+@dataclass(frozen=True)
 class AgentMissed(CallEvent):
     """An agent's phone rang and was not answered (or was busy)."""
 

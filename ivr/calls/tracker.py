@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Callable, Iterable
 
 from ..ami.message import AmiEvent
-from .events import (AgentAnswered, AgentMissed, AgentRinging, CallBridged, CallEnded,
+from .events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallBridged, CallEnded,
                      CallEvent, CallHeld, CallQueued, CallResumed, CallStarted,
                      CallTransferred, CallUpdated, CustomerAnswered)
 from .model import Call, CallState, Direction, Leg, LegRole, Transfer
@@ -414,6 +414,9 @@ class CallTracker:
         self._announced_ring.discard(leg.uniqueid)
         self._remember(self._gone, leg.uniqueid)
         if any(l.ended_at is None for l in call.legs.values()):
+            if leg.role is LegRole.AGENT and leg.answered_at is not None and \
+                    leg.dial_status in ("ANSWER", ""):
+                self._emit(AgentLeft, call, at, agent=leg.endpoint, leg=leg)
             return
         # Last leg gone: the call is over. Its cause is the customer's line's.
         customer = call.customer_leg() or call.legs.get(call.call_id) or leg

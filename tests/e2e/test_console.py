@@ -174,3 +174,37 @@ async def test_console_survives_a_service_restart_mid_call(pbx, console, console
         await agent.astop()
         if second is not None:
             await second.stop()
+
+
+async def test_agent_transfers_the_call_to_another_department(pbx, console, browser, tmp_path):
+    """The transfer button sends the customer into the other department's queue;
+    that department's agent gets the pop, the first agent gets the wrap-up."""
+    from ivr.calls.events import CallTransferred
+    calls = console.calls_seen
+    csilla = await sign_in(browser, console, "1003")
+    bela = await sign_in(browser, console, "1002")
+    support = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=500).astart()
+    sales = await AgentPhone(sip(pbx), "1002", log_dir=tmp_path, ring_ms=500).astart()
+    try:
+        customer = call_customer(sip(pbx), "5550111", talk_ms=15000, log_dir=tmp_path)
+        answered = await calls.wait_for(
+            lambda e: isinstance(e, AgentAnswered) and e.agent == "1003", 20, "support answers")
+        call_id = answered.call.call_id
+        card = csilla.locator(f"section.card[data-call='{call_id}']")
+        await card.locator(".badge.state-bridged").wait_for(timeout=5000)
+        await card.locator("button[data-department='sales']").click()
+        moved = await calls.wait_for(lambda e: isinstance(e, CallTransferred), 10, "transfer")
+        assert moved.target == "sales" and moved.call.call_id == call_id
+        await calls.wait_for(lambda e: isinstance(e, AgentAnswered) and e.agent == "1002", 30,
+                             "sales answers")
+        popped = bela.locator(f"section.card[data-call='{call_id}']")
+        await popped.wait_for(timeout=3000)
+        assert console.pop.card("1002", call_id).script["id"] == "acme-sales"
+        # The first agent's part is over: their card waits for the wrap-up.
+        await card.locator("form[data-role=wrapup]").wait_for(timeout=10000)
+        end = await calls.wait_for(lambda e: isinstance(e, CallEnded), 30, "call end")
+        assert end.call.agent == "1002" and [t.target for t in end.call.transfers] == ["sales"]
+        (await customer.wait_async(30)).check()
+    finally:
+        await sales.astop()
+        await support.astop()
