@@ -233,6 +233,11 @@ class CoachingEngine:
             if u.text:
                 c.partial.setdefault(u.speaker, float(u.start))
                 c.heard = True
+                if u.speaker != AGENT:
+                    # Customer cards are a heads-up: raise them as soon as a partial
+                    # result names the phrase (~0.2 s after the words), not ~0.6 s
+                    # later when the voice detector closes the utterance.
+                    self._customer_cards(c, u, prepare(u))
             return
         c.partial.pop(u.speaker, None)
         if not u.text and not u.phrases:
@@ -488,8 +493,7 @@ class CoachingEngine:
             return
 
     # ---- what the customer said
-    def _customer_said(self, c: _Live, u) -> None:
-        said = prepare(u)
+    def _customer_cards(self, c: _Live, u, said) -> None:
         for rs in c.rules:
             r = rs.rule
             if r.type == CUSTOMER_PHRASE:
@@ -499,7 +503,13 @@ class CoachingEngine:
                     self._fire(c, r, h.at, values={"phrase": h.phrase,
                                                    "department": r.param("department", "")},
                                evidence=u.text, phrase=h.phrase)
-            elif r.type == REQUIRED_PHRASE:
+
+    def _customer_said(self, c: _Live, u) -> None:
+        said = prepare(u)
+        self._customer_cards(c, u, said)
+        for rs in c.rules:
+            r = rs.rule
+            if r.type == REQUIRED_PHRASE:
                 if rs.after is not None and rs.triggered_at is None:
                     hits = rs.after.in_said(said)
                     if hits:

@@ -605,3 +605,15 @@ def test_a_required_rule_ticks_its_checklist_item_once():
     assert rec.item("thanked")["done"] is False and len(coach.ticks) == 1
     assert rec.rules == [{"id": "close", "type": "required_phrase", "status": "done",
                           "at": 52.0, "phrase": "thank you for your time", "item": "thanked"}]
+
+
+def test_customer_card_fires_on_the_partial_result_and_only_once():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.say("customer", "바보", 3.0, 3.4, final=False)          # still speaking
+    assert coach.ids() == ["customer_abusive"]
+    coach.say("customer", "바보", 3.0, 3.5, phrases=["바보"])      # the final confirms it
+    assert coach.ids() == ["customer_abusive"]
+    # An agent's partial never raises a customer card.
+    coach2 = Coach(filled("acme-support-ko", MINSU))
+    coach2.say("agent", "바보", 3.0, 3.4, final=False)
+    assert coach2.ids() == []

@@ -85,6 +85,9 @@ def test_outbound_campaign_call_is_outbound_with_campaign_and_dialled_number():
 def test_direct_line_call_ended_by_agent():
     _, events = replay("inbound_direct_agent_hangs_up")
     call = only(events, CallEnded).call
+    # The agent hung up first: their part ended before the call did.
+    kinds = [e.kind for e in events]
+    assert kinds.index("AgentLeft") < kinds.index("CallEnded")
     assert call.direction is Direction.INBOUND and call.did == "5550199"
     assert call.agent == "1004" and call.project == "acme-key-accounts"
     assert call.queue == "" and call.result is CallResult.ANSWERED
