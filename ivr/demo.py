@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,16 +64,8 @@ def demo_call_for(settings: Settings) -> DemoCall:
 
 def speech_file(call: DemoCall, lines: tuple[str | float, ...], out: Path) -> Path:
     """The lines spoken by espeak-ng with pauses, as the u-law file SIPp plays."""
-    from .speech.probe import silence, synth
-    pcm = b"".join(silence(x) if isinstance(x, float) else synth(x, voice=call.voice, speed=150)
-                   for x in lines)
-    raw = out.with_suffix(".raw")
-    raw.write_bytes(pcm)
-    subprocess.run(["sox", "-t", "raw", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16",
-                    str(raw), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                    str(out)], check=True)
-    raw.unlink()
-    return out
+    from .speech.probe import lines_to_ulaw
+    return lines_to_ulaw(lines, out, voice=call.voice)
 
 
 def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:

@@ -64,7 +64,19 @@ def synth(text: str, *, voice: str = "ko", speed: int = 150, rate: int = 8000,
 
 def ulaw_file(text: str, path: Path, *, voice: str = "ko", speed: int = 150) -> Path:
     """The same speech as a raw u-law 8 kHz file (what SIPp's rtp_stream plays)."""
-    pcm = synth(text, voice=voice, speed=speed, rate=8000, telephone=True)
+    return pcm_to_ulaw(synth(text, voice=voice, speed=speed, rate=8000, telephone=True), path)
+
+
+def lines_to_ulaw(lines, path: Path, *, voice: str = "ko", speed: int = 150) -> Path:
+    """Spoken lines (str) and pauses (float seconds) as one u-law file for a SIPp phone."""
+    pcm = b"".join(silence(x) if isinstance(x, (int, float)) else
+                   synth(x, voice=voice, speed=speed) for x in lines)
+    return pcm_to_ulaw(pcm, path)
+
+
+def pcm_to_ulaw(pcm: bytes, path: Path) -> Path:
+    """8 kHz signed 16-bit PCM to a raw u-law file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "s.raw"

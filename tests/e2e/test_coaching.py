@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.config import Secret, User
 from ivr.pbx.phones import AgentPhone, call_customer
 from ivr.server import Service
-from ivr.speech.probe import silence, synth
+from ivr.speech.probe import lines_to_ulaw
 from tests.e2e.conftest import sign_in
 from tests.integration.conftest import CallLog
 
@@ -35,15 +33,7 @@ CALM_CARD = "customer_abusive"
 
 def speech_file(path: Path, *lines: str | float) -> Path:
     """Korean lines (str) and pauses (float seconds) as one u-law file for SIPp."""
-    pcm = b"".join(silence(x) if isinstance(x, float) else synth(x, voice="ko", speed=150)
-                   for x in lines)
-    with tempfile.NamedTemporaryFile(suffix=".raw") as raw:
-        raw.write(pcm)
-        raw.flush()
-        subprocess.run(["sox", "-t", "raw", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16",
-                        raw.name, "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                        str(path)], check=True)
-    return path
+    return lines_to_ulaw(lines, path, voice="ko")
 
 
 def sip(pbx) -> str:

@@ -18,7 +18,7 @@ import pytest
 from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.pbx.phones import AgentPhone, call_customer
 from ivr.speech.models import ModelError
-from ivr.speech.probe import silence, synth
+from ivr.speech.probe import lines_to_ulaw
 from ivr.speech.recognizer import RecognitionMode, SpeechModel, Utterance
 from ivr.speech.stage import SpeechStage
 from ivr.tap.server import TapServer
@@ -47,16 +47,7 @@ def korean() -> SpeechModel:
 
 def looped_speech(text: str, path, lead: float, gap: float):
     """A u-law file SIPp loops: the phrase, then a pause (so each repeat is its own utterance)."""
-    import subprocess
-    import tempfile
-    pcm = silence(lead) + synth(text, voice="ko", speed=150) + silence(gap)
-    with tempfile.NamedTemporaryFile(suffix=".raw") as raw:
-        raw.write(pcm)
-        raw.flush()
-        subprocess.run(["sox", "-t", "raw", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16",
-                        raw.name, "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                        str(path)], check=True)
-    return path
+    return lines_to_ulaw([lead, text, gap], path, voice="ko")
 
 
 async def until(cond, timeout: float, what: str, detail=lambda: "") -> None:
