@@ -6,9 +6,10 @@ mappings also carry the line of each key (``LineDict.line_of``).
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -96,3 +97,77 @@ def load(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
     return load_text(text, str(path))
+
+
+# ---------------------------------------------------------------- checking documents
+DocPath = tuple[str | int, ...]   # where a value sits in a document: ("steps", 2, "text")
+
+
+def field_name(path: DocPath) -> str:
+    """("checklist", 0, "phrases", "en") -> "checklist[0].phrases.en"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
+    """Plain (unquoted) scalars exactly as written, and the line of each list item,
+    by their place in the document (plain lists do not remember lines)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}, {}
+    raw: dict[DocPath, str] = {}
+    lines: dict[DocPath, int] = {}
+
+    def walk(node: yaml.Node, path: DocPath, depth: int) -> None:
+        if depth > 20:          # aliases can nest deeply; admins' files never do
+            return
+        if isinstance(node, yaml.ScalarNode):
+            if node.style is None:
+                raw[path] = node.value
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, i)] = item.start_mark.line + 1
+                walk(item, (*path, i), depth + 1)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    walk(value, (*path, key.value), depth + 1)
+
+    if root is not None:
+        walk(root, (), 0)
+    return raw, lines
+
+
+class Checker:
+    """Collects problems (file, line, field, reason) while a loader turns a YAML
+    document into typed values; loaders add their own typed getters."""
+
+    def __init__(self, file: str, text: str):
+        self.file = file
+        self.raw, self.item_lines = scan_nodes(text)
+        self.problems: list[Problem] = []
+
+    def add(self, line: int | None, path: DocPath, reason: str) -> None:
+        # A problem with a list item points at the item's own line.
+        if path and isinstance(path[-1], int):
+            line = self.item_lines.get(path, line)
+        self.problems.append(Problem(self.file, line, field_name(path), reason))
+
+    @staticmethod
+    def line(d: Any, key: str | None = None) -> int | None:
+        if isinstance(d, LineDict):
+            return d.line_of(key) if key is not None else d.line
+        return None
+
+    def known_keys(self, d: dict, known: Iterable[str], path: DocPath, what: str = "") -> None:
+        """Unknown keys are problems (a typo must never be silently ignored)."""
+        known = tuple(known)
+        for key in d:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+            self.add(self.line(d, key), (*path, key), f"unknown key{what} ({hint})")

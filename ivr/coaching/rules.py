@@ -33,9 +33,8 @@ import string
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 
-from ..yamlfile import LineDict, Problem, YamlError, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, load_text
 from .model import (CUSTOMER_PHRASE, DEAD_AIR, DEFAULT_CHECKLIST_PROMPT, DIRECTIONS,
                     FORBIDDEN_PHRASE, MONOLOGUE, PLACEHOLDERS, REQUIRED_PHRASE, RULE_TYPES,
                     SEVERITIES, SPEAKING_RATE, TALK_OVER, ChecklistPrompt, Rule, RuleSet,
@@ -72,39 +71,7 @@ PATTERNS = ("*.yaml", "*.yml")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
-Path_ = tuple[str | int, ...]
-
-
-def field_name(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _item_lines(text: str) -> dict[Path_, int]:
-    """The line of every list item by its place in the document (lists keep no lines)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[Path_, int] = {}
-
-    def walk(node: yaml.Node, path: Path_, depth: int) -> None:
-        if depth > 20:
-            return
-        if isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[(*path, i)] = item.start_mark.line + 1
-                walk(item, (*path, i), depth + 1)
-        elif isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    walk(value, (*path, key.value), depth + 1)
-
-    if root is not None:
-        walk(root, (), 0)
-    return lines
+Path_ = DocPath
 
 
 def _kind(value: Any) -> str:
@@ -121,32 +88,7 @@ def _kind(value: Any) -> str:
     return "text"
 
 
-class _Checker:
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.item_lines = _item_lines(text)
-        self.problems: list[Problem] = []
-
-    def add(self, line: int | None, path: Path_, reason: str) -> None:
-        if path and isinstance(path[-1], int):
-            line = self.item_lines.get(path, line)
-        self.problems.append(Problem(self.file, line, field_name(path), reason))
-
-    @staticmethod
-    def line(d: Any, key: str | None = None) -> int | None:
-        if isinstance(d, LineDict):
-            return d.line_of(key) if key is not None else d.line
-        return None
-
-    def known_keys(self, d: dict, known: Iterable[str], path: Path_, what: str = "") -> None:
-        known = tuple(known)
-        for key in d:
-            if key in known:
-                continue
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
-            self.add(self.line(d, key), (*path, key), f"unknown key{what} ({hint})")
-
+class _Checker(Checker):
     def text(self, d: dict, key: str, path: Path_, required: bool = False,
              what: str = "") -> str | None:
         if key not in d:

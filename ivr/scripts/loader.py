@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 
 from ..calls.model import Direction
-from ..yamlfile import LineDict, Problem, YamlError, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, load_text
 from . import template
 from .model import (BUILTIN_VARIABLES, CRITERIA, ChecklistItem, Criteria, Disposition, FieldDef,
                     Kind, Match, Reply, Script, Step)
@@ -41,75 +40,11 @@ _VARIABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _PREFIX = re.compile(r"^\+?[0-9]+$")
 
-Path_ = tuple[str | int, ...]   # where a value sits in the document: ("steps", 2, "text")
+Path_ = DocPath   # where a value sits in the document: ("steps", 2, "text")
 
 
-def field_name(path: Path_) -> str:
-    """("checklist", 0, "phrases", "en") -> "checklist[0].phrases.en"."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _raw_scalars(text: str) -> tuple[dict[Path_, str], dict[Path_, int]]:
-    """Plain (unquoted) scalars exactly as written, and the line of each list item,
-    by their place in the document (plain lists do not remember lines)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}, {}
-    index: dict[Path_, str] = {}
-    lines: dict[Path_, int] = {}
-
-    def walk(node: yaml.Node, path: Path_, depth: int) -> None:
-        if depth > 20:          # aliases can nest deeply; scripts never do
-            return
-        if isinstance(node, yaml.ScalarNode):
-            if node.style is None:
-                index[path] = node.value
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[(*path, i)] = item.start_mark.line + 1
-                walk(item, (*path, i), depth + 1)
-        elif isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    walk(value, (*path, key.value), depth + 1)
-
-    if root is not None:
-        walk(root, (), 0)
-    return index, lines
-
-
-class _Checker:
+class _Checker(Checker):
     """Collects problems while turning loaded YAML into typed values."""
-
-    def __init__(self, file: str, text: str):
-        self.file = file
-        self.raw, self.item_lines = _raw_scalars(text)
-        self.problems: list[Problem] = []
-
-    def add(self, line: int | None, path: Path_, reason: str) -> None:
-        # A problem with a list item points at the item's own line.
-        if path and isinstance(path[-1], int):
-            line = self.item_lines.get(path, line)
-        self.problems.append(Problem(self.file, line, field_name(path), reason))
-
-    @staticmethod
-    def line(d: Any, key: str | None = None) -> int | None:
-        if isinstance(d, LineDict):
-            return d.line_of(key) if key is not None else d.line
-        return None
-
-    def known_keys(self, d: dict, known: Iterable[str], path: Path_) -> None:
-        known = tuple(known)
-        for key in d:
-            if key in known:
-                continue
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
-            self.add(self.line(d, key), (*path, key), f"unknown key ({hint})")
 
     def mapping(self, value: Any, line: int | None, path: Path_, what: str) -> dict | None:
         if isinstance(value, dict):
