@@ -35,6 +35,7 @@ import asyncio
 import itertools
 import logging
 import math
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -357,6 +358,30 @@ class BenchError(Exception):
     pass
 
 
+@contextlib.contextmanager
+def fake_asterisk(serve, config):
+    """Run ``serve(config, pipe)`` in its own interpreter (spawn: its CPU is not the
+    client's); yields (port, pipe) once it listens, and joins it afterwards."""
+    ctx = multiprocessing.get_context("spawn")
+    pipe, child = ctx.Pipe(duplex=False)
+    server = ctx.Process(target=serve, args=(config, child), name="fake-asterisk", daemon=True)
+    server.start()
+    child.close()
+    try:
+        if not pipe.poll(60):
+            raise BenchError("the fake Asterisk did not start")
+        try:
+            port = pipe.recv()
+        except EOFError:
+            raise BenchError("the fake Asterisk failed to start (see above)") from None
+        yield port, pipe
+    finally:
+        server.join(10)
+        if server.is_alive():
+            server.terminate()
+            server.join()
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -496,31 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     secret = secrets.token_urlsafe(24)
     config = ServerConfig(captures=paths, secret=secret, calls=calls, window=a.window,
                           rate=a.rate, max_seconds=sum(timeouts.values()) + 30.0)
-    ctx = multiprocessing.get_context("spawn")
-    ready, ready_child = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(config, ready_child), name="fake-asterisk",
-                         daemon=True)
-    server.start()
-    ready_child.close()
     try:
-        if not ready.poll(60):
-            print("the fake Asterisk did not start", file=sys.stderr)
-            return 1
-        try:
-            port = ready.recv()
-        except EOFError:
-            print("the fake Asterisk failed to start (see above)", file=sys.stderr)
-            return 1
-        try:
+        with fake_asterisk(serve, config) as (port, _):
             results = asyncio.run(run_phases(port, secret, timeouts))
-        except (BenchError, AmiError) as e:
-            print(f"the replay did not complete: {e}", file=sys.stderr)
-            return 1
-    finally:
-        server.join(10)
-        if server.is_alive():
-            server.terminate()
-            server.join()
+    except (BenchError, AmiError) as e:
+        print(f"the replay did not complete: {e}", file=sys.stderr)
+        return 1
 
     print()
     problems = []

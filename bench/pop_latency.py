@@ -46,7 +46,6 @@ import asyncio
 import gc
 import json
 import logging
-import multiprocessing
 import os
 import platform
 import random
@@ -71,8 +70,8 @@ for _p in (ROOT, BENCH):                # run from a checkout without installing
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from ami_replay import (EOL, Capture, Replicator, cpu_model, parse_action,  # noqa: E402
-                        percentile, wire)
+from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
+                        fake_asterisk, parse_action, percentile, wire)
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
@@ -441,10 +440,6 @@ class Consoles:
 
 
 # --------------------------------------------------------------------- the run
-class BenchError(Exception):
-    pass
-
-
 @dataclass
 class Observer:
     """A bus subscriber (subscribed last): call events, calls in flight."""
@@ -733,33 +728,14 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
                           logins=[u.login for u in users], rate=a.rate, seed=a.seed,
                           max_seconds=stream_timeout + 120)
-    ctx = multiprocessing.get_context("spawn")        # its own interpreter: its CPU is not ours
-    results, results_child = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(config, results_child), name="fake-asterisk",
-                         daemon=True)
-    server.start()
-    results_child.close()
     try:
-        if not results.poll(60):
-            print("the fake Asterisk did not start", file=sys.stderr)
-            return 1
-        try:
-            port = results.recv()
-        except EOFError:
-            print("the fake Asterisk failed to start (see above)", file=sys.stderr)
-            return 1
-        with tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir:
-            try:
-                result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
-                                         store_dir))
-            except BenchError as e:
-                print(f"the benchmark did not complete: {e}", file=sys.stderr)
-                return 1
-    finally:
-        server.join(10)
-        if server.is_alive():
-            server.terminate()
-            server.join()
+        with fake_asterisk(serve, config) as (port, results), \
+                tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir:
+            result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
+                                     store_dir))
+    except BenchError as e:
+        print(f"the benchmark did not complete: {e}", file=sys.stderr)
+        return 1
     print()
     problems = report(a, result, expected)
     print()

@@ -84,7 +84,6 @@ import asyncio
 import gc
 import json
 import logging
-import multiprocessing
 import os
 import platform
 import re
@@ -110,8 +109,8 @@ for _p in (ROOT, BENCH):                # run from a checkout without installing
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from ami_replay import (EOL, Capture, Replicator, cpu_model, parse_action,  # noqa: E402
-                        percentile, wire)
+from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
+                        fake_asterisk, parse_action, percentile, wire)
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
@@ -704,10 +703,6 @@ class GcPauses:
             self.pauses[info["generation"]].append(time.perf_counter() - self._start)
 
 
-class BenchError(Exception):
-    pass
-
-
 @dataclass
 class RunResult:
     pbx: dict
@@ -1081,34 +1076,15 @@ def main(argv: list[str] | None = None) -> int:
                        utterances=a.utterances, period=a.period, agent_offset=a.agent_offset_s,
                        lead=lead, tail=tail, answer_spacing=spacing,
                        max_seconds=play_seconds + 180)
-    ctx = multiprocessing.get_context("spawn")        # its own interpreter: its CPU is not ours
-    results, results_child = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(config, results_child), name="fake-asterisk",
-                         daemon=True)
-    server.start()
-    results_child.close()
     try:
-        if not results.poll(60):
-            print("the fake Asterisk did not start", file=sys.stderr)
-            return 1
-        try:
-            port = results.recv()
-        except EOFError:
-            print("the fake Asterisk failed to start (see above)", file=sys.stderr)
-            return 1
-        with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
-            try:
-                scripts = prepare_scripts(Path(tmp), a.repeat_after)
-                result = asyncio.run(run(a, port, ami_secret, users, results, scripts, tmp,
-                                         play_seconds))
-            except BenchError as e:
-                print(f"the benchmark did not complete: {e}", file=sys.stderr)
-                return 1
-    finally:
-        server.join(10)
-        if server.is_alive():
-            server.terminate()
-            server.join()
+        with fake_asterisk(serve, config) as (port, results), \
+                tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+            scripts = prepare_scripts(Path(tmp), a.repeat_after)
+            result = asyncio.run(run(a, port, ami_secret, users, results, scripts, tmp,
+                                     play_seconds))
+    except BenchError as e:
+        print(f"the benchmark did not complete: {e}", file=sys.stderr)
+        return 1
     print()
     problems = report(a, result, speech_info)
     print()
