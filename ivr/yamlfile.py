@@ -141,6 +141,15 @@ def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
     return raw, lines
 
 
+def kind_of(value: Any, article: bool = False) -> str:
+    """What a YAML value is, in an admin's words: "mapping", "a number" ..."""
+    for cls, name in ((dict, "mapping"), (list, "list"), (bool, "true/false"),
+                      ((int, float), "number")):
+        if isinstance(value, cls):
+            return f"a {name}" if article and name != "true/false" else name
+    return {type(None): "nothing", str: "text"}.get(type(value), type(value).__name__)
+
+
 class Checker:
     """Collects problems (file, line, field, reason) while a loader turns a YAML
     document into typed values; loaders add their own typed getters."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
-from ..yamlfile import Checker, DocPath, Problem, YamlError, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, kind_of, load_text
 from .model import (CUSTOMER_PHRASE, DEAD_AIR, DEFAULT_CHECKLIST_PROMPT, DIRECTIONS,
                     FORBIDDEN_PHRASE, MONOLOGUE, PLACEHOLDERS, REQUIRED_PHRASE, RULE_TYPES,
                     SEVERITIES, SPEAKING_RATE, TALK_OVER, ChecklistPrompt, Rule, RuleSet,
@@ -75,17 +75,7 @@ Path_ = DocPath
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if value is None:
-        return "nothing"
-    return "text"
+    return kind_of(value, article=True)
 
 
 class _Checker(Checker):

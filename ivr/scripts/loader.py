@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 
 from ..calls.model import Direction
-from ..yamlfile import Checker, DocPath, Problem, YamlError, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, kind_of, load_text
 from . import template
 from .model import (BUILTIN_VARIABLES, CRITERIA, ChecklistItem, Criteria, Disposition, FieldDef,
                     Kind, Match, Reply, Script, Step)
@@ -145,15 +145,7 @@ class _Checker(Checker):
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {type(None): "nothing", str: "text"}.get(type(value), type(value).__name__)
+    return kind_of(value, article=False)
 
 
 def _choice(c: _Checker, d: dict, key: str, options: Iterable[str]) -> str | None:
