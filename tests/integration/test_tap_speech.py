@@ -133,8 +133,10 @@ async def test_each_party_is_tapped_and_recognised_and_a_killed_tap_comes_back(
     assert c.agent == "1004" and TALK_S - 2 < c.talk_seconds < TALK_S + 2
     # Never crossed: the customer's tap never produced B, the agent's never A.
     heard = {s: [p for u in finals(s) for p in u.phrases] for s in ("agent", "customer")}
-    assert heard["customer"] and set(heard["customer"]) <= {PHRASE_A}, detail()
-    assert heard["agent"] and set(heard["agent"]) <= {PHRASE_B}, detail()
+    # (A false alarm of one of the grammar's other phrases is the recogniser's
+    # error, not a crossed tap; on a loaded machine it happens now and then.)
+    assert PHRASE_B not in heard["customer"], detail()
+    assert PHRASE_A not in heard["agent"], detail()
     assert heard["customer"].count(PHRASE_A) >= 3 and heard["agent"].count(PHRASE_B) >= 3
     # Utterances sit on the call's time line (seconds since the answer).
     assert all(-0.5 <= u.start <= u.end <= TALK_S + 3 for u in utterances if u.final)
