@@ -53,21 +53,39 @@ class SqliteStore(SqlStore):
             raise StoreError(f"{self!r} is already open")
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. The busy timeout
+        # is set at connect, before the switch to WAL: that switch needs the lock
+        # too, and another process (a report, a second service) may hold it briefly.
+        db = await aiosqlite.connect(self.path, isolation_level=None,
+                                     timeout=self.busy_timeout_ms / 1000)
         try:
             db.row_factory = aiosqlite.Row
-            mode = await db.execute_fetchall("PRAGMA journal_mode=WAL")
-            if self.path != ":memory:" and str(list(mode)[0][0]).lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite refused WAL mode ({list(mode)[0][0]})")
+            mode = await self._wal(db)
+            if self.path != ":memory:" and mode != "wal":
+                raise StoreError(f"{self.path}: SQLite refused WAL mode ({mode})")
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
-            # Another process (a report, a second service) may hold the write lock briefly.
-            await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         except BaseException:
             await db.close()
             raise
         self._db = db
+
+    async def _wal(self, db: aiosqlite.Connection) -> str:
+        """Switch to WAL (it persists in the file, so usually it is already on).
+        The switch can fail with "locked" while another connection makes it,
+        without SQLite waiting first: retry within the busy timeout."""
+        deadline = asyncio.get_running_loop().time() + self.busy_timeout_ms / 1000
+        while True:
+            rows = await db.execute_fetchall("PRAGMA journal_mode")
+            if str(list(rows)[0][0]).lower() == "wal":
+                return "wal"
+            try:
+                rows = await db.execute_fetchall("PRAGMA journal_mode=WAL")
+                return str(list(rows)[0][0]).lower()
+            except aiosqlite.OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
 
     async def disconnect(self) -> None:
         db, self._db = self._db, None
