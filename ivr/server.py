@@ -87,19 +87,23 @@ class Service:
             live_calls=lambda: list(self.tracker.calls.values()),
             save_wrapup=dnc_on_wrapup(self.store, number_of=self._number_of),
             transfer=self.transfer,
-            departments=self.departments, problems=self.script_problems,
+            departments=self.departments, problems=self.script_problems, health=self.health,
+            coaching=lambda call_id: self.live.snapshot(call_id),
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake))
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
-        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
-                                 save=self.store.save_coaching, mode=settings.speech.mode)
         self.speech = self.tap_server = self.taps = None
+        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
+                                 save=self.recorder.save_coaching, mode=settings.speech.mode,
+                                 model=lambda: self.speech.model if self.speech else None)
         if settings.speech.enabled:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
             self.speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
                                       on_activity=self.live.on_activity,
+                                      on_heard=self.live.on_heard, on_gap=self.live.on_gap,
+                                      on_capacity=self.live.on_capacity,
                                       mode_for_call=self.live.mode_for_call)
             self.tap_server = TapServer(settings.tap.host, settings.tap.port,
                                         sink_factory=self.speech.sink)
@@ -150,6 +154,25 @@ class Service:
         """The customer's number of a call on a console (for a wrap-up's DNC)."""
         return next((c.call.customer_num for (_, cid), c in self.pop.cards.items()
                      if cid == call_id), None)
+
+    def health(self) -> dict[str, dict]:
+        """Each component's state for /api/health (and a container's health check)."""
+        speech_on = self.settings.speech.enabled
+        return {
+            "ami": {"ok": self.ami.connected,
+                    "detail": "connected" if self.ami.connected else "not connected to Asterisk"},
+            "store": {"ok": not self.recorder.failing,
+                      "detail": f"{self.recorder.pending} writes waiting, failing: retrying"
+                      if self.recorder.failing else f"{self.recorder.pending} writes waiting"},
+            "speech": {"ok": self.speech is not None or not speech_on,
+                       "detail": ("off (speech.enabled: false)" if not speech_on else
+                                  "no speech model: calls are not coached" if self.speech is None
+                                  else f"capacity level {self.speech.level}, worst lag "
+                                       f"{self.speech.lag:.1f} s")},
+            "taps": {"ok": self.tap_server is None or self.tap_server.listening or not speech_on,
+                     "detail": "off" if self.tap_server is None else
+                     ("listening" if self.tap_server.listening else "not listening")},
+        }
 
     def script_problems(self) -> list[str]:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]

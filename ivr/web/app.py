@@ -45,6 +45,8 @@ class WebContext:
     transfer: Callable[[Call, str], Awaitable[None]]
     departments: Callable[[], Awaitable[list[str]]]
     problems: Callable[[], list[str]] = lambda: []
+    health: Callable[[], dict[str, dict]] = lambda: {}
+    coaching: Callable[[str], dict[str, Any] | None] = lambda call_id: None
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
@@ -151,7 +153,11 @@ class ConsoleApp:
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "live_calls": len(self.ctx.live_calls())})
+        """200 when every component is up, else 503 naming what is down."""
+        components = self.ctx.health()
+        ok = all(c.get("ok") for c in components.values())
+        return web.json_response({"ok": ok, "live_calls": len(self.ctx.live_calls()),
+                                  "components": components}, status=200 if ok else 503)
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
@@ -176,7 +182,10 @@ class ConsoleApp:
                                                           "role": role},
                                  "problems": self.ctx.problems(), **self.ctx.extra_hello}
         if role == "agent":
-            hello["cards"] = [c.to_json() for c in self.ctx.pop.cards_for(user.login)]
+            # A page that reloads (or a service restart) gets back the coaching so far:
+            # prompts, ticks, transcript, "can't check", taps and notices.
+            hello["cards"] = [{**c.to_json(), "coaching": self.ctx.coaching(c.call_id)}
+                              for c in self.ctx.pop.cards_for(user.login)]
             hello["departments"] = departments
         else:
             hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]

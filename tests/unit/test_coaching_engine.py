@@ -48,9 +48,14 @@ class Coach:
         """Voice activity: someone started (end None) or finished a stretch of speech."""
         self.engine.activity(VoiceActivity("c1", speaker, start, end, T0 + (end or start)))
 
-    def until(self, t: float, step: float = 0.25) -> None:
+    def until(self, t: float, step: float = 0.25, heard: bool = True) -> None:
+        """The clock moves on; recognition keeps up with both parties' audio unless
+        ``heard`` is False (then only the wall clock moves)."""
         while self.now + step <= t + 1e-9:
             self.now = round(self.now + step, 3)
+            if heard:
+                for speaker in ("agent", "customer"):
+                    self.engine.progress("c1", speaker, self.now)
             self.engine.tick(T0 + self.now)
 
     def fired(self, rule_id: str | None = None) -> list[Prompt]:
@@ -530,6 +535,7 @@ def test_speech_of_unknown_calls_and_speakers_is_ignored_and_callbacks_may_fail(
     engine.start_call("c1", filled("acme-support"), Direction.INBOUND, T0)
     engine.utterance(Utterance("c1", "agent", "Acme Telecom", 1.0, 2.0, True))
     engine.utterance(Utterance("c1", "customer", "idiot", 2.0, 3.0, True))
+    engine.progress("c1", "agent", 30.0)
     engine.tick(T0 + 30)
     rec = engine.end_call("c1", T0 + 31)
     assert rec.item("named_company")["done"]
@@ -604,16 +610,43 @@ def test_a_required_rule_ticks_its_checklist_item_once():
     rec = coach.end(56)
     assert rec.item("thanked")["done"] is False and len(coach.ticks) == 1
     assert rec.rules == [{"id": "close", "type": "required_phrase", "status": "done",
-                          "at": 52.0, "phrase": "thank you for your time", "item": "thanked"}]
+                          "at": 52.0, "phrase": "thank you for your time", "item": "thanked",
+                          "cant_check": None}]
 
 
-def test_customer_card_fires_on_the_partial_result_and_only_once():
+def test_a_critical_card_waits_for_the_final_a_heads_up_for_two_partials_in_a_row():
     coach = Coach(filled("acme-support-ko", MINSU))
     coach.say("customer", "바보", 3.0, 3.4, final=False)          # still speaking
+    coach.say("customer", "바보", 3.0, 3.6, final=False)
+    assert coach.ids() == []                                      # critical: never a partial
+    coach.say("customer", "바보", 3.0, 3.7, phrases=["바보"])      # the final confirms it
     assert coach.ids() == ["customer_abusive"]
-    coach.say("customer", "바보", 3.0, 3.5, phrases=["바보"])      # the final confirms it
+    # A non-critical card (cancellation: transfer) fires on the second partial naming it,
+    # once; a single partial (often a forced guess) raises nothing.
+    coach.say("customer", "해지", 8.0, 8.3, final=False)
     assert coach.ids() == ["customer_abusive"]
+    coach.say("customer", "해지 할게요", 8.0, 8.6, final=False)
+    assert coach.ids() == ["customer_abusive", "transfer_cancellation"]
+    coach.say("customer", "해지 할게요", 8.0, 8.9)
+    assert coach.ids() == ["customer_abusive", "transfer_cancellation"]
+    # A partial naming it once, then not, then once again is not stable: nothing.
+    coach3 = Coach(filled("acme-support-ko", MINSU))
+    coach3.say("customer", "해지", 8.0, 8.3, final=False)
+    coach3.say("customer", "해", 8.0, 8.5, final=False)
+    coach3.say("customer", "해지", 8.0, 8.7, final=False)
+    assert coach3.ids() == []
     # An agent's partial never raises a customer card.
     coach2 = Coach(filled("acme-support-ko", MINSU))
     coach2.say("agent", "바보", 3.0, 3.4, final=False)
+    coach2.say("agent", "바보", 3.0, 3.6, final=False)
     assert coach2.ids() == []
+
+
+def test_a_critical_card_needs_its_words_recognised_surely():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    unsure = [Word("바보", 3.0, 3.4, 0.62)]
+    coach.say("customer", "바보", 3.0, 3.4, phrases=["바보"], words=unsure)
+    assert coach.ids() == []
+    sure = [Word("이", 5.0, 5.1, 0.5), Word("바보", 5.1, 5.5, 0.97)]
+    coach.say("customer", "이 바보", 5.0, 5.5, phrases=["바보"], words=sure)
+    assert [(p.rule_id, p.at) for p in coach.fired()] == [("customer_abusive", 5.5)]

@@ -77,7 +77,7 @@ def test_timestamps_follow_the_stream_across_gated_silence(model):
 
 def test_transcript_mode_decodes_free_speech(model):
     pcm = silence(0.5) + synth("오늘 날씨가 아주 좋습니다") + silence(1.0)
-    utts = transcribe(model, pcm, mode=RecognitionMode.transcript())
+    utts = transcribe(model, pcm, mode=RecognitionMode.transcript_only())
     assert utts and all(u.text and u.phrases == () for u in utts)
 
 

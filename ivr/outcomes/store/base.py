@@ -99,6 +99,7 @@ class CallRecord:
     prompts: list[Any] | None = _col(_SPEECH, json=True)
     transcript: list[Any] | None = _col(_SPEECH, json=True)
     updated_at: float = _col(_META, 0.0)
+    cant_check: list[Any] | None = _col(_SPEECH, json=True)     # added by migration 50
 
     @property
     def wrapup_seconds(self) -> float | None:
@@ -181,9 +182,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
                             adherence_score: float | None, prompts: list[Any],
-                            transcript: list[Any], *, at: float | None = None) -> None:
+                            transcript: list[Any], cant_check: list[Any] | None = None, *,
+                            at: float | None = None) -> None:
         """Record what the speech coaching saw of a call: checklist results,
-        adherence score (0-100), prompts raised, the two-sided transcript."""
+        adherence score (0-100), prompts raised, the two-sided transcript, and
+        the items and rules speech could not check (with why)."""
 
     @abc.abstractmethod
     async def close_interrupted(self, now: float) -> int:

@@ -175,6 +175,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",
         "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
     )),
+    Migration(50, "coaching: the items and rules speech could not check", (
+        "ALTER TABLE calls ADD COLUMN cant_check {json}",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

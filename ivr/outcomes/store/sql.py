@@ -77,11 +77,12 @@ SAVE_WRAPUP = (
 # The speech stage's results; like a wrap-up, it may arrive before the call's row.
 SAVE_COACHING = (
     "INSERT INTO calls (call_id, state, started_at, updated_at, checklist, adherence_score, "
-    "prompts, transcript) "
-    f"VALUES (?, '{CallStatus.ENDED.value}', ?, ?, ?, ?, ?, ?) "
+    "prompts, transcript, cant_check) "
+    f"VALUES (?, '{CallStatus.ENDED.value}', ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (call_id) DO UPDATE SET checklist = excluded.checklist, "
     "adherence_score = excluded.adherence_score, prompts = excluded.prompts, "
-    "transcript = excluded.transcript, updated_at = excluded.updated_at"
+    "transcript = excluded.transcript, cant_check = excluded.cant_check, "
+    "updated_at = excluded.updated_at"
 )
 
 _OPEN = "('" + "', '".join(OPEN_CALLBACK_STATUSES) + "')"
@@ -174,12 +175,14 @@ class SqlStore(CampaignSql, Store):
 
     async def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
                             adherence_score: float | None, prompts: list[Any],
-                            transcript: list[Any], *, at: float | None = None) -> None:
+                            transcript: list[Any], cant_check: list[Any] | None = None, *,
+                            at: float | None = None) -> None:
         at = time.time() if at is None else at
         async with self.transaction() as tx:
             await tx.execute(SAVE_COACHING, [
                 call_id, at, at, None if checklist is None else json.dumps(checklist),
-                adherence_score, json.dumps(prompts), json.dumps(transcript)])
+                adherence_score, json.dumps(prompts), json.dumps(transcript),
+                json.dumps(cant_check or [])])
 
     async def close_interrupted(self, now: float) -> int:
         async with self.transaction() as tx:

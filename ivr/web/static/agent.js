@@ -14,7 +14,7 @@ function onMessage(msg) {
     state.user = msg.user; state.departments = msg.departments || [];
     document.getElementById("who").textContent = `${msg.user.name} · ${msg.user.login}`;
     const seen = new Set();
-    for (const card of msg.cards || []) { seen.add(card.call_id); upsert(card); }
+    for (const card of msg.cards || []) { seen.add(card.call_id); upsert(card); replayCoaching(card); }
     for (const id of [...state.cards.keys()]) if (!seen.has(id)) remove(id);
     showProblems(msg.problems);
   } else if (msg.type === "card") {
@@ -29,6 +29,10 @@ function onMessage(msg) {
     showTap(msg);
   } else if (msg.type === "coaching") {
     showCoaching(msg);
+  } else if (msg.type === "cant_check") {
+    showCantCheck(msg);
+  } else if (msg.type === "capacity") {
+    showNotice(msg.call_id, msg.notice);
   }
   document.getElementById("idle").hidden = state.cards.size > 0;
 }
@@ -67,6 +71,7 @@ function upsert(card) {
   const key = card.script ? `${card.script.id}@${card.script.version}` : `none:${card.script_reason}`;
   if (view.scriptKey !== key) { renderScript(view, card); view.scriptKey = key; }
   renderChecklist(view, card);
+  for (const x of Object.values(view.cantCheck || {})) showCantCheck(x);
   renderActions(view, card);
   if (card.phase === "wrapup" && !view.wrapup) renderWrapup(view, card);
   if (card.phase !== "wrapup" && view.wrapup) { view.wrapup.remove(); view.wrapup = null; }
@@ -229,4 +234,36 @@ function showCoaching(msg) {
     const label = view.checklist.querySelector(`label[data-item="${CSS.escape(id)}"]`);
     if (label && item.missed) label.classList.add("missed");
   }
+}
+
+function replayCoaching(card) {
+  // After a reload or a reconnect: the coaching so far, as it was shown live.
+  const c = card.coaching; const view = state.views.get(card.call_id);
+  if (!c || !view) return;
+  if (view.replayed) return;
+  view.replayed = true;
+  for (const line of c.transcript || []) addTranscript({ ...line, call_id: card.call_id, final: true });
+  for (const p of c.prompts || []) addPrompt({ ...p, call_id: card.call_id });
+  for (const x of c.cant_check || []) showCantCheck({ ...x, call_id: card.call_id });
+  for (const t of c.taps || []) showTap(t);
+  if (c.notice) showNotice(card.call_id, c.notice);
+}
+
+function showCantCheck(msg) {
+  // Speech cannot judge this item: say so instead of a guessed "missed".
+  const view = state.views.get(msg.call_id); if (!view) return;
+  view.cantCheck = view.cantCheck || {};
+  view.cantCheck[msg.id] = msg;
+  if (msg.kind !== "item") return;
+  const label = view.checklist.querySelector(`label[data-item="${CSS.escape(msg.id)}"]`);
+  if (!label || label.classList.contains("done")) return;
+  label.classList.add("cant-check");
+  label.title = `Can't check: ${msg.reason}`;
+  if (!label.querySelector(".cant")) label.append(el("span", { class: "cant", text: "can't check" }));
+}
+
+function showNotice(callId, text) {
+  const view = state.views.get(callId); if (!view || !text) return;
+  if (!view.notice) { view.notice = el("div", { class: "notice", role: "status", "data-role": "notice" }); view.prompts.before(view.notice); }
+  view.notice.textContent = text;
 }
