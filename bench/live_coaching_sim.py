@@ -44,7 +44,7 @@ def simulate(model: SpeechModel, script: dict, rules: RuleLibrary, audio: dict[s
 
     engine = CoachingEngine(rules.ruleset_for, on_prompt, lambda tick: None,
                             critical_confidence=critical_confidence)
-    fillers = garbage_words(frequent_words(model.path), garbage, min_chars=2, max_chars=3) \
+    fillers = garbage_words(frequent_words(model.path), garbage, min_chars=1, max_chars=2) \
         if garbage else ()
     modes = recognition_modes(engine, script, mode, model, fillers)
     engine.start_call("sim", script, script.get("direction"), ANSWERED_AT,

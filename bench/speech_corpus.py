@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from korean_pronunciation import pronounce
+
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 RATE = 8000
 CACHE = Path(tempfile.gettempdir()) / "ivr-speech-corpus"
@@ -105,13 +107,14 @@ def speech(text: str, voice: str, speed: int) -> bytes:
     """espeak-ng speech, band-passed to a phone line's 300-3400 Hz, 8 kHz signed 16-bit,
     trimmed of leading/trailing silence (cached)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}\0{speed}\0{text}".encode()).hexdigest()[:20]
+    key = hashlib.sha1(f"{voice}\0{speed}\0{text}\0p1".encode()).hexdigest()[:20]
     out = CACHE / f"{key}.s16"
     if out.exists():
         return out.read_bytes()
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         wav = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text],
+        said = pronounce(text) if voice.startswith("ko") else text
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), said],
                        check=True, capture_output=True)
         raw = Path(tmp) / "s.raw"
         subprocess.run(["sox", str(wav), "-t", "raw", "-r", str(RATE), "-c", "1", "-e", "signed",

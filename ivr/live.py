@@ -41,7 +41,7 @@ Push = Callable[[str, dict[str, Any]], None]          # (login, message) to a co
 # save(call_id, checklist, score, prompts, transcript, cant_check): queued, retried, durable
 Save = Callable[..., None]
 
-CUSTOMER_GARBAGE_WORDS = 1000     # bench/coaching_accuracy.py: 0 false critical cards in 120 calls
+CUSTOMER_GARBAGE_WORDS = 1000     # bench/coaching_accuracy.py: the choice is measured there
 
 
 class LiveCoaching:
@@ -87,7 +87,7 @@ class LiveCoaching:
             if model is None or not self.garbage_words:
                 return ()
             self._fillers = garbage_words(frequent_words(model.path), self.garbage_words,
-                                          min_chars=2, max_chars=3)
+                                          min_chars=1, max_chars=2)
         return self._fillers
 
     def _hears(self, call_id: str) -> Callable[[str, str], bool] | None:
