@@ -270,7 +270,7 @@ class SpeechStage:
                  workers: int | None = None, max_backlog: float = 2.0, chunk: float = 0.2,
                  degrade_at: float = 0.8, recover_after: float = 15.0) -> None:
         self._model_spec = model
-        self.model: SpeechModel | None = model if isinstance(model, SpeechModel) else None
+        self.model: SpeechModel | None = None if isinstance(model, (str, Path)) else model
         self.on_utterance = on_utterance
         self.on_activity = on_activity
         self.on_heard = on_heard

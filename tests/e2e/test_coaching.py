@@ -115,8 +115,11 @@ async def test_missing_company_name_is_prompted_and_speakers_never_cross(
     assert item["missed"] and not item["done"]
     assert await card.locator(f".checklist label.missed[data-item='{COMPANY_ITEM}']").count() == 1
     # The transcript keeps each party apart: the customer's words are the customer's only.
+    # Each party is listened to for its own phrases only: the customer's recognition
+    # does not even look for the company name, the agent's never for abuse.
     said = {(t["speaker"], p) for t in record["transcript"] for p in t.get("phrases", [])}
-    assert ("customer", "에이스") in said and ("agent", "에이스") not in said
+    assert ("agent", "에이스") not in said and ("customer", "에이스") not in said
+    assert ("agent", "바보") not in said
     assert ("agent", "김민수") in said and ("customer", "바보") not in said
     assert await card.locator(f".prompt[data-rule='{CALM_CARD}']").count() == 0
     assert page.errors == []

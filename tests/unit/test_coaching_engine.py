@@ -650,3 +650,77 @@ def test_a_critical_card_needs_its_words_recognised_surely():
     sure = [Word("이", 5.0, 5.1, 0.5), Word("바보", 5.1, 5.5, 0.97)]
     coach.say("customer", "이 바보", 5.0, 5.5, phrases=["바보"], words=sure)
     assert [(p.rule_id, p.at) for p in coach.fired()] == [("customer_abusive", 5.5)]
+
+
+# ------------------------------------------------------------ deadlines on the audio clock
+def test_a_deadline_waits_for_recognition_to_reach_it_then_judges():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.until(14.0)
+    coach.until(16.5, heard=False)               # the wall clock passes 15 s, recognition lags
+    assert "checklist.named_company" not in coach.ids()
+    # Recognition catches up: the agent had said it at 12 s, in time: ticked, no prompt.
+    coach.say("agent", "에이스 텔레콤", 11.0, 12.0, phrases=["에이스 텔레콤"])
+    coach.until(17.0)
+    assert "checklist.named_company" not in coach.ids()
+    assert coach.end(30).item("named_company")["status"] == "done"
+
+
+def test_recognition_too_far_behind_makes_the_item_cant_check_not_missed():
+    statuses = []
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.engine.on_cant_check = statuses.append
+    coach.until(10.0)
+    coach.until(30.0, heard=False)               # 15 s deadline + 3 s: recognition never came
+    assert "checklist.named_company" not in coach.ids()
+    assert [(s.id, s.kind) for s in statuses if s.id == "named_company"] == [("named_company", "item")]
+    rec = coach.end(30)
+    item = rec.item("named_company")
+    assert item["status"] == "cant_check" and not item["missed"] and "behind" in item["cant_check"]
+    assert "named_company" in rec.adherence["cant_check"]
+    assert "named_company" not in rec.adherence["missed"]
+
+
+def test_shed_audio_before_a_deadline_makes_it_cant_check():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.engine.gap("c1", "agent", 5.0, 7.0, "audio shed: speech recognition over capacity")
+    coach.until(30)
+    assert not any(p.startswith("checklist.") for p in coach.ids())
+    rec = coach.end(30)
+    assert {i["id"] for i in rec.checklist if i["status"] == "cant_check"} == {
+        "greeted", "named_company", "offered_help", "gave_own_name"}
+    assert all("shed" in i["cant_check"] for i in rec.checklist if i["status"] == "cant_check")
+    # The customer's audio being shed says nothing about the agent's deadlines.
+    coach2 = Coach(filled("acme-support-ko", MINSU))
+    coach2.engine.gap("c1", "customer", 5.0, 7.0, "shed")
+    coach2.until(30)
+    assert "checklist.named_company" in coach2.ids()
+
+
+def test_an_english_script_with_a_korean_model_is_cant_check_not_missed():
+    korean_words = {"안녕하세요", "감사합니다"}
+
+    def hears(speaker, phrase):          # what the Korean model's vocabulary can give
+        return phrase in korean_words
+
+    coach = Coach(filled("acme-support"), hears=hears)
+    # What the Korean model makes of an English greeting.
+    coach.say("agent", "에 이 콤 안 나 스피 킹", 1.0, 4.0)
+    coach.until(40)
+    assert coach.ids() == []                       # no "you have not named the company"
+    rec = coach.end(40)
+    assert {i["status"] for i in rec.checklist} == {"cant_check"}
+    assert rec.adherence["score"] is None          # nothing it could check: no score, not 0
+    assert {c["id"] for c in rec.cant_check} >= {"named_company", "customer_abusive"}
+    # A manual tick still counts.
+    coach2 = Coach(filled("acme-support"), hears=hears)
+    coach2.engine.manual_tick("c1", "named_company", True, T0 + 3)
+    coach2.until(40)
+    rec2 = coach2.end(40)
+    assert rec2.item("named_company")["status"] == "done" and rec2.adherence["score"] == 100
+
+
+def test_a_korean_phrase_must_start_a_recognised_word():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.say("customer", "전화기 안꺼져", 3.0, 4.0)         # "꺼져" inside a word
+    coach.say("customer", "전화가 꺼져 있었어요", 5.0, 6.0)   # 꺼져 as its own word: matched
+    assert [p.phrase for p in coach.fired("customer_abusive")] == ["꺼져"]
