@@ -64,6 +64,7 @@ class LiveCoaching:
         self._taps: dict[str, dict[str, dict[str, Any]]] = {}   # call -> speaker -> tap state
         self._notices: dict[str, str] = {}             # call -> capacity notice
         self._fillers: tuple[str, ...] | None = None
+        self.prompt_counts: dict[tuple[str, str], int] = {}     # (rule, severity) -> raised
         self._ticker: asyncio.Task | None = None
         pop.on_mark = self._marked
 
@@ -171,6 +172,8 @@ class LiveCoaching:
 
     # ------------------------------------------------------------ coaching out
     def on_prompt(self, prompt: Prompt) -> None:
+        key = (prompt.rule_id, prompt.severity)
+        self.prompt_counts[key] = self.prompt_counts.get(key, 0) + 1
         message = {"type": "prompt", **prompt.to_dict()}
         for login in self.pop.owners(prompt.call_id):
             self.push(login, message)

@@ -24,6 +24,7 @@ from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, bus
                      dnc_on_wrapup)
 from .outcomes.recorder import OutcomeRecorder
 from .outcomes.store.auto import create_store
+from . import metrics
 from .live import LiveCoaching
 from .pop import ScriptPop
 from .scripts.customers import CustomerDirectory
@@ -89,6 +90,7 @@ class Service:
             transfer=self.transfer,
             departments=self.departments, problems=self.script_problems, health=self.health,
             coaching=lambda call_id: self.live.snapshot(call_id),
+            metrics=lambda: metrics.render(self._metrics),
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake))
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
@@ -121,6 +123,7 @@ class Service:
         self.bus.subscribe(self._log_event)
         self.bus.subscribe(self.callback_dialer.on_call_event)
         self.bus.subscribe(self.campaign_dialer.on_call_event)
+        self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (-1e9, [])

@@ -32,6 +32,7 @@ sheds its oldest audio, so the lag is bounded.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ctypes
 import ctypes.util
 import logging
@@ -54,6 +55,7 @@ from .vad import VadSettings
 log = logging.getLogger(__name__)
 
 NORMAL, NO_TRANSCRIPT, NO_PARTIALS, PAUSED = 0, 1, 2, 3
+LAG_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LEVEL_NAMES = {NORMAL: "normal", NO_TRANSCRIPT: "transcript off for the busiest streams",
                NO_PARTIALS: "partial results off", PAUSED: "no new speech streams"}
 
@@ -73,6 +75,17 @@ class StageStats:
     refused_streams: int = 0
     degradations: int = 0             # steps up the degradation ladder
     lags: deque = field(default_factory=lambda: deque(maxlen=20000))  # recent lags (s)
+    lag_samples: int = 0
+    # Cumulative lag histogram (Prometheus buckets: upper bounds in s, counts).
+    lag_buckets: tuple[float, ...] = LAG_BUCKETS
+    lag_counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    lag_sum: float = 0.0
+
+    def add_lag(self, lag: float) -> None:
+        self.lags.append(lag)
+        self.lag_samples += 1
+        self.lag_sum += lag
+        self.lag_counts[bisect.bisect_left(self.lag_buckets, lag)] += 1
 
     def add(self, s: DecoderStats, rate: int) -> None:
         self.decoded_seconds += s.decoded_samples / rate
@@ -202,7 +215,7 @@ class SpeechStream:
             while self._arrivals and self._arrivals[0][0] <= self.processed:
                 arrived = self._arrivals.popleft()[1]
             self.lag = max(0.0, now - arrived)
-        self.stage.stats.lags.append(self.lag)
+        self.stage.stats.add_lag(self.lag)
 
 
 class _TapSink:
@@ -411,6 +424,16 @@ class SpeechStage:
         info = self._calls.get(call_id)
         mode = info.modes.get(speaker) if info is not None else None
         return mode if mode is not None else self.default_mode
+
+    def accounted(self) -> tuple[float, float, float]:
+        """(received, processed, shed) seconds so far, open streams included."""
+        st = self.stats
+        received, processed, shed = st.audio_seconds - st.refused_seconds, \
+            st.processed_seconds, st.shed_seconds
+        for s in list(self._open):
+            received += s.received / s.rate
+            processed += s.processed / s.rate
+        return received, processed, shed
 
     @property
     def lag(self) -> float:

@@ -47,6 +47,7 @@ class WebContext:
     problems: Callable[[], list[str]] = lambda: []
     health: Callable[[], dict[str, dict]] = lambda: {}
     coaching: Callable[[str], dict[str, Any] | None] = lambda call_id: None
+    metrics: Callable[[], bytes] | None = None     # Prometheus text exposition
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
@@ -96,6 +97,7 @@ class ConsoleApp:
             web.post("/api/login", self.login),
             web.post("/api/logout", self.logout),
             web.get("/api/health", self.health),
+            web.get("/metrics", self.metrics),
             web.get("/ws", self.websocket),
             web.post("/api/calls/{call_id}/wrapup", self.wrapup),
             web.post("/api/calls/{call_id}/transfer", self.transfer),
@@ -158,6 +160,12 @@ class ConsoleApp:
         ok = all(c.get("ok") for c in components.values())
         return web.json_response({"ok": ok, "live_calls": len(self.ctx.live_calls()),
                                   "components": components}, status=200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.ctx.metrics is None:
+            raise web.HTTPNotFound(text="metrics are off")
+        return web.Response(body=self.ctx.metrics(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
