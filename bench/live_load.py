@@ -109,20 +109,22 @@ def bench_dialplans(dest: Path, agents: list[str]) -> Path:
 
 # ---------------------------------------------------------------- dialogues
 def dialogue(corpus: Corpus, index: int, seconds: float, seed: int) -> LabelledCall:
-    """A labelled dialogue at least ``seconds`` long: corpus calls back to back."""
+    """A labelled dialogue of ``seconds``: corpus calls back to back, cut where the call
+    hangs up (lines that would not be over by then are left out, labels and all)."""
     parts = generate(corpus, 8, seed * 1000 + index)
     lines: list[Said] = []
     t = 0.0
     for part in parts:
         for s in part.lines:
-            lines.append(Said(s.speaker, s.text, s.says, round(s.start + t, 3),
-                              round(s.end + t, 3), s.voice, s.speed))
+            if s.end + t <= seconds - 1.0:
+                lines.append(Said(s.speaker, s.text, s.says, round(s.start + t, 3),
+                                  round(s.end + t, 3), s.voice, s.speed))
         t += part.duration
-        if t >= seconds + 5:
+        if t >= seconds:
             break
     first = parts[0]
     return LabelledCall(index, lines, first.voices, first.speeds, first.snr_db, first.seed,
-                        duration=round(t, 3))
+                        duration=round(seconds + 5, 3))
 
 
 def write_ulaw(pcm: bytes, path: Path) -> Path:

@@ -148,6 +148,18 @@ class SpeechModel:
                 model = cls._cache[path] = cls(path)
             return model
 
+    def warm_up(self) -> None:
+        """Decode a second of noise once: the first free-decoding recognizer of a process
+        takes ~1 s (the decoding graph is paged in and its caches built); better at start
+        than in the first call's first sentence."""
+        import random
+        rng = random.Random(0)
+        noise = b"".join(int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True)
+                         for _ in range(8000))
+        rec = self.recognizer(8000)
+        rec.AcceptWaveform(noise)
+        rec.FinalResult()
+
     def has_word(self, word: str) -> bool:
         return self.model.vosk_model_find_word(word) != -1
 
@@ -305,9 +317,10 @@ class StreamDecoder:
         return any(p.source == TRANSCRIPT for p in self.passes)
 
     def transcript_off(self) -> bool:
-        """Give up the transcript pass (capacity); spotting goes on. Takes effect at the
-        next segment boundary so the sentence in progress is finished. False if there
-        is no spotting pass to fall back on (the transcript is then all there is)."""
+        """Give up the transcript pass (capacity); spotting goes on. Any thread: takes
+        effect at the next audio this decoder processes (the sentence in progress gets
+        its final from what was heard). False if there is no spotting pass to fall back
+        on (the transcript is then all there is)."""
         if not self.transcribing or len(self.passes) < 2:
             return False
         self._drop_transcript = True
@@ -321,6 +334,12 @@ class StreamDecoder:
     def process(self, pcm: bytes) -> list:
         """Feed audio; returns Utterances, VoiceActivity events and one Heard."""
         self._out = []
+        if self._drop_transcript:
+            self._drop_transcript = False
+            for p in [p for p in self.passes if p.source == TRANSCRIPT]:
+                if self.gate.in_speech:
+                    p.end()
+                self.passes.remove(p)
         self.stats.audio_samples += len(pcm) // 2
         c0 = time.thread_time()
         events = self.gate.push(pcm)
@@ -357,9 +376,6 @@ class StreamDecoder:
                 self._end(value)
 
     def _start(self, stream_sample: int) -> None:
-        if self._drop_transcript:
-            self.passes = [p for p in self.passes if p.source != TRANSCRIPT]
-            self._drop_transcript = False
         for p in self.passes:
             p.start(stream_sample)
         self._seg_start = stream_sample

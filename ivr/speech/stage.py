@@ -26,8 +26,9 @@ back when it has caught up for a while (``Capacity``):
   3. no speech recognition for new streams ("coaching paused: capacity" on
      their consoles); calls in progress go on.
 
-Whatever the level, a stream whose backlog exceeds ``max_backlog`` seconds
-sheds its oldest audio, so the lag is bounded.
+Whatever the level, audio that has waited more than ``max_backlog`` seconds
+when a worker gets to it is shed, so nothing is recognised later than that
+plus one job (the lag is bounded), and what waits is capped at twice that.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ from .vad import VadSettings
 log = logging.getLogger(__name__)
 
 NORMAL, NO_TRANSCRIPT, NO_PARTIALS, PAUSED = 0, 1, 2, 3
+STEP_GAP = 2.0          # seconds between two steps up: let the last one take effect
 LAG_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LEVEL_NAMES = {NORMAL: "normal", NO_TRANSCRIPT: "transcript off for the busiest streams",
                NO_PARTIALS: "partial results off", PAUSED: "no new speech streams"}
@@ -135,29 +137,47 @@ class SpeechStream:
                             self.call_id, self.speaker, self.rate, rate)
                 return
         n = len(pcm) // 2
-        now = time.monotonic()
-        limit = int(self.stage.max_backlog * self.rate) * 2
         chunk = int(self.stage.chunk * self.rate) * 2
+        # A hard cap on what waits (memory), twice the lag bound: the worker sheds stale
+        # audio itself (_stale); this only matters if no worker gets to the stream.
+        limit = int(2 * self.stage.max_backlog * self.rate) * 2
         shed = shed_from = 0
         with self._lock:
             self._pending += pcm
             self.received += n
-            self._arrivals.append((self.received, now))
+            self._arrivals.append((self.received, time.monotonic()))
             if len(self._pending) > limit:
-                cut = len(self._pending) - limit
-                cut -= cut % 2
-                shed_from = self.received - len(self._pending) // 2
-                del self._pending[:cut]
-                shed = cut // 2
-                self._skip += shed
+                shed_from, shed = self._cut(len(self._pending) - limit)
             if self._busy or len(self._pending) < chunk:
                 submit = False
             else:
                 self._busy = submit = True
         if shed:
-            self.stage._shed(self, shed_from, shed)
+            self.stage._shed_soon(self, shed_from, shed)
         if submit:
             self.stage._submit(self._drain)
+
+    def _cut(self, nbytes: int) -> tuple[int, int]:
+        """Drop the oldest ``nbytes`` of pending audio (lock held): (first sample, samples)."""
+        nbytes -= nbytes % 2
+        first = self.received - len(self._pending) // 2
+        del self._pending[:nbytes]
+        self._skip += nbytes // 2
+        return first, nbytes // 2
+
+    def _stale(self) -> tuple[int, int]:
+        """Worker, lock held: drop pending audio that arrived more than ``max_backlog``
+        seconds ago, so that nothing is recognised later than that (plus the job)."""
+        too_old = time.monotonic() - self.stage.max_backlog
+        upto = 0
+        for received_after, at in self._arrivals:
+            if at >= too_old:
+                break
+            upto = received_after
+        first_pending = self.received - len(self._pending) // 2
+        if upto <= first_pending:
+            return 0, 0
+        return self._cut(min(upto - first_pending, len(self._pending) // 2) * 2)
 
     def end(self) -> None:
         """No more audio: the last segment is finalised, then the stream is closed."""
@@ -175,12 +195,15 @@ class SpeechStream:
         try:
             while True:
                 with self._lock:
+                    shed_from, shed = self._stale()
                     data = bytes(self._pending)
                     self._pending.clear()
                     skip, self._skip = self._skip, 0
                     if not data and not skip and not self._ending:
                         self._busy = False
                         return
+                if shed:
+                    self.stage._shed_soon(self, shed_from, shed)
                 if self.decoder is None:
                     self.decoder = self.stage._decoder_for(self)
                 if skip:
@@ -280,7 +303,7 @@ class SpeechStage:
                  mode: RecognitionMode = RecognitionMode(),
                  mode_for_call: Callable[[Call, str], RecognitionMode | None] | None = None,
                  vad: VadSettings = VadSettings(), partials: bool = True,
-                 workers: int | None = None, max_backlog: float = 2.0, chunk: float = 0.2,
+                 workers: int | None = None, max_backlog: float = 1.5, chunk: float = 0.2,
                  degrade_at: float = 0.8, recover_after: float = 15.0) -> None:
         self._model_spec = model
         self.model: SpeechModel | None = None if isinstance(model, (str, Path)) else model
@@ -308,6 +331,8 @@ class SpeechStage:
         self._stats_lock = threading.Lock()
         self._watch: asyncio.Task | None = None
         self._calm_since: float | None = None
+        self._behind_checks = 0
+        self._stepped_at = -1e9
         self._trim_due = False
 
     # ------------------------------------------------------------ lifecycle
@@ -318,6 +343,16 @@ class SpeechStage:
             self.model = await asyncio.to_thread(SpeechModel.load, self._model_spec)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
+            if hasattr(self.model, "warm_up"):
+                # Each worker thread's first free decoding is slow (~0.7 s): pay it now,
+                # one warm-up per thread (the barrier keeps one thread from taking two).
+                barrier = threading.Barrier(self.workers)
+
+                def warm() -> None:
+                    self.model.warm_up()
+                    barrier.wait(timeout=60)
+                await asyncio.gather(*(asyncio.wrap_future(self._executor.submit(warm))
+                                       for _ in range(self.workers)))
         if self._watch is None:
             self._watch = asyncio.ensure_future(self._watch_capacity())
 
@@ -452,9 +487,16 @@ class SpeechStage:
     def _judge_capacity(self, now: float) -> None:
         streams = [s for s in self._open if not s._ending]
         behind = [s for s in streams if s.backlog > self.degrade_at]
-        if behind:
+        # One slow job (a first sentence, a GC pause) is no overload: degrade only when
+        # streams stay behind over two checks in a row.
+        self._behind_checks = self._behind_checks + 1 if behind else 0
+        if behind and self._behind_checks >= 2 and now - self._stepped_at >= STEP_GAP:
             self._calm_since = None
+            self._behind_checks = 0
+            self._stepped_at = now
             self._degrade(behind)
+        elif behind:
+            self._calm_since = None
         elif all(s.backlog < self.degrade_at / 3 for s in streams):
             if self._calm_since is None:
                 self._calm_since = now
@@ -524,6 +566,12 @@ class SpeechStage:
                              rate=stream.rate, mode=mode,
                              offset=stream.started_at - origin, vad=self.vad,
                              partials=self.partials and self.level < NO_PARTIALS)
+
+    def _shed_soon(self, stream: SpeechStream, first: int, samples: int) -> None:
+        """Any thread: account shed audio on the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._shed, stream, first, samples)
 
     def _shed(self, stream: SpeechStream, first: int, samples: int) -> None:
         """Loop: ``samples`` of the stream's oldest pending audio (from stream sample
