@@ -387,11 +387,11 @@ class FakeAsterisk:
         aid = action.get("actionid", "")
         channel = action.get("channel", "")
         m = re.fullmatch(r"AudioSocket/([^:/]+):(\d+)/([0-9a-fA-F-]{36})", channel)
-        leg = action.get("data", "").partition(",")[0]
+        leg = action.get("exten", "")          # [ivr-tap] spies on the leg named by Exten
         target = self.by_leg.get(leg)
         self.originates += 1
-        if m is None or action.get("application") != "ChanSpy" or target is None:
-            self.tap_errors.append(f"unexpected Originate: {channel} {action.get('data')}")
+        if m is None or action.get("context") != "ivr-tap" or target is None:
+            self.tap_errors.append(f"unexpected Originate: {channel} {action.get('context')} {leg}")
             writer.write(wire(("Response", "Error"), ("ActionID", aid),
                               ("Message", "Originate failed")))
             return
