@@ -73,6 +73,7 @@ class Client:
         self.base = service.web_url
         self.origin = self.base if origin is None else origin
         headers = {"Origin": self.origin} if self.origin else {}
+        headers.update(session_kw.pop("headers", {}))
         self.http = aiohttp.ClientSession(self.base, headers=headers,
                                           cookie_jar=aiohttp.CookieJar(unsafe=True),
                                           **session_kw)
@@ -96,6 +97,10 @@ class Client:
             if c.key == "ivr_session":
                 return c.value
         return None
+
+    def bare(self) -> aiohttp.ClientSession:
+        """A session with the same cookies but no default Origin header."""
+        return aiohttp.ClientSession(self.base, cookie_jar=self.http.cookie_jar)
 
     async def websocket(self, **kw: Any) -> aiohttp.ClientWebSocketResponse:
         return await self.http.ws_connect("/ws", **kw)
