@@ -55,8 +55,9 @@ class Session:
 
 
 class Auth:
-    def __init__(self, users: tuple[User, ...], store: Any, web: WebSettings = WebSettings(),
+    def __init__(self, users: tuple[User, ...], store: Any, web: WebSettings | None = None,
                  clock: Callable[[], float] = time.time):
+        web = web or WebSettings()
         self.users = {u.login: u for u in users}
         self.store = store
         self.max_age = web.session_hours * 3600
@@ -115,6 +116,8 @@ class Auth:
                 raise Throttled(delay)
             return None
         self.by_login.succeeded(login)
+        if self._signer is None:
+            raise RuntimeError("Auth.start() was not awaited: no server key yet")
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(self._hash_id(session_id), user, now, now + self.max_age)

@@ -20,7 +20,8 @@ import re
 PREFIX = "$scrypt$"
 N, R, P = 2 ** 15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
-_FORMAT = re.compile(r"^\$scrypt\$n=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$")
+_FORMAT = re.compile(r"^\$scrypt\$n=(\d+),r=(\d+),p=(\d+)"
+                     r"\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$")
 
 MIN_LENGTH = 12
 # Secrets shipped in examples and docs (change-me-boss, pick-one, ...): never

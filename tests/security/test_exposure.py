@@ -78,9 +78,9 @@ async def test_strong_secrets_start_and_the_log_names_the_real_bind_address(sec_
     await svc.start()
     try:
         lines = [r.getMessage() for r in caplog.records if "console" in r.getMessage()]
-        assert any(f"listening on http://0.0.0.0:{port}" in l and "reachable from the network"
-                   in l for l in lines), lines
-        assert not any(l.startswith(f"console on http://127.0.0.1:{port}") for l in lines)
+        assert any(f"listening on http://0.0.0.0:{port}" in line
+                   and "reachable from the network" in line for line in lines), lines
+        assert not any(line.startswith(f"console on http://127.0.0.1:{port}") for line in lines)
         async with Client(svc) as c:
             assert (await c.sign_in(svc, "1001")).status == 200
     finally:

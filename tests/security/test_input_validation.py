@@ -37,7 +37,8 @@ async def test_bad_callback_times_are_400_and_nothing_is_saved(service):
             "not a date": (cb + '"next tuesday"}', "ISO 8601"),
             "bool": (cb + "true}", "must be a time"),
             "object": (cb + '{"a": 1}}', "ISO 8601"),
-            "notes object": ('{"disposition": "resolved", "notes": {"a": 1}}', "notes must be text"),
+            "notes object": ('{"disposition": "resolved", "notes": {"a": 1}}',
+                             "notes must be text"),
             "deep": ('{"disposition": "resolved", "notes": ' + DEEP + "}", "nested deeper"),
             "not an object": ("[1, 2]", "JSON object"),
         }

@@ -162,8 +162,8 @@ async def test_sessions_survive_a_restart_but_not_a_changed_secret(sec_settings)
         await svc.stop()
 
 
-async def test_two_instances_on_postgres_share_sessions_and_sign_out(sec_settings,
-                                                                     postgres_cluster):
+async def test_two_instances_on_postgres_share_sessions_and_sign_out(
+        sec_settings, postgres_cluster):  # noqa: F811
     url = postgres_cluster.create_database()
 
     def instance() -> Service:

@@ -67,8 +67,8 @@ async def test_brute_force_is_slowed_then_locked_out_even_for_the_right_secret(s
         assert (await attacker.sign_in(service, "boss")).status == 429
         await wait_out(auth.by_login, "boss")
         assert (await attacker.sign_in(service, "boss")).status == 200
-    warnings = [r.getMessage() for r in caplog.records
-                if r.levelno >= logging.WARNING and "console sign-in: login 'boss'" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                and "console sign-in: login 'boss'" in r.getMessage()]
     # 200+ refused attempts, a handful of lines: the first delay and the lockout.
     assert 1 <= len(warnings) <= 3, warnings
     assert any("locked out for 3 s" in w for w in warnings), warnings

@@ -107,5 +107,6 @@ async def test_one_address_cannot_hold_every_connection(service, caplog):
     finally:
         for _, w in conns:
             w.close()
-    lines = [r.getMessage() for r in caplog.records if "max_connections_per_address" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records
+             if "max_connections_per_address" in r.getMessage()]
     assert len(lines) == 1 and "127.0.0.1" in lines[0], lines    # 15 refusals, one line
