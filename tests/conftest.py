@@ -38,7 +38,7 @@ def pbx_settings() -> Settings:
                         secret=Secret(secrets.token_urlsafe(16)),
                         reconnect_min=0.2, reconnect_max=2.0),
         tap=TapSettings(host="127.0.0.1", port=free_port()),
-        # Never the default 8080: a second test run (or a demo) may be using it.
+        # Never the default 8080: another test run (or the demo) may hold it.
         web=WebSettings(host="127.0.0.1", port=free_port()),
         pbx=PbxSettings(instance=f"test-{os.getpid()}", sip_host="127.0.0.1",
                         sip_port=free_port(socket.SOCK_DGRAM),
