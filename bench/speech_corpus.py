@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from korean_pronunciation import pronounce
+from ivr.speech.pronunciation import pronounce  # noqa: E402
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 RATE = 8000

@@ -1,4 +1,5 @@
-"""Korean as it is pronounced, for espeak-ng, which reads Hangul letter by letter.
+"""Korean as it is pronounced, for the synthetic speakers (espeak-ng) of the demo,
+the tests and the benchmarks. espeak-ng reads Hangul letter by letter.
 
 espeak-ng's Korean says "감사합니다" as written, where every speaker says
 "감사함니다"; the Vosk model's lexicon has the spoken form. So the synthetic
@@ -30,7 +31,7 @@ REP = {"ㄱ":"ㄱ","ㄲ":"ㄱ","ㄳ":"ㄱ","ㅋ":"ㄱ","ㄺ":"ㄱ","ㄴ":"ㄴ","
 NASAL = {"ㄱ":"ㅇ","ㄷ":"ㄴ","ㅂ":"ㅁ"}
 ASP = {"ㄱ":"ㅋ","ㄷ":"ㅌ","ㅂ":"ㅍ","ㅈ":"ㅊ"}
 TENSE = {"ㄱ":"ㄲ","ㄷ":"ㄸ","ㅂ":"ㅃ","ㅅ":"ㅆ","ㅈ":"ㅉ"}
-def pronounce(text):
+def pronounce(text: str) -> str:
     out = []
     for word in text.split(" "):
         syl = [dec(ch) for ch in word]
