@@ -269,13 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--language", default="ko")
     ap.add_argument("--mode", default="auto", choices=("auto", "spotting", "transcript"))
     ap.add_argument("--model", default="auto")
+    ap.add_argument("--beam", type=float, help="decoder beam (default: the model's)")
+    ap.add_argument("--max-active", type=int, help="decoder max active states")
     ap.add_argument("--margin", type=float, default=1.0)
     ap.add_argument("--show-errors", action="store_true")
     ap.add_argument("--show-calls", action="store_true")
     a = ap.parse_args(argv)
 
     corpus = Corpus.load(a.language)
-    model = SpeechModel.load(a.model)
+    model = SpeechModel.load(a.model, beam=a.beam, max_active=a.max_active)
     library = ScriptLibrary(ROOT / "scripts")
     library.reload()
     rules = RuleLibrary(ROOT / "scripts" / "rules")
@@ -286,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                 customer_num=corpus.customer_number, project=corpus.project)
     filled = fill(script, call, user, CustomerDirectory())
     ruleset = rules.ruleset_for(corpus.project, corpus.language)
-    print(f"model {model.path.name}, script {script.id} ({script.kind.value}), rule set "
+    print(f"model {model.path.name} (beam {a.beam or 'default'}, max-active "
+          f"{a.max_active or 'default'}), script {script.id} ({script.kind.value}), rule set "
           f"{ruleset.id}, mode {a.mode}, {a.calls} calls, seed {a.seed}")
     calls = generate(corpus, a.calls, a.seed)
     s = Score()

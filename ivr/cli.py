@@ -78,6 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(p)
     print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")
     failed |= bool(problems)
+    _check_speech(settings, scripts_dir)
     if not args.no_pbx:
         problems = check_dialplans(settings)
         for p in problems:
@@ -86,6 +87,30 @@ def cmd_check(args: argparse.Namespace) -> int:
               f"({settings.path(settings.pbx.dialplans)})")
         failed |= bool(problems)
     return 1 if failed else 0
+
+
+def _check_speech(settings, scripts_dir) -> None:
+    """What the speech model can hear of each script: a summary, not a failure (calls
+    still pop and record; what cannot be heard shows as "can't check")."""
+    if not settings.speech.enabled:
+        print("speech: off (speech.enabled: false)")
+        return
+    from .speech.check import check_hearing
+    from .speech.models import ModelError
+    from .speech.recognizer import SpeechModel
+    try:
+        model = SpeechModel.load(settings.speech.model)
+    except ModelError as exc:
+        print(f"speech: no model, calls are not coached: {exc}")
+        return
+    reports = check_hearing(scripts_dir, model)
+    for r in reports:
+        print(f"speech: {r}")
+    short = [r for r in reports if r.unheard]
+    verdict = ("every script phrase can be heard" if not short else
+               f"{len(short)} of {len(reports)} scripts have phrases it cannot hear "
+               "(their items and rules show \"can't check\" on calls)")
+    print(f"speech: model {model.path}: {verdict}")
 
 
 def cmd_call(args: argparse.Namespace) -> int:

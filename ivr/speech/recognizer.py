@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .grammar import Grammar, build_grammar, fit_phrase, is_unk
-from .models import resolve_model, supports_grammar
+from .models import resolve_model, supports_grammar, tuned
 from .vad import VadGate, VadSettings
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,10 @@ class SpeechModel:
         log.info("speech model %s loaded in %.1f s", self.path, self.load_seconds)
 
     @classmethod
-    def load(cls, spec: str | Path = "auto") -> "SpeechModel":
-        path = resolve_model(spec).resolve()
+    def load(cls, spec: str | Path = "auto", *, beam: float | None = None,
+             max_active: int | None = None) -> "SpeechModel":
+        """The model ``spec`` names, loaded once per folder and search settings."""
+        path = tuned(resolve_model(spec).resolve(), beam, max_active)
         with cls._lock:
             model = cls._cache.get(path)
             if model is None:
@@ -174,8 +176,11 @@ class SpeechModel:
             g = self._grammars.get(key)
             if g is None:
                 g = self._grammars[key] = build_grammar(key[0], self.has_word, fillers=key[1])
-                for f in g.unusable:
-                    log.warning("phrase spotting: %s", f.describe())
+                if g.unusable:
+                    # Once per grammar, not per call: `ivr check` lists them per script.
+                    log.info("phrase spotting: %d of %d phrases are not in the model's "
+                             "vocabulary and cannot be heard: %s", len(g.unusable), len(g.fits),
+                             ", ".join(f.phrase for f in g.unusable))
             return g
 
     def recognizer(self, rate: int, grammar: Grammar | None = None):
