@@ -110,7 +110,9 @@ class Service:
                                       on_activity=self.live.on_activity,
                                       on_heard=self.live.on_heard, on_gap=self.live.on_gap,
                                       on_capacity=self.live.on_capacity,
-                                      mode_for_call=self.live.mode_for_call)
+                                      mode_for_call=self.live.mode_for_call,
+                                      beam=settings.speech.beam,
+                                      max_active=settings.speech.max_active)
             self.tap_server = TapServer(settings.tap.host, settings.tap.port,
                                         sink_factory=self.speech.sink)
             self.taps = TapManager(self.ami, self.tap_server,

@@ -304,8 +304,10 @@ class SpeechStage:
                  mode_for_call: Callable[[Call, str], RecognitionMode | None] | None = None,
                  vad: VadSettings = VadSettings(), partials: bool = True,
                  workers: int | None = None, max_backlog: float = 1.5, chunk: float = 0.2,
-                 degrade_at: float = 0.8, recover_after: float = 15.0) -> None:
+                 degrade_at: float = 0.8, recover_after: float = 15.0,
+                 beam: float | None = None, max_active: int | None = None) -> None:
         self._model_spec = model
+        self._search = {"beam": beam or None, "max_active": max_active or None}
         self.model: SpeechModel | None = None if isinstance(model, (str, Path)) else model
         self.on_utterance = on_utterance
         self.on_activity = on_activity
@@ -340,7 +342,8 @@ class SpeechStage:
         """Load the model (in a thread: it takes seconds) and start the workers."""
         self._loop = asyncio.get_running_loop()
         if self.model is None:
-            self.model = await asyncio.to_thread(SpeechModel.load, self._model_spec)
+            self.model = await asyncio.to_thread(
+                lambda: SpeechModel.load(self._model_spec, **self._search))
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
             if hasattr(self.model, "warm_up"):
