@@ -58,6 +58,7 @@ from ivr.speech.recognizer import SpeechModel  # noqa: E402
 from live_coaching_sim import CallResult, simulate  # noqa: E402
 
 CHUNK_S = 0.1
+DEADLINE_RULES = ("apology_after_decline", "close_thanks")
 
 
 # ---------------------------------------------------------------- expectations
@@ -155,7 +156,8 @@ class Score:
     false_critical: int = 0
     false_critical_calls: list[int] = field(default_factory=list)
     adherence_err: list[float] = field(default_factory=list)
-    latency: list[float] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)          # customer cards, forbidden
+    deadline_latency: list[float] = field(default_factory=list)  # deadline prompts
     severity: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     calls: int = 0
@@ -197,7 +199,9 @@ def score_call(call: LabelledCall, e: Expect, r: CallResult, s: Score) -> None:
         p = fired.get(rid)
         if p and expected:
             t.tp += 1
-            s.latency.append(max(0.0, r.fired_at[rid] - e.prompts[rid]))
+            late = max(0.0, r.fired_at[rid] - e.prompts[rid])
+            (s.deadline_latency if rid.startswith("checklist.") or rid in DEADLINE_RULES
+             else s.latency).append(late)
         elif p:
             t.fp += 1
             s.errors.append(f"call {call.index}: false prompt {rid} at {p['at']} "
@@ -256,9 +260,13 @@ def report(s: Score, seconds: float, audio_s: float, cpu: float) -> list[str]:
             f"adherence error: mean {sum(err) / max(1, len(err)):.1f}, p95 "
             f"{percentile(err, .95) or 0:.0f}, max {max(err, default=0):.0f} points "
             f"({len(err)} calls scored)",
-            f"prompt latency after the moment it became true (audio clock): p50 "
+            f"card latency, after the words that fired it (audio clock): p50 "
             f"{percentile(s.latency, .5) or 0:.2f} s, p95 {percentile(s.latency, .95) or 0:.2f} s, "
-            f"max {max(s.latency, default=0):.2f} s ({len(s.latency)} prompts)"]
+            f"max {max(s.latency, default=0):.2f} s ({len(s.latency)} cards)",
+            f"deadline prompt latency, after the deadline (audio clock; a sentence begun "
+            f"before it is heard out, up to 2 s): p50 {percentile(s.deadline_latency, .5) or 0:.2f} "
+            f"s, p95 {percentile(s.deadline_latency, .95) or 0:.2f} s "
+            f"({len(s.deadline_latency)} prompts)"]
     return out
 
 

@@ -709,6 +709,14 @@ class CoachingEngine:
             elif r.type == REQUIRED_PHRASE and rs.after is not None \
                     and none(rs.after.texts, CUSTOMER):
                 self._cant(c, rs, f"{UNHEARABLE}: the customer's {', '.join(rs.after.texts)}")
+            elif r.type == REQUIRED_PHRASE and rs.after is None and r.param("within") is None \
+                    and (rs.closing_agent or rs.closing_customer) \
+                    and none(rs.closing_agent.texts if rs.closing_agent else (), AGENT) \
+                    and none(rs.closing_customer.texts if rs.closing_customer else (), CUSTOMER):
+                # Timed only from the call's closing, which can never be heard.
+                closing = [*(rs.closing_agent.texts if rs.closing_agent else ()),
+                           *(rs.closing_customer.texts if rs.closing_customer else ())]
+                self._cant(c, rs, f"{UNHEARABLE}: the closing ({', '.join(closing)})")
             elif r.type == CUSTOMER_PHRASE and none(rs.phrases.texts, CUSTOMER):
                 self._cant(c, rs, f"{UNHEARABLE} ({', '.join(rs.phrases.texts)})")
 
