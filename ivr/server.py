@@ -133,6 +133,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._site = None
         self._watch: asyncio.Task | None = None
+        self._rules_watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (-1e9, [])
         self._departments_asking: asyncio.Future | None = None
         self._stopped = False
@@ -255,6 +256,8 @@ class Service:
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        self._rules_watch = asyncio.ensure_future(self.rules.watch(
+            on_change=lambda problems: self.console.scripts_changed(self.script_problems())))
         await self._start_speech()
         self.live.start()
         await self.ami.start()
@@ -298,7 +301,6 @@ class Service:
         await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:
-        self.rules.reload()    # rule files live beside the scripts
         self.console.scripts_changed(self.script_problems())
 
     async def _restore_wrapups(self) -> None:
@@ -325,6 +327,8 @@ class Service:
         await self.live.close()
         if self._watch:
             self._watch.cancel()
+        if self._rules_watch:
+            self._rules_watch.cancel()
         if self._runner:
             await self._runner.cleanup()
         await self.recorder.close(timeout=10)   # logs any outcome it could not write

@@ -58,7 +58,7 @@ async def place_calls(pbx, svc, tmp_path: Path, n: int, talk_ms: int) -> list[st
     agent = await AgentPhone(sip(pbx), AGENT, log_dir=tmp_path, ring_ms=300,
                              audio=speech_file(tmp_path / "agent.ulaw", *GREETING)).astart()
     try:
-        run = call_customer(sip(pbx), "5550199", caller="821055500001", calls=n, rate=2,
+        run = call_customer(sip(pbx), "5550199", caller="821055500001", calls=n, rate=1,
                             limit=n, talk_ms=talk_ms, log_dir=tmp_path,
                             audio=speech_file(tmp_path / "customer.ulaw", *CUSTOMER))
         await svc.calls_seen.wait_for(lambda e: isinstance(e, AgentAnswered), 30, "answer")
