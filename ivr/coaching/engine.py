@@ -269,7 +269,8 @@ class CoachingEngine:
     def _cant_checks(c: _Live) -> list[dict[str, str]]:
         """Items and rules speech cannot judge on this call, with why."""
         out = [{"id": i.id, "kind": "item", "reason": i.cant_check}
-               for i in c.items.values() if i.cant_check and not i.done]
+               for i in c.items.values() if i.cant_check
+               and item_status(i.done, i.at, i.within, i.cant_check) == CANT_CHECK]
         out += [{"id": rs.rule.id, "kind": "rule", "reason": rs.cant_check}
                 for rs in c.rules if rs.cant_check and rs.satisfied_at is None]
         return out

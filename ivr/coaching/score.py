@@ -34,7 +34,9 @@ def item_status(done: bool, at: float | None, within: float | None,
     if not done:
         return CANT_CHECK if cant_check else MISSED
     if within is not None and at is not None and at > within + 1e-9:
-        return LATE
+        # Heard only after its deadline, but the deadline itself could not be judged
+        # (audio shed, recognition behind): it may well have been said in time.
+        return CANT_CHECK if cant_check else LATE
     return DONE
 
 

@@ -689,6 +689,15 @@ def test_shed_audio_before_a_deadline_makes_it_cant_check():
     assert {i["id"] for i in rec.checklist if i["status"] == "cant_check"} == {
         "greeted", "named_company", "offered_help", "gave_own_name"}
     assert all("shed" in i["cant_check"] for i in rec.checklist if i["status"] == "cant_check")
+    # Heard after the deadline, when the audio before it was shed: it may have been said
+    # in time too, so neither "late" nor "missed", and it earns nothing either way.
+    late = Coach(filled("acme-support-ko", MINSU))
+    late.engine.gap("c1", "agent", 5.0, 7.0, "audio shed: speech recognition over capacity")
+    late.until(21)
+    late.say("agent", "에이스 텔레콤", 22.0, 23.0, phrases=["에이스 텔레콤"])
+    rec = late.end(30)
+    assert rec.item("named_company")["status"] == "cant_check"
+    assert "named_company" in rec.adherence["cant_check"]
     # The customer's audio being shed says nothing about the agent's deadlines.
     coach2 = Coach(filled("acme-support-ko", MINSU))
     coach2.engine.gap("c1", "customer", 5.0, 7.0, "shed")
