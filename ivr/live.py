@@ -65,6 +65,10 @@ class LiveCoaching:
         self._notices: dict[str, str] = {}             # call -> capacity notice
         self._fillers: tuple[str, ...] | None = None
         self.prompt_counts: dict[tuple[str, str], int] = {}     # (rule, severity) -> raised
+        # Coaching of calls that were live when the service last stopped (checkpoints):
+        # given back to the engine when the resync replays those calls' answers.
+        self.restored: dict[str, dict[str, Any]] = {}
+        self._checkpoints: dict[str, tuple[int, int, int]] = {}   # call -> what was saved
         self._ticker: asyncio.Task | None = None
         pop.on_mark = self._marked
 
@@ -106,11 +110,20 @@ class LiveCoaching:
             self.engine.start_call(call.call_id, self.pop.script_of(call.call_id),
                                    call.direction.value, answered,
                                    hears=self._hears(call.call_id))
+            saved = self.restored.pop(call.call_id, None)
+            if saved is not None:
+                self.engine.restore(call.call_id, saved, time.time())
+                for item in self.engine.live(call.call_id)["checklist"]:
+                    if item["done"]:
+                        for login in self.pop.owners(call.call_id):
+                            self.pop.mark_item(login, call.call_id, item["id"], True,
+                                               by=item["by"] or "speech")
         elif isinstance(event, CallEnded) and self._live.pop(call.call_id, None) is not None:
             result = self.engine.end_call(call.call_id, event.at)
             self._modes.pop(call.call_id, None)
             self._taps.pop(call.call_id, None)
             self._notices.pop(call.call_id, None)
+            self._checkpoints.pop(call.call_id, None)
             if result is None:
                 return
             score = result.score
@@ -206,13 +219,31 @@ class LiveCoaching:
         self._ticker = asyncio.ensure_future(self._tick_forever())
 
     async def _tick_forever(self) -> None:
-        # Deadlines, dead air and monologues are noticed on this beat.
+        # Deadlines, dead air and monologues are noticed on this beat; every 2 s what
+        # changed of a live call's coaching is checkpointed (a restart loses nothing).
+        beat = 0
         while True:
             await asyncio.sleep(0.25)
+            beat += 1
             try:
                 self.engine.tick(time.time())
+                if beat % 8 == 0:
+                    self._checkpoint()
             except Exception:
                 log.exception("coaching tick failed; the next one goes on")
+
+    def _checkpoint(self) -> None:
+        for call_id in list(self._live):
+            c = self.engine.calls.get(call_id)
+            if c is None:
+                continue
+            mark = (len(c.prompts), sum(i.done for i in c.items.values()), len(c.transcript))
+            if mark == self._checkpoints.get(call_id) or mark == (0, 0, 0):
+                continue
+            self._checkpoints[call_id] = mark
+            live = self.engine.live(call_id)
+            self.save(call_id, {i["id"]: i for i in live["checklist"]}, None, live["prompts"],
+                      live["transcript"], live["cant_check"])
 
     async def close(self) -> None:
         if self._ticker:

@@ -249,6 +249,9 @@ class Service:
         await self.store.open()
         await self.report_store.open()
         await self.console.ctx.auth.start()
+        # Coaching checkpoints of calls live at the last stop, before they are closed:
+        # the calls Asterisk still has come back with their prompts and ticks.
+        self.live.restored = await self.store.live_coaching()
         closed = await self.store.close_interrupted(time.time())
         if closed:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",

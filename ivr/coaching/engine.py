@@ -254,6 +254,39 @@ class CoachingEngine:
             prompts=[p.to_dict() for p in c.prompts], transcript=transcript,
             cant_check=self._cant_checks(c))
 
+    def restore(self, call_id: str, saved: dict[str, Any], now: float) -> None:
+        """After a service restart: the coaching a call had so far (a checkpoint from
+        ``live``), so nothing already prompted fires again and nothing ticked is lost.
+        The audio between the checkpoint and now was never heard: a gap."""
+        c = self.calls.get(call_id)
+        if c is None:
+            return
+        for entry in (saved.get("checklist") or {}).values() if isinstance(
+                saved.get("checklist"), dict) else saved.get("checklist") or []:
+            item = c.items.get(entry.get("id"))
+            if item is not None and entry.get("done"):
+                item.done, item.at, item.by, item.phrase = (True, entry.get("at"),
+                                                            entry.get("by"), entry.get("phrase"))
+        for p in saved.get("prompts") or []:
+            try:
+                prompt = Prompt(**p)
+            except TypeError:
+                continue
+            c.prompts.append(prompt)
+            c.fired[prompt.rule_id] = max(c.fired.get(prompt.rule_id, prompt.at), prompt.at)
+        c.transcript = list(saved.get("transcript") or []) + c.transcript
+        for rs in c.rules:
+            item = c.items.get(rs.rule.param("item") or "")
+            if item is not None and item.done and rs.rule.type == REQUIRED_PHRASE \
+                    and not rs.rule.param("after"):
+                rs.satisfied_at, rs.phrase, rs.via_item = item.at, item.phrase, True
+        # What each party's recognition had reached is not saved; the end of their last
+        # recognised words stands for it (a deadline in between is "can't check").
+        for speaker in SPEAKERS:
+            since = max((float(e.get("end", 0.0)) for e in c.transcript
+                         if e.get("speaker") == speaker), default=0.0)
+            self.gap(call_id, speaker, since, c.t(now), "the service was restarted")
+
     def live(self, call_id: str) -> dict[str, Any] | None:
         """The call's coaching so far (e.g. for a console that reconnects)."""
         c = self.calls.get(call_id)

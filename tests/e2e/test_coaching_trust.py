@@ -164,3 +164,79 @@ async def saved(svc, call_id: str, timeout: float = 15.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"no coaching result for call {call_id}: {record}")
         await asyncio.sleep(0.2)
+
+
+async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
+        pbx, korean_console, console_settings, browser, tmp_path):
+    """The console shows the same prompts, ticks, transcript and taps after the page
+    reloads, and after the service itself restarts mid-call."""
+    import dataclasses
+
+    from ivr.config import Secret, User
+    from ivr.server import Service
+    from tests.integration.conftest import CallLog
+    svc = korean_console
+    page = await sign_in(browser, svc, "1001")
+    agent = await AgentPhone(sip(pbx), "1001", log_dir=tmp_path, ring_ms=300,
+                             audio=speech_file(tmp_path / "agent.ulaw", 1.0, "안녕하세요", 1.0,
+                                               "에이스 텔레콤", 1.0, "김민수", 6.0)).astart()
+    second = None
+
+    async def shown(card) -> tuple[set, set, set, set]:
+        prompts = set(await card.locator(".prompt").evaluate_all(
+            "els => els.map(e => e.dataset.rule)"))
+        done = set(await card.locator(".checklist label.done").evaluate_all(
+            "els => els.map(e => e.dataset.item)"))
+        lines = set(await card.locator(".transcript .line:not(.partial)").all_inner_texts())
+        taps = set(await card.locator("[data-role=taps] .tap").all_inner_texts())
+        return prompts, done, lines, taps
+
+    try:
+        customer = call_customer(sip(pbx), "5550111", caller="821012345678", talk_ms=40000,
+                                 log_dir=tmp_path,
+                                 audio=speech_file(tmp_path / "customer.ulaw", 3.0, "바보", 6.0))
+        answered = await svc.calls_seen.wait_for(lambda e: isinstance(e, AgentAnswered), 20,
+                                                 "answer")
+        call_id = answered.call.call_id
+        card = page.locator(f"section.card[data-call='{call_id}']")
+        await card.locator(f".prompt[data-rule='{CALM_CARD}']").wait_for(timeout=15000)
+        await card.locator(f".checklist label.done[data-item='{COMPANY_ITEM}']").wait_for(
+            timeout=15000)
+        await card.locator("[data-role=taps] .tap.ok").nth(1).wait_for(timeout=5000)
+        before = await shown(card)
+        assert CALM_CARD in before[0] and COMPANY_ITEM in before[1] and before[2]
+
+        await page.reload()                                  # 1. the page reloads
+        await page.locator("#conn.up").wait_for(timeout=10000)
+        await card.locator(f".prompt[data-rule='{CALM_CARD}']").wait_for(timeout=5000)
+        after = await shown(card)
+        assert after[0] >= before[0] and after[1] >= before[1] and after[2] >= before[2]
+        assert after[3] == before[3]
+
+        await svc.stop()                                     # 2. the service restarts
+        await page.locator("#conn.down").wait_for(timeout=5000)
+        users = svc.settings.users
+        second = Service(dataclasses.replace(console_settings, users=users))
+        second.calls_seen = CallLog()
+        second.bus.subscribe(second.calls_seen)
+        await second.start()
+        await page.locator("#conn.up").wait_for(timeout=15000)
+        await card.locator(f".prompt[data-rule='{CALM_CARD}']").wait_for(timeout=10000)
+        await card.locator(f".checklist label.done[data-item='{COMPANY_ITEM}']").wait_for(
+            timeout=5000)
+        restarted = await shown(card)
+        assert restarted[0] >= before[0] and restarted[1] >= before[1]
+        assert restarted[2] >= before[2]
+        await card.locator("[data-role=taps] .tap.ok").nth(1).wait_for(timeout=10000)
+        # ... and the card raised before the restart is not raised again.
+        assert await card.locator(f".prompt[data-rule='{CALM_CARD}']").count() == 1
+        end = await second.calls_seen.wait_for(lambda e: isinstance(e, CallEnded), 60, "end")
+        assert end.call.call_id == call_id
+        record = await saved(second, call_id)
+        assert CALM_CARD in {p["rule_id"] for p in record["prompts"]}
+        assert record["checklist"][COMPANY_ITEM]["done"]
+        assert page.errors == []
+    finally:
+        await agent.astop()
+        if second is not None:
+            await second.stop()

@@ -189,6 +189,11 @@ class Store(abc.ABC):
         the items and rules speech could not check (with why)."""
 
     @abc.abstractmethod
+    async def live_coaching(self) -> dict[str, dict[str, Any]]:
+        """Coaching saved so far of calls still 'live' (checkpoints): after a restart
+        the console shows the same prompts, ticks and transcript as before."""
+
+    @abc.abstractmethod
     async def close_interrupted(self, now: float) -> int:
         """At service start: calls still 'live' were cut off by a crash; mark
         them 'interrupted' and put callbacks caught 'dialling' back to

@@ -185,6 +185,15 @@ class SqlStore(CampaignSql, SessionSql, Store):
                 adherence_score, json.dumps(prompts), json.dumps(transcript),
                 json.dumps(cant_check or [])])
 
+    async def live_coaching(self) -> dict[str, dict[str, Any]]:
+        async with self.transaction(readonly=True) as tx:
+            rows = await tx.fetch(
+                "SELECT call_id, checklist, prompts, transcript, cant_check FROM calls "
+                "WHERE state = ? AND transcript IS NOT NULL", [CallStatus.LIVE.value])
+        cols = ("checklist", "prompts", "transcript", "cant_check")
+        return {r["call_id"]: {k: json.loads(r[k]) if isinstance(r[k], str) else r[k]
+                               for k in cols} for r in rows}
+
     async def close_interrupted(self, now: float) -> int:
         async with self.transaction() as tx:
             closed = await tx.execute(
