@@ -180,7 +180,7 @@ async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
     agent = await AgentPhone(sip(pbx), "1001", log_dir=tmp_path, ring_ms=300,
                              audio=speech_file(tmp_path / "agent.ulaw", 1.0, "안녕하세요", 1.0,
                                                "에이스 텔레콤", 1.0, "김민수", 6.0)).astart()
-    second = None
+    second = customer = None
 
     async def shown(card) -> tuple[set, set, set, set]:
         prompts = set(await card.locator(".prompt").evaluate_all(
@@ -227,7 +227,7 @@ async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
         restarted = await shown(card)
         assert restarted[0] >= before[0] and restarted[1] >= before[1]
         assert restarted[2] >= before[2]
-        await card.locator("[data-role=taps] .tap.ok").nth(1).wait_for(timeout=10000)
+        await card.locator("[data-role=taps] .tap.ok").nth(1).wait_for(timeout=20000)
         # ... and the card raised before the restart is not raised again.
         assert await card.locator(f".prompt[data-rule='{CALM_CARD}']").count() == 1
         end = await second.calls_seen.wait_for(lambda e: isinstance(e, CallEnded), 60, "end")
@@ -237,6 +237,8 @@ async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
         assert record["checklist"][COMPANY_ITEM]["done"]
         assert page.errors == []
     finally:
+        if customer is not None:
+            customer.stop()             # never leave a live call to the next test
         await agent.astop()
         if second is not None:
             await second.stop()
