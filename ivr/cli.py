@@ -1,10 +1,12 @@
-"""The `ivr` command: serve, pbx up|down|status|cli, check, call, demo."""
+"""The `ivr` command: serve, pbx up|down|status|cli|apply|rollback, check, call, demo, test."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from pathlib import Path
 
 from .config import Settings, load_settings
 from .yamlfile import YamlError
@@ -62,7 +64,7 @@ def cmd_pbx(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_dialplans
+    from .check import check_dialplans, check_references
     settings = _settings(args)   # config problems raise YamlError, printed by main()
     print(f"config: ok ({settings.source or 'built-in defaults'})")
     from .scripts.check import check_folder
@@ -78,13 +80,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(p)
     print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")
     failed |= bool(problems)
+    # Cross-references need no PBX; loading into the sandbox does (--no-pbx skips it).
+    problems = check_references(settings)
     if not args.no_pbx:
-        problems = check_dialplans(settings)
-        for p in problems:
-            print(p)
-        print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
-              f"({settings.path(settings.pbx.dialplans)})")
-        failed |= bool(problems)
+        problems += check_dialplans(settings)
+    for p in problems:
+        print(p)
+    print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
+          f"({settings.path(settings.pbx.dialplans)})")
+    failed |= bool(problems)
     return 1 if failed else 0
 
 
@@ -108,6 +112,28 @@ def cmd_call(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(args.config, wait=args.wait, exit_after=args.exit)
+
+
+def run_tests(pytest_args: list[str]) -> int:
+    """`ivr test [PYTEST ARGS]`: the test suite of the checkout this ivr is installed
+    from (bash .ci/setup installs it editable), run by pytest in the same Python."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "tests").is_dir() or not (checkout / "pyproject.toml").exists():
+        print(f"ivr test: this ivr is installed from {checkout}, which holds no tests; "
+              "run `bash .ci/setup` in a checkout of the repository, then `ivr test` there",
+              file=sys.stderr)
+        return 2
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() and (folder / "ivr" / "cli.py").exists():
+            if folder != checkout:
+                print(f"ivr test: this ivr is installed from {checkout}, not from {folder}; "
+                      f"run `bash .ci/setup` in {folder} first", file=sys.stderr)
+                return 2
+            break
+    os.chdir(checkout)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *pytest_args])
+    return 0   # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,10 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true",
                       help="stop after the demo call instead of serving until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
+    # Handled in main() before parsing: every argument after `test` goes to pytest.
+    sub.add_parser("test", help="run the test suite (pytest) of this checkout; "
+                                "arguments go to pytest, e.g. ivr test -x tests/unit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"]:
+        return run_tests(argv[1:])
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.verbose = getattr(args, "verbose", False)
