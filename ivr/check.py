@@ -13,7 +13,9 @@ Every problem is one line, ``file:line: reason``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -45,9 +47,11 @@ def check_references(settings: Settings, dialplans: Path | None = None) -> list[
                       scripts=settings.path(settings.scripts))
 
 
-def check_dialplans(settings: Settings, dialplans: Path | None = None,
-                    instance: str = "check") -> list[Problem]:
-    """Load the dialplans into a temporary sandbox instance and collect complaints."""
+def check_dialplans(settings: Settings, dialplans: Path | None = None) -> list[Problem]:
+    """Load the dialplans into a temporary sandbox instance and collect complaints.
+
+    The instance is this process's own (two checks at once never share one) and
+    its folder is removed afterwards."""
     base = Sandbox.from_settings(dataclasses.replace(
         settings, ami=dataclasses.replace(settings.ami, secret=settings.ami.secret or "check")))
     if dialplans is not None:
@@ -58,7 +62,7 @@ def check_dialplans(settings: Settings, dialplans: Path | None = None,
     if problems:
         return problems
     sandbox = dataclasses.replace(
-        base, instance=instance, sip_host="127.0.0.1", ami_host="127.0.0.1",
+        base, instance=f"check-{os.getpid()}", sip_host="127.0.0.1", ami_host="127.0.0.1",
         sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port())
     sandbox.ensure_root()
     log_file = sandbox.host_dir / "log" / "messages"
@@ -74,7 +78,8 @@ def check_dialplans(settings: Settings, dialplans: Path | None = None,
             problems += _unloaded_modules(sandbox, dialplans / "modules.conf")
     finally:
         sandbox.stop()
-    text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        shutil.rmtree(sandbox.host_dir, ignore_errors=True)
     problems += asterisk_problems(log_entries(text), dialplans)
     return problems
 

@@ -32,6 +32,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         root = build_root(settings.pbx.root)
         print(f"sandbox root ready: {root}")
         return 0
+    if args.action in ("apply", "rollback"):
+        return _apply(args, settings)
     sandbox = Sandbox.from_settings(settings)
     if args.action == "up":
         sandbox.ensure_root()
@@ -61,6 +63,51 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         print(sandbox.cli(" ".join(args.command)), end="")
         return 0
     return 2
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    """`ivr pbx apply|rollback`: see ivr/pbx/apply.py."""
+    from .check import check_dialplans, check_references
+    from .pbx.apply import ApplyError, apply, folder_target, rollback, sandbox_target
+    from .pbx.sandbox import Sandbox, SandboxError
+    if args.etc:
+        target = folder_target(Path(args.etc), args.cli)
+    else:
+        sandbox = Sandbox.from_settings(settings)
+        if sandbox.pid() is None:
+            raise SandboxError(f"sandbox PBX '{sandbox.instance}' is not running "
+                               "(`ivr pbx up` installs dialplans/ as it starts); "
+                               "for another PBX give --etc and --cli")
+        target = sandbox_target(sandbox)
+    dialplans = settings.path(settings.pbx.dialplans)
+    try:
+        if args.action == "rollback":
+            change = rollback(target, dry_run=args.dry_run)
+        else:
+            change = apply(dialplans, target, dry_run=args.dry_run,
+                           check=lambda d: check_references(settings, d)
+                           + check_dialplans(settings, d))
+    except ApplyError as exc:
+        for p in exc.problems:
+            print(p)
+        print(f"ivr pbx {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if not change.changed:
+        print(f"{target.label}: already up to date, nothing to {args.action}")
+        return 0
+    print(change.diff)
+    if args.dry_run:
+        print(f"(dry run) would change {', '.join(change.changed)} and run: "
+              + "; ".join(change.reloads))
+        return 0
+    for command, output in change.outputs.items():
+        print(f"{command}: {output or 'ok'}")
+    for note in change.notes:
+        print(f"note: {note}")
+    print(f"{target.label}: {', '.join(change.changed)} installed; the previous set is kept "
+          + ("(`ivr pbx rollback` puts it back)" if args.action == "apply"
+             else "(run `ivr pbx rollback` again to re-apply)"))
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -149,8 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)
     sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
-    pbx.add_argument("action", choices=["build", "up", "down", "status", "cli"])
+    pbx.add_argument("action", choices=["build", "up", "down", "status", "cli", "apply",
+                                        "rollback"],
+                     help="apply: check dialplans/, install them into the running PBX and "
+                          "reload what changed; rollback: put the previous set back")
     pbx.add_argument("command", nargs="*", help="with cli: an Asterisk CLI command")
+    pbx.add_argument("--etc", help="apply/rollback: the running PBX's configuration folder "
+                                   "(default: the sandbox's), e.g. /etc/asterisk or a "
+                                   "container's volume")
+    pbx.add_argument("--cli", default="asterisk -rx",
+                     help="apply/rollback with --etc: the command that runs an Asterisk CLI "
+                          "command there (default: asterisk -rx)")
+    pbx.add_argument("--dry-run", action="store_true",
+                     help="apply/rollback: check and show the diff, change nothing")
     pbx.set_defaults(func=cmd_pbx)
     chk = sub.add_parser("check", help="validate config and dialplans (and scripts)")
     chk.add_argument("--no-pbx", action="store_true", help="skip loading dialplans into Asterisk")
