@@ -70,13 +70,21 @@ class Target:
     cli: Callable[[str], str]
     render: Callable[[Path, str], str]      # (dialplans folder, file name) -> installed text
     label: str
+    # Run after an install (with the dialplans folder; None after a rollback).
+    after: Callable[[Path | None], None] | None = None
 
 
 def sandbox_target(sandbox: Sandbox) -> Target:
     def render(dialplans: Path, name: str) -> str:
         return dataclasses.replace(sandbox, dialplans=dialplans).render(name)
+
+    def installed(dialplans: Path | None) -> None:
+        # New prompt texts are spoken, and a later `ivr pbx up` keeps this PBX running.
+        if dialplans is not None:
+            dataclasses.replace(sandbox, dialplans=dialplans).install_prompts()
+        sandbox.mark_running_config()
     return Target(etc=sandbox.host_dir / "etc", cli=sandbox.cli, render=render,
-                  label=f"sandbox PBX '{sandbox.instance}'")
+                  label=f"sandbox PBX '{sandbox.instance}'", after=installed)
 
 
 def folder_target(etc: Path, cli_prefix: str = "asterisk -rx",
@@ -250,6 +258,8 @@ def apply(dialplans: Path, target: Target, check: Callable[[Path], list[Problem]
     new = {name: target.render(dialplans, name) for name in CONF_FILES
            if (dialplans / name).exists()}
     change = _install(target, new, dry_run)
+    if change.changed and not dry_run and target.after is not None:
+        target.after(dialplans)
     if failed := failed_reloads(change):
         # Asterisk refused what the sandbox accepted: put the previous set back.
         rollback(target)
@@ -264,4 +274,7 @@ def rollback(target: Target, dry_run: bool = False) -> Change:
     if not previous.is_dir():
         raise ApplyError(f"nothing to roll back: {previous} does not exist (no apply yet)")
     saved = _installed(previous)
-    return _install(target, saved, dry_run)
+    change = _install(target, saved, dry_run)
+    if change.changed and not dry_run and target.after is not None:
+        target.after(None)
+    return change

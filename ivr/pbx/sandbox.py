@@ -8,6 +8,7 @@ test run) can run side by side on different ports.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -117,7 +118,7 @@ class Sandbox:
         (etc / "manager.conf").chmod(0o640)
         (etc / "asterisk.conf").write_text(self._asterisk_conf(), encoding="utf-8")
         shutil.copy("/etc/hosts", self.root / "etc/hosts")  # else every call logs failed lookups
-        self._install_prompts()
+        self.install_prompts()
         uid, gid = self._asterisk_ids()
         for path in [self.host_dir, *self.host_dir.rglob("*")]:
             os.chown(path, uid, gid, follow_symlinks=False)
@@ -140,7 +141,7 @@ class Sandbox:
             "maxcalls = 500\n"
         )
 
-    def _install_prompts(self) -> None:
+    def install_prompts(self) -> None:
         """IVR prompts: NAME.wav as given, else NAME.txt spoken by espeak-ng."""
         src = self.dialplans / "prompts"
         dst = self.in_root("/usr/share/asterisk/sounds/en") / "ivr"
@@ -196,13 +197,49 @@ class Sandbox:
             return None
         return pid
 
+    @property
+    def fingerprint_file(self) -> Path:
+        return self.host_dir / "running-config.sha256"
+
+    def fingerprint(self) -> str:
+        """A hash of the installed configuration (ports, secret and dialplans included)."""
+        h = hashlib.sha256()
+        for path in sorted((self.host_dir / "etc").glob("*.conf")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()
+
+    def mark_running_config(self) -> None:
+        """Record that the running Asterisk uses the installed files (after a start or
+        an `ivr pbx apply`)."""
+        self.fingerprint_file.write_text(self.fingerprint() + "\n")
+
+    def _runs_as_installed(self) -> bool:
+        try:
+            recorded = self.fingerprint_file.read_text().strip()
+        except OSError:
+            return False
+        if recorded != self.fingerprint():
+            return False
+        try:
+            wait_fully_booted(self.ami_host, self.ami_port, self.ami_user, self.ami_secret, 3)
+        except SandboxError:
+            return False
+        return True
+
     def start(self, timeout: float = 30.0) -> int:
-        """Start Asterisk in its own session and wait until AMI says FullyBooted."""
+        """Start Asterisk in its own session and wait until AMI says FullyBooted.
+
+        An instance that already runs is kept if it runs the installed files (a
+        second `ivr pbx up`); one that runs other settings (left over by a demo or
+        test that was killed, with another AMI secret or ports) is restarted."""
         _require_root()
         if (pid := self.pid()) is not None:
-            log.info("sandbox %s already runs (pid %d)", self.instance, pid)
-            wait_fully_booted(self.ami_host, self.ami_port, self.ami_user, self.ami_secret, timeout)
-            return pid
+            if self._runs_as_installed():
+                log.info("sandbox %s already runs (pid %d)", self.instance, pid)
+                return pid
+            log.warning("sandbox %s runs (pid %d) with other settings, left over by a run "
+                        "that did not stop it: restarting it", self.instance, pid)
+            self.stop()
         _require_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, "AMI")
         _require_free_port(self.sip_host, self.sip_port, socket.SOCK_DGRAM, "SIP")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +260,7 @@ class Sandbox:
             raise SandboxError(
                 f"Asterisk did not boot; see {self.console_log} and "
                 f"{self.host_dir / 'log/messages'}") from None
+        self.mark_running_config()
         return proc.pid
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -242,6 +280,7 @@ class Sandbox:
         except ChildProcessError:
             pass
         self.pidfile.unlink(missing_ok=True)
+        self.fingerprint_file.unlink(missing_ok=True)
         return True
 
     def cli(self, command: str, timeout: float = 15.0) -> str:

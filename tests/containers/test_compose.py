@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -177,5 +178,39 @@ def test_down_and_up_keeps_the_recorded_calls(stack, first_call, tmp_path):
     # The restarted PBX kept its configuration volume and still takes the phones.
     phone = AgentPhone(sip(stack), AGENT, stack.env[f"SIP_PASSWORD_{AGENT}"],
                        log_dir=tmp_path)
+    phone.register()
+    phone.unregister()
+
+
+def test_pbx_apply_installs_into_the_containers_config_volume(stack, tmp_path, monkeypatch):
+    """An admin's `ivr pbx apply --etc VOLUME --cli "... exec asterisk asterisk -rx"`:
+    the new DID is live in the container at once; the generated secrets stay."""
+    from ivr.cli import main
+    from tests.conftest import REPO
+    from tests.containers.podman import ENV
+    dialplans = tmp_path / "dialplans"
+    shutil.copytree(REPO / "dialplans", dialplans)
+    ext = dialplans / "extensions.conf"
+    ext.write_text(ext.read_text().replace("; Any other number we receive", (
+        "exten => 5550133,1,NoOp(Inbound call to the new line)\n"
+        " same => n,Set(__CALL_DIRECTION=inbound)\n"
+        " same => n,Set(__DID=${EXTEN})\n"
+        " same => n,Goto(to-queue,sales,1)\n\n; Any other number we receive"), 1))
+    config = tmp_path / "ivr.yaml"
+    config.write_text(f"pbx: {{dialplans: {dialplans}}}\nscripts: {REPO / 'scripts'}\n")
+    monkeypatch.setenv("IVR_AMI_SECRET", "x" * 16)
+    etc = stack.volume("asterisk-etc")
+    cli = (f"env CONTAINERS_CONF={ENV['CONTAINERS_CONF']} podman exec "
+           f"{stack.container('asterisk')} asterisk -rx")
+    assert main(["pbx", "apply", "-c", str(config), "--etc", str(etc), "--cli", cli]) == 0
+    shown = stack.exec("asterisk", "asterisk", "-rx", "dialplan show 5550133@from-trunk")
+    assert "'5550133' =>" in shown, shown
+    # The secrets the entrypoint wrote were carried over, not replaced by the samples.
+    pjsip = (etc / "pjsip.conf").read_text()
+    assert f"password = {stack.env['SIP_PASSWORD_1001']}" in pjsip and "agent1001" not in pjsip
+    assert f"secret = {stack.env['IVR_AMI_SECRET']}" in (etc / "manager.conf").read_text()
+    assert f"TRUNK_PEER = {stack.env['TRUNK_PEER']}" in (etc / "extensions.conf").read_text()
+    # and the phones still register with them.
+    phone = AgentPhone(sip(stack), AGENT, stack.env[f"SIP_PASSWORD_{AGENT}"], log_dir=tmp_path)
     phone.register()
     phone.unregister()
