@@ -125,7 +125,7 @@ class Dialplan:
 
     def find(self, context: str, exten: str) -> list[Extension]:
         """The extensions of ``context`` that a call to ``exten`` would run (literal or pattern)."""
-        return [e for e in self.extensions(context) if matches(e.name, exten)]
+        return [e for e in self.extensions(context) if e.name == exten or matches(e.name, exten)]
 
 
 def matches(pattern: str, exten: str) -> bool:
