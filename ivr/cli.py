@@ -41,8 +41,11 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         pid = sandbox.start()
         print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid})")
         print(f"  AMI  {sandbox.ami_host}:{sandbox.ami_port} user {sandbox.ami_user}")
-        print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 "
-              "(password agent100N), test customer 'customer'/'customer'")
+        from .pbx.sandbox import is_loopback
+        passwords = ("password agent100N), test customer 'customer'/'customer'"
+                     if is_loopback(sandbox.sip_host) else "passwords from $SIP_PASSWORD_<user>), "
+                     "test customer 'customer'")
+        print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 ({passwords}")
         print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550199 key accounts")
         print(f"  logs {sandbox.host_dir / 'log'}")
         return 0

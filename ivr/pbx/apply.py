@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..yamlfile import Problem
-from .asterisk_conf import get_option, parse_sections, set_option
+from .asterisk_conf import (get_option, parse_sections, set_in_section_with, set_option,
+                            weak_secret)
 from .sandbox import CONF_FILES, Sandbox
 
 PREVIOUS = ".ivr-previous"
@@ -140,29 +141,12 @@ def carry_over(name: str, text: str, installed: str, env: dict[str, str]) -> str
             if s.get("password") is None:
                 continue
             value = old_passwords.get(s.name) or env.get(f"SIP_PASSWORD_{s.name}")
-            if not value:
+            if not value or (s.name not in old_passwords and weak_secret(value)):
                 raise ApplyError(f"pjsip.conf: [{s.name}] is a new SIP user: give its password "
-                                 f"as SIP_PASSWORD_{s.name} in the environment (the password "
+                                 f"as SIP_PASSWORD_{s.name} in the environment, 12 characters at "
+                                 "least (the password "
                                  "written in dialplans/ is a sample, never installed here)")
             text = set_in_section_with(text, s.name, "password", value)
-    return text
-
-
-def set_in_section_with(text: str, section: str, key: str, value: str) -> str:
-    """Set ``key`` in the first ``[section]`` that already has it (pjsip.conf has several
-    sections of one name: the endpoint, the auth and the aor of a phone)."""
-    lines = text.splitlines()
-    current = None
-    for i, line in enumerate(lines):
-        m = re.match(r"^\s*\[([^\]]+)\]", line)
-        if m:
-            current = m.group(1).strip()
-            continue
-        if current == section:
-            o = re.match(rf"^(\s*{re.escape(key)}\s*=>?\s*)([^;]*?)(\s*;.*)?$", line, re.I)
-            if o:
-                lines[i] = f"{o.group(1)}{value}{o.group(3) or ''}"
-                return "\n".join(lines) + "\n"
     return text
 
 

@@ -46,6 +46,37 @@ def set_option(text: str, section: str, key: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def set_in_section_with(text: str, section: str, key: str, value: str) -> str:
+    """Set ``key`` in the first ``[section]`` that already has it (pjsip.conf has several
+    sections of one name: the endpoint, the auth and the aor of a phone)."""
+    lines = text.splitlines()
+    current = None
+    for i, line in enumerate(lines):
+        m = _SECTION.match(line)
+        if m:
+            current = m.group(1).strip()
+            continue
+        if current == section:
+            o = re.match(rf"^(\s*{re.escape(key)}\s*=>?\s*)([^;]*?)(\s*;.*)?$", line, re.I)
+            if o:
+                lines[i] = f"{o.group(1)}{value}{o.group(3) or ''}"
+                return "\n".join(lines) + "\n"
+    return text
+
+
+def weak_secret(value: str) -> str | None:
+    """Why a password is not fit for a PBX others can reach (None: it is), by the
+    rule docker/entrypoint.sh applies too: 12 characters at least, no sample value."""
+    if len(value) < 12:
+        return f"too short ({len(value)} characters, at least 12)"
+    if any(s in value.lower() for s in ("change-me", "changeme", "pick-one", "set-by-installer",
+                                        "example", "password")):
+        return "a sample value"
+    if ";" in value or value != value.strip() or "\n" in value:
+        return "cannot be written into a .conf line (';', line break, or edge spaces)"
+    return None
+
+
 def get_option(text: str, section: str, key: str) -> str | None:
     in_section = False
     for line in text.splitlines():

@@ -9,6 +9,7 @@ test run) can run side by side on different ports.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings, require_secret
-from .asterisk_conf import set_option
+from .asterisk_conf import parse_sections, set_in_section_with, set_option, weak_secret
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,34 @@ class Sandbox:
         text = (self.dialplans / name).read_text(encoding="utf-8")
         if name == "pjsip.conf":
             text = set_option(text, "transport-udp", "bind", f"{self.sip_host}:{self.sip_port}")
+            if not is_loopback(self.sip_host):
+                text = self._own_sip_passwords(text)
         elif name == "manager.conf":
             text = set_option(text, "general", "port", str(self.ami_port))
             text = set_option(text, "general", "bindaddr", self.ami_host)
             text = set_option(text, self.ami_user, "secret", self.ami_secret)
         elif name == "extensions.conf":
             text = set_option(text, "globals", "TRUNK_PEER", self.trunk_peer)
+        return text
+
+    def _own_sip_passwords(self, text: str) -> str:
+        """SIP reachable from other machines: the sample passwords of dialplans/
+        (agent1001 ...) are never used; each comes from SIP_PASSWORD_<user>."""
+        missing = []
+        for s in parse_sections(text, "pjsip.conf"):
+            if s.get("password") is None:
+                continue
+            value = os.environ.get(f"SIP_PASSWORD_{s.name}", "")
+            if not value or (why := weak_secret(value)):
+                missing.append(f"SIP_PASSWORD_{s.name}"
+                               + (f" ({why})" if value else ""))
+                continue
+            text = set_in_section_with(text, s.name, "password", value)
+        if missing:
+            raise SandboxError(
+                f"SIP listens on {self.sip_host}, reachable from other machines, so the sample "
+                f"passwords of pjsip.conf are not used: set {', '.join(missing)} in the "
+                "environment (at least 12 characters each, e.g. $(openssl rand -hex 16))")
         return text
 
     def install(self) -> None:
@@ -316,6 +339,13 @@ def build_root(root: str | Path) -> Path:
         shutil.rmtree(root)
     tmp.rename(root)
     return root
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _is_zombie(pid: int) -> bool:
