@@ -123,11 +123,15 @@ def build_images() -> dict[str, int]:
     """Build both images (podman's layer cache makes a rebuild quick); -> sizes in bytes."""
     wheels = wheelhouse()
     with locked("images"):
-        podman("build", "--network", "host", "-f", IMAGES["ivr-asterisk"], "-t", "ivr-asterisk",
-               str(REPO))
-        podman("build", "--network", "host", "--volume", f"{wheels}:/wheels:ro",
+        # As docker/README.md: --format docker keeps the HEALTHCHECK (OCI images have none).
+        podman("build", "--format", "docker", "--network", "host",
+               "-f", IMAGES["ivr-asterisk"], "-t", "ivr-asterisk", str(REPO))
+        podman("build", "--format", "docker", "--network", "host",
+               "--volume", f"{wheels}:/wheels:ro",
                "--build-arg", "PIP_FLAGS=--no-index --find-links /wheels",
                "-f", IMAGES["ivr-service"], "-t", "ivr-service", str(REPO))
+        # Old build stages pile up with every change of the code; recent ones are the cache.
+        podman("image", "prune", "-f", "--filter", "until=72h", check=False)
     return {tag: int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
             for tag in IMAGES}
 
