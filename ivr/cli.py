@@ -42,7 +42,7 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         pid = sandbox.start()
         print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid})")
         print(f"  AMI  {sandbox.ami_host}:{sandbox.ami_port} user {sandbox.ami_user}")
-        from .pbx.sandbox import is_loopback
+        from .web.policy import is_loopback
         passwords = ("password agent100N), test customer 'customer'/'customer'"
                      if is_loopback(sandbox.sip_host) else "passwords from $SIP_PASSWORD_<user>), "
                      "test customer 'customer'")

@@ -65,13 +65,13 @@ def set_in_section_with(text: str, section: str, key: str, value: str) -> str:
 
 
 def weak_secret(value: str) -> str | None:
-    """Why a password is not fit for a PBX others can reach (None: it is), by the
-    rule docker/entrypoint.sh applies too: 12 characters at least, no sample value."""
-    if len(value) < 12:
-        return f"too short ({len(value)} characters, at least 12)"
-    if any(s in value.lower() for s in ("change-me", "changeme", "pick-one", "set-by-installer",
-                                        "example", "password")):
-        return "a sample value"
+    """Why a password is not fit for a PBX others can reach (None: it is): the
+    service's rule for network-facing secrets (ivr/web/passwords.py: 12 characters
+    at least, no example value; docker/entrypoint.sh applies it too), and it must
+    fit on one .conf line."""
+    from ..web.passwords import weakness
+    if why := weakness(value):
+        return why
     if ";" in value or value != value.strip() or "\n" in value:
         return "cannot be written into a .conf line (';', line break, or edge spaces)"
     return None

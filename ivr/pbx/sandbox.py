@@ -9,7 +9,6 @@ test run) can run side by side on different ports.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings, require_secret
+from ..web.policy import is_loopback
 from .asterisk_conf import parse_sections, set_in_section_with, set_option, weak_secret
 
 log = logging.getLogger(__name__)
@@ -339,13 +339,6 @@ def build_root(root: str | Path) -> Path:
         shutil.rmtree(root)
     tmp.rename(root)
     return root
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _is_zombie(pid: int) -> bool:

@@ -127,3 +127,21 @@ def test_entrypoint_writes_each_password_the_trunk_peer_and_keeps_an_applied_set
     assert entrypoint(tmp_path, env2).returncode == 0
     pjsip = (tmp_path / "etc" / "pjsip.conf").read_text()
     assert env2["SIP_PASSWORD_1002"] in pjsip and env["SIP_PASSWORD_1002"] not in pjsip
+
+
+def test_service_container_refuses_a_weak_console_secret(images):
+    """The service listens on the container's network (not loopback): a short console
+    secret stops it before it serves anything, naming the user."""
+    env = {"IVR_AMI_SECRET": secrets.token_hex(16)}
+    env.update({f"IVR_SECRET_{u}": secrets.token_hex(16)
+                for u in ("1001", "1002", "1003", "1004", "boss")})
+    env["IVR_SECRET_boss"] = "boss1234"
+    args = [a for name, value in env.items() for a in ("-e", f"{name}={value}")]
+    proc = podman("run", "--rm", "--network", "none", *args,
+                  "-v", f"{REPO / 'docker' / 'ivr.docker.yaml'}:/etc/ivr/ivr.yaml:ro",
+                  "-v", f"{REPO / 'scripts'}:/etc/ivr/scripts:ro",
+                  "ivr-service", check=False, timeout=120)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "users.boss.secret" in proc.stderr and "IVR_SECRET_boss" in proc.stderr, \
+        proc.stderr[-2000:]
+    assert env["IVR_SECRET_boss"] not in proc.stdout + proc.stderr     # never logged
