@@ -159,47 +159,34 @@ def matches(pattern: str, exten: str) -> bool:
     return re.fullmatch(regex, exten) is not None
 
 
-def split_args(args: str) -> list[str]:
-    """Application arguments split at top-level commas (not inside ${...}, $[...] or (...))."""
+def split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at each ``sep`` outside ${...}, $[...] and (...)."""
     out, depth, cur = [], 0, ""
-    for c in args:
+    for c in text:
         if c in "([{":
             depth += 1
         elif c in ")]}":
             depth -= 1
-        if c == "," and depth == 0:
+        if c == sep and depth == 0:
             out.append(cur)
             cur = ""
         else:
             cur += c
     out.append(cur)
-    return [a.strip() for a in out]
+    return [part.strip() for part in out]
+
+
+def split_args(args: str) -> list[str]:
+    """Application arguments split at top-level commas."""
+    return split_top(args, ",")
 
 
 def goto_branches(args: str) -> list[str]:
-    """The targets of GotoIf(cond?a:b) / GosubIf: the part after the top-level '?'."""
-    depth = 0
-    for i, c in enumerate(args):
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "?" and depth == 0:
-            rest = args[i + 1:]
-            parts, depth2, cur = [], 0, ""
-            for ch in rest:
-                if ch in "([{":
-                    depth2 += 1
-                elif ch in ")]}":
-                    depth2 -= 1
-                if ch == ":" and depth2 == 0:
-                    parts.append(cur)
-                    cur = ""
-                else:
-                    cur += ch
-            parts.append(cur)
-            return [p.strip() for p in parts if p.strip()]
-    return []
+    """The targets of GotoIf(cond?a:b) / GosubIf: the parts after the top-level '?'."""
+    parts = split_top(args, "?")
+    if len(parts) < 2:
+        return []
+    return [p for p in split_top("?".join(parts[1:]), ":") if p]
 
 
 class _Checker:
