@@ -263,6 +263,9 @@ class Sandbox:
             log.warning("sandbox %s runs (pid %d) with other settings, left over by a run "
                         "that did not stop it: restarting it", self.instance, pid)
             self.stop()
+            # Its last threads may still hold the ports for a moment after it is gone.
+            _wait_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, 10)
+            _wait_free_port(self.sip_host, self.sip_port, socket.SOCK_DGRAM, 10)
         _require_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, "AMI")
         _require_free_port(self.sip_host, self.sip_port, socket.SOCK_DGRAM, "SIP")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +301,10 @@ class Sandbox:
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and not _is_zombie(pid) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
@@ -351,6 +358,16 @@ def _is_zombie(pid: int) -> bool:
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise SandboxError("the sandbox PBX needs root (debootstrap and chroot): run as root")
+
+
+def _wait_free_port(host: str, port: int, kind: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _require_free_port(host, port, kind, "")
+            return
+        except SandboxError:
+            time.sleep(0.1)
 
 
 def _require_free_port(host: str, port: int, kind: int, what: str) -> None:
