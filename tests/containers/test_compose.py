@@ -159,7 +159,8 @@ def test_inbound_call_through_the_ivr_is_tracked_popped_tapped_and_recorded(stac
     async def listed() -> list[dict]:
         session = await signed_in(stack, "boss")
         try:
-            r = await session.get("/api/calls", params={"since": str(int(time.time()) - 3600)})
+            r = await session.get("/api/calls", params={"since": str(int(time.time()) - 3600),
+                                                        "until": str(int(time.time()) + 60)})
             return (await r.json())["calls"]
         finally:
             await session.close()
