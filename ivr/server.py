@@ -301,6 +301,7 @@ class Service:
             self.bus.unsubscribe(self.taps.on_call_event)
             self.speech = self.tap_server = self.taps = None
             return
+        await asyncio.to_thread(self.live.prepare)
         await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:

@@ -238,7 +238,9 @@ async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
         assert page.errors == []
     finally:
         if customer is not None:
-            customer.stop()             # never leave a live call to the next test
+            customer.stop()
+        # Never leave a live call to the next test (a stopped SIPp may not send its BYE).
+        await asyncio.to_thread(pbx.cli, "channel request hangup all")
         await agent.astop()
         if second is not None:
             await second.stop()
