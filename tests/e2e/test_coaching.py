@@ -77,13 +77,8 @@ async def run_call(pbx, svc, page, tmp_path, agent_lines, customer_lines, talk_m
     finally:
         await agent.astop()
     await card.locator("[data-role=adherence]").wait_for(timeout=10000)
-    record = None
-    for _ in range(50):        # the coaching result is written just after the hang-up
-        record = await svc.store.get_call(call_id)
-        if record and record.get("transcript") is not None:
-            break
-        await asyncio.sleep(0.1)
-    return call_id, card, record
+    from tests.e2e.test_coaching_trust import saved
+    return call_id, card, await saved(svc, call_id)
 
 
 async def test_missing_company_name_is_prompted_and_speakers_never_cross(

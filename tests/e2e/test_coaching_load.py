@@ -75,17 +75,8 @@ async def place_calls(pbx, svc, tmp_path: Path, n: int, talk_ms: int) -> list[st
 
 
 async def records(svc, call_ids: list[str]) -> list[dict]:
-    out = []
-    for call_id in call_ids:
-        deadline = time.monotonic() + 30
-        while True:
-            record = await svc.store.get_call(call_id)
-            if record and record.get("transcript") is not None:
-                break
-            assert time.monotonic() < deadline, f"no coaching result for {call_id}"
-            await asyncio.sleep(0.2)
-        out.append(record)
-    return out
+    from tests.e2e.test_coaching_trust import saved
+    return [await saved(svc, call_id, timeout=30) for call_id in call_ids]
 
 
 async def test_twelve_transcript_calls_keep_up(pbx, console_settings, tmp_path):

@@ -155,12 +155,14 @@ async def test_store_unwritable_mid_call_loses_no_coaching_and_health_says_so(
 
 
 async def saved(svc, call_id: str, timeout: float = 15.0) -> dict:
-    """The call's record once its coaching result is in the store."""
+    """The call's record once the call has ended and its final coaching result is in the
+    store (checkpoints are written while it is live)."""
     deadline = time.monotonic() + timeout
     while True:
         record = await svc.store.get_call(call_id)
-        if record and record.get("transcript") is not None:
-            return record
+        if record and record["state"] == "ended" and record.get("transcript") is not None:
+            await asyncio.wait_for(svc.recorder.drain(), max(1.0, deadline - time.monotonic()))
+            return await svc.store.get_call(call_id)
         if time.monotonic() > deadline:
             raise AssertionError(f"no coaching result for call {call_id}: {record}")
         await asyncio.sleep(0.2)
