@@ -238,6 +238,10 @@ class CallTracker:
             if attr and value and getattr(call, attr) != value:
                 setattr(call, attr, value)
                 changed = True
+                if attr == "queue_result":
+                    # Asterisk reports a queue timeout as QueueCallerAbandon too;
+                    # the dialplan's QUEUE_RESULT says the caller did not give up.
+                    call.abandoned = False
             elif name == "CALL_DIRECTION" and value:
                 try:
                     direction = Direction(value.lower())
