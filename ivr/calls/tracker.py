@@ -75,6 +75,12 @@ class CallTracker:
         self._touched: dict[str, int] = {}             # uniqueid -> resync generation
         self._monitor_call: dict[str, str] = {}        # supervisor channel uniqueid -> call_id
         self._monitors_seen: dict[str, AmiEvent] = {}  # monitoring channels in the last resync
+        # Lines that joined while an agent consults (console attended transfer):
+        # their variables (another queue, project ...) wait for the transfer.
+        self._consult_vars: dict[str, dict[str, str]] = {}
+        # After such a transfer only the consulted lines (and later ones) speak
+        # for the call's variables: the customer's line still says the old queue.
+        self._var_legs: dict[str, set[str]] = {}       # call_id -> uniqueids
         self._generation = 0
         self._out: list[CallEvent] = []
         self._on_event = on_event
@@ -199,11 +205,16 @@ class CallTracker:
         call.legs[uniqueid] = leg
         self._leg_call[uniqueid] = linkedid
         self._touched[uniqueid] = self._generation
+        if call.state is CallState.ON_HOLD and role is not LegRole.CUSTOMER:
+            self._consult_vars[uniqueid] = {}
+        elif linkedid in self._var_legs and role is not LegRole.CUSTOMER:
+            self._var_legs[linkedid].add(uniqueid)
         self._refresh(call, leg, ev, prefix, quiet=True)
         if uniqueid == linkedid and role is LegRole.CUSTOMER and not call.did:
             # An inbound SIP channel is created on the number the caller dialled.
             call.did = ev.get(prefix + "Exten")
-        self._update_call_fields(call, ev.vars_of(prefix), at, quiet=True)
+        if uniqueid not in self._consult_vars:
+            self._update_call_fields(call, ev.vars_of(prefix), at, quiet=True)
         if new_call:
             self._emit(CallStarted, call, at)
         return leg, call
@@ -223,9 +234,12 @@ class CallTracker:
         if leg.role is LegRole.CUSTOMER and call.direction is not Direction.OUTBOUND:
             call.customer_num = call.customer_num or leg.caller_num
             call.customer_name = call.customer_name or leg.caller_name
+        if leg.uniqueid in self._consult_vars:
+            self._consult_vars[leg.uniqueid].update(ev.vars_of(prefix))
         # A line that joined from another call (a phone's attended transfer)
         # carries that call's variables: they say nothing about this one.
-        if not quiet and not leg.moved_from:
+        elif not quiet and not leg.moved_from and \
+                leg.uniqueid in self._var_legs.get(call.call_id, (leg.uniqueid,)):
             self._update_call_fields(call, ev.vars_of(prefix), ev.received)
 
     def _update_call_fields(self, call: Call, variables, at: float, quiet: bool = False) -> None:
@@ -411,6 +425,7 @@ class CallTracker:
             return
         if call.agent_answered_at is not None:
             # Back in a queue after an agent had it: the agent transferred the call.
+            self._var_legs.pop(call.call_id, None)    # the customer's line speaks again
             already = call.transfers and call.transfers[-1].at >= at - 2.0
             call.queue = queue
             call.state = CallState.TRANSFERRED
@@ -452,14 +467,30 @@ class CallTracker:
             # line now talks to the customer, so it becomes part of this call.
             consult = target_call.call_id
             self._move_leg(target_call, target, call, at)
-        if target is not None and target.channel.startswith("Local/"):
+        # The console consulted within the call: its lines now belong to the call.
+        consulted = [l for l in call.legs.values() if l.uniqueid in self._consult_vars]
+        queue_leg = next((l for l in consulted if l.queue and l.ended_at is None), None)
+        if queue_leg is not None:
+            name = queue_leg.queue
+        elif target is not None and target.channel.startswith("Local/"):
             name = ev.get("TransferTargetExten") or endpoint_of(target.channel).split("@")[0]
         elif target is not None:
             name = target.endpoint
         else:
-            name = ev.get("TransferTargetChannel") or ev.get("DestApp") or ""
-        if any(l.queue == name for l in call.legs.values()):
+            name = next((l.endpoint for l in consulted if l.role is LegRole.AGENT),
+                        ev.get("TransferTargetChannel") or ev.get("DestApp") or "")
+        if queue_leg is not None:
             call.queue = call.department = name      # transferred into that queue
+        for leg in consulted:
+            saved = self._consult_vars.pop(leg.uniqueid, {})
+            if leg is queue_leg:
+                self._update_call_fields(call, saved, at)   # the queue's project from now on
+        if queue_leg is not None:
+            # The queue's line and the agents it rang carry the new queue's
+            # variables; the customer's and the consulting half of the Local
+            # channel still carry the old ones.
+            self._var_legs[call.call_id] = {queue_leg.uniqueid} | {
+                l.uniqueid for l in consulted if l.role is LegRole.AGENT}
         to_agent = target.endpoint if target is not None and target.role is LegRole.AGENT \
             and target.answered_at is not None else self._answered_agent(call, besides=by_agent)
         call.transfers.append(Transfer(at=at, kind="attended", by_agent=by_agent, target=name,
@@ -527,6 +558,7 @@ class CallTracker:
         self._leg_call.pop(leg.uniqueid, None)
         self._touched.pop(leg.uniqueid, None)
         self._announced_ring.discard(leg.uniqueid)
+        self._consult_vars.pop(leg.uniqueid, None)
         self._remember(self._gone, leg.uniqueid)
         if leg.role is LegRole.AGENT and leg.answered_at is None and cause in REJECT_CAUSES:
             self._emit(AgentRejected, call, at, agent=leg.endpoint, leg=leg, cause=cause)
@@ -555,6 +587,7 @@ class CallTracker:
         call.ended_at = at
         call.state = CallState.ENDED
         self.calls.pop(call.call_id, None)
+        self._var_legs.pop(call.call_id, None)
         self._emit(CallEnded, call, at)
 
     # ------------------------------------------------------------ supervisors

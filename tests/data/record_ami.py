@@ -130,12 +130,16 @@ def record_call_features(pbx: Sandbox, settings: Settings, sip: str, logs: Path,
         consult.wait(15)
         customer.wait(30)
 
-    def console_atxfer(finish: str):
+    def console_atxfer(finish: str, queue: str = ""):
         def run() -> None:
             customer = call_customer(sip, "5550111", talk_ms=12000, log_dir=logs)
             time.sleep(2.5)
             channel, _ = agent_channel(pbx, "1003")
-            ami_action(settings, {"Action": "Atxfer", "Channel": channel, "Exten": "1002",
+            if queue:      # a department: extension 00, the queue in CONSULT_QUEUE
+                ami_action(settings, {"Action": "Setvar", "Channel": channel,
+                                      "Variable": "__CONSULT_QUEUE", "Value": queue})
+            ami_action(settings, {"Action": "Atxfer", "Channel": channel,
+                                  "Exten": "00" if queue else "1002",
                                   "Context": "console-transfer"})
             time.sleep(3.5)
             if finish == "complete":
@@ -161,6 +165,7 @@ def record_call_features(pbx: Sandbox, settings: Settings, sip: str, logs: Path,
         capture("phone_hold_and_attended_transfer", 22, phone_hold_and_attended_transfer)
         capture("console_atxfer_completed", 18, console_atxfer("complete"))
         capture("console_atxfer_cancelled", 18, console_atxfer("cancel"))
+        capture("console_atxfer_to_queue", 18, console_atxfer("complete", queue="sales"))
         capture("supervisor_whisper", 14, supervisor_whisper)
     with AgentPhone(sip, "1003", log_dir=logs, ring_ms=300, reject=486):
         capture("agent_rejects_busy", 9, lambda: abandon_call(

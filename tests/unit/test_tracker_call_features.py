@@ -149,3 +149,19 @@ def test_resync_ends_legs_at_the_moment_ami_was_lost_and_adopts_a_monitor():
     assert [e.kind for e in out] == ["MonitorEnded", "CallEnded"]
     assert out[-1].call.monitors[0].ended_at == 600.0 and out[-1].call.ended_at == 600.0
     assert events  # the capture replays cleanly on its own, too
+
+
+def test_console_consult_of_a_queue_moves_the_call_into_that_queue_when_completed():
+    tracker, events = replay("console_atxfer_to_queue")
+    [call] = ends(events).values()
+    [t] = call.transfers
+    assert (t.kind, t.by_agent, t.target, t.to_agent) == ("attended", "1003", "sales", "1002")
+    # While the agent consulted, the call stayed support's; from the transfer on it is sales'.
+    held = of(events, CallHeld)[0]
+    during = [e.call for e in events if held.at <= e.at < t.at]
+    assert during and all((c.project, c.queue) == ("acme-support", "support") for c in during)
+    after = [e.call for e in events if e.at >= t.at]
+    assert all((c.project, c.queue, c.department) == ("acme-sales", "sales", "sales")
+               for c in after)
+    assert (call.project, call.queue, call.agent) == ("acme-sales", "sales", "1002")
+    assert 2.5 < call.hold_seconds < 4.0 and call.result is CallResult.ANSWERED
