@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # The dialplan context the supervisor's phone is sent to (extensions.conf).
 MONITOR_CONTEXT = "supervisor-monitor"
 # Originate's Reason codes, in words for the supervisor.
-_REASONS = {"0": "the phone could not be called", "1": "no answer", "3": "the phone rang out",
-            "5": "the phone is busy", "8": "the phone is not registered or unreachable"}
+_REASONS = {"0": "the phone is not registered or could not be called", "1": "no answer",
+            "3": "the phone rang out", "5": "the phone is busy",
+            "8": "the phone is not registered or unreachable"}
 
 
 class MonitorError(Exception):
