@@ -71,6 +71,10 @@ class ConsoleTransfers:
         self._consults: dict[tuple[str, str], Consult] = {}     # (call_id, agent) -> consult
 
     async def _action(self, action: dict[str, str], what: str) -> None:
+        # Atxfer and CancelAtxfer answer "... successfully queued": panoramisk 1.4
+        # then looks up the action's Async header and, without one, drops the
+        # whole AMI connection (KeyError). Asterisk ignores the header.
+        action = {**action, "Async": "false"}
         try:
             reply = await self.ami.send(action)
         except Exception as exc:

@@ -11,15 +11,13 @@ service's own per-party audio taps, which must never pick up the supervisor
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets
 import time
-from collections import defaultdict
 
 import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded, MonitorEnded, MonitorStarted
-from ivr.config import Secret, StoreSettings, User
+from ivr.config import Secret, User
 from ivr.pbx.phones import AgentPhone, call_customer, tone_ulaw
 from ivr.pbx.rtpcapture import RtpCapture, tone_level
 from ivr.server import Service
@@ -41,21 +39,6 @@ def sip(pbx) -> str:
 def boss(phone: str = "1099") -> User:
     return User(login="boss", name="Sara Supervisor", role="supervisor", phone=phone,
                 secret=Secret(secrets.token_urlsafe(8)))
-
-
-@pytest.fixture
-async def supervised(pbx, pbx_settings, tmp_path):
-    settings = dataclasses.replace(
-        pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False),
-        store=StoreSettings(url=f"sqlite:///{tmp_path / 'ivr.db'}"), users=(boss(),))
-    svc = Service(settings)
-    calls = CallLog()
-    svc.bus.subscribe(calls)
-    await svc.start()
-    await svc.ami.wait_connected(15)
-    svc.calls_seen = calls
-    yield svc
-    await svc.stop()
 
 
 class PcmSink:
@@ -82,8 +65,8 @@ def said(taps: dict, call_id: str, speaker: str, since: float, until: float) -> 
     return [int.from_bytes(pcm[i:i + 2], "little", signed=True) for i in range(0, len(pcm) - 1, 2)]
 
 
-async def test_listen_whisper_barge_reach_exactly_the_right_parties(pbx, supervised, tmp_path):
-    svc: Service = supervised
+async def test_listen_whisper_barge_reach_exactly_the_right_parties(pbx, staffed, tmp_path):
+    svc: Service = staffed
     calls: CallLog = svc.calls_seen
     tapped: dict = {}
     server = TapServer("127.0.0.1", 0, sink_factory=PcmSink(tapped))
@@ -165,16 +148,16 @@ async def test_listen_whisper_barge_reach_exactly_the_right_parties(pbx, supervi
         assert (m.supervisor, m.phone, m.mode, m.agent) == ("boss", "1099", mode, "1003"), detail
         assert (m.started_at, m.ended_at) == (started.at, stopped.at)
         assert call.agents_rung == ["1003"] and call.result.value == "answered"
-        await supervised.recorder.drain()
-        record = await supervised.store.get_call(call_id)
+        await staffed.recorder.drain()
+        record = await staffed.store.get_call(call_id)
         assert [(r["supervisor"], r["mode"], r["agent"]) for r in record["monitors"]] == \
             [("boss", mode, "1003")]
         assert record["monitors"][0]["started_at"] == m.started_at
     assert [r[0] for r in results.values()] == ["listen", "whisper", "barge"]
 
 
-async def test_monitoring_requests_that_cannot_be_served_say_why(pbx, supervised, tmp_path):
-    svc: Service = supervised
+async def test_monitoring_requests_that_cannot_be_served_say_why(pbx, staffed, tmp_path):
+    svc: Service = staffed
     calls: CallLog = svc.calls_seen
     agent_user = User(login="1003", name="Csilla", secret=Secret("x"))
     with pytest.raises(MonitorError) as exc:
