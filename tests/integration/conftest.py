@@ -78,10 +78,22 @@ def staff() -> tuple:
                       secret=Secret(f"test-{login}")) for login, name, role, phone in STAFF)
 
 
+# Queue members these tests need (queues.conf may list them, or membership is dynamic).
+MEMBERS = {"support": ("1003", "1001"), "sales": ("1001", "1002")}
+
+
+def ensure_members(pbx) -> None:
+    for queue, agents in MEMBERS.items():
+        for agent in agents:
+            pbx.cli(f"queue add member PJSIP/{agent} to {queue}")   # "already there" is fine
+            pbx.cli(f"queue unpause member PJSIP/{agent} queue {queue}")
+
+
 @pytest.fixture
 async def staffed(pbx, pbx_settings: Settings, tmp_path):
     """The service with agents and a supervisor, its store in tmp_path, no speech."""
     from ivr.config import StoreSettings
+    ensure_members(pbx)
     svc = Service(dataclasses.replace(
         pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False),
         store=StoreSettings(url=f"sqlite:///{tmp_path / 'ivr.db'}"), users=staff()))
