@@ -289,7 +289,7 @@ function renderConsult(view, card) {
     };
     view.consult.replaceChildren(
       el("div", { class: "meta", "data-consult-state": c.state }, c.state === "talking" ? "Talking to " : "Calling ",
-         el("b", { text: c.target }), " · the customer is on hold"),
+         el("b", { text: targetLabel(c) }), " · the customer is on hold"),
       el("div", { class: "actions" },
         el("button", { type: "button", "data-action": "complete", disabled: !live, text: "Complete transfer", onclick: (ev) => call("complete", ev) }),
         el("button", { class: "secondary", type: "button", "data-action": "cancel", disabled: !live, text: "Back to the customer", onclick: (ev) => call("cancel", ev) })));
@@ -305,6 +305,11 @@ function renderConsult(view, card) {
       onclick: async (ev) => { ev.target.disabled = true;
         try { await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/consult`, { target: select.value }); }
         catch (e) { alert(`Transfer: ${e.message}`); ev.target.disabled = false; } } })));
+}
+
+function targetLabel(c) {
+  const a = state.agents.find((x) => x.login === c.target);
+  return a ? `${a.name} (${a.login})` : (c.kind === "queue" ? `the ${c.target} queue` : c.target);
 }
 
 function showConsult(msg) {
