@@ -120,6 +120,9 @@ async def test_attended_transfer_from_the_console_pops_the_call_for_the_second_a
         assert "1003" in chain and "1002" in chain
         held = await theirs.locator("[data-role=hold]").inner_text()
         assert held.startswith("Held")
+        # Coaching follows the call: the second agent's own voice is tapped now.
+        await theirs.locator("[data-role=taps] .tap.ok").first.wait_for(timeout=10000)
+        assert "You: listening" in await theirs.locator("[data-role=taps]").inner_text()
         await bela.screenshot(path=str(artifacts / "console-after-transfer.png"), full_page=True)
         end = await calls.wait_for(lambda e: isinstance(e, CallEnded), 30, "call end")
         (await customer.wait_async(30)).check()
@@ -167,3 +170,52 @@ async def test_rings_of_one_agent_for_one_call_make_one_card(pbx, console, brows
     finally:
         await agent.astop()
     assert csilla.errors == []
+
+
+async def test_phone_hold_and_transfer_show_on_both_consoles(pbx, console, browser, tmp_path):
+    """The agent's own phone: hold (re-INVITE sendonly), a consultation call to
+    1002, then transfer (REFER with Replaces). The first console shows the hold
+    and wraps up; the second drops the consultation's card and pops the
+    customer's call with its script."""
+    ensure_members(pbx)
+    calls = console.calls_seen
+    csilla = await sign_in(browser, console, "1003")
+    bela = await sign_in(browser, console, "1002")
+    first = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=300).astart()
+    second = await AgentPhone(sip(pbx), "1002", log_dir=tmp_path, ring_ms=800).astart()
+    try:
+        customer = call_customer(sip(pbx), "5550111", talk_ms=20000, log_dir=tmp_path)
+        answered = await calls.wait_for(lambda e: isinstance(e, AgentAnswered), 20, "answer")
+        call_id = answered.call.call_id
+        card = csilla.locator(f"section.card[data-call='{call_id}']")
+        await card.locator(".badge.state-bridged").wait_for(timeout=5000)
+        await first.ahold("sendonly")
+        await card.locator(".badge.state-on_hold").wait_for(timeout=3000)
+        await card.locator("[data-role=hold] b").wait_for(timeout=3000)
+        consult = first.call("1002")
+        ringing = await calls.wait_for(lambda e: isinstance(e, AgentRinging) and e.agent == "1002",
+                                       15, "the consultation ringing 1002")
+        consult_card = bela.locator(f"section.card[data-call='{ringing.call.call_id}']")
+        await consult_card.wait_for(timeout=3000)
+        await calls.wait_for(lambda e: isinstance(e, AgentAnswered) and e.agent == "1002",
+                             10, "1002 answering")
+        await asyncio.sleep(1.0)
+        await first.atransfer_attended(consult)
+        await calls.wait_for(lambda e: isinstance(e, CallTransferred), 10, "the transfer")
+        theirs = bela.locator(f"section.card[data-call='{call_id}']")
+        await theirs.wait_for(timeout=3000)
+        assert "Acme" in await theirs.locator(".script h2").inner_text()
+        await consult_card.wait_for(state="detached", timeout=3000)
+        await card.locator("form[data-role=wrapup]").wait_for(timeout=5000)
+        assert "1003 → 1002" in await theirs.locator("[data-role=transfers]").inner_text()
+        (await consult.wait_async(15)).check()
+        end = await calls.wait_for(lambda e: isinstance(e, CallEnded) and e.call.call_id == call_id,
+                                   30, "call end")
+        (await customer.wait_async(30)).check()
+    finally:
+        await first.astop()
+        await second.astop()
+    assert end.call.agent == "1002" and end.call.transfers[0].consult_call == ringing.call.call_id
+    assert end.call.hold_seconds > 1.0
+    for page in (csilla, bela):
+        assert page.errors == []
