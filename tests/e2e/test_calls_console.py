@@ -10,7 +10,6 @@ from ivr.calls.events import (AgentAnswered, AgentRinging, CallEnded, CallTransf
                               MonitorEnded, MonitorStarted)
 from ivr.pbx.phones import AgentPhone, abandon_call, call_customer
 from tests.e2e.conftest import sign_in
-from tests.integration.conftest import ensure_members
 
 pytestmark = pytest.mark.pbx
 
@@ -29,7 +28,6 @@ async def post_from(page, url: str, body: dict) -> int:
 
 async def test_supervisor_whispers_from_the_board_and_the_agent_is_told(
         pbx, console, browser, tmp_path, artifacts):
-    ensure_members(pbx)
     calls = console.calls_seen
     csilla = await sign_in(browser, console, "1003")
     boss = await sign_in(browser, console, "boss")
@@ -79,7 +77,6 @@ async def test_supervisor_whispers_from_the_board_and_the_agent_is_told(
 
 async def test_attended_transfer_from_the_console_pops_the_call_for_the_second_agent(
         pbx, console, browser, tmp_path, artifacts):
-    ensure_members(pbx)
     calls = console.calls_seen
     csilla = await sign_in(browser, console, "1003")
     bela = await sign_in(browser, console, "1002")
@@ -146,7 +143,6 @@ async def test_rings_of_one_agent_for_one_call_make_one_card(pbx, console, brows
     """Without the rejection pause (pause_seconds: 0) the queue rings a busy phone
     again every few seconds: the console keeps one card for the call, not a pop
     each time. With the pause (the default) the agent is rung once."""
-    ensure_members(pbx)
     calls = console.calls_seen
     console.rejects.pause_seconds = 0
     csilla = await sign_in(browser, console, "1003")
@@ -177,7 +173,6 @@ async def test_phone_hold_and_transfer_show_on_both_consoles(pbx, console, brows
     1002, then transfer (REFER with Replaces). The first console shows the hold
     and wraps up; the second drops the consultation's card and pops the
     customer's call with its script."""
-    ensure_members(pbx)
     calls = console.calls_seen
     csilla = await sign_in(browser, console, "1003")
     bela = await sign_in(browser, console, "1002")

@@ -85,18 +85,21 @@ MEMBERS = {"support": ("1003", "1001"), "sales": ("1001", "1002")}
 def ensure_members(pbx) -> None:
     for queue, agents in MEMBERS.items():
         for agent in agents:
-            pbx.cli(f"queue add member PJSIP/{agent} to {queue}")   # "already there" is fine
+            # Named, as the service's own QueueAdd names them ("already there" is fine).
+            pbx.cli(f"queue add member PJSIP/{agent} to {queue} penalty 0 as {agent}")
             pbx.cli(f"queue unpause member PJSIP/{agent} queue {queue}")
 
 
 @pytest.fixture
 async def staffed(pbx, pbx_settings: Settings, tmp_path):
     """The service with agents and a supervisor, its store in tmp_path, no speech."""
-    from ivr.config import StoreSettings
+    from ivr.config import StoreSettings, WebSettings
+    from tests.conftest import free_port
     ensure_members(pbx)
     svc = Service(dataclasses.replace(
         pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False),
-        store=StoreSettings(url=f"sqlite:///{tmp_path / 'ivr.db'}"), users=staff()))
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'ivr.db'}"), users=staff(),
+        web=WebSettings(host="127.0.0.1", port=free_port())))
     calls = CallLog()
     svc.bus.subscribe(calls)
     await svc.start()
