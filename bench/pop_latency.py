@@ -344,16 +344,21 @@ class Consoles:
     _closing: bool = False
 
     async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login",
+        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
                                      json={"login": user.login,
                                            "secret": str(user.secret)}) as r:
             if r.status != 200:
                 raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            self.tokens[user.login] = (await r.json())["token"]
+            # The session cookie (the console's only credential), sent by hand:
+            # one shared session serves every simulated console.
+            self.tokens[user.login] = r.cookies["ivr_session"].value
+
+    def _headers(self, login: str) -> dict[str, str]:
+        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
 
     async def connect(self, login: str) -> None:
         ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           params={"token": self.tokens[login]},
+                                           headers=self._headers(login),
                                            max_msg_size=0)
         self.sockets[login] = ws
         self.hellos[login] = asyncio.Event()
@@ -421,7 +426,7 @@ class Consoles:
         try:
             async with self.session.post(
                     f"{self.base}/api/calls/{card['call_id']}/wrapup", json=body,
-                    headers={"Authorization": f"Bearer {self.tokens[login]}"}) as r:
+                    headers=self._headers(login)) as r:
                 if r.status == 200:
                     self.wrapups_saved += 1
                 else:
@@ -506,7 +511,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
     settings = Settings(
         ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
                         secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
-        web=WebSettings(host="127.0.0.1", port=0),       # the OS picks a free port
+        # port 0: the OS picks a free port; every console comes from 127.0.0.1
+        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),

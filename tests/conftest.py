@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import AmiSettings, PbxSettings, Secret, Settings, TapSettings
+from ivr.config import AmiSettings, PbxSettings, Secret, Settings, TapSettings, WebSettings
 from ivr.pbx.sandbox import Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +38,8 @@ def pbx_settings() -> Settings:
                         secret=Secret(secrets.token_urlsafe(16)),
                         reconnect_min=0.2, reconnect_max=2.0),
         tap=TapSettings(host="127.0.0.1", port=free_port()),
+        # Never the default 8080: another test run (or the demo) may hold it.
+        web=WebSettings(host="127.0.0.1", port=free_port()),
         pbx=PbxSettings(instance=f"test-{os.getpid()}", sip_host="127.0.0.1",
                         sip_port=free_port(socket.SOCK_DGRAM),
                         trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}",

@@ -5,9 +5,8 @@ reach into other stages' internals beyond what it offers.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,11 +17,14 @@ from aiohttp import WSMsgType, web
 
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
+from ..config import WebSettings
 from ..pop import CallCard, ScriptPop
 from ..supervision import MonitorError
 from ..transfers import TransferError
-from .auth import COOKIE, Auth
+from .auth import COOKIE, Auth, Throttled
+from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
+from .inputs import BadInput, instant, parse_json, read_json, text
 from .reports import add_report_routes
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ FALLBACK_DISPOSITIONS = [
     {"id": "other", "label": "Other", "needs_callback_time": False, "needs_note": True},
 ]
 MAX_NOTE = 4000
+CALLBACK_HORIZON = 366 * 86400      # a callback is booked at most a year ahead
+SESSION_RECHECK = 30.0              # s between checks of the open consoles' sessions
 
 
 @dataclass
@@ -51,6 +55,7 @@ class WebContext:
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
+    web: WebSettings = field(default_factory=WebSettings)
     supervision: Any = None                  # listen, whisper, barge (ivr/supervision.py)
     transfers: Any = None                    # consult transfers (ivr/transfers.py)
     agents: Callable[[], list[dict[str, str]]] = lambda: []   # consult targets: login, name
@@ -81,6 +86,9 @@ def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
 class ConsoleApp:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
+        self.guard = Guard(ctx.web, ctx.auth)
+        self.session_recheck = SESSION_RECHECK
+        self._recheck: asyncio.Task | None = None
 
     # ------------------------------------------------------------ push from the stages
     def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
@@ -99,7 +107,8 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ app
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.guard.middleware])
+        app.on_response_prepare.append(self.guard.on_response_prepare)
         app.add_routes([
             web.get("/", self.page("login.html")),
             web.get("/agent", self.page("agent.html")),
@@ -121,10 +130,34 @@ class ConsoleApp:
         if self.ctx.store is not None:
             add_report_routes(app, self.ctx.store, self._user,
                               on_campaigns_changed=self.ctx.on_campaigns_changed)
+        app.on_startup.append(self._start_rechecks)
         app.on_shutdown.append(self._close_sockets)
         return app
 
+    async def _start_rechecks(self, app: web.Application) -> None:
+        self._recheck = asyncio.ensure_future(self._recheck_sessions())
+
+    async def _recheck_sessions(self) -> None:
+        """Open consoles keep their session alive, and close once it ends (signed
+        out on another instance, secret changed, expired)."""
+        while True:
+            await asyncio.sleep(self.session_recheck)
+            by_session: dict[str, list[Client]] = {}
+            for client in list(self.ctx.hub.clients):
+                by_session.setdefault(client.session, []).append(client)
+            for sid, clients in by_session.items():
+                try:
+                    alive = await self.ctx.auth.check(sid) is not None
+                except Exception as exc:       # store down: keep the consoles
+                    log.warning("console session check failed: %s", exc)
+                    break
+                if not alive:
+                    for client in clients:
+                        await client.ws.close(code=4401, message=b"signed out")
+
     async def _close_sockets(self, app: web.Application) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
         # Open consoles would hold the shutdown for aiohttp's whole grace period;
         # "going away" makes the pages reconnect to the next instance at once.
         for client in list(self.ctx.hub.clients):
@@ -137,35 +170,40 @@ class ConsoleApp:
         return handler
 
     # ------------------------------------------------------------ auth
-    def _user(self, request: web.Request):
-        token = request.cookies.get(COOKIE) or request.headers.get("Authorization", "") \
-            .removeprefix("Bearer ")
-        return self.ctx.auth.user_for(token)
+    @staticmethod
+    def _user(request: web.Request):
+        """The signed-in user of a request (the guard read the session cookie)."""
+        return request.get(USER)
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text="body must be JSON")
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return data
+        return await read_json(request, self.ctx.web.body_timeout)
 
     async def login(self, request: web.Request) -> web.Response:
         data = await self._json(request)
-        token = self.ctx.auth.sign_in(str(data.get("login", "")), str(data.get("secret", "")))
-        if token is None:
-            log.info("console sign-in refused for %r", str(data.get("login", ""))[:40])
+        login, secret = text(data, "login", limit=128), text(data, "secret", limit=1024)
+        try:
+            signed = await self.ctx.auth.sign_in(login, secret, request[CLIENT],
+                                                 request.headers.get("User-Agent", ""))
+        except Throttled as exc:
+            raise web.HTTPTooManyRequests(text=str(exc), headers={
+                "Retry-After": str(max(1, round(exc.retry_after)))})
+        if signed is None:
             raise web.HTTPUnauthorized(text="wrong login or secret")
-        user = self.ctx.auth.user_for(token)
+        cookie, session = signed
+        user = session.user
         resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
-                                  "token": token})
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=self.ctx.auth.ttl)
+                                  "expires_at": session.expires_at})
+        resp.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                        secure=self.guard.secure(request), max_age=int(self.ctx.auth.max_age))
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        sid = await self.ctx.auth.sign_out(request.cookies.get(COOKIE))
+        if sid is not None:
+            for client in [c for c in self.ctx.hub.clients if c.session == sid]:
+                await client.ws.close(code=4401, message=b"signed out")
         resp = web.json_response({"ok": True})
-        resp.del_cookie(COOKIE)
+        resp.del_cookie(COOKIE, path="/")
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
@@ -173,7 +211,8 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        user = self._user(request) or self.ctx.auth.user_for(request.query.get("token"))
+        session = request[SESSION]            # the cookie only, never a URL token
+        user = session.user if session else None
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=16 * 1024)
         await ws.prepare(request)
         if user is None:
@@ -181,7 +220,7 @@ class ConsoleApp:
             await ws.close(code=4401, message=b"sign in first")
             return ws
         role = "supervisor" if user.is_supervisor else "agent"
-        client = Client(login=user.login, role=role, ws=ws)
+        client = Client(login=user.login, role=role, ws=ws, session=session.id)
         departments: list[str] = []
         if role == "agent":
             try:
@@ -220,12 +259,12 @@ class ConsoleApp:
             self.ctx.hub.remove(client)
         return ws
 
-    def _client_message(self, login: str, text: str) -> bool:
+    def _client_message(self, login: str, message: str) -> bool:
         """Messages from a page: only 'ping' and checklist ticks. Garbage closes the socket."""
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            log.warning("console %s sent non-JSON; closing that connection", login)
+            data = parse_json(message)
+        except BadInput as exc:
+            log.warning("console %s sent bad JSON (%s); closing that connection", login, exc)
             return False
         if not isinstance(data, dict):
             return False
@@ -250,15 +289,17 @@ class ConsoleApp:
     async def checklist(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
         data = await self._json(request)
-        if not self.ctx.pop.mark_item(user.login, card.call_id, str(data.get("item")),
-                                      bool(data.get("done"))):
+        done = data.get("done")
+        if not isinstance(done, bool):
+            raise web.HTTPBadRequest(text="done must be true or false")
+        if not self.ctx.pop.mark_item(user.login, card.call_id, text(data, "item"), done):
             raise web.HTTPBadRequest(text="no such checklist item")
         return web.json_response({"ok": True})
 
     async def transfer(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
         data = await self._json(request)
-        department = str(data.get("department", ""))
+        department = text(data, "department")
         if department not in await self.ctx.departments():
             raise web.HTTPBadRequest(text=f"unknown department {department!r}")
         if card.phase != "live":
@@ -271,8 +312,8 @@ class ConsoleApp:
         """Attended transfer from the console: hold the customer, call the target."""
         user, card = self._card(request)
         data = await self._json(request)
-        target = data.get("target")
-        if not isinstance(target, str) or not target or len(target) > 64:
+        target = text(data, "target", limit=64)
+        if not target:
             raise web.HTTPBadRequest(text="target must be an agent or a department")
         if card.phase != "live":
             raise web.HTTPConflict(text="the call is not live")
@@ -314,9 +355,7 @@ class ConsoleApp:
         """A supervisor listens to (whispers to, barges into) a live call on their phone."""
         user = self._supervisor(request)
         data = await self._json(request)
-        mode = data.get("mode")
-        if not isinstance(mode, str):
-            raise web.HTTPBadRequest(text="mode must be listen, whisper or barge")
+        mode = text(data, "mode", limit=16)
         try:
             request_id = await self.ctx.supervision.start(request.match_info["call_id"], user,
                                                           mode)
@@ -335,20 +374,22 @@ class ConsoleApp:
         user, card = self._card(request)
         data = await self._json(request)
         dispositions = (card.script or {}).get("dispositions") or FALLBACK_DISPOSITIONS
-        chosen = next((d for d in dispositions if d["id"] == data.get("disposition")), None)
+        disposition = text(data, "disposition", limit=100)
+        chosen = next((d for d in dispositions if d["id"] == disposition), None)
         if chosen is None:
             raise web.HTTPBadRequest(text="choose one of the dispositions")
-        notes = str(data.get("notes") or "").strip()
-        if len(notes) > MAX_NOTE:
-            raise web.HTTPBadRequest(text=f"notes are limited to {MAX_NOTE} characters")
+        notes = text(data, "notes", limit=MAX_NOTE).strip()
         if chosen.get("needs_note") and not notes:
             raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a note")
-        callback_at = _parse_time(data.get("callback_at"))
-        if chosen.get("needs_callback_time"):
-            if callback_at is None:
-                raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a callback time")
-            if callback_at < time.time() - 60:
+        callback_at = instant(data.get("callback_at"), "callback_at")
+        if callback_at is not None:
+            now = time.time()
+            if callback_at < now - 60:
                 raise web.HTTPBadRequest(text="the callback time is in the past")
+            if callback_at > now + CALLBACK_HORIZON:
+                raise web.HTTPBadRequest(text="the callback time is more than a year ahead")
+        if chosen.get("needs_callback_time") and callback_at is None:
+            raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a callback time")
         checklist = {k: v["done"] for k, v in card.checklist.items()}
         # Durable first: the agent only sees "saved" once the store has it.
         await self.ctx.save_wrapup(call_id=card.call_id, agent=user.login,
@@ -359,22 +400,9 @@ class ConsoleApp:
                                   "disposition": chosen["id"]})
 
 
+
 def _http(status: int, text: str) -> web.HTTPException:
     """An HTTP error of the given status with a reason (never a 500)."""
     kinds = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
              409: web.HTTPConflict, 502: web.HTTPBadGateway, 503: web.HTTPServiceUnavailable}
     return kinds.get(status, web.HTTPConflict)(text=text)
-
-
-def _parse_time(value: Any) -> float | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        t = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise web.HTTPBadRequest(text="callback time must be an ISO date and time")
-    if t.tzinfo is None:
-        t = t.astimezone()   # the agent's browser sends local time
-    return t.timestamp()

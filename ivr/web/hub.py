@@ -23,6 +23,7 @@ class Client:
     login: str
     role: str
     ws: web.WebSocketResponse
+    session: str = ""             # the sign-in session (its store id) the socket runs on
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     writer: asyncio.Task | None = None
 

@@ -1,5 +1,6 @@
 """Supervisors listening in, console consult transfers and rejection pauses:
-their decisions and their HTTP face, with a fake AMI (the real PBX is in
+their decisions, with a fake AMI (their routes are in
+tests/integration/test_supervision_web.py; the real PBX in
 tests/integration/test_supervision_pbx.py, test_transfers_pbx.py and
 test_queue_outcomes_pbx.py)."""
 from __future__ import annotations
@@ -7,19 +8,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.calls.events import (AgentAnswered, AgentRejected, CallEnded, CallResumed,
                               CallTransferred, MonitorEnded, MonitorStarted)
 from ivr.calls.model import Call, CallState, Leg, LegRole, Monitor, Transfer
 from ivr.config import Secret, SupervisionSettings, User
-from ivr.pop import ScriptPop
 from ivr.rejections import REASON, RejectPauses
 from ivr.supervision import MonitorError, Supervision, agent_is_told, agent_line
 from ivr.transfers import ConsoleTransfers, TransferError
-from ivr.web.app import ConsoleApp, WebContext
-from ivr.web.auth import Auth
-from ivr.web.hub import ConsoleHub
 
 BOSS = User("boss", "Sara Supervisor", role="supervisor", phone="1099", secret=Secret("b" * 12))
 AGENT = User("1003", "Csilla", secret=Secret("a" * 12))
@@ -174,56 +170,3 @@ async def test_a_rejecting_agent_is_paused_on_queue_calls_only_and_only_our_paus
     await asyncio.sleep(0.4)
     assert [a.get("Paused") for a in ami.sent if a["Action"] == "QueuePause"] == ["true"]
     await pauses.close()
-
-
-async def test_monitor_and_consult_routes_refuse_what_they_must():
-    ami = FakeAmi()
-    calls = {"c1": live_call()}
-    sup = Supervision(ami, SupervisionSettings(), {"boss": BOSS}, lambda *a: None,
-                      lambda *a: None, calls.get)
-
-    async def nothing(*a, **kw):
-        return []
-
-    class NoScripts:
-        def pop(self, call, user):
-            return None, "none"
-    pop = ScriptPop(NoScripts(), {}, lambda *a: None)
-    tr = ConsoleTransfers(ami, calls.get, lambda: ["1002", "1003"], nothing, lambda *a: None)
-    app = ConsoleApp(WebContext(auth=Auth((BOSS, AGENT)), hub=ConsoleHub(), pop=pop,
-                                live_calls=lambda: list(calls.values()), save_wrapup=nothing,
-                                transfer=nothing, departments=nothing, supervision=sup,
-                                transfers=tr)).build()
-    async with TestClient(TestServer(app)) as client:
-        async def token(user):
-            r = await client.post("/api/login", json={"login": user.login,
-                                                       "secret": str(user.secret)})
-            return {"Authorization": "Bearer " + (await r.json())["token"]}
-        boss, agent = await token(BOSS), await token(AGENT)
-        client.session.cookie_jar.clear()        # the bearer tokens speak, not a cookie
-        url = "/api/calls/c1/monitor"
-        assert (await client.post(url, json={"mode": "listen"})).status == 401
-        assert (await client.post(url, json={"mode": "listen"}, headers=agent)).status == 403
-        assert (await client.post(url + "/stop", headers=agent)).status == 403
-        assert (await client.post(url, data=b"{", headers=boss)).status == 400
-        assert (await client.post(url, json={"mode": 3}, headers=boss)).status == 400
-        assert (await client.post(url, json={"mode": "spy"}, headers=boss)).status == 400
-        assert (await client.post("/api/calls/zz/monitor", json={"mode": "listen"},
-                                  headers=boss)).status == 404
-        assert (await client.post(url + "/stop", headers=boss)).status == 404
-        r = await client.post(url, json={"mode": "whisper"}, headers=boss)
-        assert r.status == 202 and (await r.json())["phone"] == "1099"
-        assert (await client.post(url + "/stop", headers=boss)).status == 202
-        # Consults go through the agent's own card: no card, no transfer.
-        consult = "/api/calls/c1/consult"
-        assert (await client.post(consult, json={"target": "1002"})).status == 401
-        assert (await client.post(consult, json={"target": "1002"}, headers=agent)).status == 404
-        assert (await client.post(consult, json={"target": "1002"}, headers=boss)).status == 404
-        pop.on_call_event(AgentAnswered(call=calls["c1"], at=103.0, agent="1003",
-                                        leg=calls["c1"].legs["u1"]))
-        assert (await client.post(consult, json={"target": ["x"]}, headers=agent)).status == 400
-        assert (await client.post(consult, json={"target": "9"}, headers=agent)).status == 400
-        assert (await client.post(consult + "/complete", headers=agent)).status == 409
-        r = await client.post(consult, json={"target": "1002"}, headers=agent)
-        assert r.status == 202 and (await r.json())["state"] == "calling"
-    await sup.close()

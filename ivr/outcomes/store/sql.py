@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, Sequence
 
 from .campaigns import CampaignSql
+from .sessions import SessionSql
 from .base import (OPEN_CALLBACK_STATUSES, SCHEDULED, CallbackRecord, CallbackStatus,
                    CallRecord, CallStatus, Store, columns, json_columns)
 from .records import record_of
@@ -116,7 +117,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, Store):
+class SqlStore(CampaignSql, SessionSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 
