@@ -190,3 +190,30 @@ async def test_monitoring_requests_that_cannot_be_served_say_why(pbx, staffed, t
     assert told and told[0][0] == "boss" and told[0][1]["type"] == "monitor_failed"
     assert "registered" in told[0][1]["reason"] or "answer" in told[0][1]["reason"]
     assert end.call.monitors == []
+
+
+async def test_only_a_supervisors_phone_may_run_the_monitor_context(pbx, staffed, tmp_path):
+    """[supervisor-monitor] checks IVR_SUPERVISOR (set on supervisors' endpoints):
+    an agent's phone sent there (by a stolen AMI secret, say) spies on nobody."""
+    svc: Service = staffed
+    calls: CallLog = svc.calls_seen
+    agent = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=300).astart()
+    other = await AgentPhone(sip(pbx), "1002", log_dir=tmp_path, ring_ms=300).astart()
+    try:
+        customer = call_customer(sip(pbx), "5550111", talk_ms=9000, log_dir=tmp_path)
+        answered = await calls.wait_for(lambda e: isinstance(e, AgentAnswered), 20, "answer")
+        target = next(l for l in answered.call.legs.values() if l.endpoint == "1003")
+        reply = await svc.ami.originate(
+            Channel="PJSIP/1002", Context="supervisor-monitor", Exten="listen", Priority="1",
+            ChannelId="monitor-intruder", Variable=[f"MONITOR_TARGET={target.uniqueid}"])
+        assert reply.get("Response") == "Success"      # the phone was rung and answered ...
+        end = await calls.wait_for(lambda e: isinstance(e, CallEnded), 20, "call end")
+        (await customer.wait_async(20)).check()
+    finally:
+        await agent.astop()
+        await other.astop()
+    # ... but no spying started, and the call carries no monitor.
+    assert not [e for e in calls.events if isinstance(e, MonitorStarted)]
+    assert end.call.monitors == []
+    log = (pbx.host_dir / "log" / "messages").read_text(errors="replace")
+    assert "supervisor-monitor refused for PJSIP/1002" in log
