@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,26 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class SupervisionSettings:
+    """Supervisors listening in on calls (listen, whisper, barge)."""
+
+    # Whether the agent's console says a supervisor is on the line: always,
+    # when_heard (whisper and barge only: the agent hears them anyway), never.
+    tell_agent: str = "always"
+    # How long the supervisor's phone rings before the request is dropped (s).
+    ring_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class RejectSettings:
+    """Agents whose phone refuses a queue call (486 Busy Here, 603 Decline)."""
+
+    # Paused in every queue this long (s), so the queue does not ring them again
+    # every few seconds; then ready again. 0: never paused.
+    pause_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class PbxSettings:
     """The sandbox Asterisk that `ivr pbx up` runs (tests, demo, testers)."""
 
@@ -138,6 +159,7 @@ class User:
     secret: Secret = field(default=Secret(""), repr=False)
     operator_id: str = ""          # what the agent says as "operator number ..."
     position: str = ""             # e.g. "customer adviser"
+    phone: str = ""                # a supervisor's phone (PJSIP endpoint) for listening in
 
     @property
     def is_supervisor(self) -> bool:
@@ -151,6 +173,8 @@ class Settings:
     store: StoreSettings = StoreSettings()
     tap: TapSettings = TapSettings()
     speech: SpeechSettings = SpeechSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    rejects: RejectSettings = RejectSettings()
     pbx: PbxSettings = PbxSettings()
     scripts: str = "scripts"
     # Optional CSV (number,name,...) used to fill customer names into scripts.
@@ -188,10 +212,17 @@ _SECTIONS = {
     "store": StoreSettings,
     "tap": TapSettings,
     "speech": SpeechSettings,
+    "supervision": SupervisionSettings,
+    "rejects": RejectSettings,
     "pbx": PbxSettings,
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
-_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
+_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str,
+                "phone": str}
+
+
+# A phone's PJSIP endpoint name (it goes into a dial string: PJSIP/<name>).
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
@@ -225,6 +256,11 @@ def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
             continue
         if "name" not in kwargs:
             problems.append(Problem(file, uline, f"{where}.name", "missing"))
+            continue
+        if kwargs.get("phone") and not _ENDPOINT.fullmatch(kwargs["phone"]):
+            problems.append(Problem(file, value.line_of("phone") if isinstance(value, LineDict)
+                                    else uline, f"{where}.phone",
+                                    "must be a PJSIP endpoint name, e.g. 1099"))
             continue
         secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
         kwargs.pop("secret", None)
@@ -326,6 +362,18 @@ def load_settings(path: str | os.PathLike | None = None,
         else:
             known = ", ".join([*_SECTIONS, *_TOP_LEVEL, "users"])
             problems.append(Problem(file, line, key, f"unknown section (known: {known})"))
+    supervision = kwargs.get("supervision")
+    if supervision is not None:
+        line = data.line_of("supervision") if isinstance(data, LineDict) else None
+        if supervision.tell_agent not in ("always", "when_heard", "never"):
+            problems.append(Problem(file, line, "supervision.tell_agent",
+                                    "must be always, when_heard or never"))
+        if not 5 <= supervision.ring_seconds <= 120:
+            problems.append(Problem(file, line, "supervision.ring_seconds", "must be 5-120"))
+    rejects = kwargs.get("rejects")
+    if rejects is not None and not 0 <= rejects.pause_seconds <= 3600:
+        line = data.line_of("rejects") if isinstance(data, LineDict) else None
+        problems.append(Problem(file, line, "rejects.pause_seconds", "must be 0-3600 seconds"))
     speech = kwargs.get("speech")
     if speech is not None:
         line = data.line_of("speech") if isinstance(data, LineDict) else None

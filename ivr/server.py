@@ -28,9 +28,12 @@ from .outcomes.store.auto import create_store
 from . import metrics
 from .live import LiveCoaching
 from .pop import ScriptPop
+from .rejections import RejectPauses
 from .scripts.customers import CustomerDirectory
 from .scripts.library import ScriptLibrary
 from .scripts.source import LibraryScriptSource
+from .supervision import Supervision
+from .transfers import ConsoleTransfers
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
 from .web.guard import make_site
@@ -86,6 +89,16 @@ class Service:
                                               guard=self.numbers)
         self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
                                               guard=self.numbers)
+        # Supervisors listening in; agents' attended transfers from the console;
+        # agents whose phone refuses queue calls paused for a while.
+        self.supervision = Supervision(self.ami, settings.supervision, users,
+                                       push_agent=self.hub.to_login,
+                                       push_supervisor=self._to_supervisor,
+                                       live_call=self.tracker.calls.get)
+        self.transfers = ConsoleTransfers(self.ami, self.tracker.calls.get,
+                                          agents=lambda: agent_logins,
+                                          departments=self.departments, push=self.hub.to_login)
+        self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
         self.console = ConsoleApp(WebContext(
             auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
             live_calls=lambda: list(self.tracker.calls.values()),
@@ -95,7 +108,9 @@ class Service:
             coaching=lambda call_id: self.live.snapshot(call_id),
             metrics=lambda: metrics.render(self._metrics),
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake,
-            web=settings.web))
+            web=settings.web, supervision=self.supervision, transfers=self.transfers,
+            agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
+                            if not u.is_supervisor]))
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
         self.speech = self.tap_server = self.taps = None
@@ -125,6 +140,9 @@ class Service:
             self.bus.subscribe(self.speech.on_call_event)
             self.bus.subscribe(self.taps.on_call_event)
         self.bus.subscribe(self.recorder)
+        self.bus.subscribe(self.supervision.on_call_event)
+        self.bus.subscribe(self.transfers.on_call_event)
+        self.bus.subscribe(self.rejects.on_call_event)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
         self.bus.subscribe(self.callback_dialer.on_call_event)
@@ -148,6 +166,11 @@ class Service:
     def _card_changed(self, login, call_id, card) -> None:
         if self.console is not None:
             self.console.card_changed(login, call_id, card)
+
+    def _to_supervisor(self, login: str, message: dict) -> None:
+        for c in list(self.hub.clients):
+            if c.login == login and c.role == "supervisor":
+                c.send(dict(message))
 
     def _script_of(self, call_id: str) -> tuple[str, str] | None:
         for (_, cid), card in self.pop.cards.items():
@@ -203,15 +226,29 @@ class Service:
 
     # ------------------------------------------------------------ PBX actions
     async def resync(self, ami: AmiClient) -> None:
-        """After every (re)login: reconcile calls with the channels Asterisk has now."""
+        """After every (re)login: reconcile calls with the channels Asterisk has now.
+
+        Calls that ended meanwhile are closed at the moment AMI was lost: a
+        PBX that crashed took them down then, and the reconnect time would add
+        the whole outage to their talk time."""
         self.tracker.resync_begin()
         channels = await ami.channels()
         for channel in channels:
             self.tracker.resync_channel(channel)
-        self.tracker.resync_end(time.time())
+        now = time.time()
+        lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now
+        restarted = ami.pbx_started_at is not None and ami.pbx_started_at > lost - 1.0
+        why = "the PBX restarted" if restarted and ami.logins > 1 else \
+            "ended while AMI was disconnected"
+        self.tracker.resync_end(lost, why, now=now)
         self._synced.set()
-        log.info("AMI resync: %d live channels, %d calls in progress",
-                 len(channels), len(self.tracker.calls))
+        log.info("AMI resync: %d live channels, %d calls in progress%s",
+                 len(channels), len(self.tracker.calls),
+                 f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "")
+        try:
+            await self.rejects.resync()
+        except Exception as exc:
+            log.warning("rejection pauses not resynced: %s", exc)
 
     async def departments(self) -> list[str]:
         """The PBX's queues (AMI QueueSummary), cached for a minute; consoles that
@@ -323,6 +360,8 @@ class Service:
         self._stopped = True
         await self.campaign_dialer.stop(timeout=2)
         await self.callback_dialer.stop(timeout=2)
+        await self.supervision.close()
+        await self.rejects.close()
         await self.ami.close()
         if self.taps is not None:
             await self.taps.close()

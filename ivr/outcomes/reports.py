@@ -7,7 +7,9 @@ Figures (over the calls *started* in [since, until)):
 - answered: the agent and the customer talked (result 'answered').
 - offered: calls that ended asking for someone, i.e. all ended calls except
   those the caller left in the IVR menu; answer_rate = answered / offered.
-- abandonment_rate = abandoned / inbound calls that reached a queue.
+- abandonment_rate = abandoned / inbound calls that reached a queue;
+  queue_timeout (callers who waited the queue's longest wait and were sent
+  away: not abandoned, they did not give up) and queue_timeout_rate apart.
 - asa (average speed of answer): answered inbound calls' wait from entering
   the queue (or, without a queue, from the agent's phone ringing) to the
   agent's answer, in seconds.
@@ -45,15 +47,17 @@ from typing import Any, AsyncIterator
 EXPORT_COLUMNS = (
     "call_id", "started_at", "direction", "state", "result", "project", "campaign",
     "script_id", "script_version", "did", "dialled", "customer_num", "customer_name",
-    "department", "queue", "ivr_choice", "agents_rung", "agent", "queue_wait_seconds",
+    "department", "queue", "ivr_choice", "ivr_keys", "ivr_exit", "queue_result", "agents_rung",
+    "agent", "queue_wait_seconds",
     "ring_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds", "answered_at", "ended_at",
-    "cause", "cause_txt", "transfers", "disposition", "notes", "callback_at", "wrapped_up_by",
+    "cause", "cause_txt", "transfers", "monitors", "disposition", "notes", "callback_at",
+    "wrapped_up_by",
     "wrapped_up_at", "adherence_score",
 )
 _TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "callback_at",
                            "wrapped_up_at"})
 _STORED = [c for c in EXPORT_COLUMNS if c != "wrapup_seconds"]
-_JSON = frozenset({"agents_rung", "transfers"})
+_JSON = frozenset({"agents_rung", "transfers", "monitors"})
 
 # Wrap-up time of a call, in SQL both backends speak (no GREATEST / MAX(a, b)).
 _WRAPUP = ("(CASE WHEN wrapped_up_at IS NOT NULL AND ended_at IS NOT NULL "
@@ -69,6 +73,7 @@ SELECT project, agent, disposition,
   SUM(CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END) AS answered,
   SUM(CASE WHEN result IS NOT NULL AND result <> 'ivr_hangup' THEN 1 ELSE 0 END) AS offered,
   SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned,
+  SUM(CASE WHEN result = 'queue_timeout' THEN 1 ELSE 0 END) AS queue_timeout,
   SUM(CASE WHEN result IS NOT NULL AND direction = 'inbound' AND queued_at IS NOT NULL
       THEN 1 ELSE 0 END) AS queued,
   SUM(CASE WHEN result = 'no_answer' THEN 1 ELSE 0 END) AS no_answer,
@@ -92,7 +97,8 @@ GROUP BY project, agent, disposition
 """
 
 # Additive figures: summed over groups; the rest are derived from them.
-_SUMS = ("calls", "live", "inbound", "outbound", "answered", "offered", "abandoned", "queued",
+_SUMS = ("calls", "live", "inbound", "outbound", "answered", "offered", "abandoned",
+         "queue_timeout", "queued",
          "no_answer", "failed", "asa_sum", "asa_n", "handle_sum", "handle_n", "talk_sum",
          "hold_sum", "wrapup_sum", "wrapup_n", "wrapups_owed", "adherence_sum", "adherence_n")
 
@@ -143,10 +149,12 @@ def _figures(acc: dict[str, Any]) -> dict[str, Any]:
         "calls": int(s["calls"]), "live": int(s["live"]),
         "inbound": int(s["inbound"]), "outbound": int(s["outbound"]),
         "answered": int(s["answered"]), "offered": int(s["offered"]),
-        "abandoned": int(s["abandoned"]), "no_answer": int(s["no_answer"]),
+        "abandoned": int(s["abandoned"]), "queue_timeout": int(s["queue_timeout"]),
+        "no_answer": int(s["no_answer"]),
         "failed": int(s["failed"]),
         "answer_rate": _ratio(s["answered"], s["offered"]),
         "abandonment_rate": _ratio(s["abandoned"], s["queued"]),
+        "queue_timeout_rate": _ratio(s["queue_timeout"], s["queued"]),
         "asa": _ratio(s["asa_sum"], s["asa_n"], 1),
         "aht": _ratio(s["handle_sum"], s["handle_n"], 1),
         "avg_talk": _ratio(s["talk_sum"], s["handle_n"], 1),
@@ -198,7 +206,8 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
         series = await tx.fetch(
             f"SELECT ({_floor_seconds()} - ?) / ? AS b, COUNT(*) AS calls, "
             f"SUM(CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END) AS answered, "
-            "SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned "
+            "SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, "
+            "SUM(CASE WHEN result = 'queue_timeout' THEN 1 ELSE 0 END) AS queue_timeout "
             f"FROM calls{where} GROUP BY b ORDER BY b", [start, bucket, *args])
         cb_where, cb_args = ["status = 'pending'"], []
         if project is not None:
@@ -247,7 +256,8 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
             {"at": start + i * bucket,
              "calls": int(per_bucket[i]["calls"]) if i in per_bucket else 0,
              "answered": int(_num(per_bucket[i]["answered"])) if i in per_bucket else 0,
-             "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0}
+             "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0,
+             "queue_timeout": int(_num(per_bucket[i]["queue_timeout"])) if i in per_bucket else 0}
             for i in range(n_buckets)]},
     }
 
@@ -318,8 +328,14 @@ def _cell(column: str, value: Any, tz: dt.tzinfo | None) -> str:
         return t.isoformat(timespec="seconds")
     if column == "agents_rung":
         return " ".join(value)
-    if column == "transfers":
-        return "; ".join(f"{t.get('kind')}:{t.get('target')}" for t in value)
+    if column == "transfers":     # the chain: kind:target, and who took the call on
+        return "; ".join(f"{t.get('kind')}:{t.get('target')}"
+                         + (f">{t['to_agent']}" if t.get("to_agent") else "") for t in value)
+    if column == "monitors":      # mode:supervisor, seconds
+        return "; ".join(
+            f"{m.get('mode')}:{m.get('supervisor')}"
+            + (f" {m['ended_at'] - m['started_at']:.0f}s" if m.get("ended_at") else "")
+            for m in value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)

@@ -25,7 +25,7 @@ def console_users() -> tuple[User, ...]:
     return (user("1001", "Anna Kovacs", operator_id="17", position="customer adviser"),
             user("1002", "Bela Nagy", operator_id="23", position="sales consultant"),
             user("1003", "Csilla Toth", operator_id="31", position="support specialist"),
-            user("boss", "Sara Supervisor", role="supervisor"))
+            user("boss", "Sara Supervisor", role="supervisor", phone="1099"))
 
 
 @pytest.fixture

@@ -64,3 +64,46 @@ async def service(pbx, pbx_settings: Settings):
 
 def with_ami_port(settings: Settings, host: str, port: int) -> Settings:
     return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, host=host, port=port))
+
+
+STAFF = (("1001", "Anna Kovacs", "agent", ""), ("1002", "Bela Nagy", "agent", ""),
+         ("1003", "Csilla Toth", "agent", ""),
+         ("boss", "Sara Supervisor", "supervisor", "1099"))
+
+
+def staff() -> tuple:
+    """Console users: three agents and a supervisor with a phone (1099)."""
+    from ivr.config import Secret, User
+    return tuple(User(login=login, name=name, role=role, phone=phone,
+                      secret=Secret(f"test-{login}")) for login, name, role, phone in STAFF)
+
+
+# Queue members these tests need (queues.conf may list them, or membership is dynamic).
+MEMBERS = {"support": ("1003", "1001"), "sales": ("1001", "1002")}
+
+
+def ensure_members(pbx) -> None:
+    for queue, agents in MEMBERS.items():
+        for agent in agents:
+            # Named, as the service's own QueueAdd names them ("already there" is fine).
+            pbx.cli(f"queue add member PJSIP/{agent} to {queue} penalty 0 as {agent}")
+            pbx.cli(f"queue unpause member PJSIP/{agent} queue {queue}")
+
+
+@pytest.fixture
+async def staffed(pbx, pbx_settings: Settings, tmp_path):
+    """The service with agents and a supervisor, its store in tmp_path, no speech."""
+    from ivr.config import StoreSettings, WebSettings
+    from tests.conftest import free_port
+    ensure_members(pbx)
+    svc = Service(dataclasses.replace(
+        pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False),
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'ivr.db'}"), users=staff(),
+        web=WebSettings(host="127.0.0.1", port=free_port())))
+    calls = CallLog()
+    svc.bus.subscribe(calls)
+    await svc.start()
+    await svc.ami.wait_connected(15)
+    svc.calls_seen = calls
+    yield svc
+    await svc.stop()

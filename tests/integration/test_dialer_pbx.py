@@ -169,7 +169,8 @@ async def test_abandoned_call_is_called_back_when_due_with_its_script(
     # The supervisor's figures count the callback as done and nothing as due.
     session = await supervisor_session(svc)
     try:
-        r = await session.get("/api/reports/summary", params={"since": str(time.time() - 600)})
+        r = await session.get("/api/reports/summary", params={"since": str(time.time() - 600),
+                                                              "until": str(time.time() + 60)})
         figures = await r.json()
     finally:
         await session.close()

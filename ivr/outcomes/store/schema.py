@@ -202,6 +202,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {real} NOT NULL
         )""",
     )),
+    # 40-49: queue outcomes, the IVR menu, supervisors listening in.
+    Migration(40, "queue result, IVR keys and exit rule, supervisor monitoring of calls", (
+        # Why a queue wait ended unanswered (Asterisk's QUEUESTATUS: TIMEOUT ...).
+        "ALTER TABLE calls ADD COLUMN queue_result TEXT NOT NULL DEFAULT ''",
+        # Every key pressed in the menu, and the menu rule that ended it.
+        "ALTER TABLE calls ADD COLUMN ivr_keys TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE calls ADD COLUMN ivr_exit TEXT NOT NULL DEFAULT ''",
+        # Supervisors who listened in, whispered or barged in: who, how, when.
+        "ALTER TABLE calls ADD COLUMN monitors {json} NOT NULL DEFAULT '[]'",
+        # Reports count results apart (queue timeouts, abandoned ...).
+        "CREATE INDEX calls_result ON calls (result, started_at)",
+    )),
     Migration(50, "coaching: the items and rules speech could not check", (
         "ALTER TABLE calls ADD COLUMN cant_check {json}",
     )),

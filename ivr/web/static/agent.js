@@ -2,7 +2,8 @@
 // moment it rings until the wrap-up is saved.
 "use strict";
 
-const state = { cards: new Map(), views: new Map(), departments: [], user: null };
+const state = { cards: new Map(), views: new Map(), departments: [], agents: [], user: null,
+                consults: new Map(), monitors: new Map(), missed: new Map() };
 const STATE_LABEL = { dialplan: "In menu", queued: "Queued", ringing: "Ringing", answered: "Answered",
   bridged: "Live", on_hold: "On hold", transferred: "Transferred", ended: "Ended" };
 
@@ -11,7 +12,8 @@ document.getElementById("logout").onclick = async () => { await postJSON("/api/l
 
 function onMessage(msg) {
   if (msg.type === "hello") {
-    state.user = msg.user; state.departments = msg.departments || [];
+    state.user = msg.user; state.departments = msg.departments || []; state.agents = msg.agents || [];
+    state.consults.clear(); state.monitors.clear();
     document.getElementById("who").textContent = `${msg.user.name} · ${msg.user.login}`;
     const seen = new Set();
     for (const card of msg.cards || []) { seen.add(card.call_id); upsert(card); replayCoaching(card); }
@@ -33,6 +35,10 @@ function onMessage(msg) {
     showCantCheck(msg);
   } else if (msg.type === "capacity") {
     showNotice(msg.call_id, msg.notice);
+  } else if (msg.type === "consult") {
+    showConsult(msg);
+  } else if (msg.type === "monitor") {
+    showMonitor(msg);
   }
   document.getElementById("idle").hidden = state.cards.size > 0;
 }
@@ -44,28 +50,47 @@ function showProblems(problems) {
 }
 
 function remove(callId) {
-  const view = state.views.get(callId);
-  if (view) view.root.remove();
+  const view = state.views.get(callId), card = state.cards.get(callId);
   state.views.delete(callId); state.cards.delete(callId);
+  if (!view) return;
+  if (card && card.phase === "ringing") {
+    // The phone stopped ringing. A queue often rings the agent again for the
+    // same call: keep the view a moment so that is one card, not a new pop.
+    view.root.hidden = true;
+    const timer = setTimeout(() => { view.root.remove(); state.missed.delete(callId); }, REPEAT_RING_MS);
+    state.missed.set(callId, { view, timer });
+    return;
+  }
+  view.root.remove();
 }
+const REPEAT_RING_MS = 8000;
 
 function upsert(card) {
   state.cards.set(card.call_id, card);
   let view = state.views.get(card.call_id);
+  const missed = state.missed.get(card.call_id);
+  if (!view && missed) {           // rung again for the same call: the same card
+    clearTimeout(missed.timer); state.missed.delete(card.call_id);
+    view = missed.view; view.root.hidden = false; view.rings = (view.rings || 1) + 1;
+    state.views.set(card.call_id, view);
+  }
   if (!view) {
     view = { root: el("section", { class: "card", "data-call": card.call_id }), head: el("div", { class: "card-head" }),
              script: el("div", { class: "script" }), checklist: el("div", { class: "checklist" }),
              transcript: el("div", { class: "transcript", "aria-live": "polite" }, el("div", { class: "empty", text: "The live transcript appears here once the call is answered." })),
              prompts: el("div", { class: "prompts", "aria-live": "assertive" }, el("div", { class: "empty", text: "No prompts." })),
-             actions: el("div", { class: "actions" }), wrapup: null, scriptKey: null };
+             actions: el("div", { class: "actions" }), consult: el("div", { class: "consult", "data-role": "consult" }),
+             wrapup: null, scriptKey: null };
     const side = el("div", { class: "side" },
       el("div", {}, el("h3", { text: "Prompts" }), view.prompts),
       el("div", {}, el("h3", { text: "Checklist" }), view.checklist),
       el("div", {}, el("h3", { text: "Transcript" }), view.transcript),
-      el("div", {}, el("h3", { text: "Transfer to" }), view.actions));
+      el("div", {}, el("h3", { text: "Transfer to" }), view.actions),
+      el("div", {}, el("h3", { text: "Consult, then transfer" }), view.consult));
     view.root.append(view.head, el("div", { class: "card-body" }, view.script, side));
     document.getElementById("cards").prepend(view.root);
     state.views.set(card.call_id, view);
+    renderMonitor(card.call_id);
   }
   renderHead(view, card);
   const key = card.script ? `${card.script.id}@${card.script.version}` : `none:${card.script_reason}`;
@@ -73,6 +98,7 @@ function upsert(card) {
   renderChecklist(view, card);
   for (const x of Object.values(view.cantCheck || {})) showCantCheck(x);
   renderActions(view, card);
+  renderConsult(view, card);
   if (card.phase === "wrapup" && !view.wrapup) renderWrapup(view, card);
   if (card.phase !== "wrapup" && view.wrapup) { view.wrapup.remove(); view.wrapup = null; }
 }
@@ -93,9 +119,15 @@ function renderHead(view, card) {
   if (card.ivr_choice) items.push(el("span", { class: "meta" }, "Menu choice ", el("b", { text: card.ivr_choice })));
   if (card.campaign) items.push(el("span", { class: "meta" }, "Campaign ", el("b", { text: card.campaign })));
   if (card.transferred_to) items.push(el("span", { class: "meta" }, "Transferred to ", el("b", { text: card.transferred_to })));
+  const chain = transferChain(card);
+  if (chain) items.push(el("span", { class: "meta", "data-role": "transfers" }, "Transfers ", el("b", { text: chain })));
+  view.hold = el("span", { class: "meta", "data-role": "hold" });
+  items.push(view.hold);
+  if (view.rings > 1) items.push(el("span", { class: "meta", "data-role": "rings", text: `rang ${view.rings} times` }));
   view.timer = el("span", { class: "timer", "data-role": "timer" });
   items.push(view.timer);
   view.head.replaceChildren(...items);
+  if (view.monitorLine) view.head.after(view.monitorLine);
   tick();
 }
 
@@ -204,6 +236,11 @@ function tick() {
     const from = card.answered_at || card.started_at;
     const to = card.ended_at || now;
     view.timer.textContent = from ? clock(to - from) : "";
+    if (view.hold) {
+      // Hold time: the total so far, counting a hold going on now.
+      const held = (card.hold_seconds || 0) + (card.hold_started_at ? Math.max(0, to - card.hold_started_at) : 0);
+      view.hold.replaceChildren(...(held > 0 || card.hold_started_at ? [card.hold_started_at ? "On hold " : "Held ", el("b", { text: clock(held) })] : []));
+    }
   }
 }
 setInterval(tick, 1000);
@@ -266,4 +303,75 @@ function showNotice(callId, text) {
   const view = state.views.get(callId); if (!view || !text) return;
   if (!view.notice) { view.notice = el("div", { class: "notice", role: "status", "data-role": "notice" }); view.prompts.before(view.notice); }
   view.notice.textContent = text;
+}
+
+// ---------------------------------------------------------------- transfers and supervisors
+function transferChain(card) {
+  // "1003 → 1002 → sales": who had the call, in order.
+  const t = card.transfers || [];
+  if (!t.length) return "";
+  const hops = [t[0].by_agent || "?"];
+  for (const x of t) hops.push(x.to_agent && x.to_agent !== x.target ? `${x.target} (${x.to_agent})` : x.target);
+  return hops.join(" → ");
+}
+
+function renderConsult(view, card) {
+  const c = state.consults.get(card.call_id);
+  const live = card.phase === "live";
+  if (c) {
+    const call = async (what, ev) => {
+      ev.target.disabled = true;
+      try { await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/consult/${what}`, {}); }
+      catch (e) { alert(`Transfer: ${e.message}`); ev.target.disabled = false; }
+    };
+    view.consult.replaceChildren(
+      el("div", { class: "meta", "data-consult-state": c.state }, c.state === "talking" ? "Talking to " : "Calling ",
+         el("b", { text: targetLabel(c) }), " · the customer is on hold"),
+      el("div", { class: "actions" },
+        el("button", { type: "button", "data-action": "complete", disabled: !live, text: "Complete transfer", onclick: (ev) => call("complete", ev) }),
+        el("button", { class: "secondary", type: "button", "data-action": "cancel", disabled: !live, text: "Back to the customer", onclick: (ev) => call("cancel", ev) })));
+    return;
+  }
+  const targets = [...state.agents.map((a) => ({ value: a.login, label: `${a.name} (${a.login})` })),
+                   ...state.departments.map((d) => ({ value: d, label: `${d} queue` }))];
+  if (!targets.length) { view.consult.replaceChildren(el("span", { class: "empty", text: "Nobody to transfer to." })); return; }
+  const select = el("select", { name: "consult-target", disabled: !live },
+    targets.map((x) => el("option", { value: x.value, text: x.label })));
+  view.consult.replaceChildren(el("div", { class: "actions" }, select,
+    el("button", { class: "secondary", type: "button", "data-action": "consult", disabled: !live, text: "Consult",
+      onclick: async (ev) => { ev.target.disabled = true;
+        try { await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/consult`, { target: select.value }); }
+        catch (e) { alert(`Transfer: ${e.message}`); ev.target.disabled = false; } } })));
+}
+
+function targetLabel(c) {
+  const a = state.agents.find((x) => x.login === c.target);
+  return a ? `${a.name} (${a.login})` : (c.kind === "queue" ? `the ${c.target} queue` : c.target);
+}
+
+function showConsult(msg) {
+  if (msg.state === "calling" || msg.state === "talking") state.consults.set(msg.call_id, msg);
+  else state.consults.delete(msg.call_id);
+  const view = state.views.get(msg.call_id), card = state.cards.get(msg.call_id);
+  if (view && card) renderConsult(view, card);
+}
+
+function showMonitor(msg) {
+  // The centre's policy decides whether this is sent at all (supervision.tell_agent).
+  const key = msg.call_id, list = state.monitors.get(key) || [];
+  const rest = list.filter((m) => m.supervisor !== msg.supervisor);
+  if (msg.active) rest.push(msg);
+  if (rest.length) state.monitors.set(key, rest); else state.monitors.delete(key);
+  renderMonitor(key);
+}
+
+function renderMonitor(key) {
+  const view = state.views.get(key), rest = state.monitors.get(key) || [];
+  if (!view) return;
+  const words = { listen: "is listening to this call", whisper: "is listening and can speak to you (whisper)",
+                  barge: "has joined this call (barge): the customer hears them too" };
+  if (!rest.length) { view.monitorLine?.remove(); view.monitorLine = null; return; }
+  const line = el("div", { class: "monitor", "data-role": "monitor" },
+    rest.map((m) => el("div", {}, el("b", { text: m.supervisor }), " ", words[m.mode] || "is listening")));
+  view.monitorLine?.remove(); view.monitorLine = line; view.head.after(line);
 }

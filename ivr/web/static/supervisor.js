@@ -2,6 +2,7 @@
 "use strict";
 
 const calls = new Map();
+let me = null, canMonitor = false;
 liveSocket(onMessage, setConn);
 document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
 
@@ -9,6 +10,7 @@ function onMessage(msg) {
   if (msg.type === "hello") {
     if (msg.user.role !== "supervisor") { location.href = "/agent"; return; }
     document.getElementById("who").textContent = msg.user.name;
+    me = msg.user; canMonitor = !!msg.can_monitor;
     calls.clear();
     for (const c of msg.board || []) calls.set(c.call_id, c);
     const box = document.getElementById("problems");
@@ -20,6 +22,8 @@ function onMessage(msg) {
   } else if (msg.type === "problems") {
     const box = document.getElementById("problems");
     box.hidden = !msg.problems.length; box.textContent = msg.problems.join("\n");
+  } else if (msg.type === "monitor_failed") {
+    toast(`Listening in did not start: ${msg.reason}`);
   }
   render();
 }
@@ -32,7 +36,8 @@ function render() {
       el("td", { text: c.agent || "—" }), el("td", { text: c.project || "—" }),
       el("td", { text: c.script || "—" }), el("td", { text: c.customer_number || "—" }),
       el("td", { text: c.direction }), el("td", { text: c.queue || "—" }),
-      el("td", { class: "timer", text: clock(now - c.started_at) })));
+      el("td", { class: "timer", text: clock(now - c.started_at) }),
+      el("td", { class: "listen" }, listenCell(c))));
   document.getElementById("board").replaceChildren(...rows);
   document.getElementById("none").hidden = calls.size > 0;
 }
@@ -96,6 +101,7 @@ function renderReports(data) {
     figure("answer rate", pct(t.answer_rate)),
     figure("avg speed of answer", secs(t.asa)),
     figure("abandoned", pct(t.abandonment_rate), t.abandonment_rate > 0.1),
+    figure("queue timeouts", String(t.queue_timeout || 0), t.queue_timeout > 0),
     figure("avg handle time", secs(t.aht)),
     figure("callbacks due", String(t.callbacks.due), t.callbacks.due > 0),
     figure("overdue", String(t.callbacks.overdue), t.callbacks.overdue > 0),
@@ -161,3 +167,37 @@ function drawChart(series) {
 document.getElementById("period").onchange = loadReports;
 loadReports();
 reportTimer = setInterval(loadReports, REFRESH_MS);
+
+// ---------------------------------------------------------------- listen, whisper, barge
+// The supervisor's own phone rings; once answered it hears the call (listen),
+// or speaks to the agent only (whisper), or to both (barge).
+const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
+
+function listenCell(c) {
+  const mine = (c.monitors || []).find((m) => me && m.supervisor === me.login);
+  const others = (c.monitors || []).filter((m) => !me || m.supervisor !== me.login)
+    .map((m) => el("span", { class: "listening", text: `${m.supervisor}: ${m.mode}` }));
+  if (mine) {
+    return [el("span", { class: "listening", "data-role": "listening", text: `you: ${mine.mode}` }),
+      el("button", { class: "secondary", type: "button", "data-monitor": "stop", text: "Stop",
+        onclick: (ev) => monitorAction(ev, c.call_id, "monitor/stop", {}) }), ...others];
+  }
+  if (!canMonitor || !c.can_monitor) return others;
+  return [...MODES.map(([mode, label]) => el("button", { class: "secondary", type: "button", "data-monitor": mode,
+    title: `Ring my phone and ${mode}`, text: label,
+    onclick: (ev) => monitorAction(ev, c.call_id, "monitor", { mode }) })), ...others];
+}
+
+async function monitorAction(ev, callId, path, body) {
+  ev.target.disabled = true;
+  try {
+    const r = await postJSON(`/api/calls/${encodeURIComponent(callId)}/${path}`, body);
+    if (r.phone) toast(`Your phone (${r.phone}) is ringing: answer it to ${r.mode}.`);
+  } catch (e) { toast(e.message); ev.target.disabled = false; }
+}
+
+function toast(text) {
+  const t = el("div", { class: "toast", role: "status", text });
+  document.body.append(t);
+  setTimeout(() => t.remove(), 6000);
+}
