@@ -12,6 +12,7 @@ import re
 import socket
 from pathlib import Path
 
+from .agents.check import check_agent_groups
 from .config import Settings
 from .pbx.sandbox import CONF_FILES, Sandbox, SandboxError
 from .yamlfile import Problem
@@ -40,6 +41,7 @@ def check_dialplans(settings: Settings) -> list[Problem]:
                 if not (dialplans / n).exists()]
     if problems:
         return problems
+    problems += check_agent_groups(settings)
     sandbox = dataclasses.replace(
         base, instance="check", sip_host="127.0.0.1", ami_host="127.0.0.1",
         sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port())

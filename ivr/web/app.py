@@ -15,12 +15,14 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from ..ami.actions import ActionError, CallGone, NotConnected
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
 from ..pop import CallCard, ScriptPop
 from .auth import COOKIE, Auth
 from .hub import Client, ConsoleHub
 from .reports import add_report_routes
+from .shift import ShiftWeb
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +50,7 @@ class WebContext:
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
+    shift: ShiftWeb | None = None            # agent states, wallboard
 
 
 def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
@@ -103,6 +106,8 @@ class ConsoleApp:
         if self.ctx.store is not None:
             add_report_routes(app, self.ctx.store, self._user,
                               on_campaigns_changed=self.ctx.on_campaigns_changed)
+        if self.ctx.shift is not None:
+            self.ctx.shift.add_routes(app, self._user, self._json)
         app.on_shutdown.append(self._close_sockets)
         return app
 
@@ -140,12 +145,17 @@ class ConsoleApp:
             log.info("console sign-in refused for %r", str(data.get("login", ""))[:40])
             raise web.HTTPUnauthorized(text="wrong login or secret")
         user = self.ctx.auth.user_for(token)
+        if self.ctx.shift is not None:
+            await self.ctx.shift.signed_in(user)     # an agent joins their queues
         resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
                                   "token": token})
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=self.ctx.auth.ttl)
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        if user is not None and self.ctx.shift is not None:
+            await self.ctx.shift.signed_out(user)    # an agent leaves their queues
         resp = web.json_response({"ok": True})
         resp.del_cookie(COOKIE)
         return resp
@@ -180,6 +190,8 @@ class ConsoleApp:
             hello["departments"] = departments
         else:
             hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]
+        if self.ctx.shift is not None:
+            hello.update(self.ctx.shift.hello(user))
         client.send(hello)
         self.ctx.hub.add(client)
         try:
@@ -236,7 +248,14 @@ class ConsoleApp:
             raise web.HTTPBadRequest(text=f"unknown department {department!r}")
         if card.phase != "live":
             raise web.HTTPConflict(text="the call is not live")
-        await self.ctx.transfer(card.call, department)
+        try:
+            await self.ctx.transfer(card.call, department)
+        except CallGone as exc:
+            raise web.HTTPConflict(text=str(exc))
+        except NotConnected as exc:
+            raise web.HTTPServiceUnavailable(text=f"the PBX is not connected: {exc}")
+        except ActionError as exc:
+            raise web.HTTPBadGateway(text=str(exc))
         return web.json_response({"ok": True})
 
     async def wrapup(self, request: web.Request) -> web.Response:

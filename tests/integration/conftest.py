@@ -9,6 +9,7 @@ import pytest
 from ivr.calls.events import CallEvent
 from ivr.config import Settings
 from ivr.server import Service
+from tests.conftest import reset_queues
 
 
 class CallLog:
@@ -48,15 +49,23 @@ class CallLog:
         return [e.kind for e in self.of_call(call_id)]
 
 
+async def sign_in_agents(svc: Service, *logins: str) -> None:
+    """Agents join their groups' queues, ready (as signing in to the console does)."""
+    for login in logins or svc.groups.logins:
+        await svc.agent_states.log_in(login, by="test")
+
+
 @pytest.fixture
 async def service(pbx, pbx_settings: Settings):
     # Call tracking alone: these tests wire their own taps and speech when they need them.
+    reset_queues(pbx)
     svc = Service(dataclasses.replace(
         pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False)))
     calls = CallLog()
     svc.bus.subscribe(calls)
     await svc.start()
     await svc.ami.wait_connected(15)
+    await sign_in_agents(svc)
     svc.calls_seen = calls
     yield svc
     await svc.stop()

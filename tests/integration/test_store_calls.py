@@ -8,7 +8,7 @@ import pytest
 
 from ivr.calls.model import CallResult, CallState
 from ivr.outcomes.store import StoreError, create_store, open_store
-from ivr.outcomes.store.schema import LATEST
+from ivr.outcomes.store.schema import LATEST, MIGRATIONS
 from tests.store_fixtures import T0, make_call, postgres_cluster, store, store_url  # noqa: F401
 
 
@@ -184,7 +184,7 @@ async def test_opening_again_applies_no_migration_twice(store_url):
     try:
         async with stores[0].transaction(readonly=True) as tx:
             rows = await tx.fetch("SELECT version FROM schema_version ORDER BY version")
-        assert [r["version"] for r in rows] == list(range(1, LATEST + 1))
+        assert [r["version"] for r in rows] == sorted(m.version for m in MIGRATIONS)
         assert (await stores[2].get_call("c1"))["result"] == "answered"
     finally:
         for s in stores:

@@ -175,9 +175,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",
         "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
     )),
+    Migration(30, "agent state changes (shift reports)", (
+        # One row per state an agent was in; ended_at is set when the next begins.
+        """CREATE TABLE agent_states (
+            id {serial_pk},
+            agent TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('offline', 'ready', 'not_ready', 'ringing', 'on_call', 'wrapup')),
+            reason TEXT NOT NULL DEFAULT '',
+            started_at {real} NOT NULL,
+            ended_at {real},
+            call_id TEXT,
+            project TEXT NOT NULL DEFAULT '',
+            changed_by TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX agent_states_agent ON agent_states (agent, started_at)",
+        "CREATE INDEX agent_states_period ON agent_states (started_at)",
+        "CREATE INDEX agent_states_open ON agent_states (agent) WHERE ended_at IS NULL",
+    )),
 )
 
-LATEST = MIGRATIONS[-1].version
+LATEST = max(m.version for m in MIGRATIONS)
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

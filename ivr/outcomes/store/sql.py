@@ -14,6 +14,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, Sequence
 
+from .agents import AgentStateSql
 from .campaigns import CampaignSql
 from .base import (OPEN_CALLBACK_STATUSES, SCHEDULED, CallbackRecord, CallbackStatus,
                    CallRecord, CallStatus, Store, columns, json_columns)
@@ -116,7 +117,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, Store):
+class SqlStore(CampaignSql, AgentStateSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 
