@@ -104,8 +104,9 @@ class _Agent:
     call_info: dict[str, CurrentCall] = field(default_factory=dict)
     wrapup: _Wrapup | None = None
     status: AgentStatus | None = None
-    by: str | None = None          # who asked for the change Asterisk reports next ...
-    by_until: float = 0.0          # ... if it comes within a moment
+    # Who asked for the state Asterisk will report next (its events carry no
+    # author): (login, state, reason, until when), matched when it arrives.
+    asked: tuple[str, AgentState, str, float] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -373,8 +374,8 @@ class AgentStates:
             if agent.wrapup is None or agent.wrapup.call_id != call_id:
                 return
             self._cancel_wrapup(agent)
-            self._asked(agent, by)
             _, then = parse_reason(agent.pause_reason)
+            self._asked(agent, by, AgentState.NOT_READY if then else AgentState.READY, then)
             if agent.queues:
                 try:
                     await self.pbx.queue_pause(interface_of(agent.login), bool(then), then)
@@ -422,7 +423,9 @@ class AgentStates:
         interface = interface_of(login)
         async with agent.lock:
             current = self._derive(agent, self.clock())
-            self._asked(agent, by)
+            if state is AgentState.OFFLINE or current.state in (
+                    AgentState.OFFLINE, AgentState.READY, AgentState.NOT_READY):
+                self._asked(agent, by, state, reason)
             try:
                 if state is AgentState.OFFLINE:
                     self._cancel_wrapup(agent)
@@ -448,9 +451,8 @@ class AgentStates:
             return self._derive(agent, self.clock())
 
     # ------------------------------------------------------------ deriving and telling
-    def _asked(self, agent: _Agent, by: str) -> None:
-        # Asterisk's events that follow carry no author: remember who asked.
-        agent.by, agent.by_until = by, self.clock() + 2.0
+    def _asked(self, agent: _Agent, by: str, state: AgentState, reason: str) -> None:
+        agent.asked = (by, state, reason, self.clock() + 5.0)
 
     def _derive(self, agent: _Agent, now: float) -> AgentStatus:
         wrapup_pause, reason = parse_reason(agent.pause_reason) if agent.paused_in \
@@ -496,7 +498,13 @@ class AgentStates:
         if prev == status:
             return
         agent.status = status
-        author = agent.by if agent.by and at <= agent.by_until else by
+        author = by
+        if agent.asked is not None:
+            asker, state, reason, until = agent.asked
+            if at > until:
+                agent.asked = None
+            elif status.state is state and status.reason == reason:
+                author, agent.asked = asker, None
         if self.on_change is None:
             return
         w = agent.wrapup
