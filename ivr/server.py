@@ -197,7 +197,7 @@ class Service:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
-        return any(c.login == login for c in self.hub.clients)
+        return self.hub.connected(login)
 
     @property
     def web_url(self) -> str:
@@ -232,7 +232,9 @@ class Service:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",
                         closed)
         # Where each agent was when last seen, and today's queue figures so far.
-        self.agent_states.restore(await self.store.last_agent_states())
+        recorded = await self.store.last_agent_states()
+        self.agent_states.restore(recorded)
+        self.agent_log.seed(recorded)
         self.queue_board.seed(await queue_day(self.store, day_start(time.time()),
                                               self.settings.shift.service_level_seconds))
         self.library.reload()

@@ -181,6 +181,13 @@ class AgentStates:
         if agent is None:
             return
         member = QueueMember.from_fields(ev.fields)
+        known = agent.queues.get(member.queue)
+        if known is not None and ev.name != "QueueMemberRemoved" and \
+                (known.paused, known.paused_reason, known.device) == \
+                (member.paused, member.paused_reason, member.device) and \
+                agent.device == member.device:
+            agent.queues[member.queue] = member
+            return          # the same again (one event per queue): nothing to tell
         if ev.name == "QueueMemberRemoved":
             agent.queues.pop(member.queue, None)
             agent.paused_in.discard(member.queue)
@@ -460,13 +467,22 @@ class AgentStates:
         talking = [c for c, s in agent.calls.items() if s == "talking"]
         ringing = [c for c, s in agent.calls.items() if s == "ringing"]
         then = ""
+        # The calls the service follows come first; the phone's device state
+        # covers the others (a call dialled by hand), but not a wrap-up just
+        # begun: the phone reports "not in use" a moment after the hang-up.
         if not agent.queues:
             state = AgentState.OFFLINE
-        elif talking or agent.device in _BUSY_DEVICE:
+        elif talking:
             state, then = AgentState.ON_CALL, reason
-        elif ringing or agent.device == "ringing":
+        elif ringing:
             state, then = AgentState.RINGING, reason
-        elif agent.wrapup is not None or wrapup_pause:
+        elif agent.wrapup is not None:
+            state, then = AgentState.WRAPUP, reason
+        elif agent.device in _BUSY_DEVICE:
+            state, then = AgentState.ON_CALL, reason
+        elif agent.device == "ringing":
+            state, then = AgentState.RINGING, reason
+        elif wrapup_pause:
             state, then = AgentState.WRAPUP, reason
         elif agent.paused_in:
             state = AgentState.NOT_READY

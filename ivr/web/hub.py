@@ -47,25 +47,40 @@ class Client:
 class ConsoleHub:
     def __init__(self) -> None:
         self.clients: set[Client] = set()
+        # Indexes: a push to one agent or to the supervisors does not look at
+        # every console (200 agents, each state change pushed).
+        self._agents: dict[str, set[Client]] = {}
+        self._supervisors: set[Client] = set()
 
     def add(self, client: Client) -> None:
         client.writer = asyncio.ensure_future(client.run_writer())
         self.clients.add(client)
+        if client.role == "supervisor":
+            self._supervisors.add(client)
+        else:
+            self._agents.setdefault(client.login, set()).add(client)
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
+        self._supervisors.discard(client)
+        mine = self._agents.get(client.login)
+        if mine is not None:
+            mine.discard(client)
+            if not mine:
+                del self._agents[client.login]
         if client.writer:
             client.writer.cancel()
 
+    def connected(self, login: str) -> bool:
+        return bool(self._agents.get(login)) or any(c.login == login for c in self._supervisors)
+
     def to_login(self, login: str, message: dict[str, Any]) -> None:
-        for c in list(self.clients):
-            if c.login == login and c.role == "agent":
-                c.send(dict(message))
+        for c in list(self._agents.get(login, ())):
+            c.send(dict(message))
 
     def to_supervisors(self, message: dict[str, Any]) -> None:
-        for c in list(self.clients):
-            if c.role == "supervisor":
-                c.send(dict(message))
+        for c in list(self._supervisors):
+            c.send(dict(message))
 
     def to_everyone(self, message: dict[str, Any]) -> None:
         for c in list(self.clients):

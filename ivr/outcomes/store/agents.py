@@ -5,7 +5,8 @@ when the agent enters a state and is closed (ended_at) in the same
 transaction that opens the next one, so an agent has at most one open row;
 the shift reports (ivr.outcomes.reports.agent_times) sum the rows' overlap
 with a period. The service's restart does not close rows: an agent on lunch
-stays on lunch while the service is down (Asterisk holds the pause).
+stays on lunch while the service is down (Asterisk holds the pause); the
+recorder (ivr.outcomes.agent_states) skips a state repeating the open row.
 """
 from __future__ import annotations
 
@@ -38,29 +39,35 @@ class AgentStateSql:
     transaction: Callable[..., AbstractAsyncContextManager[Any]]
 
     async def record_agent_states(self, rows: Iterable[AgentStateRow]) -> int:
-        """Append state changes (in order), closing each agent's open row; a row
-        repeating the open one's state and reason is skipped (a restart seeing
-        the same state). Returns how many rows were added."""
-        added = 0
+        """Append state changes (in order): each agent's open row is closed where
+        their first new one begins, and a new row that another in the same
+        batch follows is written closed. Two statements per batch, whatever
+        its size. Returns how many rows were added."""
+        rows = list(rows)
+        for r in rows:
+            if r.state not in AGENT_STATES:
+                raise ValueError(f"unknown agent state {r.state!r}")
+        if not rows:
+            return 0
+        first: dict[str, float] = {}
+        following: dict[int, float] = {}
+        last_of: dict[str, int] = {}
+        for i, r in enumerate(rows):
+            first.setdefault(r.agent, r.started_at)
+            if r.agent in last_of:
+                following[last_of[r.agent]] = r.started_at
+            last_of[r.agent] = i
         async with self.transaction() as tx:
-            for r in rows:
-                if r.state not in AGENT_STATES:
-                    raise ValueError(f"unknown agent state {r.state!r}")
-                open_rows = await tx.fetch(
-                    "SELECT id, state, reason, started_at FROM agent_states "
-                    "WHERE agent = ? AND ended_at IS NULL", [r.agent])
-                if any(o["state"] == r.state and o["reason"] == r.reason for o in open_rows):
-                    continue
-                for o in open_rows:
-                    await tx.execute("UPDATE agent_states SET ended_at = ? WHERE id = ?",
-                                     [max(r.started_at, float(o["started_at"])), o["id"]])
-                await tx.execute(
-                    f"INSERT INTO agent_states ({', '.join(_COLS)}) "
-                    "VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-                    [r.agent, r.state, r.reason, r.started_at, r.call_id, r.project,
-                     r.changed_by])
-                added += 1
-        return added
+            await tx.execute_many(
+                "UPDATE agent_states SET ended_at = CASE WHEN started_at > ? THEN started_at "
+                "ELSE ? END WHERE agent = ? AND ended_at IS NULL",
+                [(at, at, agent) for agent, at in first.items()])
+            await tx.execute_many(
+                f"INSERT INTO agent_states ({', '.join(_COLS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.agent, r.state, r.reason, r.started_at,
+                  max(following[i], r.started_at) if i in following else None,
+                  r.call_id, r.project, r.changed_by) for i, r in enumerate(rows)])
+        return len(rows)
 
     async def last_agent_states(self) -> dict[str, dict[str, Any]]:
         """Each agent's open state row (where they were when last seen)."""

@@ -32,6 +32,9 @@ class Tx(Protocol):
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of arguments (one round trip)."""
+
 
 _JSON = json_columns(CallRecord)
 _CALL_COLS = columns(CallRecord, "call")
