@@ -7,9 +7,9 @@ from typing import Callable
 import pytest
 
 from ivr.calls.events import CallEvent
-from ivr.config import Settings
+from ivr.config import Settings, WebSettings
 from ivr.server import Service
-from tests.conftest import reset_queues
+from tests.conftest import free_port, reset_queues
 
 
 class CallLog:
@@ -60,7 +60,8 @@ async def service(pbx, pbx_settings: Settings):
     # Call tracking alone: these tests wire their own taps and speech when they need them.
     reset_queues(pbx)
     svc = Service(dataclasses.replace(
-        pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False)))
+        pbx_settings, speech=dataclasses.replace(pbx_settings.speech, enabled=False),
+        web=WebSettings(host="127.0.0.1", port=free_port())))   # never a fixed port
     calls = CallLog()
     svc.bus.subscribe(calls)
     await svc.start()
@@ -72,4 +73,5 @@ async def service(pbx, pbx_settings: Settings):
 
 
 def with_ami_port(settings: Settings, host: str, port: int) -> Settings:
-    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, host=host, port=port))
+    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, host=host, port=port),
+                               web=WebSettings(host="127.0.0.1", port=free_port()))

@@ -293,3 +293,17 @@ async def test_restart_brings_back_a_lunch_break_and_a_call(pbx, pbx_settings, p
         await svc.stop()
     # The record has one lunch, not one per service start.
     assert [h["state"] for h in history] == ["offline", "ready", "not_ready"]
+
+
+async def test_the_ami_user_may_change_queues_but_not_run_commands(pbx, service):
+    """manager.conf keeps least privilege: queue writes (agent class), no CLI."""
+    refused = await service.ami.send({"Action": "Command", "Command": "core show version"},
+                                     as_list=False)
+    assert refused.get("Response") == "Error" and "Permission denied" in refused.get("Message")
+    refused = await service.ami.send({"Action": "UpdateConfig", "SrcFilename": "queues.conf",
+                                      "DstFilename": "queues.conf"}, as_list=False)
+    assert refused.get("Response") == "Error"
+    status = await service.pbx.queue_status()
+    assert {"sales", "support", "key-accounts"} <= set(status.queues)
+    await service.pbx.queue_pause("PJSIP/1003", True, "training")
+    await wait_state(service, "1003", AgentState.NOT_READY, reason="training")
