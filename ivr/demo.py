@@ -135,7 +135,9 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
     agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
                        audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
     await agent.astart()
-    # Signed in to the support queue, ready, as signing in to the console does.
+    # Signed in to the support queue afresh, ready (as signing in to the console
+    # does; Asterisk may remember a break or wrap-up from an earlier demo).
+    await service.agent_states.set_state(AGENT, "offline", by="demo")
     await service.agent_states.log_in(AGENT, by="demo")
     print()
     print(f"Agent console:      {service.web_url}/  sign in as {AGENT} / {shown[AGENT]}")

@@ -8,9 +8,9 @@ follows Asterisk's events (QueueMemberAdded/Removed/Pause/Status) and the call
 events (which call an agent is on), and derives one state per agent:
 
     offline    in no queue
-    on_call    the phone is in use (or holds a call)
-    ringing    the phone rings
-    wrapup     paused with reason "wrap-up" (or a wrap-up just began)
+    on_call    talking on a call (or the phone is in use, holds a call)
+    ringing    a call rings their phone
+    wrapup     a wrap-up began, or paused with reason "wrap-up"
     not_ready  paused with another reason (break, lunch ...)
     ready      in queues, not paused, phone free
 
@@ -19,8 +19,9 @@ every queue with reason "wrap-up" (or "wrap-up then lunch" if they chose a
 break to follow it), and the pause ends when they save the wrap-up or after
 the project's maximum. Because the "then" part travels in Asterisk's pause
 reason, a restart of the service loses nothing: ``resync`` rebuilds every
-state from QueueStatus, restarts wrap-up clocks from Asterisk's LastPause and
-ends those that ran out while the service was away, and changes nothing else.
+state from QueueStatus, restarts wrap-up clocks from the record (or
+Asterisk's LastPause), ends those that ran out while the service was away,
+and changes nothing else.
 """
 from __future__ import annotations
 
@@ -434,10 +435,14 @@ class AgentStates:
                     AgentState.OFFLINE, AgentState.READY, AgentState.NOT_READY):
                 self._asked(agent, by, state, reason)
             try:
+                # What Asterisk accepted is taken at once (its events follow and
+                # agree), so the answer to the request already shows the change.
                 if state is AgentState.OFFLINE:
                     self._cancel_wrapup(agent)
                     for queue in sorted(agent.queues):
                         await self.pbx.queue_remove(queue, interface)
+                        agent.queues.pop(queue, None)
+                        agent.paused_in.discard(queue)
                 elif current.state is AgentState.OFFLINE:
                     wanted = self.groups.queues_of(login)
                     if not wanted:
@@ -446,10 +451,18 @@ class AgentStates:
                         await self.pbx.queue_add(queue, interface, member_name=agent.name,
                                                  penalty=penalty, paused=bool(reason),
                                                  reason=reason)
-                elif current.state is AgentState.WRAPUP:
-                    await self.pbx.queue_pause(interface, True, pause_reason(True, reason))
+                        agent.queues.setdefault(queue, QueueMember(
+                            queue, interface, agent.name, interface, penalty=penalty,
+                            device=agent.device, paused=bool(reason), paused_reason=reason,
+                            login_time=self.clock()))
+                        self._take_pause(agent, agent.queues[queue])
                 else:
-                    await self.pbx.queue_pause(interface, bool(reason), reason)
+                    asked = pause_reason(current.state is AgentState.WRAPUP, reason)
+                    await self.pbx.queue_pause(interface, bool(asked), asked)
+                    for queue, member in list(agent.queues.items()):
+                        agent.queues[queue] = replace(member, paused=bool(asked),
+                                                      paused_reason=asked)
+                        self._take_pause(agent, agent.queues[queue])
             except StateError:
                 raise
             except Exception as exc:
