@@ -36,7 +36,7 @@ class AgentStatus:
     state: AgentState
     since: float                          # when this state began (epoch s)
     reason: str = ""                      # not ready: the reason
-    then: str = ""                        # wrap-up or on a call: the pause reason after it ("" ready)
+    then: str = ""                        # on a call / wrap-up: the pause after it ("": ready)
     queues: tuple[str, ...] = ()          # queues they are in now
     reachable: bool = True                # False: their phone is not registered
     call: CurrentCall | None = None

@@ -109,6 +109,7 @@ class _Agent:
     # author): (login, state, reason, until when), matched when it arrives.
     asked: tuple[str, AgentState, str, float] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)   # a member event came
 
 
 class AgentStates:
@@ -181,6 +182,7 @@ class AgentStates:
         agent = self._agents.get(login_of(ev.get("Interface")))
         if agent is None:
             return
+        agent.changed.set()
         member = QueueMember.from_fields(ev.fields)
         known = agent.queues.get(member.queue)
         if known is not None and ev.name != "QueueMemberRemoved" and \
@@ -435,14 +437,11 @@ class AgentStates:
                     AgentState.OFFLINE, AgentState.READY, AgentState.NOT_READY):
                 self._asked(agent, by, state, reason)
             try:
-                # What Asterisk accepted is taken at once (its events follow and
-                # agree), so the answer to the request already shows the change.
                 if state is AgentState.OFFLINE:
                     self._cancel_wrapup(agent)
                     for queue in sorted(agent.queues):
                         await self.pbx.queue_remove(queue, interface)
-                        agent.queues.pop(queue, None)
-                        agent.paused_in.discard(queue)
+                    done = lambda: not agent.queues      # noqa: E731
                 elif current.state is AgentState.OFFLINE:
                     wanted = self.groups.queues_of(login)
                     if not wanted:
@@ -451,18 +450,16 @@ class AgentStates:
                         await self.pbx.queue_add(queue, interface, member_name=agent.name,
                                                  penalty=penalty, paused=bool(reason),
                                                  reason=reason)
-                        agent.queues.setdefault(queue, QueueMember(
-                            queue, interface, agent.name, interface, penalty=penalty,
-                            device=agent.device, paused=bool(reason), paused_reason=reason,
-                            login_time=self.clock()))
-                        self._take_pause(agent, agent.queues[queue])
+                    done = lambda: set(wanted) <= set(agent.queues)      # noqa: E731
                 else:
                     asked = pause_reason(current.state is AgentState.WRAPUP, reason)
                     await self.pbx.queue_pause(interface, bool(asked), asked)
-                    for queue, member in list(agent.queues.items()):
-                        agent.queues[queue] = replace(member, paused=bool(asked),
-                                                      paused_reason=asked)
-                        self._take_pause(agent, agent.queues[queue])
+                    done = lambda: all(                                   # noqa: E731
+                        m.paused == bool(asked) and (m.paused_reason == asked or not asked)
+                        for m in agent.queues.values())
+                # Asterisk tells what it did in events that follow its answer:
+                # answer once they are in, so the reply shows the new state.
+                await self._until(agent, done)
             except StateError:
                 raise
             except Exception as exc:
@@ -471,6 +468,21 @@ class AgentStates:
             return self._derive(agent, self.clock())
 
     # ------------------------------------------------------------ deriving and telling
+    async def _until(self, agent: _Agent, done: Callable[[], bool],
+                     timeout: float = 2.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning("agent %s: Asterisk's events for the change did not come within "
+                            "%.0f s", agent.login, timeout)
+                return
+            agent.changed.clear()
+            try:
+                await asyncio.wait_for(agent.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
     def _asked(self, agent: _Agent, by: str, state: AgentState, reason: str) -> None:
         agent.asked = (by, state, reason, self.clock() + 5.0)
 

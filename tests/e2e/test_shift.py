@@ -125,7 +125,8 @@ async def test_agent_goes_on_lunch_and_the_supervisor_sets_her_ready(
 
 # ---------------------------------------------------------------- 20 callers, 4 agents
 
-GROUPS = (AgentGroup("sales", ("acme-sales",), ("sales",), (GroupMember("1001"), GroupMember("1002"))),
+GROUPS = (AgentGroup("sales", ("acme-sales",), ("sales",),
+                     (GroupMember("1001"), GroupMember("1002"))),
           AgentGroup("support", ("acme-support",), ("support",),
                      (GroupMember("1003"), GroupMember("1004"))))
 LINES = {"sales": "5550122", "support": "5550111"}

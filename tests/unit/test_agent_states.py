@@ -18,7 +18,8 @@ from ivr.calls.events import AgentAnswered, AgentRinging, CallEnded
 from ivr.calls.model import Call, CallState, Leg, LegRole
 from ivr.config import AgentGroup, GroupMember, ShiftSettings
 
-GROUPS = (AgentGroup("sales", ("acme-sales",), ("sales",), (GroupMember("1001"), GroupMember("1002"))),
+GROUPS = (AgentGroup("sales", ("acme-sales",), ("sales",),
+                     (GroupMember("1001"), GroupMember("1002"))),
           AgentGroup("support", ("acme-support",), ("support",),
                      (GroupMember("1003"), GroupMember("1001", 2))))
 
