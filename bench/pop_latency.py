@@ -462,6 +462,15 @@ def serve(config: ServerConfig, results: Connection) -> None:
 
 
 # --------------------------------------------------------------------- agents' consoles
+async def sign_in(session: aiohttp.ClientSession, base: str, user: User) -> str:
+    """POST /api/login as the sign-in page does; the session token."""
+    async with session.post(f"{base}/api/login",
+                            json={"login": user.login, "secret": str(user.secret)}) as r:
+        if r.status != 200:
+            raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
+        return (await r.json())["token"]
+
+
 @dataclass
 class Pop:
     arrived: float                      # time.time() when the client had the message
@@ -496,12 +505,7 @@ class Consoles:
     _closing: bool = False
 
     async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login",
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            self.tokens[user.login] = (await r.json())["token"]
+        self.tokens[user.login] = await sign_in(self.session, self.base, user)
 
     async def connect(self, login: str) -> None:
         ws = await self.session.ws_connect(f"{self.base}/ws",
@@ -610,12 +614,7 @@ class Wallboards:
     _closing: bool = False
 
     async def connect(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login",
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status}")
-            token = (await r.json())["token"]
+        token = await sign_in(self.session, self.base, user)
         ws = await self.session.ws_connect(f"{self.base}/ws", params={"token": token},
                                            max_msg_size=0)
         i = len(self.sockets)

@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -45,17 +44,6 @@ def keep_screenshot(artifacts: Path, name: str) -> None:
     """A screenshot for the README: copied into docs/ when asked to."""
     if os.environ.get("IVR_UPDATE_DOCS") == "1":
         shutil.copy(artifacts / name, REPO / "docs" / name)
-
-
-async def wait_until(check, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(every)
 
 
 async def test_agent_goes_on_lunch_and_the_supervisor_sets_her_ready(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import Callable
 
 import pytest
@@ -72,6 +73,19 @@ async def service(pbx, pbx_settings: Settings):
     await svc.stop()
 
 
+async def wait_until(check, timeout: float, what: str, every: float = 0.2):
+    """Await check() until it gives something true (returned), or fail after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(every)
+
+
 def with_ami_port(settings: Settings, host: str, port: int) -> Settings:
-    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, host=host, port=port),
+    ami = dataclasses.replace(settings.ami, host=host, port=port)
+    return dataclasses.replace(settings, ami=ami,
                                web=WebSettings(host="127.0.0.1", port=free_port()))

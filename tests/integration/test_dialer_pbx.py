@@ -33,7 +33,7 @@ from ivr.server import Service
 from ivr.web.reports import add_report_routes
 from tests.conftest import REPO, free_port, reset_queues
 from tests.e2e.conftest import console_users
-from tests.integration.conftest import CallLog, sign_in_agents
+from tests.integration.conftest import CallLog, sign_in_agents, wait_until
 from tests.store_fixtures import postgres_cluster, store_url  # noqa: F401
 
 pytestmark = pytest.mark.pbx
@@ -109,15 +109,12 @@ async def supervisor_session(svc: Service) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(svc.web_url, headers={"Authorization": f"Bearer {token}"})
 
 
-async def wait_until(check, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(every)
+async def campaign_finished(svc: Service, name: str, timeout: float) -> dict:
+    """The campaign once no contact is pending or being dialled."""
+    async def finished():
+        c = await svc.store.get_campaign(name)
+        return c if c["contacts"]["pending"] + c["contacts"]["dialling"] == 0 else None
+    return await wait_until(finished, timeout, f"campaign {name} finished", every=0.5)
 
 
 async def test_abandoned_call_is_called_back_when_due_with_its_script(
@@ -223,10 +220,7 @@ async def test_campaign_is_paced_skips_dnc_and_exports_what_was_placed(
         assert r.status == 201, await r.text()
         assert (await r.json())["dnc"] == 2
 
-        async def finished():
-            c = await svc.store.get_campaign("acme-telesales")
-            return c if c["contacts"]["pending"] + c["contacts"]["dialling"] == 0 else None
-        campaign = await wait_until(finished, 120, "campaign finished", every=0.5)
+        campaign = await campaign_finished(svc, "acme-telesales", 120)
         await svc.campaign_dialer.drain()
         await svc.recorder.drain()
     finally:
@@ -294,10 +288,7 @@ async def test_campaign_calls_only_ready_agents_of_the_projects_group(pbx, diali
         assert not [e for e in calls.events if isinstance(e, AgentRinging)]
         await svc.agent_states.set_state("1003", "ready", by="1003")
 
-        async def finished():
-            c = await svc.store.get_campaign("support-renewals")
-            return c if c["contacts"]["pending"] + c["contacts"]["dialling"] == 0 else None
-        campaign = await wait_until(finished, 60, "campaign finished", every=0.5)
+        campaign = await campaign_finished(svc, "support-renewals", 60)
         await svc.campaign_dialer.drain()
     finally:
         await session.close()
