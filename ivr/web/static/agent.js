@@ -9,7 +9,13 @@ const STATE_LABEL = { dialplan: "In menu", queued: "Queued", ringing: "Ringing",
 const socket = liveSocket(onMessage, setConn);
 document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
 
+// Times come from the service (epoch s); this page's clock may be off: every
+// message's sent_at keeps the difference.
+let skew = 0;
+const serverNow = () => Date.now() / 1000 + skew;
+
 function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
   if (msg.type === "hello") {
     state.user = msg.user; state.departments = msg.departments || [];
     document.getElementById("who").textContent = `${msg.user.name} · ${msg.user.login}`;
@@ -221,7 +227,7 @@ function addPrompt(msg) {
 }
 
 function tick() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   for (const [id, card] of state.cards) {
     const view = state.views.get(id); if (!view || !view.timer) continue;
     const from = card.answered_at || card.started_at;
@@ -326,7 +332,7 @@ document.getElementById("state-switch").addEventListener("change", async (ev) =>
 
 function tickState() {
   const agent = shift.agent; if (!agent) return;
-  const now = Date.now() / 1000;
+  const now = serverNow();
   document.getElementById("my-state-time").textContent = clock(now - agent.since);
   if (agent.state === "wrapup" && agent.wrapup_until) {
     const left = Math.max(0, agent.wrapup_until - now);

@@ -9,7 +9,13 @@ const AGENT_WORDS = { offline: "Offline", ready: "Ready", not_ready: "Not ready"
 liveSocket(onMessage, setConn);
 document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
 
+// Times on the board are the service's (epoch s); this page's clock may be
+// off: every message's sent_at keeps the difference.
+let skew = 0;
+const serverNow = () => Date.now() / 1000 + skew;
+
 function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
   if (msg.type === "hello") {
     if (msg.user.role !== "supervisor") { location.href = "/agent"; return; }
     document.getElementById("who").textContent = msg.user.name;
@@ -80,7 +86,7 @@ function scheduleWall() {
 }
 
 function renderWall() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   const agents = [...wall.agents.values()];
   document.getElementById("queues").replaceChildren(...[...wall.queues.values()].map((q) => {
     const count = (st) => agents.filter((a) => a.state === st && a.queues.includes(q.queue)).length;
@@ -122,7 +128,7 @@ function renderWall() {
 // Times tick here, from the epoch times pushed: four times a second, so a
 // shown wait is never more than a quarter second behind.
 function tickWall() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   for (const td of document.querySelectorAll("#agents td[data-since]")) {
     const text = clock(now - Number(td.dataset.since));
     if (td.textContent !== text) td.textContent = text;
@@ -140,7 +146,7 @@ setInterval(tickWall, 250);
 
 // ---------------------------------------------------------------- live calls
 function render() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   const rows = [...calls.values()].sort((a, b) => a.started_at - b.started_at).map((c) =>
     el("tr", { "data-call": c.call_id },
       el("td", {}, el("span", { class: `badge state-${c.state}`, text: c.state.replace("_", " ") })),
@@ -222,7 +228,9 @@ function renderReports(data) {
       el("td", { text: pct(p.abandonment_rate) }), el("td", { text: secs(p.aht) }),
       el("td", { text: score(p.adherence) }), el("td", { text: String(p.callbacks.due) }),
       el("td", { text: String(p.callbacks.overdue) }), el("td", { text: dispo(p.dispositions) }))));
-  const hm = (x) => (x ? clock(x) : "0:00");
+  // A shift's times run to hours: h:mm:ss past the hour.
+  const hm = (x) => { x = Math.floor(x || 0);
+    return x < 3600 ? clock(x) : `${Math.floor(x / 3600)}:${clock(x % 3600).padStart(5, "0")}`; };
   document.getElementById("shift-times").replaceChildren(...data.agents.filter((a) => a.agent && a.shift).map((a) =>
     el("tr", { "data-agent": a.agent },
       el("td", { text: a.agent }), el("td", { text: hm(a.shift.login_time) }),
