@@ -463,12 +463,13 @@ def serve(config: ServerConfig, results: Connection) -> None:
 
 # --------------------------------------------------------------------- agents' consoles
 async def sign_in(session: aiohttp.ClientSession, base: str, user: User) -> str:
-    """POST /api/login as the sign-in page does; the session token."""
-    async with session.post(f"{base}/api/login",
+    """POST /api/login as the sign-in page does; the session cookie (the console's
+    only credential), sent by hand: one shared client session serves every console."""
+    async with session.post(f"{base}/api/login", headers={"Origin": base},
                             json={"login": user.login, "secret": str(user.secret)}) as r:
         if r.status != 200:
             raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-        return (await r.json())["token"]
+        return r.cookies["ivr_session"].value
 
 
 @dataclass
@@ -507,9 +508,12 @@ class Consoles:
     async def sign_in(self, user: User) -> None:
         self.tokens[user.login] = await sign_in(self.session, self.base, user)
 
+    def _headers(self, login: str) -> dict[str, str]:
+        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
+
     async def connect(self, login: str) -> None:
         ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           params={"token": self.tokens[login]},
+                                           headers=self._headers(login),
                                            max_msg_size=0)
         self.sockets[login] = ws
         self.hellos[login] = asyncio.Event()
@@ -577,7 +581,7 @@ class Consoles:
         try:
             async with self.session.post(
                     f"{self.base}/api/calls/{card['call_id']}/wrapup", json=body,
-                    headers={"Authorization": f"Bearer {self.tokens[login]}"}) as r:
+                    headers=self._headers(login)) as r:
                 if r.status == 200:
                     self.wrapups_saved += 1
                 else:
@@ -614,9 +618,10 @@ class Wallboards:
     _closing: bool = False
 
     async def connect(self, user: User) -> None:
-        token = await sign_in(self.session, self.base, user)
-        ws = await self.session.ws_connect(f"{self.base}/ws", params={"token": token},
-                                           max_msg_size=0)
+        cookie = await sign_in(self.session, self.base, user)
+        ws = await self.session.ws_connect(
+            f"{self.base}/ws", headers={"Cookie": f"ivr_session={cookie}", "Origin": self.base},
+            max_msg_size=0)
         i = len(self.sockets)
         self.sockets.append(ws)
         self.hellos.append(asyncio.Event())
@@ -733,7 +738,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
     settings = Settings(
         ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
                         secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
-        web=WebSettings(host="127.0.0.1", port=0),       # the OS picks a free port
+        # port 0: the OS picks a free port; every console comes from 127.0.0.1
+        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),

@@ -387,11 +387,11 @@ class FakeAsterisk:
         aid = action.get("actionid", "")
         channel = action.get("channel", "")
         m = re.fullmatch(r"AudioSocket/([^:/]+):(\d+)/([0-9a-fA-F-]{36})", channel)
-        leg = action.get("data", "").partition(",")[0]
+        leg = action.get("exten", "")          # [ivr-tap] spies on the leg named by Exten
         target = self.by_leg.get(leg)
         self.originates += 1
-        if m is None or action.get("application") != "ChanSpy" or target is None:
-            self.tap_errors.append(f"unexpected Originate: {channel} {action.get('data')}")
+        if m is None or action.get("context") != "ivr-tap" or target is None:
+            self.tap_errors.append(f"unexpected Originate: {channel} {action.get('context')} {leg}")
             writer.write(wire(("Response", "Error"), ("ActionID", aid),
                               ("Message", "Originate failed")))
             return
@@ -545,16 +545,21 @@ class Consoles:
     closing: bool = False
 
     async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login",
+        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
                                      json={"login": user.login,
                                            "secret": str(user.secret)}) as r:
             if r.status != 200:
                 raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            self.tokens[user.login] = (await r.json())["token"]
+            # The session cookie (the console's only credential), sent by hand:
+            # one shared session serves every simulated console.
+            self.tokens[user.login] = r.cookies["ivr_session"].value
+
+    def _headers(self, login: str) -> dict[str, str]:
+        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
 
     async def connect(self, login: str) -> None:
         ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           params={"token": self.tokens[login]}, max_msg_size=0)
+                                           headers=self._headers(login), max_msg_size=0)
         self.sockets[login] = ws
         self.hellos[login] = asyncio.Event()
         task = asyncio.ensure_future(self._read(login, ws))
@@ -755,7 +760,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
     settings = Settings(
         ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
                         secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
-        web=WebSettings(host="127.0.0.1", port=0),
+        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
         tap=TapSettings(host="127.0.0.1", port=0),
         speech=SpeechSettings(model=a.model, mode="auto", enabled=True),

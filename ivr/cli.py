@@ -1,4 +1,4 @@
-"""The `ivr` command: serve, pbx up|down|status|cli, check, call, demo."""
+"""The `ivr` command: serve, pbx up|down|status|cli, check, call, demo, hash-secret."""
 from __future__ import annotations
 
 import argparse
@@ -106,6 +106,26 @@ def cmd_call(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_hash_secret(args: argparse.Namespace) -> int:
+    """Print the scrypt hash of a console secret, for `secret:` in the config or
+    IVR_SECRET_<login>. The secret is read from stdin (one line) or asked for."""
+    import getpass
+    from .web.passwords import hash_secret, weakness
+    if args.stdin or not sys.stdin.isatty():
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass("secret: ")
+        if getpass.getpass("again: ") != secret:
+            print("ivr: the two secrets differ", file=sys.stderr)
+            return 2
+    why = weakness(secret)
+    if why:
+        print(f"ivr: refusing to hash this secret: {why}", file=sys.stderr)
+        return 2
+    print(hash_secret(secret))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(args.config, wait=args.wait, exit_after=args.exit)
@@ -138,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.set_defaults(func=cmd_call)
     from .speech.models import add_models_parser
     add_models_parser(sub)
+    hs = sub.add_parser("hash-secret", help="hash a console secret for the config (scrypt)")
+    hs.add_argument("--stdin", action="store_true",
+                    help="read the secret from standard input instead of asking")
+    hs.set_defaults(func=cmd_hash_secret)
     demo = sub.add_parser("demo", help="sandbox PBX + service + a demo call")
     demo.add_argument("--wait", type=float, default=30.0,
                       help="seconds to wait for the agent console before calling (default 30)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .web import passwords
 from .yamlfile import LineDict, Problem, YamlError, load
 
 CONFIG_ENV = "IVR_CONFIG"
@@ -39,9 +40,38 @@ class AmiSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """HTTPS for the console: PEM files (the certificate chain and its key)."""
+
+    cert: str = ""
+    key: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    tls: TlsSettings = TlsSettings()
+    # Origins (scheme://host[:port]) the pages may be loaded from besides the
+    # console's own address, e.g. the public name behind a reverse proxy.
+    origins: tuple[str, ...] = ()
+    # Reverse proxies (IP addresses) whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed; from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # A sign-in lasts at most session_hours (24 at most) and ends earlier after
+    # idle_minutes without any request or open console.
+    session_hours: float = 12.0
+    idle_minutes: float = 60.0
+    # Seconds a client has to send a request's headers (also how long an idle
+    # keep-alive connection stays open), and a JSON body.
+    header_timeout: float = 15.0
+    body_timeout: float = 30.0
+    # Open connections from one client address (a reverse proxy is exempt).
+    max_connections_per_address: int = 256
 
 
 @dataclass(frozen=True)
@@ -184,6 +214,14 @@ class Settings:
         return None
 
 
+# Allowed ranges of numeric settings: (section.key) -> (min, max).
+_RANGES = {
+    "web.session_hours": (0.01, 24.0), "web.idle_minutes": (0.05, 24 * 60.0),
+    "web.header_timeout": (0.5, 600.0), "web.body_timeout": (0.5, 3600.0),
+    "web.max_connections_per_address": (1, 100000),
+}
+_NESTED = {"TlsSettings": TlsSettings}
+
 _SECTIONS = {
     "ami": AmiSettings,
     "web": WebSettings,
@@ -233,6 +271,9 @@ def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
         if not secret:
             problems.append(Problem(file, uline, where,
                                     f"no secret: set secret here or IVR_SECRET_{login}"))
+            continue
+        if passwords.is_hashed(secret) and (bad := passwords.check_hash_format(secret)):
+            problems.append(Problem(file, uline, f"{where}.secret", bad))
             continue
         users.append(User(login=str(login), secret=Secret(secret), **kwargs))
     return tuple(users)
@@ -381,6 +422,12 @@ def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...
 
 
 def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
+    if kind == "tuple[str, ...]":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return value, "must be a list of text"
+        return tuple(value), None
     kind = {"str": str, "int": int, "float": float, "bool": bool, "Secret": Secret}.get(kind, kind)
     if kind is Secret:
         kind = str
@@ -409,12 +456,20 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
             problems.append(Problem(file, kline, f"{where}.{key}",
                                     f"unknown setting (known: {', '.join(known)})"))
             continue
+        if known[key].type in _NESTED:
+            values[key] = _build_section(_NESTED[known[key].type], value, file,
+                                         f"{where}.{key}", kline, problems)
+            continue
         value, err = _check_value(value, known[key].type)
         if err:
             problems.append(Problem(file, kline, f"{where}.{key}", err))
             continue
         if key.endswith("port") and not 0 < value < 65536:
             problems.append(Problem(file, kline, f"{where}.{key}", "must be a port, 1-65535"))
+            continue
+        low, high = _RANGES.get(f"{where}.{key}", (None, None))
+        if low is not None and not low <= value <= high:
+            problems.append(Problem(file, kline, f"{where}.{key}", f"must be {low:g}-{high:g}"))
             continue
         values[key] = Secret(value) if key == "secret" else value
     return cls(**values)
@@ -467,6 +522,10 @@ def load_settings(path: str | os.PathLike | None = None,
         if speech.mode not in ("auto", "spotting", "transcript"):
             problems.append(Problem(file, line, "speech.mode",
                                     "must be auto, spotting or transcript"))
+    web = kwargs.get("web")
+    if web is not None:
+        line = data.line_of("web") if isinstance(data, LineDict) else None
+        problems += _check_tls(web.tls, Path(path).parent if path else Path("."), file, line)
     if problems:
         raise YamlError(problems)
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)
@@ -474,6 +533,19 @@ def load_settings(path: str | os.PathLike | None = None,
         settings = dataclasses.replace(
             settings, ami=dataclasses.replace(settings.ami, secret=Secret(env[SECRET_ENV])))
     return settings
+
+
+def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> list[Problem]:
+    if not tls.cert and not tls.key:
+        return []
+    if not (tls.cert and tls.key):
+        return [Problem(file, line, "web.tls", "needs both cert and key (PEM files)")]
+    problems = []
+    for name in ("cert", "key"):
+        p = Path(getattr(tls, name))
+        if not (p if p.is_absolute() else base / p).is_file():
+            problems.append(Problem(file, line, f"web.tls.{name}", f"no such file: {p}"))
+    return problems
 
 
 def require_secret(settings: Settings) -> Secret:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -39,7 +40,9 @@ from .scripts.library import ScriptLibrary
 from .scripts.source import LibraryScriptSource
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
+from .web.guard import make_site
 from .web.hub import ConsoleHub
+from .web.policy import is_loopback, refuse_weak_exposure
 from .web.shift import ShiftWeb
 
 log = logging.getLogger(__name__)
@@ -104,13 +107,13 @@ class Service:
         self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
                                               guard=self.numbers)
         self.console = ConsoleApp(WebContext(
-            auth=Auth(settings.users), hub=self.hub, pop=self.pop,
+            auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
             live_calls=lambda: list(self.tracker.calls.values()),
             save_wrapup=self._save_wrapup,
             transfer=self.pbx.transfer,
             departments=self.pbx.departments, problems=self.script_problems,
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake,
-            shift=self.shift))
+            web=settings.web, shift=self.shift))
         self._dnc_wrapup = dnc_on_wrapup(self.store, number_of=self._number_of)
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
@@ -142,6 +145,7 @@ class Service:
         self.bus.subscribe(self.callback_dialer.on_call_event)
         self.bus.subscribe(self.campaign_dialer.on_call_event)
         self._runner: web.AppRunner | None = None
+        self._site = None
         self._watch: asyncio.Task | None = None
         self._stopped = False
         self._synced = asyncio.Event()
@@ -201,9 +205,13 @@ class Service:
 
     @property
     def web_url(self) -> str:
+        """An address to open the console at (on this machine)."""
         host = self.settings.web.host
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        return f"http://{host}:{self.settings.web.port}"
+        host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        port = self._site.bound[0][1] if self._site and self._site.bound \
+            else self.settings.web.port
+        scheme = "https" if self.settings.web.tls.enabled else "http"
+        return f"{scheme}://{host}:{port}"
 
     # ------------------------------------------------------------ PBX actions
     async def resync(self, ami: AmiClient) -> None:
@@ -225,8 +233,10 @@ class Service:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        refuse_weak_exposure(self.settings)
         await self.store.open()
         await self.report_store.open()
+        await self.console.ctx.auth.start()
         closed = await self.store.close_interrupted(time.time())
         if closed:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",
@@ -250,10 +260,19 @@ class Service:
             log.warning("no AMI resync yet; the console starts without the live calls")
         await self._restore_wrapups()
         app = self.console.build()
-        self._runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout is also how long a client may take to send a request's
+        # headers: a connection that never completes one is closed (slowloris).
+        self._runner = web.AppRunner(app, access_log=None,
+                                     keepalive_timeout=self.settings.web.header_timeout)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port).start()
-        log.info("console on %s", self.web_url)
+        base = Path(self.settings.source).parent if self.settings.source else None
+        self._site = make_site(self._runner, self.settings.web, base)
+        await self._site.start()
+        scheme = "https" if self.settings.web.tls.enabled else "http"
+        log.info("console listening on %s (%s); open %s", ", ".join(
+            f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in self._site.bound),
+            "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
+            self.web_url)
         await self.callback_dialer.start()
         await self.campaign_dialer.start()
 

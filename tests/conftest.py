@@ -6,16 +6,15 @@ product on the real stack, and a missing piece must be seen.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
 
 import pytest
 
-import re
-
 from ivr.config import (AgentGroup, AmiSettings, GroupMember, PbxSettings, Secret, Settings,
-                        TapSettings)
+                        TapSettings, WebSettings)
 from ivr.pbx.sandbox import Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +66,8 @@ def pbx_settings() -> Settings:
                         secret=Secret(secrets.token_urlsafe(16)),
                         reconnect_min=0.2, reconnect_max=2.0),
         tap=TapSettings(host="127.0.0.1", port=free_port()),
+        # Never the default 8080: another test run (or the demo) may hold it.
+        web=WebSettings(host="127.0.0.1", port=free_port()),
         pbx=PbxSettings(instance=f"test-{os.getpid()}", sip_host="127.0.0.1",
                         sip_port=free_port(socket.SOCK_DGRAM),
                         trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}",

@@ -38,6 +38,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any, AsyncIterator
@@ -390,26 +391,35 @@ async def iter_calls(store: Any, flt: CallFilter, page: int = 2000
 
 _FORMULA = re.compile(r"^[=+\-@\t\r]")
 _NUMBERLIKE = re.compile(r"^[+-]?[0-9][0-9 .]*$")
+# A formula can also start after a separator inside a cell: a spreadsheet set
+# to another separator (";" in much of Europe, or tab) splits the cell there.
+_INNER_FORMULA = re.compile(r"([,;\t\r\n|][\s\"']*)(?=[=+\-@])")
 
 
 def _cell(column: str, value: Any, tz: dt.tzinfo | None) -> str:
     if value is None:
         return ""
     if column in _TIME_COLUMNS:
-        t = dt.datetime.fromtimestamp(value, tz) if tz is not None \
-            else dt.datetime.fromtimestamp(value).astimezone()    # local, with its offset
+        try:
+            t = dt.datetime.fromtimestamp(value, tz) if tz is not None \
+                else dt.datetime.fromtimestamp(value).astimezone()    # local, with its offset
+        except (OverflowError, OSError, ValueError):
+            return str(value)        # a time no calendar holds: shown, not fatal to the export
         return t.isoformat(timespec="seconds")
     if column == "agents_rung":
         return " ".join(value)
     if column == "transfers":
         return "; ".join(f"{t.get('kind')}:{t.get('target')}" for t in value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
         return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
     text = str(value)
-    # A cell a spreadsheet would run as a formula is quoted as text (numbers stay numbers).
+    # A cell a spreadsheet would run as a formula is quoted as text (numbers stay
+    # numbers), at its start and after any separator of any locale inside it.
     if _FORMULA.match(text) and not _NUMBERLIKE.match(text):
         text = "'" + text
-    return text
+    return _INNER_FORMULA.sub(r"\1'", text)
 
 
 def csv_header() -> str:

@@ -24,6 +24,11 @@ from .frames import (KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, MAX_PAYLOAD,
 
 log = logging.getLogger(__name__)
 
+# Anyone who reaches the tap port can open connections: rejections are counted
+# and logged at most once a minute per address. Tap UUIDs are capabilities (the
+# first connection with one gets the call's audio): they are logged at DEBUG only.
+REJECT_LOG_EVERY = 60.0
+
 AGENT = "agent"
 CUSTOMER = "customer"
 SPEAKERS = (AGENT, CUSTOMER)
@@ -145,6 +150,7 @@ class TapServer:
         self.broken = 0            # connections closed for bad frames
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._rejections: dict[str, list] = {}    # address -> [last logged, not logged since]
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> int:
@@ -201,37 +207,32 @@ class TapServer:
         try:
             first = await asyncio.wait_for(read_frame(reader, self.max_payload), self.uuid_timeout)
         except asyncio.TimeoutError:
-            self.rejected += 1
-            log.warning("audio tap from %s sent no UUID within %.0f s: closed", peer,
-                        self.uuid_timeout)
+            self._reject(peer, f"sent no UUID within {self.uuid_timeout:.0f} s")
             return
         except FrameError as exc:
-            self.rejected += 1
-            log.warning("audio tap from %s: %s: closed", peer, exc)
+            self._reject(peer, str(exc))
             return
         except (ConnectionError, OSError) as exc:
-            log.info("audio tap from %s: connection lost before its UUID (%s)", peer, exc)
+            log.debug("audio tap from %s: connection lost before its UUID (%s)", peer, exc)
             return
         if first is None:
-            log.info("audio tap from %s closed before sending its UUID", peer)
+            log.debug("audio tap from %s closed before sending its UUID", peer)
             return
         if first.kind != KIND_UUID:
-            self.rejected += 1
-            log.warning("audio tap from %s: first frame is kind 0x%02x, not the UUID: closed",
-                        peer, first.kind)
+            self._reject(peer, f"first frame is kind 0x{first.kind:02x}, not the UUID")
             return
         uuid = str(first.uuid)
         target = self.registry.claim(uuid)
         if target is None:
-            self.rejected += 1
-            log.warning("audio tap from %s: unknown or already connected UUID %s: closed",
-                        peer, uuid)
+            self._reject(peer, "unknown or already connected UUID")
+            log.debug("audio tap from %s: the refused UUID was %s", peer, uuid)
             return
         stream = TapStream(uuid=uuid, target=target, peer=peer, opened_at=time.time(),
                            _writer=writer)
         self.streams[uuid] = stream
-        log.info("audio tap %s connected: call %s %s (leg %s)", uuid, target.call_id,
-                 target.speaker, target.leg)
+        log.info("audio tap connected: call %s %s (leg %s)", target.call_id, target.speaker,
+                 target.leg)
+        log.debug("audio tap %s is call %s %s", uuid, target.call_id, target.speaker)
         sink = self._make_sink(stream)
         sink_ok = sink is not None
         _safe(target.on_connected, stream)
@@ -256,7 +257,7 @@ class TapServer:
         except FrameError as exc:
             self.broken += 1
             reason = f"bad frame: {exc}"
-            log.warning("audio tap %s (call %s %s) from %s: %s: connection closed", uuid,
+            log.warning("audio tap of call %s %s from %s: %s: connection closed",
                         target.call_id, target.speaker, peer, exc)
         except (ConnectionError, OSError) as exc:
             reason = f"connection lost: {exc}"
@@ -269,11 +270,26 @@ class TapServer:
             stream.closed_reason = reason
             self.streams.pop(uuid, None)
             self.registry.forget(uuid)
-            log.info("audio tap %s ended: call %s %s, %.1f s of audio (%s)", uuid,
+            log.info("audio tap ended: call %s %s, %.1f s of audio (%s)",
                      target.call_id, target.speaker, stream.audio_seconds, reason)
             if sink is not None:
                 _safe(sink.end, reason)
             _safe(target.on_closed, stream, reason)
+
+    def _reject(self, peer: str, why: str) -> None:
+        """Count a refused connection; log it at most once a minute per address."""
+        self.rejected += 1
+        address = peer.rsplit(":", 1)[0]
+        now = time.monotonic()
+        seen = self._rejections.get(address)
+        if seen is not None and now - seen[0] < REJECT_LOG_EVERY:
+            seen[1] += 1
+            return
+        if len(self._rejections) > 10000:
+            self._rejections.clear()
+        more = f" ({seen[1]} more refused since the last line)" if seen and seen[1] else ""
+        self._rejections[address] = [now, 0]
+        log.warning("audio tap connection from %s refused: %s%s", address, why, more)
 
     def _make_sink(self, stream: TapStream) -> StreamSink | None:
         if self.sink_factory is None:
@@ -281,8 +297,7 @@ class TapServer:
         try:
             return self.sink_factory(stream)
         except Exception:
-            log.exception("audio tap %s: no consumer for call %s %s", stream.uuid,
-                          stream.call_id, stream.speaker)
+            log.exception("audio tap: no consumer for call %s %s", stream.call_id, stream.speaker)
             return None
 
     def _deliver(self, stream: TapStream, sink: StreamSink | None, frame: Frame) -> bool:
@@ -299,8 +314,8 @@ class TapServer:
             return True
         except Exception:
             # A broken consumer loses its audio; the tap itself stays up.
-            log.exception("audio tap %s: consumer failed; its audio is dropped from now on",
-                          stream.uuid)
+            log.exception("audio tap of call %s %s: consumer failed; its audio is dropped "
+                          "from now on", stream.call_id, stream.speaker)
             return False
 
 

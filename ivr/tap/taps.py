@@ -1,6 +1,7 @@
 """Tap orchestration: for every answered call, one audio tap per party.
 
-A tap is an AMI Originate of ``AudioSocket/<host>:<port>/<uuid>`` running
+A tap is an AMI Originate of ``AudioSocket/<host>:<port>/<uuid>`` into the
+dialplan context ``ivr-tap`` with the leg's Uniqueid as extension, which runs
 ``ChanSpy(<leg uniqueid>,qoESu)``: Asterisk connects to our TapServer and
 streams what that one leg says (``o``), without a beep (``q``), ending when
 the leg hangs up (``E``) or at once if it is already gone (``S``); ``u`` makes
@@ -41,6 +42,9 @@ OK = "ok"
 RETRYING = "retrying"
 FAILED = "failed"
 ENDED = "ended"
+
+# The dialplan context that runs a tap (dialplans/extensions.conf).
+TAP_CONTEXT = "ivr-tap"
 
 # OriginateResponse Reason: Asterisk's control frame of the outcome.
 ORIGINATE_REASONS = {
@@ -276,9 +280,10 @@ class TapManager:
         try:
             try:
                 reply = await asyncio.wait_for(self.ami.originate(
+                    # The dialplan's [ivr-tap] runs ChanSpy(<leg>,qoESu) for AudioSocket
+                    # channels only: the service never originates into an application.
                     Channel=f"AudioSocket/{self.address}/{uid}",
-                    Application="ChanSpy",
-                    Data=f"{tap.leg.uniqueid},qoESu",
+                    Context=TAP_CONTEXT, Exten=tap.leg.uniqueid, Priority="1",
                     CallerID=f"ivr tap <{tap.speaker}>",
                     Timeout=str(int(self.connect_timeout * 1000)),
                 ), self.originate_timeout)

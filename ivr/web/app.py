@@ -5,8 +5,7 @@ reach into other stages' internals beyond what it offers.
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,12 @@ from aiohttp import WSMsgType, web
 from ..ami.actions import ActionError, CallGone, NotConnected
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
+from ..config import WebSettings
 from ..pop import CallCard, ScriptPop
-from .auth import COOKIE, Auth
+from .auth import COOKIE, Auth, Throttled
+from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
+from .inputs import BadInput, instant, parse_json, read_json, text
 from .reports import add_report_routes
 from .shift import ShiftWeb
 
@@ -35,6 +37,8 @@ FALLBACK_DISPOSITIONS = [
     {"id": "other", "label": "Other", "needs_callback_time": False, "needs_note": True},
 ]
 MAX_NOTE = 4000
+CALLBACK_HORIZON = 366 * 86400      # a callback is booked at most a year ahead
+SESSION_RECHECK = 30.0              # s between checks of the open consoles' sessions
 
 
 @dataclass
@@ -50,6 +54,7 @@ class WebContext:
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
+    web: WebSettings = field(default_factory=WebSettings)
     shift: ShiftWeb | None = None            # agent states, wallboard
 
 
@@ -71,6 +76,9 @@ def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
 class ConsoleApp:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
+        self.guard = Guard(ctx.web, ctx.auth)
+        self.session_recheck = SESSION_RECHECK
+        self._recheck: asyncio.Task | None = None
 
     # ------------------------------------------------------------ push from the stages
     def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
@@ -89,7 +97,8 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ app
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.guard.middleware])
+        app.on_response_prepare.append(self.guard.on_response_prepare)
         app.add_routes([
             web.get("/", self.page("login.html")),
             web.get("/agent", self.page("agent.html")),
@@ -106,12 +115,36 @@ class ConsoleApp:
         if self.ctx.store is not None:
             add_report_routes(app, self.ctx.store, self._user,
                               on_campaigns_changed=self.ctx.on_campaigns_changed)
+        app.on_startup.append(self._start_rechecks)
         if self.ctx.shift is not None:
             self.ctx.shift.add_routes(app, self._user, self._json)
         app.on_shutdown.append(self._close_sockets)
         return app
 
+    async def _start_rechecks(self, app: web.Application) -> None:
+        self._recheck = asyncio.ensure_future(self._recheck_sessions())
+
+    async def _recheck_sessions(self) -> None:
+        """Open consoles keep their session alive, and close once it ends (signed
+        out on another instance, secret changed, expired)."""
+        while True:
+            await asyncio.sleep(self.session_recheck)
+            by_session: dict[str, list[Client]] = {}
+            for client in list(self.ctx.hub.clients):
+                by_session.setdefault(client.session, []).append(client)
+            for sid, clients in by_session.items():
+                try:
+                    alive = await self.ctx.auth.check(sid) is not None
+                except Exception as exc:       # store down: keep the consoles
+                    log.warning("console session check failed: %s", exc)
+                    break
+                if not alive:
+                    for client in clients:
+                        await client.ws.close(code=4401, message=b"signed out")
+
     async def _close_sockets(self, app: web.Application) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
         # Open consoles would hold the shutdown for aiohttp's whole grace period;
         # "going away" makes the pages reconnect to the next instance at once.
         for client in list(self.ctx.hub.clients):
@@ -124,40 +157,45 @@ class ConsoleApp:
         return handler
 
     # ------------------------------------------------------------ auth
-    def _user(self, request: web.Request):
-        token = request.cookies.get(COOKIE) or request.headers.get("Authorization", "") \
-            .removeprefix("Bearer ")
-        return self.ctx.auth.user_for(token)
+    @staticmethod
+    def _user(request: web.Request):
+        """The signed-in user of a request (the guard read the session cookie)."""
+        return request.get(USER)
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text="body must be JSON")
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return data
+        return await read_json(request, self.ctx.web.body_timeout)
 
     async def login(self, request: web.Request) -> web.Response:
         data = await self._json(request)
-        token = self.ctx.auth.sign_in(str(data.get("login", "")), str(data.get("secret", "")))
-        if token is None:
-            log.info("console sign-in refused for %r", str(data.get("login", ""))[:40])
+        login, secret = text(data, "login", limit=128), text(data, "secret", limit=1024)
+        try:
+            signed = await self.ctx.auth.sign_in(login, secret, request[CLIENT],
+                                                 request.headers.get("User-Agent", ""))
+        except Throttled as exc:
+            raise web.HTTPTooManyRequests(text=str(exc), headers={
+                "Retry-After": str(max(1, round(exc.retry_after)))})
+        if signed is None:
             raise web.HTTPUnauthorized(text="wrong login or secret")
-        user = self.ctx.auth.user_for(token)
+        cookie, session = signed
+        user = session.user
         if self.ctx.shift is not None:
             await self.ctx.shift.signed_in(user)     # an agent joins their queues
         resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
-                                  "token": token})
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=self.ctx.auth.ttl)
+                                  "expires_at": session.expires_at})
+        resp.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                        secure=self.guard.secure(request), max_age=int(self.ctx.auth.max_age))
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
         user = self._user(request)
         if user is not None and self.ctx.shift is not None:
             await self.ctx.shift.signed_out(user)    # an agent leaves their queues
+        sid = await self.ctx.auth.sign_out(request.cookies.get(COOKIE))
+        if sid is not None:
+            for client in [c for c in self.ctx.hub.clients if c.session == sid]:
+                await client.ws.close(code=4401, message=b"signed out")
         resp = web.json_response({"ok": True})
-        resp.del_cookie(COOKIE)
+        resp.del_cookie(COOKIE, path="/")
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
@@ -165,7 +203,8 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        user = self._user(request) or self.ctx.auth.user_for(request.query.get("token"))
+        session = request[SESSION]            # the cookie only, never a URL token
+        user = session.user if session else None
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=16 * 1024)
         await ws.prepare(request)
         if user is None:
@@ -173,7 +212,7 @@ class ConsoleApp:
             await ws.close(code=4401, message=b"sign in first")
             return ws
         role = "supervisor" if user.is_supervisor else "agent"
-        client = Client(login=user.login, role=role, ws=ws)
+        client = Client(login=user.login, role=role, ws=ws, session=session.id)
         departments: list[str] = []
         if role == "agent":
             try:
@@ -205,12 +244,12 @@ class ConsoleApp:
             self.ctx.hub.remove(client)
         return ws
 
-    def _client_message(self, login: str, text: str) -> bool:
+    def _client_message(self, login: str, message: str) -> bool:
         """Messages from a page: only 'ping' and checklist ticks. Garbage closes the socket."""
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            log.warning("console %s sent non-JSON; closing that connection", login)
+            data = parse_json(message)
+        except BadInput as exc:
+            log.warning("console %s sent bad JSON (%s); closing that connection", login, exc)
             return False
         if not isinstance(data, dict):
             return False
@@ -235,15 +274,17 @@ class ConsoleApp:
     async def checklist(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
         data = await self._json(request)
-        if not self.ctx.pop.mark_item(user.login, card.call_id, str(data.get("item")),
-                                      bool(data.get("done"))):
+        done = data.get("done")
+        if not isinstance(done, bool):
+            raise web.HTTPBadRequest(text="done must be true or false")
+        if not self.ctx.pop.mark_item(user.login, card.call_id, text(data, "item"), done):
             raise web.HTTPBadRequest(text="no such checklist item")
         return web.json_response({"ok": True})
 
     async def transfer(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
         data = await self._json(request)
-        department = str(data.get("department", ""))
+        department = text(data, "department")
         if department not in await self.ctx.departments():
             raise web.HTTPBadRequest(text=f"unknown department {department!r}")
         if card.phase != "live":
@@ -262,20 +303,22 @@ class ConsoleApp:
         user, card = self._card(request)
         data = await self._json(request)
         dispositions = (card.script or {}).get("dispositions") or FALLBACK_DISPOSITIONS
-        chosen = next((d for d in dispositions if d["id"] == data.get("disposition")), None)
+        disposition = text(data, "disposition", limit=100)
+        chosen = next((d for d in dispositions if d["id"] == disposition), None)
         if chosen is None:
             raise web.HTTPBadRequest(text="choose one of the dispositions")
-        notes = str(data.get("notes") or "").strip()
-        if len(notes) > MAX_NOTE:
-            raise web.HTTPBadRequest(text=f"notes are limited to {MAX_NOTE} characters")
+        notes = text(data, "notes", limit=MAX_NOTE).strip()
         if chosen.get("needs_note") and not notes:
             raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a note")
-        callback_at = _parse_time(data.get("callback_at"))
-        if chosen.get("needs_callback_time"):
-            if callback_at is None:
-                raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a callback time")
-            if callback_at < time.time() - 60:
+        callback_at = instant(data.get("callback_at"), "callback_at")
+        if callback_at is not None:
+            now = time.time()
+            if callback_at < now - 60:
                 raise web.HTTPBadRequest(text="the callback time is in the past")
+            if callback_at > now + CALLBACK_HORIZON:
+                raise web.HTTPBadRequest(text="the callback time is more than a year ahead")
+        if chosen.get("needs_callback_time") and callback_at is None:
+            raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a callback time")
         checklist = {k: v["done"] for k, v in card.checklist.items()}
         # Durable first: the agent only sees "saved" once the store has it.
         await self.ctx.save_wrapup(call_id=card.call_id, agent=user.login,
@@ -285,16 +328,3 @@ class ConsoleApp:
         return web.json_response({"saved": True, "call_id": card.call_id,
                                   "disposition": chosen["id"]})
 
-
-def _parse_time(value: Any) -> float | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        t = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise web.HTTPBadRequest(text="callback time must be an ISO date and time")
-    if t.tzinfo is None:
-        t = t.astimezone()   # the agent's browser sends local time
-    return t.timestamp()

@@ -6,6 +6,7 @@ only ever delays (then loses) its own connection, never the service.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,15 +19,31 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 1000
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A message for many consoles, JSON-encoded once ("sent_at" is added per socket)."""
+
+    text: str
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "Encoded":
+        return cls(json.dumps(message))
+
+    def stamped(self, at: float) -> str:
+        # The object's closing brace makes room for one more field.
+        return f'{self.text[:-1]}, "sent_at": {at!r}}}'
+
+
 @dataclass(eq=False)
 class Client:
     login: str
     role: str
     ws: web.WebSocketResponse
+    session: str = ""             # the sign-in session (its store id) the socket runs on
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     writer: asyncio.Task | None = None
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | Encoded) -> None:
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -38,6 +55,9 @@ class Client:
         try:
             while True:
                 message = await self.outbox.get()
+                if isinstance(message, Encoded):
+                    await self.ws.send_str(message.stamped(time.time()))
+                    continue
                 message["sent_at"] = time.time()
                 await self.ws.send_json(message)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
@@ -79,9 +99,13 @@ class ConsoleHub:
             c.send(dict(message))
 
     def to_supervisors(self, message: dict[str, Any]) -> None:
-        for c in list(self._supervisors):
-            c.send(dict(message))
+        if self._supervisors:
+            encoded = Encoded.of(message)
+            for c in list(self._supervisors):
+                c.send(encoded)
 
     def to_everyone(self, message: dict[str, Any]) -> None:
-        for c in list(self.clients):
-            c.send(dict(message))
+        if self.clients:
+            encoded = Encoded.of(message)
+            for c in list(self.clients):
+                c.send(encoded)

@@ -17,17 +17,23 @@ GET  /api/campaigns                                         campaigns with conta
 POST /api/campaigns        ?name&project&hours_start&hours_end&days&timezone
                             &max_in_progress&max_per_minute&max_attempts&retry_after
                             body: the CSV (text/csv) or multipart/form-data with a `file`
-                            part (the other fields may be form fields too). Defaults:
+                            part (the other fields may be form fields too); needs the
+                            header `X-Requested-With: ivr` (see guard.py). Defaults:
                             09:00-20:00 mon-fri UTC, 2 at once, 10 a minute, 3 attempts
                             3600 s apart. Creates the campaign or adds to it; 201 with
                             counts: added, duplicates, dnc, invalid (+ problems by line)
 POST /api/campaigns/{name}/status   {"status": "active" | "paused"}
 GET  /api/campaigns/{name}/contacts ?status&limit&after_id
 GET  /api/dnc  ?after&limit;  POST /api/dnc {"number", "reason"};  DELETE /api/dnc/{number}
+
+Every malformed value is a 400 with a reason (see inputs.py): numbers finite
+and in range, times in 1970-2100, a report or export spans at most MAX_SPAN.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import datetime as dt
 import json
 import logging
@@ -39,11 +45,15 @@ from aiohttp import web
 from ..dialer.campaigns import import_campaign
 from ..outcomes import reports
 from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS
+from .guard import file_upload
+from .inputs import BadInput, instant, number, parse_json, read_json, text, whole
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 20 * 1024 * 1024     # a CSV of a few hundred thousand customers
 SUMMARY_TTL = 2.0                  # s a summary is served again to other pages
+MAX_SPAN = 366 * 86400             # s a report, listing or export may cover
+UPLOAD_TIMEOUT = 600.0             # s to send a campaign's CSV
 _FILTERS = ("project", "agent", "disposition", "result", "direction", "campaign")
 
 
@@ -83,7 +93,7 @@ def add_report_routes(app: web.Application, store: Any,
         q = request.query
         tz = _tz(q.get("tz"))
         since, until = _period(q, tz)
-        overdue = _number(q.get("overdue_after"), "overdue_after", 900.0)
+        overdue = number(q.get("overdue_after"), "overdue_after", 900.0, 0, 30 * 86400)
         project, agent = q.get("project") or None, q.get("agent") or None
         key = (since, until, project, agent, overdue)
         t = now()
@@ -104,7 +114,7 @@ def add_report_routes(app: web.Application, store: Any,
         supervisor(request)
         q = request.query
         flt = _filter(q, _tz(q.get("tz")))
-        limit = int(_number(q.get("limit"), "limit", 100))
+        limit = whole(q.get("limit"), "limit", 100, 1, 5000)
         rows, cursor = await reports.list_calls(store, flt, limit=limit,
                                                 after=_cursor(q.get("after")))
         return web.json_response({"calls": rows, "next": _encode_cursor(cursor)})
@@ -132,35 +142,40 @@ def add_report_routes(app: web.Application, store: Any,
         rows = await store.list_callbacks(
             status=q.get("status") or None, project=q.get("project") or None,
             agent=q.get("agent") or None,
-            limit=int(min(_number(q.get("limit"), "limit", 500), 5000)))
+            limit=whole(q.get("limit"), "limit", 500, 1, 5000))
         return web.json_response({"callbacks": rows, "now": now()})
 
     async def campaigns(request: web.Request) -> web.Response:
         supervisor(request)
         return web.json_response({"campaigns": await store.list_campaigns()})
 
+    @file_upload
     async def upload(request: web.Request) -> web.Response:
         user = supervisor(request)
         params: dict[str, str] = dict(request.query)
-        if request.content_type.startswith("multipart/"):
-            text = None
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if part.name == "file":
-                    text = _decode(await _read_limited(part))
-                elif part.name:
-                    params[part.name] = _decode(await _read_limited(part, 1000))
-            if text is None:
-                raise web.HTTPBadRequest(text="no `file` part with the CSV")
-        else:
-            text = _decode(await _read_limited(request.content))
+        try:
+            async with asyncio.timeout(UPLOAD_TIMEOUT):
+                if request.content_type.startswith("multipart/"):
+                    csv_text = None
+                    reader = await request.multipart()
+                    while (part := await reader.next()) is not None:
+                        if part.name == "file":
+                            csv_text = _decode(await _read_limited(part))
+                        elif part.name:
+                            params[part.name] = _decode(await _read_limited(part, 1000))
+                    if csv_text is None:
+                        raise web.HTTPBadRequest(text="no `file` part with the CSV")
+                else:
+                    csv_text = _decode(await _read_limited(request.content))
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="the upload took too long")
         name, project = params.get("name", ""), params.get("project", "")
         if not name or not project:
             raise web.HTTPBadRequest(text="name and project are required")
         settings = {k: params[k] for k in CAMPAIGN_SETTINGS if params.get(k, "") != ""}
         try:
-            result = await import_campaign(store, name, project, text, now=now(), **settings)
-        except ValueError as exc:
+            result = await import_campaign(store, name, project, csv_text, now=now(), **settings)
+        except (ValueError, OverflowError) as exc:
             raise web.HTTPBadRequest(text=str(exc))
         log.info("campaign %s imported by %s: %d added, %d duplicates, %d on the DNC list, "
                  "%d invalid", name, user.login, result["added"], result["duplicates"],
@@ -170,7 +185,7 @@ def add_report_routes(app: web.Application, store: Any,
 
     async def campaign_status(request: web.Request) -> web.Response:
         supervisor(request)
-        data = await _json(request)
+        data = await read_json(request)
         status = data.get("status")
         if status not in ("active", "paused"):
             raise web.HTTPBadRequest(text="status must be active or paused")
@@ -186,23 +201,23 @@ def add_report_routes(app: web.Application, store: Any,
         q = request.query
         rows = await store.list_contacts(
             request.match_info["name"], status=q.get("status") or None,
-            limit=int(min(_number(q.get("limit"), "limit", 500), 5000)),
-            after_id=int(_number(q.get("after_id"), "after_id", 0)))
+            limit=whole(q.get("limit"), "limit", 500, 1, 5000),
+            after_id=whole(q.get("after_id"), "after_id", 0, 0, 2 ** 53))
         return web.json_response({"contacts": rows})
 
     async def dnc_list(request: web.Request) -> web.Response:
         supervisor(request)
         q = request.query
-        rows = await store.list_dnc(limit=int(min(_number(q.get("limit"), "limit", 1000), 5000)),
-                                    after=q.get("after", ""))
+        rows = await store.list_dnc(limit=whole(q.get("limit"), "limit", 1000, 1, 5000),
+                                    after=q.get("after", "")[:64])
         return web.json_response({"numbers": rows})
 
     async def dnc_add(request: web.Request) -> web.Response:
         user = supervisor(request)
-        data = await _json(request)
+        data = await read_json(request)
         try:
-            changes = await store.add_dnc(str(data.get("number", "")),
-                                          str(data.get("reason", ""))[:200],
+            changes = await store.add_dnc(text(data, "number", limit=64),
+                                          text(data, "reason", limit=1000)[:200],
                                           added_by=user.login, now=now())
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc))
@@ -241,38 +256,13 @@ def _tz(name: str | None) -> dt.tzinfo | None:
         raise web.HTTPBadRequest(text=f"unknown time zone {name!r}")
 
 
-def _number(value: str | None, what: str, default: float) -> float:
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{what} must be a number")
-
-
-def _time(value: str | None, tz: dt.tzinfo | None, what: str) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{what}: epoch seconds or ISO 8601, not {value[:40]!r}")
-    if t.tzinfo is None and tz is not None:
-        t = t.replace(tzinfo=tz)
-    return t.timestamp()            # a naive time is local time
-
-
 def _midnight(t: dt.datetime, tz: dt.tzinfo | None) -> float:
     return dt.datetime.combine(t.date(), dt.time(0), tzinfo=tz).timestamp()
 
 
 def _period(q: Any, tz: dt.tzinfo | None) -> tuple[float, float]:
-    since = _time(q.get("since"), tz, "since")
-    until = _time(q.get("until"), tz, "until")
+    since = instant(q.get("since"), "since", tz)
+    until = instant(q.get("until"), "until", tz)
     if since is None:
         ref = dt.datetime.fromtimestamp(until - 1, tz) if until else dt.datetime.now(tz)
         since = _midnight(ref, tz)
@@ -281,6 +271,8 @@ def _period(q: Any, tz: dt.tzinfo | None) -> tuple[float, float]:
         until = _midnight(day, tz)
     if until <= since:
         raise web.HTTPBadRequest(text="until must be after since")
+    if until - since > MAX_SPAN:
+        raise web.HTTPBadRequest(text=f"a period is at most {MAX_SPAN // 86400} days")
     return since, until
 
 
@@ -300,20 +292,12 @@ def _cursor(value: str | None) -> tuple[float, str] | None:
     if not value:
         return None
     try:
-        t, call_id = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return float(t), str(call_id)
-    except (ValueError, TypeError):
+        t, call_id = parse_json(base64.urlsafe_b64decode(value[:512].encode()))
+        if not isinstance(t, (int, float)) or not isinstance(call_id, str):
+            raise TypeError
+        return float(t), call_id
+    except (BadInput, ValueError, TypeError, binascii.Error):
         raise web.HTTPBadRequest(text="bad cursor")
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="body must be JSON")
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object")
-    return data
 
 
 async def _read_limited(stream: Any, limit: int = MAX_UPLOAD) -> bytes:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
+from playwright.async_api import expect
 
 from ivr.config import Settings
 from ivr.outcomes.store import open_store
@@ -35,9 +36,10 @@ async def reports_site(tmp_path):
     async def nothing(*a, **kw):
         return []
     console = ConsoleApp(WebContext(
-        auth=Auth(users), hub=ConsoleHub(), pop=ScriptPop(NoScripts(), {}, lambda *a: None),
+        auth=Auth(users, store), hub=ConsoleHub(), pop=ScriptPop(NoScripts(), {}, lambda *a: None),
         live_calls=lambda: [], save_wrapup=store.save_wrapup, transfer=nothing,
         departments=nothing))
+    await console.ctx.auth.start()
     app = console.build()
     add_report_routes(app, store, console._user)
     runner = web.AppRunner(app, access_log=None)
@@ -94,12 +96,10 @@ async def test_supervisor_sees_live_report_figures_and_chart(reports_site, brows
     assert href.startswith("/api/calls.csv?since=")
     # Live: a new call shows up within a refresh.
     await store.upsert_call(make_call("answered", "c9", at=today(time.time() - 10)))
-    await boss.wait_for_function(
-        "document.querySelector(\"[data-figure='calls'] .value\").textContent === '6'",
-        timeout=8000)
+    # (Locator waits, not wait_for_function: the console's CSP forbids eval.)
+    await expect(boss.locator("[data-figure='calls'] .value")).to_have_text("6", timeout=8000)
     # The week view draws a bar per day.
     await boss.select_option("#period", "week")
-    await boss.wait_for_function(
-        "document.getElementById('chart-title').textContent === 'Calls per day'", timeout=5000)
+    await expect(boss.locator("#chart-title")).to_have_text("Calls per day", timeout=5000)
     assert await boss.locator("#reports-title").inner_text() == "Last 7 days"
     assert boss.errors == []

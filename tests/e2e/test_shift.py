@@ -55,24 +55,22 @@ async def test_agent_goes_on_lunch_and_the_supervisor_sets_her_ready(
         csilla = await sign_in(browser, svc, "1003")
         boss = await sign_in(browser, svc, "boss")
         state = csilla.locator("#my-state")
-        await csilla.wait_for_function(
-            "document.querySelector('#my-state').dataset.state === 'ready'", timeout=5000)
+        await csilla.wait_for_selector('#my-state[data-state="ready"]', timeout=5000)
         assert await state.inner_text() == "Ready"
         row = boss.locator('#agents tr[data-agent="1003"]')
         await boss.wait_for_selector('#agents tr[data-agent="1003"][data-state="ready"]')
         # Lunch, from the console's switch (a labelled control).
         await csilla.get_by_label("Change to").select_option("not_ready:lunch")
-        await csilla.wait_for_function(
-            "document.querySelector('#my-state').dataset.state === 'not_ready'", timeout=5000)
+        await csilla.wait_for_selector('#my-state[data-state="not_ready"]', timeout=5000)
         assert await state.inner_text() == "Not ready · lunch"
         await boss.wait_for_selector('#agents tr[data-agent="1003"][data-state="not_ready"]')
         assert "Not ready · lunch" in await row.inner_text()
         # A caller waits: the board shows them, Csilla's phone stays quiet.
         run = call_customer(sip(pbx), "5550111", talk_ms=6000, log_dir=tmp_path)
         waiting = boss.locator('#queues tr[data-queue="support"] td[data-figure="waiting"]')
-        await boss.wait_for_function(
-            "document.querySelector('#queues tr[data-queue=\"support\"] "
-            "td[data-figure=\"waiting\"]').textContent === '1'", timeout=10000)
+        # (The page's CSP allows no eval: wait on selectors, not on script.)
+        await boss.locator('#queues tr[data-queue="support"] td[data-figure="waiting"]',
+                           has_text="1").wait_for(timeout=10000)
         await asyncio.sleep(3.0)
         assert not [e for e in calls.events if isinstance(e, AgentRinging)]
         assert await waiting.inner_text() == "1"
@@ -83,23 +81,20 @@ async def test_agent_goes_on_lunch_and_the_supervisor_sets_her_ready(
         # The supervisor sets her ready from the board: the call rings her at once.
         await boss.get_by_label("Set the state of Csilla Toth").select_option("ready")
         await calls.wait_for(lambda e: isinstance(e, AgentRinging) and e.agent == "1003", 10)
-        await csilla.wait_for_function(
-            "document.querySelector('#my-state').dataset.state === 'on_call'", timeout=10000)
+        await csilla.wait_for_selector('#my-state[data-state="on_call"]', timeout=10000)
         assert (await state.inner_text()) == "On a call"
         await csilla.wait_for_selector("section.card")
         await csilla.screenshot(path=str(artifacts / "console-shift.png"), full_page=True)
         keep_screenshot(artifacts, "console-shift.png")
         # The call ends: wrap-up, with its count-down; the labelled form saves it.
         (await run.wait_async(30)).check()
-        await csilla.wait_for_function(
-            "document.querySelector('#my-state').dataset.state === 'wrapup'", timeout=10000)
+        await csilla.wait_for_selector('#my-state[data-state="wrapup"]', timeout=10000)
         assert (await state.inner_text()).startswith("Wrap-up · 1:")
         assert await csilla.get_by_label("After this").is_visible()
         await csilla.get_by_label("Outcome").select_option("resolved")
         await csilla.get_by_label("Notes").fill("asked about the invoice")
         await csilla.get_by_role("button", name="Save wrap-up").click()
-        await csilla.wait_for_function(
-            "document.querySelector('#my-state').dataset.state === 'ready'", timeout=10000)
+        await csilla.wait_for_selector('#my-state[data-state="ready"]', timeout=10000)
         # The day's report on the board lists the lunch.
         await svc.agent_log.flush()
         await boss.reload()

@@ -42,7 +42,7 @@ def sip(pbx) -> str:
 
 def users() -> tuple[User, ...]:
     def user(login, name, **kw):
-        return User(login=login, name=name, secret=Secret(secrets.token_urlsafe(8)), **kw)
+        return User(login=login, name=name, secret=Secret(secrets.token_urlsafe(16)), **kw)
     return (user("1001", "Anna Kovacs"), user("1003", "Csilla Toth"), user("1004", "Dorj Bat"),
             user("boss", "Sara Supervisor", role="supervisor"))
 
@@ -70,8 +70,10 @@ class Console:
 
     def __init__(self, svc: Service, login: str):
         self.svc, self.login = svc, login
-        # unsafe: keep cookies for an IP address (the service listens on 127.0.0.1).
-        self.http = aiohttp.ClientSession(svc.web_url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        # unsafe: keep cookies for an IP address (the service listens on 127.0.0.1);
+        # the console's own Origin on every request, as the page sends it.
+        self.http = aiohttp.ClientSession(svc.web_url, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                          headers={"Origin": svc.web_url})
 
     async def sign_in(self) -> "Console":
         r = await self.http.post("/api/login", json={

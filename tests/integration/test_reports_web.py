@@ -23,6 +23,9 @@ USERS = (User("boss", "Sara Supervisor", role="supervisor", secret=Secret(secret
          User("1001", "Anna", secret=Secret(secrets.token_hex(8))))
 
 
+UPLOAD = {"X-Requested-With": "ivr"}      # what a file upload must carry (ivr/web/guard.py)
+
+
 class NoScripts:
     def pop(self, call, user):
         return None, "no scripts in this test"
@@ -32,7 +35,7 @@ def console_app(store) -> ConsoleApp:
     async def nothing(*a, **kw):
         return []
     return ConsoleApp(WebContext(
-        auth=Auth(USERS), hub=ConsoleHub(), pop=ScriptPop(NoScripts(), {}, lambda *a: None),
+        auth=Auth(USERS, store), hub=ConsoleHub(), pop=ScriptPop(NoScripts(), {}, lambda *a: None),
         live_calls=lambda: [], save_wrapup=store.save_wrapup, transfer=nothing,
         departments=nothing))
 
@@ -41,6 +44,7 @@ def console_app(store) -> ConsoleApp:
 async def client(store):
     woken: list = []
     console = console_app(store)
+    await console.ctx.auth.start()
     app = console.build()
     add_report_routes(app, store, console._user, on_campaigns_changed=lambda: woken.append(1),
                       clock=lambda: T0 + 3600)
@@ -50,10 +54,15 @@ async def client(store):
 
 
 async def sign_in(client, login: str) -> dict:
+    """Headers of a console page signed in as `login`: its session cookie and
+    its own Origin (state-changing requests need it)."""
     user = next(u for u in USERS if u.login == login)
-    r = await client.post("/api/login", json={"login": login, "secret": str(user.secret)})
+    origin = str(client.make_url("/")).rstrip("/")
+    r = await client.post("/api/login", json={"login": login, "secret": str(user.secret)},
+                          headers={"Origin": origin})
     assert r.status == 200
-    return {"Authorization": "Bearer " + (await r.json())["token"]}
+    client.session.cookie_jar.clear()          # each caller passes its own cookie
+    return {"Cookie": f"ivr_session={r.cookies['ivr_session'].value}", "Origin": origin}
 
 
 async def test_only_supervisors_get_reports(client):
@@ -63,7 +72,7 @@ async def test_only_supervisors_get_reports(client):
                  "/api/dnc", "/api/callbacks"):
         assert (await client.get(path, headers=agent)).status == 403, path
     assert (await client.post("/api/campaigns?name=x&project=y", data="number\n123\n",
-                              headers=agent)).status == 403
+                              headers={**agent, **UPLOAD})).status == 403
 
 
 async def test_summary_calls_and_csv_export_of_a_day(client, store):
@@ -131,7 +140,7 @@ async def test_campaign_upload_status_contacts_and_dnc(client, store):
     r = await client.post("/api/campaigns", params={
         "name": "spring", "project": "acme-telesales", "max_in_progress": "3",
         "hours_start": "08:30", "timezone": "Europe/Budapest"}, data=body,
-        headers={**boss, "Content-Type": "text/csv"})
+        headers={**boss, **UPLOAD, "Content-Type": "text/csv"})
     assert r.status == 201, await r.text()
     got = await r.json()
     assert (got["added"], got["dnc"], got["invalid"]) == (4000, 1, 0)
@@ -142,13 +151,13 @@ async def test_campaign_upload_status_contacts_and_dnc(client, store):
     form.add_field("retry_after", "1800")
     form.add_field("file", "Phone;Name\n+36 30 111 2222;Kim\nfoo;bar\n", filename="list.csv",
                    content_type="text/csv")
-    r = await client.post("/api/campaigns", data=form, headers=boss)
+    r = await client.post("/api/campaigns", data=form, headers={**boss, **UPLOAD})
     assert r.status == 201, await r.text()
     got = await r.json()
     assert (got["added"], got["invalid"]) == (1, 1) and "line 3" in got["problems"][0]
     r = await client.post("/api/campaigns", params={"name": "x", "project": "y",
                                                     "hours_end": "25:00"},
-                          data="number\n123456\n", headers=boss)
+                          data="number\n123456\n", headers={**boss, **UPLOAD})
     assert r.status == 400
     r = await client.get("/api/campaigns", headers=boss)
     campaigns = {c["name"]: c for c in (await r.json())["campaigns"]}

@@ -185,6 +185,7 @@ async def test_opening_again_applies_no_migration_twice(store_url):
         async with stores[0].transaction(readonly=True) as tx:
             rows = await tx.fetch("SELECT version FROM schema_version ORDER BY version")
         assert [r["version"] for r in rows] == sorted(m.version for m in MIGRATIONS)
+        assert rows[-1]["version"] == LATEST
         assert (await stores[2].get_call("c1"))["result"] == "answered"
     finally:
         for s in stores:

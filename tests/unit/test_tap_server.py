@@ -138,7 +138,7 @@ async def test_garbage_closes_only_that_connection(h: Harness, caplog):
     assert good_sink.ended == "closed by Asterisk"
     assert h.server.broken == 1
     lines = [r.getMessage() for r in caplog.records]
-    assert any(str(bad) in m and "unknown frame kind 0x99" in m for m in lines), lines
+    assert any("call-B" in m and "unknown frame kind 0x99" in m for m in lines), lines
 
 
 async def test_oversized_frame_closes_the_connection(h: Harness):
@@ -170,8 +170,7 @@ async def test_unknown_uuid_is_closed(h: Harness, caplog):
     w.write(encode_uuid(stranger) + frame(1))
     assert await eof(r)
     assert h.sinks == {} and h.server.rejected == 1
-    assert any(f"unknown or already connected UUID {stranger}" in m.getMessage()
-               for m in caplog.records)
+    assert any("unknown or already connected UUID" in m.getMessage() for m in caplog.records)
 
 
 async def test_first_frame_must_be_the_uuid(h: Harness):

@@ -12,6 +12,7 @@ from aiohttp import web
 from ivr.agents import AgentGroups, AgentStates
 from ivr.calls.queues import QueueBoard
 from ivr.config import Secret, ShiftSettings, User
+from ivr.outcomes.store import open_store
 from ivr.pop import ScriptPop
 from ivr.web.app import ConsoleApp, WebContext
 from ivr.web.auth import Auth
@@ -20,13 +21,14 @@ from ivr.web.shift import ShiftWeb
 from tests.conftest import free_port
 from tests.unit.test_agent_states import GROUPS, FakeQueues
 
-USERS = tuple(User(login=lg, name=n, role=r, secret=Secret(secrets.token_urlsafe(6)))
+USERS = tuple(User(login=lg, name=n, role=r, secret=Secret(secrets.token_urlsafe(16)))
               for lg, n, r in (("1001", "Anna", "agent"), ("1003", "Csilla", "agent"),
                                ("2001", "Nobody", "agent"), ("boss", "Sara", "supervisor")))
 
 
 @pytest.fixture
-async def site():
+async def site(tmp_path):
+    store = await open_store(f"sqlite://{tmp_path}/ivr.db")      # sign-in sessions
     pbx = FakeQueues()
     hub = ConsoleHub()
     states = AgentStates(AgentGroups(GROUPS), pbx, ShiftSettings(), names={"1003": "Csilla"})
@@ -36,20 +38,25 @@ async def site():
 
     async def nothing(*a, **kw):
         return []
-    app = ConsoleApp(WebContext(
-        auth=Auth(USERS), hub=hub, pop=ScriptPop(None, {}, lambda *a: None),
+    console = ConsoleApp(WebContext(
+        auth=Auth(USERS, store), hub=hub, pop=ScriptPop(None, {}, lambda *a: None),
         live_calls=lambda: [], save_wrapup=nothing, transfer=nothing, departments=nothing,
-        shift=shift)).build()
+        shift=shift))
+    await console.ctx.auth.start()
+    app = console.build()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", states, pbx
     await runner.cleanup()
+    await store.close()
 
 
 async def session(base: str, login: str) -> aiohttp.ClientSession:
-    s = aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))
+    """Signed in as the console page is: the session cookie and the console's Origin."""
+    s = aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                              headers={"Origin": base})
     user = next(u for u in USERS if u.login == login)
     r = await s.post("/api/login", json={"login": login, "secret": str(user.secret)})
     assert r.status == 200
@@ -65,7 +72,7 @@ async def test_sign_in_joins_the_queues_and_sign_out_leaves_them(site):
         # An agent of no group signs in fine and stays out of the queues.
         other = await session(base, "2001")
         await other.close()
-        r = await s.post("/api/logout")
+        r = await s.post("/api/logout", json={})
         assert r.status == 200
         assert states.status("1003").state.value == "offline" and not pbx.members
     finally:
@@ -74,7 +81,7 @@ async def test_sign_in_joins_the_queues_and_sign_out_leaves_them(site):
 
 async def test_bad_requests_are_refused_with_a_reason(site):
     base, states, pbx = site
-    anon = aiohttp.ClientSession(base)
+    anon = aiohttp.ClientSession(base, headers={"Origin": base})
     agent, boss = await session(base, "1003"), await session(base, "boss")
     try:
         r = await anon.post("/api/agents/me/state", json={"state": "ready"})

@@ -175,6 +175,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",
         "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
     )),
+    # 20-29: web console security (ivr/web/auth.py).
+    Migration(20, "web console sign-in sessions and server keys", (
+        # One row per sign-in. `id` is the SHA-256 of the session id the cookie
+        # carries (signed), so a copy of the database alone opens no console.
+        # secret_fp ties the session to the user's secret at sign-in: a changed
+        # secret ends every session of that user, on every instance.
+        """CREATE TABLE web_sessions (
+            id TEXT PRIMARY KEY,
+            login TEXT NOT NULL,
+            secret_fp TEXT NOT NULL,
+            created_at {real} NOT NULL,
+            last_seen_at {real} NOT NULL,
+            expires_at {real} NOT NULL,
+            revoked_at {real},
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX web_sessions_login ON web_sessions (login)",
+        "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+        # Keys the service instances share (PostgreSQL); SQLite keeps its key in
+        # a file beside the database instead (see sqlite.py).
+        """CREATE TABLE server_keys (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            created_at {real} NOT NULL
+        )""",
+    )),
+    # 30-39: agent states (ivr/agents, ivr/outcomes/agent_states.py).
     Migration(30, "agent state changes (shift reports)", (
         # One row per state an agent was in; ended_at is set when the next begins.
         """CREATE TABLE agent_states (
@@ -195,6 +223,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
 )
 
+# The newest version this code knows (migrations of other ranges may be older).
 LATEST = max(m.version for m in MIGRATIONS)
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

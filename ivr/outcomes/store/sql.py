@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, Sequence
 
 from .agents import AgentStateSql
 from .campaigns import CampaignSql
+from .sessions import SessionSql
 from .base import (OPEN_CALLBACK_STATUSES, SCHEDULED, CallbackRecord, CallbackStatus,
                    CallRecord, CallStatus, Store, columns, json_columns)
 from .records import record_of
@@ -120,7 +121,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, AgentStateSql, Store):
+class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 

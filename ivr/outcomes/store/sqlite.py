@@ -9,6 +9,8 @@ spanning several awaits must not interleave with another coroutine's.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
@@ -91,6 +93,14 @@ class SqliteStore(SqlStore):
                     raise
                 await asyncio.sleep(0.02)
 
+    async def server_key(self, name: str, size: int = 32) -> bytes:
+        """SQLite keeps its keys in files beside the database (mode 0600), not in
+        it: a copied or backed-up database then opens no console."""
+        if self.path == ":memory:":
+            return await super().server_key(name, size)
+        db = Path(self.path)
+        return await asyncio.to_thread(_key_file, db.with_name(f"{db.name}.{name}.key"), size)
+
     async def disconnect(self) -> None:
         db, self._db = self._db, None
         if db is not None:
@@ -114,3 +124,30 @@ class SqliteStore(SqlStore):
                 raise
             else:
                 await db.execute("COMMIT")
+
+
+def _key_file(path: Path, size: int) -> bytes:
+    """Read the key at `path`, or make it: written to a temporary file, then
+    linked into place, so two services starting together agree on one key."""
+    try:
+        key = path.read_bytes()
+        if len(key) >= 16:
+            return key
+        raise StoreError(f"{path}: key file too short; delete it to make a new one")
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(size))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass                      # another service made it first: use theirs
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()

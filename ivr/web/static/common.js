@@ -26,6 +26,8 @@ function clock(seconds) {
 
 // A WebSocket that reconnects with backoff and gets the full state again on
 // every connect ("hello"), so a reload or a service restart loses nothing.
+// It signs in with the session cookie alone (never a token in the URL); the
+// server closes it with 4401 when the session ends (signed out, expired).
 function liveSocket(onMessage, onStatus) {
   let delay = 500, ws = null, pinger = null;
   function connect() {
@@ -44,10 +46,14 @@ function liveSocket(onMessage, onStatus) {
   return { send };
 }
 
+// Every state change is a same-origin JSON POST: the server refuses other
+// bodies and other origins (cross-site request forgery).
 async function postJSON(url, body) {
   const r = await fetch(url, { method: "POST", headers: {"Content-Type": "application/json"},
                                body: JSON.stringify(body), credentials: "same-origin" });
   const text = await r.text();
+  // The session ended (signed out elsewhere, expired, idle): back to sign-in.
+  if (r.status === 401 && url !== "/api/login") { location.href = "/"; }
   if (!r.ok) throw new Error(text || r.statusText);
   return text ? JSON.parse(text) : {};
 }
