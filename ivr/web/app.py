@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from ..ami.actions import ActionError, CallGone, NotConnected
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
 from ..config import WebSettings
@@ -26,6 +27,7 @@ from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
 from .inputs import BadInput, instant, parse_json, read_json, text
 from .reports import add_report_routes
+from .shift import ShiftWeb
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -62,6 +64,7 @@ class WebContext:
     supervision: Any = None                  # listen, whisper, barge (ivr/supervision.py)
     transfers: Any = None                    # consult transfers (ivr/transfers.py)
     agents: Callable[[], list[dict[str, str]]] = lambda: []   # consult targets: login, name
+    shift: ShiftWeb | None = None            # agent states, wallboard
 
 
 def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
@@ -135,6 +138,8 @@ class ConsoleApp:
             add_report_routes(app, self.ctx.store, self._user,
                               on_campaigns_changed=self.ctx.on_campaigns_changed)
         app.on_startup.append(self._start_rechecks)
+        if self.ctx.shift is not None:
+            self.ctx.shift.add_routes(app, self._user, self._json)
         app.on_shutdown.append(self._close_sockets)
         return app
 
@@ -195,6 +200,8 @@ class ConsoleApp:
             raise web.HTTPUnauthorized(text="wrong login or secret")
         cookie, session = signed
         user = session.user
+        if self.ctx.shift is not None:
+            await self.ctx.shift.signed_in(user)     # an agent joins their queues
         resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
                                   "expires_at": session.expires_at})
         resp.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
@@ -202,6 +209,9 @@ class ConsoleApp:
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        if user is not None and self.ctx.shift is not None:
+            await self.ctx.shift.signed_out(user)    # an agent leaves their queues
         sid = await self.ctx.auth.sign_out(request.cookies.get(COOKIE))
         if sid is not None:
             for client in [c for c in self.ctx.hub.clients if c.session == sid]:
@@ -261,6 +271,8 @@ class ConsoleApp:
         else:
             hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]
             hello["can_monitor"] = bool(getattr(user, "phone", ""))
+        if self.ctx.shift is not None:
+            hello.update(self.ctx.shift.hello(user))
         client.send(hello)
         for notice in notices:
             client.send(notice)
@@ -321,7 +333,14 @@ class ConsoleApp:
             raise web.HTTPBadRequest(text=f"unknown department {department!r}")
         if card.phase != "live":
             raise web.HTTPConflict(text="the call is not live")
-        await self.ctx.transfer(card.call, department)
+        try:
+            await self.ctx.transfer(card.call, department)
+        except CallGone as exc:
+            raise web.HTTPConflict(text=str(exc))
+        except NotConnected as exc:
+            raise web.HTTPServiceUnavailable(text=f"the PBX is not connected: {exc}")
+        except ActionError as exc:
+            raise web.HTTPBadGateway(text=str(exc))
         return web.json_response({"ok": True})
 
     # ------------------------------------------------------------ consult transfers

@@ -65,6 +65,10 @@ def main(only: list[str] | None = None) -> None:
     pbx.ensure_root()
     pbx.install()
     pbx.start()
+    # Queue members are dynamic (the service signs agents in): add them as it would.
+    for queue, agent in (("support", "1003"), ("support", "1001"), ("sales", "1001"),
+                         ("sales", "1002")):
+        pbx.cli(f"queue add member PJSIP/{agent} to {queue}")
     sip = f"127.0.0.1:{settings.pbx.sip_port}"
     logs = Path(tempfile.mkdtemp(prefix="record-ami-"))
 

@@ -20,6 +20,7 @@ from ivr.config import Secret, User
 from ivr.pbx.phones import AgentPhone, call_customer
 from ivr.server import Service
 from ivr.speech.probe import lines_to_ulaw
+from tests.conftest import reset_queues
 from tests.e2e.conftest import sign_in
 from tests.integration.conftest import CallLog
 
@@ -41,8 +42,9 @@ def sip(pbx) -> str:
 
 
 @pytest.fixture
-async def korean_console(console_settings):
+async def korean_console(pbx, console_settings):
     """The service with speech on; agent 1001 is 김민수 on the Korean support line."""
+    reset_queues(pbx)      # 1001 joins the queues by signing in, ready
     users = tuple(u for u in console_settings.users if u.login != "1001") + (
         User(login="1001", name="김민수", operator_id="7", position="상담원",
              secret=Secret("kim-secret")),)

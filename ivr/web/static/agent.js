@@ -10,7 +10,13 @@ const STATE_LABEL = { dialplan: "In menu", queued: "Queued", ringing: "Ringing",
 const socket = liveSocket(onMessage, setConn);
 document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
 
+// Times come from the service (epoch s); this page's clock may be off: every
+// message's sent_at keeps the difference.
+let skew = 0;
+const serverNow = () => Date.now() / 1000 + skew;
+
 function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
   if (msg.type === "hello") {
     state.user = msg.user; state.departments = msg.departments || []; state.agents = msg.agents || [];
     state.consults.clear(); state.monitors.clear();
@@ -19,6 +25,10 @@ function onMessage(msg) {
     for (const card of msg.cards || []) { seen.add(card.call_id); upsert(card); replayCoaching(card); }
     for (const id of [...state.cards.keys()]) if (!seen.has(id)) remove(id);
     showProblems(msg.problems);
+    if ("agent_state" in msg) showAgentState(msg.agent_state, msg.reasons || []);
+    else document.getElementById("shift").hidden = true;      // no agent states here
+  } else if (msg.type === "agent_state") {
+    showAgentState(msg.agent);
   } else if (msg.type === "card") {
     if (msg.card) upsert(msg.card); else remove(msg.call_id);
   } else if (msg.type === "problems") {
@@ -161,27 +171,44 @@ function renderScript(view, card) {
 }
 
 function renderChecklist(view, card) {
+  // Built once per script, then updated in place: a tick from speech must not
+  // take the keyboard focus away from the box the agent is on.
   const items = (card.script && card.script.checklist) || [];
-  if (!items.length) { view.checklist.replaceChildren(el("div", { class: "empty", text: "No checklist." })); return; }
-  view.checklist.replaceChildren(...items.map((item) => {
+  const key = items.map((i) => i.id).join("\u0000");
+  if (view.checklistKey !== key) {
+    view.checklistKey = key;
+    if (!items.length) { view.checklist.replaceChildren(el("div", { class: "empty", text: "No checklist." })); return; }
+    view.checklist.replaceChildren(...items.map((item) => {
+      const box = el("input", { type: "checkbox", "data-item": item.id,
+        onchange: (ev) => socket.send({ type: "checklist", call_id: card.call_id, item: item.id, done: ev.target.checked }) });
+      return el("label", { "data-item": item.id }, box, el("span", { text: item.label }),
+        el("span", { class: "weight", text: item.within ? `${item.weight} · ${item.within}s` : String(item.weight) }));
+    }));
+  }
+  for (const item of items) {
     const mark = (card.checklist || {})[item.id];
     const done = !!(mark && mark.done);
-    const box = el("input", { type: "checkbox", checked: done, disabled: card.phase === "wrapup" && false,
-      onchange: (ev) => socket.send({ type: "checklist", call_id: card.call_id, item: item.id, done: ev.target.checked }) });
-    const label = el("label", { class: done ? "done" : "", "data-item": item.id }, box, el("span", { text: item.label }),
-      el("span", { class: "weight", text: item.within ? `${item.weight} · ${item.within}s` : String(item.weight) }));
-    return label;
-  }));
+    const label = view.checklist.querySelector(`label[data-item="${CSS.escape(item.id)}"]`);
+    if (!label) continue;
+    const box = label.querySelector("input");
+    if (box.checked !== done) box.checked = done;
+    label.classList.toggle("done", done);
+    // Said, not only shown green: screen readers and colour-blind agents hear it.
+    box.setAttribute("aria-label", `${item.label}: ${done ? "done" : "not done yet"}`);
+  }
 }
 
 function renderActions(view, card) {
   const live = card.phase === "live";
-  view.actions.replaceChildren(...(state.departments.length ? state.departments.map((d) =>
+  // Errors are announced (role=alert) in the page, never in a blocking alert().
+  view.actionError = view.actionError || el("div", { class: "error", role: "alert", "data-role": "transfer-error" });
+  const buttons = state.departments.length ? state.departments.map((d) =>
     el("button", { class: "secondary", type: "button", disabled: !live || d === card.queue, "data-department": d,
-      onclick: async (ev) => { ev.target.disabled = true;
+      onclick: async (ev) => { ev.target.disabled = true; view.actionError.textContent = "";
         try { await postJSON(`/api/calls/${encodeURIComponent(card.call_id)}/transfer`, { department: d }); }
-        catch (e) { alert(`Transfer failed: ${e.message}`); ev.target.disabled = false; } } }, d))
-    : [el("span", { class: "empty", text: "No departments available." })]));
+        catch (e) { view.actionError.textContent = `Transfer failed: ${e.message}`; ev.target.disabled = false; } } }, d))
+    : [el("span", { class: "empty", text: "No departments available." })];
+  view.actions.replaceChildren(...buttons, view.actionError);
 }
 
 function renderWrapup(view, card) {
@@ -189,14 +216,16 @@ function renderWrapup(view, card) {
     ? card.script.dispositions : [{ id: "resolved", label: "Resolved" }, { id: "callback", label: "Call back", needs_callback_time: true }, { id: "other", label: "Other", needs_note: true }];
   const select = el("select", { name: "disposition", required: true },
     el("option", { value: "", text: "Choose the outcome…" }), dispositions.map((d) => el("option", { value: d.id, text: d.label })));
-  const notes = el("textarea", { name: "notes", rows: 3, placeholder: "Notes" });
+  const notes = el("textarea", { name: "notes", rows: 3 });
   const when = el("input", { name: "callback_at", type: "datetime-local" });
   const whenRow = el("label", { hidden: true }, "Call back at ", when);
-  const error = el("div", { class: "error" });
+  const notesLabel = el("span", { text: "Notes" });
+  const error = el("div", { class: "error", role: "alert" });
   const save = el("button", { type: "submit", text: "Save wrap-up" });
   select.onchange = () => { const d = dispositions.find((x) => x.id === select.value); whenRow.hidden = !(d && d.needs_callback_time);
-    notes.placeholder = d && d.needs_note ? "Notes (required)" : "Notes"; };
-  const form = el("form", { class: "wrapup", "data-role": "wrapup" }, el("h3", { text: "Wrap-up" }), select, whenRow, notes, error, save);
+    notesLabel.textContent = d && d.needs_note ? "Notes (required)" : "Notes"; notes.required = !!(d && d.needs_note); };
+  const form = el("form", { class: "wrapup", "data-role": "wrapup", "aria-label": "Wrap-up" }, el("h3", { text: "Wrap-up" }),
+    el("label", {}, "Outcome ", select), whenRow, el("label", {}, notesLabel, notes), error, save);
   form.onsubmit = async (ev) => {
     ev.preventDefault(); save.disabled = true; error.textContent = "";
     try {
@@ -222,15 +251,20 @@ function addTranscript(msg) {
   view.transcript.scrollTop = view.transcript.scrollHeight;
 }
 
+const SEVERITY_WORDS = { critical: "Critical", warning: "Warning", info: "Tip" };
+
 function addPrompt(msg) {
   const view = state.views.get(msg.call_id); if (!view) return;
   view.prompts.querySelector(".empty")?.remove();
-  view.prompts.prepend(el("div", { class: `prompt ${msg.severity || "info"}`, "data-rule": msg.rule_id || "" },
+  const severity = msg.severity || "info";
+  // The severity is written, not only coloured.
+  view.prompts.prepend(el("div", { class: `prompt ${severity}`, "data-rule": msg.rule_id || "" },
+    el("span", { class: "severity", text: `${SEVERITY_WORDS[severity] || severity}: ` }),
     el("strong", { text: msg.text }), el("span", { class: "why", text: msg.reason || "" })));
 }
 
 function tick() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   for (const [id, card] of state.cards) {
     const view = state.views.get(id); if (!view || !view.timer) continue;
     const from = card.answered_at || card.started_at;
@@ -375,3 +409,78 @@ function renderMonitor(key) {
     rest.map((m) => el("div", {}, el("b", { text: m.supervisor }), " ", words[m.mode] || "is listening")));
   view.monitorLine?.remove(); view.monitorLine = line; view.head.after(line);
 }
+// ---------------------------------------------------------------- your state
+// Ready / not ready (with a reason) / offline, owned by the PBX's queues and
+// pushed here ("agent_state"). The switch asks for a change; on a call or in
+// wrap-up it says what comes after it. Every state is written out in words,
+// never shown by colour alone.
+const STATE_WORDS = { offline: "Offline", ready: "Ready", not_ready: "Not ready", ringing: "Ringing",
+  on_call: "On a call", wrapup: "Wrap-up" };
+const shift = { agent: null, reasons: [] };
+
+function showAgentState(agent, reasons) {
+  if (reasons) shift.reasons = reasons;
+  shift.agent = agent;
+  const badge = document.getElementById("my-state");
+  const detail = document.getElementById("my-state-detail");
+  if (!agent) {
+    badge.dataset.state = "offline"; badge.textContent = "Not in any agent group";
+    document.getElementById("state-switch").disabled = true; detail.textContent = "";
+    return;
+  }
+  badge.dataset.state = agent.state;
+  badge.textContent = STATE_WORDS[agent.state] + (agent.reason ? ` · ${agent.reason}` : "");
+  const parts = [];
+  if (agent.then) parts.push(`then not ready · ${agent.then}`);
+  else if (["on_call", "ringing", "wrapup"].includes(agent.state)) parts.push("then ready");
+  if (agent.state !== "offline" && !agent.reachable) parts.push("your phone is not registered");
+  if (agent.state !== "offline" && agent.queues.length) parts.push(`queues: ${agent.queues.join(", ")}`);
+  detail.textContent = parts.join(" · ");
+  renderSwitch();
+  tickState();
+}
+
+function renderSwitch() {
+  const agent = shift.agent; if (!agent) return;
+  const sw = document.getElementById("state-switch");
+  const busy = ["on_call", "ringing", "wrapup"].includes(agent.state);
+  document.getElementById("switch-label").textContent = busy ? "After this" : "Change to";
+  const current = agent.state === "not_ready" ? `not_ready:${agent.reason}`
+    : busy ? (agent.then ? `not_ready:${agent.then}` : "ready") : agent.state;
+  const options = [el("option", { value: "ready", text: agent.state === "offline" ? "Log in: ready" : "Ready" })];
+  const reasons = el("optgroup", { label: "Not ready" },
+    shift.reasons.map((r) => el("option", { value: `not_ready:${r}`, text: `Not ready: ${r}` })));
+  options.push(reasons);
+  options.push(el("option", { value: "offline", text: "Log out of the queues" }));
+  if (agent.state === "offline") options.unshift(el("option", { value: "offline", text: "Offline" }));
+  // Rebuilt only when it differs, so keyboard focus and an open list survive a push.
+  const key = JSON.stringify([agent.state, shift.reasons, busy]);
+  if (sw.dataset.key !== key) { sw.replaceChildren(...options); sw.dataset.key = key; }
+  sw.disabled = false;
+  sw.value = current;
+}
+
+document.getElementById("state-switch").addEventListener("change", async (ev) => {
+  const [state, reason] = ev.target.value.split(":");
+  const error = document.getElementById("state-error");
+  error.textContent = "";
+  ev.target.disabled = true;
+  try {
+    const r = await postJSON("/api/agents/me/state", { state, reason: reason || "" });
+    showAgentState(r.agent);
+  } catch (e) {
+    error.textContent = `Your state was not changed: ${e.message}`;
+    renderSwitch();
+  } finally { ev.target.disabled = false; }
+});
+
+function tickState() {
+  const agent = shift.agent; if (!agent) return;
+  const now = serverNow();
+  document.getElementById("my-state-time").textContent = clock(now - agent.since);
+  if (agent.state === "wrapup" && agent.wrapup_until) {
+    const left = Math.max(0, agent.wrapup_until - now);
+    document.getElementById("my-state").textContent = `Wrap-up · ${clock(left)} left`;
+  }
+}
+setInterval(tickState, 1000);
