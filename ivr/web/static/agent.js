@@ -34,8 +34,10 @@ function onMessage(msg) {
   } else if (msg.type === "problems") {
     showProblems(msg.problems);
   } else if (msg.type === "transcript") {
+    if (msg.final) markShown(msg.call_id, `t:${msg.speaker}:${msg.start}:${msg.text}`);
     addTranscript(msg);
   } else if (msg.type === "prompt") {
+    markShown(msg.call_id, `p:${msg.rule_id}:${msg.at}`);
     addPrompt(msg);
   } else if (msg.type === "tap") {
     showTap(msg);
@@ -307,14 +309,29 @@ function showCoaching(msg) {
   }
 }
 
+function markShown(callId, key) {
+  const view = state.views.get(callId); if (!view) return;
+  (view.shown = view.shown || new Set()).add(key);
+}
+
 function replayCoaching(card) {
-  // After a reload or a reconnect: the coaching so far, as it was shown live.
+  // After a reload, a reconnect or a service restart: the coaching so far, as it was
+  // shown live. What this page already shows is not shown twice; taps are as they are now.
   const c = card.coaching; const view = state.views.get(card.call_id);
   if (!c || !view) return;
-  if (view.replayed) return;
-  view.replayed = true;
-  for (const line of c.transcript || []) addTranscript({ ...line, call_id: card.call_id, final: true });
-  for (const p of c.prompts || []) addPrompt({ ...p, call_id: card.call_id });
+  view.shown = view.shown || new Set();
+  for (const line of c.transcript || []) {
+    const key = `t:${line.speaker}:${line.start}:${line.text}`;
+    if (view.shown.has(key)) continue;
+    view.shown.add(key);
+    addTranscript({ ...line, call_id: card.call_id, final: true });
+  }
+  for (const p of c.prompts || []) {
+    const key = `p:${p.rule_id}:${p.at}`;
+    if (view.shown.has(key)) continue;
+    view.shown.add(key);
+    addPrompt({ ...p, call_id: card.call_id });
+  }
   for (const x of c.cant_check || []) showCantCheck({ ...x, call_id: card.call_id });
   for (const t of c.taps || []) showTap(t);
   if (c.notice) showNotice(card.call_id, c.notice);
