@@ -285,7 +285,7 @@ def summarise(a, run: Run, m, log_path: Path, db: Path, dialogues, filled, rules
                for lab, v in m.get("ivr_speech_recognition_lag_seconds_bucket", [])]
     level = max((v for _, v in m.get("ivr_speech_capacity_level", [])), default=0)
     # per stream: what each tap received (service log) vs what the phones sent (talk time)
-    taps = re.findall(r"audio tap \S+ ended: call (\S+) (agent|customer), ([\d.]+) s of audio",
+    taps = re.findall(r"audio tap (?:\S+ )?ended: call (\S+) (agent|customer), ([\d.]+) s of audio",
                       log_path.read_text(errors="replace"))
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
