@@ -25,34 +25,14 @@ INBOUND = "inbound"
 OUTBOUND = "outbound"
 DIRECTIONS = (INBOUND, OUTBOUND)
 
-# Rule types. Phrase rules listen to exactly one side (never the other):
-#   required_phrase, forbidden_phrase: the AGENT's speech satisfies / breaks them
-#     (a required_phrase's `after:` trigger is what the CUSTOMER says);
-#   customer_phrase: the CUSTOMER's speech raises a card for the agent.
-# Dynamics come from both streams' timing: talk_over, dead_air, monologue,
-# speaking_rate (the agent's).
-REQUIRED_PHRASE = "required_phrase"
-FORBIDDEN_PHRASE = "forbidden_phrase"
-CUSTOMER_PHRASE = "customer_phrase"
-TALK_OVER = "talk_over"
-DEAD_AIR = "dead_air"
-MONOLOGUE = "monologue"
-SPEAKING_RATE = "speaking_rate"
-RULE_TYPES = (REQUIRED_PHRASE, FORBIDDEN_PHRASE, CUSTOMER_PHRASE, TALK_OVER, DEAD_AIR,
-              MONOLOGUE, SPEAKING_RATE)
+# Rule types are defined in ivr/coaching/types/ (one module each, found by its
+# registry); RULE_TYPES and the names (REQUIRED_PHRASE = "required_phrase" ...)
+# are looked up there on first use (see __getattr__ at the end).
 
-# The {placeholders} a rule's text and reason may use, per type (checked when loading).
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "checklist": ("label", "within", "item"),
-    REQUIRED_PHRASE: ("phrase", "within"),
-    FORBIDDEN_PHRASE: ("phrase", "preferred", "name"),
-    CUSTOMER_PHRASE: ("phrase", "department"),
-    TALK_OVER: ("overlap",),
-    DEAD_AIR: ("seconds",),
-    MONOLOGUE: ("seconds",),
-    SPEAKING_RATE: ("rate", "max", "unit"),
-}
-
+# The {placeholders} a checklist deadline prompt's text and reason may use.
+CHECKLIST_PLACEHOLDERS = ("label", "within", "item")
+# A checklist item with `within` is prompted as a required phrase by a deadline.
+CHECKLIST_KIND = "required_phrase"
 CHECKLIST_RULE_PREFIX = "checklist."
 
 
@@ -211,3 +191,26 @@ class CallCoaching:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def round_time(t: float) -> float:
+    """A time as records and prompts keep it (milliseconds)."""
+    return round(float(t), 3)
+
+
+def show_number(v: Any) -> Any:
+    """A number as prompts show it: 15 rather than 15.0, 1.5 rather than 1.4999."""
+    if isinstance(v, float):
+        return int(v) if v == int(v) else round(v, 1)
+    return v
+
+
+def __getattr__(name: str) -> Any:
+    # RULE_TYPES and each type's name in capitals, from the registry of rule types
+    # (which imports this module, hence the late look-up).
+    from . import types
+    if name == "RULE_TYPES":
+        return types.RULE_TYPES
+    if name.lower() in types.TYPES and name.isupper():
+        return name.lower()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..coaching.engine import rule_phrases
+from ..coaching.types import rule_phrases
 from ..coaching.rules import RuleLibrary
 from ..scripts.library import ScriptLibrary
 from .recognizer import SpeechModel
