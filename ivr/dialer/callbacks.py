@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
+from ..calls.numbers import normalise
 from ..outbound import OutboundCall
-from ..outcomes.store.campaigns import normalise
 from .base import DialerBase
 from .pacing import CallingHours, Pacer
 

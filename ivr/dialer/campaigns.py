@@ -22,11 +22,13 @@ cancels their pending contacts and callbacks) before the wrap-up is saved.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Awaitable, Callable, Iterable
 
+from ..calls.numbers import normalise
 from ..outbound import OutboundCall
-from ..outcomes.store.campaigns import (CAMPAIGN_SETTINGS, check_name, check_settings,
-                                        parse_contacts_csv)
+from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS, Contact
+from ..scripts.customers import CustomerFileError, read_customers
 from .base import DialerBase
 from .pacing import CallingHours, Pacer
 
@@ -34,22 +36,85 @@ log = logging.getLogger(__name__)
 
 DNC_DISPOSITIONS = frozenset({"do_not_call"})
 DONE_CHECK_EVERY = 30.0     # s between "is anything left to call?" checks per campaign
+MAX_CONTACTS = 200_000      # customers in one upload
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+
+
+def check_name(name: str, what: str = "campaign name") -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"invalid {what} {name!r}: letters, digits, '.', '_', '-', at most 64")
+    return name
+
+
+def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Campaign settings checked and typed (ValueError says which one is wrong);
+    None values are left out (the default, or what the campaign has)."""
+    unknown = set(settings) - set(CAMPAIGN_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown campaign settings: {', '.join(sorted(unknown))}")
+    out = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key in ("hours_start", "hours_end"):
+            if not isinstance(value, str) or not _HHMM.fullmatch(value):
+                raise ValueError(f"{key} must be HH:MM (00:00-24:00), not {value!r}")
+        elif key in ("days", "timezone"):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{key} must be text")
+            value = value.strip()
+        elif key in ("max_in_progress", "max_per_minute", "max_attempts"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key} must be a whole number") from None
+            if not 1 <= value <= 10_000:
+                raise ValueError(f"{key} must be 1-10000")
+        elif key == "retry_after":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError("retry_after must be a number of seconds") from None
+            if not 0 <= value <= 30 * 86400:
+                raise ValueError("retry_after must be 0-30 days")
+        out[key] = value
+    # The hours, days and time zone must make calling hours the dialer can keep.
+    merged = {**CAMPAIGN_SETTINGS, **out}
+    CallingHours.parse(merged["hours_start"], merged["hours_end"], merged["days"],
+                       merged["timezone"])
+    return out
+
+
+def contacts_from_csv(text: str, max_rows: int = MAX_CONTACTS
+                      ) -> tuple[list[Contact], list[str]]:
+    """A customer list (the same format as the one scripts are filled from, see
+    ivr/scripts/customers.py) -> (contacts with normalised numbers, problems as
+    'line N: why'). Other columns become the contact's fields (script variables)."""
+    try:
+        rows, problems = read_customers(text, "upload", max_rows)
+    except CustomerFileError as exc:    # no header, no number column
+        problems, rows = list(exc.problems), []
+    contacts = [Contact(number=normalise(r.customer.number), name=r.customer.name[:200],
+                        fields=dict(r.customer.fields) or None) for r in rows]
+    return contacts, [f"line {p.line}: {p.field + ': ' if p.field else ''}{p.reason}"
+                      if p.line else p.reason for p in problems]
 
 
 async def import_campaign(store: Any, name: str, project: str, csv_text: str, *,
                           now: float | None = None, **settings: Any) -> dict[str, Any]:
     """Create (or update) a campaign and add the CSV's customers to it.
 
-    CSV: header row with a number column (number/phone/...), optionally
-    name, other columns kept as the contact's fields. Returns counts and the
+    CSV: a customer list (see ``contacts_from_csv``). Returns counts and the
     lines that could not be used."""
     check_name(name)
     check_name(project, "project")
-    check_settings({k: v for k, v in settings.items() if v is not None})
-    contacts, problems = parse_contacts_csv(csv_text)
+    checked = check_settings(settings)
+    contacts, problems = contacts_from_csv(csv_text)
     if not contacts and problems:
         raise ValueError("; ".join(problems[:5]))
-    campaign = await store.upsert_campaign(name, project, now=now, **settings)
+    campaign = await store.upsert_campaign(name, project, now=now, **checked)
     counts = await store.add_contacts(name, contacts, now=now)
     if counts["added"] and campaign["status"] == "done":
         await store.set_campaign_status(name, "active", now=now)    # new people to call
@@ -207,5 +272,5 @@ class CampaignDialer(DialerBase):
             pacer.finished()
 
 
-__all__ = ["CAMPAIGN_SETTINGS", "CampaignDialer", "DNC_DISPOSITIONS", "dnc_on_wrapup",
-           "import_campaign"]
+__all__ = ["CAMPAIGN_SETTINGS", "CampaignDialer", "DNC_DISPOSITIONS", "check_name",
+           "check_settings", "contacts_from_csv", "dnc_on_wrapup", "import_campaign"]

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call, CallResult, LegRole
-from ..outcomes.store.campaigns import normalise
+from ..calls.numbers import normalise
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..calls.model import Call
+from ..calls.numbers import normalise
 from . import template
-from .customers import Customer, CustomerDirectory, normalise_number
+from .customers import Customer, CustomerDirectory
 from .model import BUILTIN_VARIABLES, Script
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _caller_id_name(call: Call) -> str | None:
     name = _clean(call.customer_name)
     if not name or not any(ch.isalpha() for ch in name):
         return None
-    if normalise_number(name) and normalise_number(name) == normalise_number(call.customer_num):
+    if normalise(name) and normalise(name) == normalise(call.customer_num):
         return None
     return name
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..calls.model import Call, Direction
-from .customers import normalise_number
+from ..calls.numbers import normalise
 from .model import Criteria, Script
 
 # Strongest first; "did+ivr_choice" is an alternative naming both.
@@ -55,7 +55,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def _same_number(a: str, b: str) -> bool:
-    na, nb = normalise_number(a), normalise_number(b)
+    na, nb = normalise(a), normalise(b)
     return na == nb if na and nb else _same(a, b)
 
 
@@ -68,9 +68,10 @@ def _holds(name: str, values: tuple[str, ...], call: Call) -> tuple[bool, str]:
     if name == "did":
         return any(_same_number(v, call.did) for v in values) if call.did else False, call.did
     if name == "caller_prefix":
-        number = normalise_number(_customer_number(call))
-        hits = [v for v in values if number and number.startswith(normalise_number(v))]
-        return bool(hits), max(hits, key=lambda v: len(normalise_number(v)), default="")
+        number = normalise(_customer_number(call))
+        hits = [v for v in values if number and normalise(v, prefix=True)
+                and number.startswith(normalise(v, prefix=True))]
+        return bool(hits), max(hits, key=lambda v: len(normalise(v, prefix=True)), default="")
     if name == "context":
         contexts = [leg.context for leg in call.legs.values() if leg.context]
         hit = next((c for c in contexts if any(_same(v, c) for v in values)), "")
@@ -92,7 +93,7 @@ def _rank(criteria: Criteria, call: Call) -> tuple[Rank, list[tuple[str, str]]] 
             return None
         matched.append((name, value))
         if name == "caller_prefix":
-            prefix_len = len(normalise_number(value))
+            prefix_len = len(normalise(value, prefix=True))
     names = {n for n, _ in matched}
     tiers = [TIERS.index(n) for n in names]
     if {"did", "ivr_choice"} <= names:

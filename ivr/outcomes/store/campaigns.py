@@ -2,8 +2,10 @@
 
 A mixin of SqlStore (sql.py): written once in the SQL both backends speak,
 over the driver's transaction(), like the rest of the store. Numbers are kept
-normalised (digits only, see `normalise`), so "+36 20 123 4567" on the DNC
-list stops a campaign contact "0036201234567".
+normalised (ivr/calls/numbers.py), so "+36 20 123 4567" on the DNC list stops
+a campaign contact "0036201234567". What a campaign may be (names, settings)
+and how a customer list becomes contacts is checked before it gets here
+(ivr/dialer/campaigns.py); the store refuses only what would break its tables.
 
 Contact life: pending -> dialling (claimed by the dialer, atomically) ->
 done (the customer answered) | pending again (retry, at next_at) | failed
@@ -12,20 +14,17 @@ done (the customer answered) | pending again (retry, at next_at) | failed
 from __future__ import annotations
 
 import json
-import re
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from ...calls.numbers import normalise
+
 CAMPAIGN_STATUSES = ("active", "paused", "done")
 CONTACT_STATUSES = ("pending", "dialling", "done", "failed", "dnc", "cancelled")
 # Callbacks a do-not-call entry cancels (the open ones).
 _OPEN_CALLBACKS = ("pending",)
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SEPARATORS = re.compile(r"[\s\-().\/]")
-_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
 
 # Settings a campaign row holds, with their defaults.
 CAMPAIGN_SETTINGS: dict[str, Any] = {
@@ -36,61 +35,6 @@ _CAMPAIGN_COLS = ["name", "project", "status", *CAMPAIGN_SETTINGS, "created_at",
 _CONTACT_COLS = ["id", "campaign", "number", "name", "fields", "status", "attempts", "next_at",
                  "last_attempt_at", "last_result", "last_call_id", "created_at", "updated_at"]
 _INSERT_BATCH = 200    # contacts per INSERT statement (well under both backends' limits)
-
-
-def normalise(number: str) -> str:
-    """'+36 (20) 123-4567' / '0036201234567' -> '36201234567'; '' if not a number."""
-    s = _SEPARATORS.sub("", number or "")
-    if s.startswith("+"):
-        s = s[1:]
-    elif s.startswith("00"):
-        s = s[2:]
-    return s if s.isdigit() and 3 <= len(s) <= 20 else ""
-
-
-def check_name(name: str, what: str = "campaign name") -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"invalid {what} {name!r}: letters, digits, '.', '_', '-', at most 64")
-    return name
-
-
-def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Campaign settings checked and typed (ValueError says which one is wrong)."""
-    unknown = set(settings) - set(CAMPAIGN_SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown campaign settings: {', '.join(sorted(unknown))}")
-    out = {}
-    for key, value in settings.items():
-        if value is None:
-            continue
-        if key in ("hours_start", "hours_end"):
-            if not isinstance(value, str) or not _HHMM.fullmatch(value):
-                raise ValueError(f"{key} must be HH:MM (00:00-24:00), not {value!r}")
-        elif key in ("days", "timezone"):
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{key} must be text")
-            value = value.strip()
-        elif key in ("max_in_progress", "max_per_minute", "max_attempts"):
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key} must be a whole number") from None
-            if not 1 <= value <= 10_000:
-                raise ValueError(f"{key} must be 1-10000")
-        elif key == "retry_after":
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError("retry_after must be a number of seconds") from None
-            if not 0 <= value <= 30 * 86400:
-                raise ValueError("retry_after must be 0-30 days")
-        out[key] = value
-    # Time zone and days are parsed by the dialer's CallingHours; fail early here.
-    from ...dialer.pacing import CallingHours
-    merged = {**CAMPAIGN_SETTINGS, **out}
-    CallingHours.parse(merged["hours_start"], merged["hours_end"], merged["days"],
-                       merged["timezone"])
-    return out
 
 
 @dataclass(frozen=True)
@@ -111,12 +55,14 @@ class CampaignSql:
     # -- campaigns -------------------------------------------------------------
     async def upsert_campaign(self, name: str, project: str, *, status: str | None = None,
                               now: float | None = None, **settings: Any) -> dict[str, Any]:
-        """Create a campaign, or change the given settings of an existing one."""
-        check_name(name)
-        check_name(project, "project")
+        """Create a campaign, or change the given settings of an existing one
+        (checked by the caller: ivr.dialer.campaigns.check_settings)."""
         if status is not None and status not in CAMPAIGN_STATUSES:
             raise ValueError(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}")
-        given = check_settings(settings)
+        unknown = set(settings) - set(CAMPAIGN_SETTINGS)
+        if unknown:               # they would become column names
+            raise ValueError(f"unknown campaign settings: {', '.join(sorted(unknown))}")
+        given = {k: v for k, v in settings.items() if v is not None}
         now = time.time() if now is None else now
         async with self.transaction() as tx:
             rows = await tx.fetch("SELECT project FROM campaigns WHERE name = ?", [name])
@@ -190,7 +136,7 @@ class CampaignSql:
     async def add_contacts(self, campaign: str, contacts: Iterable[Contact], *,
                            due_at: float | None = None,
                            now: float | None = None) -> dict[str, int]:
-        """Add contacts (numbers normalised by the caller, see `normalise`) in
+        """Add contacts (numbers normalised by the caller) in
         one transaction. Returns counts: added, duplicates (already in the
         campaign or twice in this batch), dnc (added, but on the list)."""
         now = time.time() if now is None else now
@@ -372,46 +318,5 @@ def _contact(row: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
-def parse_contacts_csv(text: str, max_rows: int = 200_000) -> tuple[list[Contact], list[str]]:
-    """A customer list (CSV, header `number,name,...`; `;` or `,` separated)
-    -> (contacts with normalised numbers, problems as 'line N: why').
-    Other columns become the contact's fields (script variables)."""
-    import csv
-    import io
-
-    text = text.lstrip("\ufeff")
-    sample = text[:4096]
-    delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    problems: list[str] = []
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        return [], ["the file is empty"]
-    aliases = ("number", "phone", "phone_number", "msisdn", "tel", "telephone")
-    col = next((header.index(a) for a in aliases if a in header), None)
-    if col is None:
-        return [], [f"line 1: no number column (one of: {', '.join(aliases)})"]
-    name_col = header.index("name") if "name" in header else None
-    contacts: list[Contact] = []
-    for line_no, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(contacts) >= max_rows:
-            problems.append(f"line {line_no}: more than {max_rows} contacts; the rest ignored")
-            break
-        raw = row[col].strip() if col < len(row) else ""
-        number = normalise(raw)
-        if not number:
-            problems.append(f"line {line_no}: {raw[:40]!r} is not a phone number")
-            continue
-        fields = {h: row[i].strip() for i, h in enumerate(header)
-                  if i < len(row) and i not in (col, name_col) and h}
-        name = row[name_col].strip() if name_col is not None and name_col < len(row) else ""
-        contacts.append(Contact(number=number, name=name[:200], fields=fields or None))
-    return contacts, problems
-
-
 __all__: Sequence[str] = ["CAMPAIGN_SETTINGS", "CAMPAIGN_STATUSES", "CONTACT_STATUSES",
-                          "CampaignSql", "Contact", "check_name", "check_settings", "normalise",
-                          "parse_contacts_csv"]
+                          "CampaignSql", "Contact"]
