@@ -58,7 +58,7 @@ from speech_corpus import Corpus, LabelledCall, Said, generate, render  # noqa: 
 
 from ivr.coaching.rules import RuleLibrary  # noqa: E402
 from ivr.config import AmiSettings, PbxSettings, Secret, Settings  # noqa: E402
-from ivr.pbx.phones import AgentPhone, call_customer, free_port  # noqa: E402
+from ivr.testing.phones import AgentPhone, call_customer, free_port  # noqa: E402
 from ivr.pbx.sandbox import Sandbox  # noqa: E402
 
 AGENT_NAME = "김민수"

@@ -117,7 +117,7 @@ from ivr.calls.tracker import CallTracker              # noqa: E402
 from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
                         StoreSettings, TapSettings, User, WebSettings)
 from ivr.server import Service                         # noqa: E402
-from ivr.speech.probe import synth                     # noqa: E402
+from ivr.testing.speech import synth                     # noqa: E402
 from ivr.speech.recognizer import StreamDecoder, Utterance  # noqa: E402
 from ivr.speech.vad import VadGate, VadSettings        # noqa: E402
 from ivr.tap.frames import KIND_HANGUP, KIND_SLIN, encode_frame, encode_uuid  # noqa: E402

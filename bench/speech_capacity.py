@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ivr.speech.probe import silence, synth                      # noqa: E402
+from ivr.testing.speech import silence, synth                      # noqa: E402
 from ivr.speech.recognizer import RecognitionMode, SpeechModel, StreamDecoder  # noqa: E402
 from ivr.speech.vad import VadSettings                           # noqa: E402
 

@@ -14,16 +14,14 @@ Everything is deterministic for a given seed: the same calls, voices, noise.
 from __future__ import annotations
 
 import audioop  # noqa: F401  (deprecated in 3.13; here 3.11: G.711 in C)
-import hashlib
 import random
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ivr.speech.pronunciation import pronounce  # noqa: E402
+from ivr.testing.speech import synth
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 RATE = 8000
@@ -106,26 +104,8 @@ class LabelledCall:
 def speech(text: str, voice: str, speed: int) -> bytes:
     """espeak-ng speech, band-passed to a phone line's 300-3400 Hz, 8 kHz signed 16-bit,
     trimmed of leading/trailing silence (cached)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}\0{speed}\0{text}\0p1".encode()).hexdigest()[:20]
-    out = CACHE / f"{key}.s16"
-    if out.exists():
-        return out.read_bytes()
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        wav = Path(tmp) / "s.wav"
-        said = pronounce(text) if voice.startswith("ko") else text
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), said],
-                       check=True, capture_output=True)
-        raw = Path(tmp) / "s.raw"
-        subprocess.run(["sox", str(wav), "-t", "raw", "-r", str(RATE), "-c", "1", "-e", "signed",
-                        "-b", "16", str(raw), "sinc", "300-3400", "silence", "1", "0.02", "0.5%",
-                        "reverse", "silence", "1", "0.02", "0.5%", "reverse"],
-                       check=True, capture_output=True)
-        data = raw.read_bytes()
-        tmp_out = Path(tmp) / "out"
-        tmp_out.write_bytes(data)
-        tmp_out.replace(out)
-    return data
+    return synth(text, voice=voice, speed=speed, rate=RATE, telephone=False, line=True,
+                 cache=CACHE)
 
 
 def _pick(rng: random.Random, lines: tuple[Line, ...]) -> Line:

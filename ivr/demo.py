@@ -67,7 +67,7 @@ def demo_call_for(settings: Settings) -> DemoCall:
 
 def speech_file(call: DemoCall, lines: tuple[str | float, ...], out: Path) -> Path:
     """The lines spoken by espeak-ng with pauses, as the u-law file SIPp plays."""
-    from .speech.probe import lines_to_ulaw
+    from .testing.speech import lines_to_ulaw
     return lines_to_ulaw(lines, out, voice=call.voice)
 
 
@@ -101,7 +101,7 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
 
 
 async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_after: bool) -> int:
-    from .pbx.phones import AgentPhone, call_customer
+    from .testing.phones import AgentPhone, call_customer
     talk = demo_call_for(settings)
     sandbox = Sandbox.from_settings(settings)
     sandbox.ensure_root()

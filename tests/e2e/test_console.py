@@ -9,7 +9,7 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, AgentRinging, CallEnded
 from ivr.outbound import OutboundCall, place_call
-from ivr.pbx.phones import AgentPhone, CustomerPhone, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, call_customer
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.pbx

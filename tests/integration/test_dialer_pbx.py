@@ -26,7 +26,7 @@ from ivr.calls.events import AgentRinging, CallEnded
 from ivr.config import Settings, StoreSettings, WebSettings
 from ivr.dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
                         dnc_on_wrapup)
-from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call
+from ivr.testing.phones import AgentPhone, CustomerPhone, abandon_call
 from ivr.server import Service
 from ivr.web.reports import add_report_routes
 from tests.conftest import REPO, free_port

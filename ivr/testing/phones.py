@@ -1,6 +1,6 @@
 """Test phones: SIPp agents and customers that call through the sandbox PBX.
 
-Every phone is one ``sipp`` process running a scenario from ``ivr/pbx/sipp/``:
+Every phone is one ``sipp`` process running a scenario from ``ivr/testing/sipp/``:
 
 ================================  ==========================================
 ``AgentPhone(answer=True)``       agent_register.xml, then agent_answer.xml
@@ -13,7 +13,7 @@ Every phone is one ``sipp`` process running a scenario from ``ivr/pbx/sipp/``:
 
 Example (synchronous; the sandbox PBX listens for SIP on 127.0.0.1:26060)::
 
-    from ivr.pbx.phones import AgentPhone, call_customer
+    from ivr.testing.phones import AgentPhone, call_customer
 
     with AgentPhone("127.0.0.1:26060", "1003", log_dir=tmp_path) as agent:
         call = call_customer("127.0.0.1:26060", "5550100", digit="2",
@@ -37,8 +37,8 @@ SIP message), ``stats.csv`` (counters, see ``SippRun.stats()``), ``screen.log``
 
 Audio: SIPp 3.6.1 ``rtp_stream`` only takes a literal file name, so the
 scenarios play ``audio.ulaw`` from their working directory and this module
-links the wanted file there. ``speech_ulaw()`` makes such files with espeak-ng
-and sox (raw u-law, 8 kHz, mono), cached in the temp folder.
+links the wanted file there. ``speech_ulaw()`` makes such files (speech.py: espeak-ng
+and sox; raw u-law, 8 kHz, mono), cached in the temp folder.
 """
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from .speech import SynthError, ulaw_file
 
 __all__ = [
     "SCENARIO_DIR", "SippError", "SippTimeout", "SippRun", "AgentPhone", "CustomerPhone",
@@ -160,39 +162,13 @@ def _is_free(sock_type: int, ip: str, port: int) -> bool:
     return True
 
 
-def speech_ulaw(text: str, path: str | os.PathLike | None = None, *, voice: str = "en",
-                speed: int = 150) -> Path:
-    """Speak ``text`` into a raw u-law 8 kHz mono file, as the scenarios play it.
-
-    Without ``path`` the file is cached in the temp folder under a name made
-    from the text, so the same sentence is synthesised once per machine.
-    Needs espeak-ng and sox.
-    """
-    if path is None:
-        key = hashlib.sha1(f"{voice}\0{speed}\0{text}".encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / "ivr-test-audio" / f"{key}.ulaw"
-        if path.exists():
-            return path
-    path = Path(path)
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise SippError(f"{tool} is not installed (apt-get install -y espeak-ng sox)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: another test run may want the same file.
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        wav = Path(tmp) / "speech.wav"
-        raw = Path(tmp) / "speech.ulaw"
-        _run_tool(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text])
-        _run_tool(["sox", str(wav), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                   str(raw)])
-        os.replace(raw, path)
-    return path
-
-
-def _run_tool(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SippError(f"{cmd[0]} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+def speech_ulaw(text: str) -> Path:
+    """``text`` spoken in English into a raw u-law 8 kHz file (cached), as the
+    scenarios play it (see speech.py)."""
+    try:
+        return ulaw_file(text, voice="en")
+    except SynthError as exc:
+        raise SippError(str(exc)) from None
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
