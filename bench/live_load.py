@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import yaml  # noqa: E402
 
+from harness import scrape  # noqa: E402
 from coaching_accuracy import Score, expectations, report as accuracy_report, score_call  # noqa: E402
 from live_coaching_sim import CallResult  # noqa: E402
 from speech_corpus import Corpus, LabelledCall, Said, generate, render  # noqa: E402
@@ -142,21 +143,6 @@ def proc_cpu(pid: int) -> float:
 def proc_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE / 1e6
-
-
-def metrics(port: int) -> dict[str, list[tuple[dict, float]]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, list[tuple[dict, float]]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"([a-zA-Z_:]+)(\{[^}]*\})?\s+(\S+)", line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        out.setdefault(m.group(1), []).append((labels, float(m.group(3))))
-    return out
 
 
 def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -261,7 +247,7 @@ def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
         time.sleep(15)                       # idle: what memory does the service keep?
         run.rss_after = proc_rss_mb(svc.pid)
         run.rss.append(run.rss_after)
-        m = metrics(web_port)
+        m = scrape(f"http://127.0.0.1:{web_port}/metrics")
     finally:
         for p in phones:
             p.stop()

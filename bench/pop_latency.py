@@ -43,14 +43,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import json
-import logging
-import os
-import platform
 import random
 import re
-import resource
 import secrets
 import statistics
 import sys
@@ -58,20 +52,17 @@ import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _p in (ROOT, BENCH):                # run from a checkout without installing
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))           # run from a checkout without installing
 
-from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
-                        fake_asterisk, parse_action, percentile, wire)
+from harness import (USERNAME, BenchError, Capture, Consoles, FakeAsterisk, GcPauses,  # noqa: E402
+                     Replicator, agent_users, ami_recordings, cpu_seconds, fake_asterisk,
+                     header, incomplete, machine, results_of, row, verdict, whole_words, wire)
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
@@ -79,9 +70,7 @@ from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: 
                         StoreSettings, User, WebSettings)
 from ivr.server import Service                         # noqa: E402
 
-USERNAME = "bench"
 FIRST_AGENT = 2000
-QUEUES = ("key-accounts", "sales", "support")          # what the sandbox PBX has
 
 
 # --------------------------------------------------------------------- workload
@@ -115,25 +104,14 @@ class Recording:
                 if isinstance(e, AgentRinging):
                     rings.append(Ring(i, e.agent, e.call.call_id))
         agents = tuple(sorted({r.agent for r in rings}))
-        tokens = (re.compile(r"(?<![\w.])(?:%s)(?![\w.])" % "|".join(map(re.escape, agents)))
-                  if agents else None)
-        return cls(capture, tuple(rings), agents, tokens, kinds)
+        return cls(capture, tuple(rings), agents, whole_words(agents) if agents else None,
+                   kinds)
 
-
-class AgentReplicator(Replicator):
-    """ami_replay's per-copy renaming, plus the agents' extensions."""
-
-    def copy_for(self, rec: Recording, agents: dict[str, str]) -> tuple[list[str], dict]:
-        """(messages, {message index: (call id, agent login)} of the ringing events)."""
-        cap = rec.capture
-        new = {old: self._fresh_id(old, next(self._ids)) for old in cap.ids}
-        for old in cap.channels:
-            new[old] = f"{old[:-8]}{next(self._channels):08x}"
-        messages = [cap.tokens.sub(lambda m: new[m.group()], m) for m in cap.messages]
-        if rec.agent_tokens is not None:
-            # After the ids: '1795442225.1003' must stay an id ('.' is not a boundary here).
-            messages = [rec.agent_tokens.sub(lambda m: agents[m.group()], m) for m in messages]
-        rings = {r.index: (new.get(r.call_id, r.call_id), agents[r.agent]) for r in rec.rings}
+    def copy(self, replicator: Replicator, agents: dict[str, str]) -> tuple[list[str], dict]:
+        """A distinct copy, ringing ``agents`` (extension -> login) instead of the
+        recording's: (messages, {message index: (call id, agent login)} of its rings)."""
+        messages, new = replicator.copy(self.capture, agents)
+        rings = {r.index: (new.get(r.call_id, r.call_id), agents[r.agent]) for r in self.rings}
         return messages, rings
 
 
@@ -157,14 +135,14 @@ def build_stream(recordings: list[Recording], calls: int, window: int, logins: l
     frees it after its last event.
     """
     free = deque(logins)
-    replicator = AgentReplicator()
+    replicator = Replicator()
 
     def start(k: int) -> _Live:
         rec = recordings[k % len(recordings)]
         if len(free) < len(rec.agents):
             raise ValueError(f"no free agent for call {k}: use more --agents than --window")
         agents = {ext: free.popleft() for ext in rec.agents}
-        messages, rings = replicator.copy_for(rec, agents)
+        messages, rings = rec.copy(replicator, agents)
         return _Live(messages, rings, list(agents.values()))
 
     rng = random.Random(seed)
@@ -200,84 +178,24 @@ class ServerConfig:
     max_seconds: float
 
 
-class FakeAsterisk:
-    """Enough AMI for the service (login, resync, Ping, QueueSummary) plus BenchStart.
-
-    ``Action: BenchStart`` streams the calls, paced; its response comes after
+class PopAsterisk(FakeAsterisk):
+    """``Action: BenchStart`` streams the calls, paced; its response comes after
     the last event. Then the ringing events' send times go to the parent
     through the pipe: a list of (call id, agent login, time.time()).
     """
 
     def __init__(self, config: ServerConfig, results: Connection):
+        super().__init__(config.secret, config.max_seconds, results)
         self.config = config
-        self.results = results
         recordings = [Recording.load(p) for p in config.captures]
         self.stream = build_stream(recordings, config.calls, config.window, config.logins,
                                    config.seed)
-        self.queue_summaries = 0
-        self._finished = asyncio.Event()
 
-    async def run(self) -> None:
-        server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.results.send(server.sockets[0].getsockname()[1])      # the port the OS chose
-        async with server:
-            try:
-                await asyncio.wait_for(self._finished.wait(), self.config.max_seconds)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(f"Asterisk Call Manager/9.0.0{EOL}".encode())
-        tasks: list[asyncio.Task] = []
-        try:
-            while True:
-                try:
-                    action = parse_action(await reader.readuntil((EOL + EOL).encode()))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                name, aid = action.get("action", "").lower(), action.get("actionid", "")
-                if name == "login":
-                    if (action.get("username"), action.get("secret")) != (USERNAME,
-                                                                           self.config.secret):
-                        writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                          ("Message", "Authentication failed")))
-                        continue
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("Message", "Authentication accepted")))
-                    writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                      ("Uptime", 0), ("LastReload", 0),
-                                      ("Status", "Fully Booted")))
-                elif name == "coreshowchannels":
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("EventList", "start"),
-                                      ("Message", "Channels will follow")))
-                    writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
-                                      ("EventList", "Complete"), ("ListItems", 0)))
-                elif name == "queuesummary":             # the console's departments
-                    self.queue_summaries += 1
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("EventList", "start"),
-                                      ("Message", "Queue summary will follow")))
-                    for queue in QUEUES:
-                        writer.write(wire(("Event", "QueueSummary"), ("ActionID", aid),
-                                          ("Queue", queue), ("LoggedIn", 1), ("Available", 1),
-                                          ("Callers", 0), ("HoldTime", 0), ("TalkTime", 0),
-                                          ("LongestHoldTime", 0)))
-                    writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
-                                      ("EventList", "Complete"), ("ListItems", len(QUEUES))))
-                elif name == "ping":
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")))
-                elif name == "benchstart":
-                    tasks.append(asyncio.create_task(self._stream(writer, aid)))
-                else:
-                    writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                      ("Message", "Invalid/unknown command")))
-        finally:
-            for task in tasks:
-                task.cancel()
-            writer.close()
-            self._finished.set()
+    def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
+        if name != "benchstart":
+            return False
+        self.spawn(self._stream(writer, action.get("actionid", "")))
+        return True
 
     async def _stream(self, writer: asyncio.StreamWriter, action_id: str) -> None:
         rings: list[tuple[str, str, float]] = []
@@ -301,12 +219,12 @@ class FakeAsterisk:
             await writer.drain()
         except ConnectionError:
             return
-        self.results.send(rings)
+        self.pipe.send(rings)
 
 
 def serve(config: ServerConfig, results: Connection) -> None:
     """Entry point of the fake Asterisk process."""
-    asyncio.run(FakeAsterisk(config, results).run())
+    asyncio.run(PopAsterisk(config, results).run())
 
 
 # --------------------------------------------------------------------- agents' consoles
@@ -320,92 +238,38 @@ class Pop:
 
 
 @dataclass
-class Consoles:
-    """The agents' WebSockets, and what came out of them."""
+class PopConsoles(Consoles):
+    """The agents' consoles: the first card of each call, and the wrap-ups they save."""
 
-    base: str
-    session: aiohttp.ClientSession
-    wrapup_delay: float
-    tokens: dict[str, str] = field(default_factory=dict)
-    sockets: dict[str, aiohttp.ClientWebSocketResponse] = field(default_factory=dict)
-    hellos: dict[str, asyncio.Event] = field(default_factory=dict)
+    wrapup_delay: float = 1.0
     pops: dict[tuple[str, str], Pop] = field(default_factory=dict)    # (call id, login)
     duplicate_pops: int = 0
     unpopped: int = 0                   # first card of a call on a socket but not 'ringing'
-    messages: Counter[str] = field(default_factory=Counter)
-    message_bytes: Counter[str] = field(default_factory=Counter)
     wrapups_saved: int = 0
     wrapups_pending: int = 0
     wrapup_errors: list[str] = field(default_factory=list)
-    closed_early: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task] = field(default_factory=set)
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _wrapping: set[tuple[str, str]] = field(default_factory=set)
-    _closing: bool = False
 
-    async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            # The session cookie (the console's only credential), sent by hand:
-            # one shared session serves every simulated console.
-            self.tokens[user.login] = r.cookies["ivr_session"].value
-
-    def _headers(self, login: str) -> dict[str, str]:
-        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
-
-    async def connect(self, login: str) -> None:
-        ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           headers=self._headers(login),
-                                           max_msg_size=0)
-        self.sockets[login] = ws
-        self.hellos[login] = asyncio.Event()
-        self._spawn(self._read(login, ws))
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _read(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            await self._read_messages(login, ws)
-        except Exception as exc:            # a message this client did not expect: say so
-            self.closed_early.append(f"{login}: reading failed: {exc!r}")
-
-    async def _read_messages(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while True:
-            msg = await ws.receive()
-            arrived = time.time()                 # before anything else the client does
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                if not self._closing:
-                    self.closed_early.append(f"{login}: {msg.type.name} {msg.data!r}")
-                return
-            data = json.loads(msg.data)
-            kind = data.get("type")
-            self.messages[kind] += 1
-            self.message_bytes[kind] += len(msg.data)
-            if kind == "hello":
-                self.hellos[login].set()
-            elif kind == "card" and data.get("card") is not None:
-                card = data["card"]
-                key = (data["call_id"], login)
-                if key not in self._seen:
-                    self._seen.add(key)
-                    if card["phase"] != "ringing":
-                        self.unpopped += 1
-                    elif key in self.pops:
-                        self.duplicate_pops += 1
-                    else:
-                        t = card["timing"]
-                        self.pops[key] = Pop(arrived, data["sent_at"], t["ami_received_at"],
-                                             t["popped_at"], login)
-                if card["phase"] == "wrapup" and key not in self._wrapping:
-                    self._wrapping.add(key)
-                    self.wrapups_pending += 1
-                    self._spawn(self._wrap_up(login, card))
+    def on_message(self, login: str, arrived: float, data: dict) -> None:
+        if data.get("type") != "card" or data.get("card") is None:
+            return
+        card = data["card"]
+        key = (data["call_id"], login)
+        if key not in self._seen:
+            self._seen.add(key)
+            if card["phase"] != "ringing":
+                self.unpopped += 1
+            elif key in self.pops:
+                self.duplicate_pops += 1
+            else:
+                t = card["timing"]
+                self.pops[key] = Pop(arrived, data["sent_at"], t["ami_received_at"],
+                                     t["popped_at"], login)
+        if card["phase"] == "wrapup" and key not in self._wrapping:
+            self._wrapping.add(key)
+            self.wrapups_pending += 1
+            self.spawn(self._wrap_up(login, card))
 
     async def _wrap_up(self, login: str, card: dict) -> None:
         try:
@@ -426,7 +290,7 @@ class Consoles:
         try:
             async with self.session.post(
                     f"{self.base}/api/calls/{card['call_id']}/wrapup", json=body,
-                    headers=self._headers(login)) as r:
+                    headers=self.headers(login)) as r:
                 if r.status == 200:
                     self.wrapups_saved += 1
                 else:
@@ -434,14 +298,6 @@ class Consoles:
                                               f"{(await r.text())[:200]}")
         except aiohttp.ClientError as exc:
             self.wrapup_errors.append(f"{login} {card['call_id']}: {exc!r}")
-
-    async def close(self) -> None:
-        self._closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets.values()),
-                             return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 # --------------------------------------------------------------------- the run
@@ -462,28 +318,13 @@ class Observer:
             self.calls_at_ring.append(live)
 
 
-class GcPauses:
-    """The cyclic garbage collector's pauses in this process (wall time), per generation."""
-
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._start = 0.0
-        self.on = False
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        elif self.on:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._start)
-
-
 @dataclass
 class RunResult:
-    web_port: int
+    web_url: str
     connect_seconds: float
     reply: dict
     rings: list[tuple[str, str, float]]
-    consoles: Consoles
+    consoles: PopConsoles
     observer: Observer
     cpu_seconds: float
     wall_seconds: float
@@ -493,17 +334,6 @@ class RunResult:
     pending_writes_at_end: int
     drain_seconds: float
     settle_seconds: float
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def agent_users(n: int) -> tuple[User, ...]:
-    return tuple(User(login=str(FIRST_AGENT + i), name=f"Agent {FIRST_AGENT + i}",
-                      secret=Secret(secrets.token_urlsafe(12)), operator_id=str(100 + i),
-                      position="customer adviser") for i in range(n))
 
 
 async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
@@ -522,7 +352,6 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
     observer = Observer(service)
     service.bus.subscribe(observer)
     consoles = None
-    session = None
     try:
         await service.start()
         try:
@@ -530,43 +359,28 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         except asyncio.TimeoutError:
             raise BenchError("the service did not log in to the fake Asterisk within 10 s") \
                 from None
-        web_port = service._runner.addresses[0][1]       # port 0 in the settings: ask the site
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                        cookie_jar=aiohttp.DummyCookieJar())
-        consoles = Consoles(f"http://127.0.0.1:{web_port}", session, a.wrapup_delay)
+        consoles = PopConsoles.open(service, wrapup_delay=a.wrapup_delay)
         t0 = time.monotonic()
-        await asyncio.gather(*(consoles.sign_in(u) for u in users))
-        await asyncio.gather(*(consoles.connect(u.login) for u in users))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in consoles.hellos.values())),
-                                   30)
-        except asyncio.TimeoutError:
-            raise BenchError("not every console got its hello within 30 s") from None
+        await consoles.sign_in_all(users)
         connect_seconds = time.monotonic() - t0
 
-        gc_pauses = GcPauses()
-        gc.callbacks.append(gc_pauses)
-        gc_pauses.on = True
-        cpu, wall = cpu_seconds(), time.monotonic()
-        # The reply comes after the last event: awaiting it awaits the whole stream.
-        try:
-            reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
-        except asyncio.TimeoutError:
-            raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
-        if not await asyncio.to_thread(results.poll, 30):
-            raise BenchError("the fake Asterisk sent no ringing times")
-        rings = await asyncio.to_thread(results.recv)
-        # Let the last pops arrive and the last wrap-ups be saved (bounded).
-        t_settle = time.monotonic()
-        deadline = t_settle + a.wrapup_delay + 15
-        while time.monotonic() < deadline and (
-                len(consoles.pops) < len(rings) or service.pop.cards or service.tracker.calls
-                or consoles.wrapups_pending):
-            await asyncio.sleep(0.02)
-        settle_seconds = time.monotonic() - t_settle
-        cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
-        gc_pauses.on = False
-        gc.callbacks.remove(gc_pauses)
+        with GcPauses() as gc_pauses:
+            cpu, wall = cpu_seconds(), time.monotonic()
+            # The reply comes after the last event: awaiting it awaits the whole stream.
+            try:
+                reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
+            except asyncio.TimeoutError:
+                raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
+            rings = await results_of(results, "ringing times")
+            # Let the last pops arrive and the last wrap-ups be saved (bounded).
+            t_settle = time.monotonic()
+            deadline = t_settle + a.wrapup_delay + 15
+            while time.monotonic() < deadline and (
+                    len(consoles.pops) < len(rings) or service.pop.cards
+                    or service.tracker.calls or consoles.wrapups_pending):
+                await asyncio.sleep(0.02)
+            settle_seconds = time.monotonic() - t_settle
+            cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
         pending = service.recorder.pending
         t_drain = time.monotonic()
         try:
@@ -574,7 +388,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         except asyncio.TimeoutError:
             pass
         drain_seconds = time.monotonic() - t_drain
-        return RunResult(web_port=web_port, connect_seconds=connect_seconds, reply=dict(reply),
+        return RunResult(web_url=service.web_url, connect_seconds=connect_seconds, reply=dict(reply),
                          rings=rings, consoles=consoles, observer=observer, cpu_seconds=cpu,
                          wall_seconds=wall, gc=gc_pauses,
                          live_calls_after=len(service.tracker.calls),
@@ -585,19 +399,11 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         try:
             if consoles is not None:
                 await asyncio.wait_for(consoles.close(), 15)
-            if session is not None:
-                await session.close()
         finally:
             await asyncio.wait_for(service.stop(), 30)
 
 
 # --------------------------------------------------------------------- report
-def row(label: str, values_s: list[float]) -> str:
-    v = sorted(values_s)
-    ms = [percentile(v, p) * 1e3 for p in (50, 95, 99)] + [v[-1] * 1e3]
-    return f"  {label:<38}" + "".join(f"{x:9.2f}" for x in ms)
-
-
 def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     problems = []
     c = r.consoles
@@ -628,18 +434,19 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     if c.wrapups_saved != len(sent):
         problems.append(f"{c.wrapups_saved} wrap-ups saved for {len(sent)} calls popped")
     problems += [f"wrap-up failed: {e}" for e in c.wrapup_errors[:5]]
-    problems += [f"a console closed early: {e}" for e in c.closed_early[:5]]
+    problems += [f"a console closed early: {e}" for e in c.problems[:5]]
     if int(r.reply.get("Events", -1)) < 0:
         problems.append(f"odd BenchStart reply {r.reply}")
     return problems
 
 
 def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[str]:
+    print()
     c = r.consoles
     sent_at = {(call_id, login): t for call_id, login, t in r.rings}
     pops = [(sent_at[k], p) for k, p in c.pops.items() if k in sent_at]
     events, seconds = int(r.reply["Events"]), float(r.reply["Seconds"])
-    print(f"service: ivr.server.Service, web console on 127.0.0.1:{r.web_port}, SQLite store in "
+    print(f"service: ivr.server.Service, web console on {r.web_url}, SQLite store in "
           f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
           f"from scripts/, speech and audio taps off")
     print(f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
@@ -654,14 +461,12 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     print("  call events               " + ", ".join(
         f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items())))
     print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n} (mean {c.message_bytes[kind] / n / 1e3:.1f} kB)"
-        for kind, n in sorted(c.messages.items())))
+        f"{kind} {n} (mean {c.kind_bytes[kind] / n / 1e3:.1f} kB)"
+        for kind, n in sorted(c.kinds.items())))
     print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
           f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
           f"{a.agents} clients; stream and settling)")
-    gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
-                        for g, v in r.gc.pauses.items())
-    print(f"  GC pauses in this process {gc_line}")
+    print(f"  GC pauses in this process {r.gc.line()}")
     print(f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
           f"the last event")
     print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
@@ -670,7 +475,7 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     print(f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
           f"one per ringing event sent)")
     if pops:
-        print(f"  {'(ms)':<38}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+        print(header())
         print(row("AMI event sent -> WebSocket message in", [p.arrived - t for t, p in pops]))
         print(row("server: ami_received_at -> sent_at", [p.sent_at - p.ami_received_at
                                                           for _, p in pops]))
@@ -707,28 +512,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calls, --window, --agents and --rate must be positive")
     if a.agents < a.window:
         p.error("--agents must be at least --window (a call rings at most one agent)")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    paths = sorted(a.captures.glob("*.ami"))
-    if not paths:
-        p.error(f"no *.ami recordings in {a.captures}")
+    paths = ami_recordings(a.captures, p)
     recordings = [Recording.load(path) for path in paths]
     expected: Counter[str] = Counter()
     for i, rec in enumerate(recordings):
         copies = len(range(i, a.calls, len(recordings)))
         expected.update({k: v * copies for k, v in rec.kinds.items()})
     events_per_set = sum(len(r.capture.messages) for r in recordings)
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"aiohttp {version('aiohttp')}, panoramisk {version('panoramisk')}, {sys.platform}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
+    print(machine("aiohttp", "panoramisk"))
     rung = sorted({ext for r in recordings for ext in r.agents})
     names = ", ".join(r.capture.path.stem for r in recordings)
     print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
           f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
           f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
 
-    users = agent_users(a.agents)
+    users = agent_users(a.agents, FIRST_AGENT)
     stream_timeout = 60 + a.calls * events_per_set / len(recordings) / a.rate
     ami_secret = secrets.token_urlsafe(24)
     config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
@@ -740,13 +538,8 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
                                      store_dir))
     except BenchError as e:
-        print(f"the benchmark did not complete: {e}", file=sys.stderr)
-        return 1
-    print()
-    problems = report(a, result, expected)
-    print()
-    print("FAILED" if problems else "OK")
-    return 1 if problems else 0
+        return incomplete(e)
+    return verdict(report(a, result, expected))
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ same clock. Every latency is therefore honest about what must happen: the
 voice-activity gate must hear enough trailing silence, in real time, before
 the recognizer is asked for its final result.
 
-Parts, from timestamps: ``Utterance.at``, the message's ``sent_at``, and
-three wrappers in this process that call the service's code unchanged and
-only read the clock (``VadGate.push`` in the speech worker thread: the moment
-the VAD closes a segment; ``StreamDecoder._end``: which final that segment
-gave; the speech stage's ``on_utterance`` callback on the event loop):
+Parts, from the timestamps the service puts on what it produces:
+``Utterance.closed_at`` (the speech worker's VAD closed the segment that final
+ends) and ``closed_sample`` (the stream position there), ``Utterance.at`` (the
+final result), the time the speech stage's ``on_utterance`` callback has it on
+the event loop, and the message's ``sent_at``:
 
     end of utterance -> the VAD closes the segment (worker)  "VAD end-pointing"
     -> final result (last audio chunk, Vosk FinalResult)     "decoding"
@@ -81,50 +81,37 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import gc
-import json
 import logging
-import os
-import platform
 import re
-import resource
 import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid as uuidlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import aiohttp
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))           # run from a checkout without installing
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _p in (ROOT, BENCH):                # run from a checkout without installing
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
-                        fake_asterisk, parse_action, percentile, wire)
+from harness import (EOL, USERNAME, BenchError, Capture, Consoles, FakeAsterisk, GcPauses,  # noqa: E402
+                     LoopLag, Replicator, agent_users, cpu_seconds, fake_asterisk, header,
+                     incomplete, machine, percentile, results_of, row, verdict, wire)
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
 from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
                         StoreSettings, TapSettings, User, WebSettings)
 from ivr.server import Service                         # noqa: E402
-from ivr.testing.speech import synth                     # noqa: E402
-from ivr.speech.recognizer import StreamDecoder, Utterance  # noqa: E402
-from ivr.speech.vad import VadGate, VadSettings        # noqa: E402
+from ivr.speech.recognizer import Utterance            # noqa: E402
+from ivr.speech.vad import VadSettings                 # noqa: E402
 from ivr.tap.frames import KIND_HANGUP, KIND_SLIN, encode_frame, encode_uuid  # noqa: E402
+from ivr.testing.speech import synth                   # noqa: E402
 
-USERNAME = "bench"
 FIRST_AGENT = 3000
-QUEUES = ("key-accounts", "sales", "support")
 RATE = 8000
 FRAME_SAMPLES = 160                     # 20 ms at 8 kHz
 FRAME_BYTES = 2 * FRAME_SAMPLES         # 320 bytes of s16le
@@ -136,6 +123,7 @@ RULE = "customer_abusive"
 SCRIPT = "acme-support-ko"
 TARGET_P95_MS = 400.0
 SPEECH_LEVEL = 100                      # |sample| above this (-50 dBFS) is speech, for trimming
+WIDTH = 44                              # of the report's labels
 
 
 # --------------------------------------------------------------------- the call
@@ -193,16 +181,9 @@ def copy_call(shape: CallShape, replicator: Replicator, index: int, login: str,
     """A distinct copy of the recording: fresh ids and channels (as ami_replay copies it),
     the bench's agent for the recording's, a Korean caller, and the support project."""
     cap = shape.capture
-    new = {old: replicator._fresh_id(old, next(replicator._ids)) for old in cap.ids}
-    for old in cap.channels:
-        new[old] = f"{old[:-8]}{next(replicator._channels):08x}"
-    people = {shape.agent_ext: login, shape.caller: caller}
-    people_re = re.compile(r"(?<![\w.])(?:%s)(?![\w.])" % "|".join(map(re.escape, people)))
+    messages, new = replicator.copy(cap, {shape.agent_ext: login, shape.caller: caller})
     out = []
-    for m in cap.messages:
-        m = cap.tokens.sub(lambda x: new[x.group()], m)
-        # After the ids: '1795442267.1004' must stay an id ('.' is not a boundary here).
-        m = people_re.sub(lambda x: people[x.group()], m)
+    for m in messages:
         # The Korean script's match: project acme-support and a caller starting with 82.
         m = m.replace("=acme-key-accounts", "=acme-support").replace("=key-accounts", "=support")
         out.append(m.encode() + EOL.encode())
@@ -263,7 +244,7 @@ class TapConn:
     closed: bool = False
 
 
-class FakeAsterisk:
+class TapAsterisk(FakeAsterisk):
     """AMI for the service, Originate of AudioSocket taps, and real-time audio on them.
 
     ``Action: BenchStart`` answers the calls, plays their audio and hangs them
@@ -272,8 +253,8 @@ class FakeAsterisk:
     """
 
     def __init__(self, config: PbxConfig, results: Connection):
+        super().__init__(config.secret, config.max_seconds, results)
         self.config = config
-        self.results = results
         self.shape = CallShape.load(config.capture)
         n = len(config.logins)
         self.period_ticks = round(config.period / TICK)
@@ -296,71 +277,14 @@ class FakeAsterisk:
         self.tick = 0
         self.lateness: list[float] = []           # seconds each tick went out after its time
         self.max_backlog = 0                      # bytes waiting in a tap socket's buffer
-        self.queue_summaries = 0
-        self._finished = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
 
-    async def run(self) -> None:
-        server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.results.send(server.sockets[0].getsockname()[1])
-        async with server:
-            try:
-                await asyncio.wait_for(self._finished.wait(), self.config.max_seconds)
-            except asyncio.TimeoutError:
-                pass
+    def closed(self) -> None:
+        for tap in self.taps:
+            tap.writer.close()
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(f"Asterisk Call Manager/9.0.0{EOL}".encode())
-        try:
-            while True:
-                try:
-                    action = parse_action(await reader.readuntil((EOL + EOL).encode()))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                self._action(writer, action)
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            for tap in self.taps:
-                tap.writer.close()
-            writer.close()
-            self._finished.set()
-
-    def _action(self, writer: asyncio.StreamWriter, action: dict[str, str]) -> None:
-        name, aid = action.get("action", "").lower(), action.get("actionid", "")
-        if name == "login":
-            if (action.get("username"), action.get("secret")) != (USERNAME, self.config.secret):
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "Authentication failed")))
-                return
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Message", "Authentication accepted")))
-            writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                              ("Uptime", 0), ("LastReload", 0), ("Status", "Fully Booted")))
-        elif name == "coreshowchannels":
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Channels will follow")))
-            writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", 0)))
-        elif name == "queuesummary":
-            self.queue_summaries += 1
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Queue summary will follow")))
-            for queue in QUEUES:
-                writer.write(wire(("Event", "QueueSummary"), ("ActionID", aid), ("Queue", queue),
-                                  ("LoggedIn", 1), ("Available", 1), ("Callers", 0),
-                                  ("HoldTime", 0), ("TalkTime", 0), ("LongestHoldTime", 0)))
-            writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", len(QUEUES))))
-        elif name == "ping":
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
-                              ("Timestamp", f"{time.time():.6f}")))
-        elif name == "originate":
+    def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
+        aid = action.get("actionid", "")
+        if name == "originate":
             self._originate(writer, action)
         elif name == "status":          # TapManager asks only after a tap failed
             channel = action.get("channel", "")
@@ -377,10 +301,10 @@ class FakeAsterisk:
                 writer.write(wire(("Event", "StatusComplete"), ("ActionID", aid),
                                   ("EventList", "Complete"), ("ListItems", 1)))
         elif name == "benchstart":
-            self._spawn(self._play(writer, aid))
+            self.spawn(self._play(writer, aid))
         else:
-            writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                              ("Message", "Invalid/unknown command")))
+            return False
+        return True
 
     # ------------------------------------------------------------ taps
     def _originate(self, writer: asyncio.StreamWriter, action: dict[str, str]) -> None:
@@ -397,7 +321,7 @@ class FakeAsterisk:
             return
         writer.write(wire(("Response", "Success"), ("ActionID", aid),
                           ("Message", "Originate successfully queued")))
-        self._spawn(self._connect_tap(writer, aid, channel, m.group(1), int(m.group(2)),
+        self.spawn(self._connect_tap(writer, aid, channel, m.group(1), int(m.group(2)),
                                       m.group(3), *target))
 
     async def _connect_tap(self, ami: asyncio.StreamWriter, aid: str, channel: str, host: str,
@@ -498,7 +422,7 @@ class FakeAsterisk:
                               ("Calls", len(self.calls)), ("Ticks", self.tick),
                               ("Originates", self.originates)))
             await writer.drain()
-            self.results.send({
+            self.pipe.send({
                 "utterances": self.utterances, "taps": len(self.taps),
                 "tap_errors": self.tap_errors, "originates": self.originates,
                 "ticks": self.tick,
@@ -514,7 +438,7 @@ class FakeAsterisk:
 def serve(config: PbxConfig, results: Connection) -> None:
     """Entry point of the fake Asterisk process."""
     try:
-        asyncio.run(FakeAsterisk(config, results).run())
+        asyncio.run(TapAsterisk(config, results).run())
     finally:
         results.close()
 
@@ -527,77 +451,24 @@ class Message:
 
 
 @dataclass
-class Consoles:
-    """Each agent's console: signs in, holds a WebSocket, notes what arrives and when."""
+class PromptConsoles(Consoles):
+    """Each agent's console: the prompts it gets, the script it pops, its taps' state."""
 
-    base: str
-    session: aiohttp.ClientSession
-    tokens: dict[str, str] = field(default_factory=dict)
-    sockets: dict[str, aiohttp.ClientWebSocketResponse] = field(default_factory=dict)
-    hellos: dict[str, asyncio.Event] = field(default_factory=dict)
     prompts: dict[str, list[Message]] = field(default_factory=lambda: defaultdict(list))
     scripts: dict[tuple[str, str], str] = field(default_factory=dict)   # (login, call) -> id
-    kinds: Counter[str] = field(default_factory=Counter)
     prompt_rules: Counter[str] = field(default_factory=Counter)
     taps_ok: set[tuple[str, str]] = field(default_factory=set)           # (call, speaker)
-    problems: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task] = field(default_factory=set)
-    closing: bool = False
 
-    async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            # The session cookie (the console's only credential), sent by hand:
-            # one shared session serves every simulated console.
-            self.tokens[user.login] = r.cookies["ivr_session"].value
-
-    def _headers(self, login: str) -> dict[str, str]:
-        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
-
-    async def connect(self, login: str) -> None:
-        ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           headers=self._headers(login), max_msg_size=0)
-        self.sockets[login] = ws
-        self.hellos[login] = asyncio.Event()
-        task = asyncio.ensure_future(self._read(login, ws))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _read(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            while True:
-                msg = await ws.receive()
-                arrived = time.time()             # before anything else the client does
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    if not self.closing:
-                        self.problems.append(f"{login}: socket {msg.type.name} {msg.data!r}")
-                    return
-                data = json.loads(msg.data)
-                kind = data.get("type")
-                self.kinds[kind] += 1
-                if kind == "hello":
-                    self.hellos[login].set()
-                elif kind == "prompt":
-                    self.prompt_rules[data.get("rule_id")] += 1
-                    self.prompts[login].append(Message(arrived, data))
-                elif kind == "card" and data.get("card"):
-                    script = data["card"].get("script") or {}
-                    self.scripts.setdefault((login, data["call_id"]), script.get("id", ""))
-                elif kind == "tap" and data.get("state") == "ok":
-                    self.taps_ok.add((data["call_id"], data["speaker"]))
-        except Exception as exc:                  # say so, never hang the run
-            self.problems.append(f"{login}: reading failed: {exc!r}")
-
-    async def close(self) -> None:
-        self.closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets.values()),
-                             return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    def on_message(self, login: str, arrived: float, data: dict) -> None:
+        kind = data.get("type")
+        if kind == "prompt":
+            self.prompt_rules[data.get("rule_id")] += 1
+            self.prompts[login].append(Message(arrived, data))
+        elif kind == "card" and data.get("card"):
+            script = data["card"].get("script") or {}
+            self.scripts.setdefault((login, data["call_id"]), script.get("id", ""))
+        elif kind == "tap" and data.get("state") == "ok":
+            self.taps_ok.add((data["call_id"], data["speaker"]))
 
 
 @dataclass
@@ -614,43 +485,16 @@ class Final:
 
 
 class Stamps:
-    """Timestamps only, in wrappers that call the service's own code unchanged:
-    VadGate.push (worker thread: the moment the VAD closes a segment),
-    StreamDecoder._end (worker: which final that segment gave) and the speech
-    stage's on_utterance callback (event loop: the utterance reaches coaching)."""
+    """The customers' results as the event loop gets them: a wrapper of the speech
+    stage's on_utterance callback (the service's own code runs unchanged) that
+    reads the clock and the timestamps the utterances carry."""
 
     def __init__(self) -> None:
-        self.closed: dict[int, tuple[Utterance, float, int]] = {}   # id(utterance) -> ...
         self.finals: list[Final] = []
         self.partials: dict[str, list[float]] = defaultdict(list)  # call -> on the loop
         self.mode = None                        # the recognition mode of the first call heard
-        self._lock = threading.Lock()
-        self._orig: tuple | None = None
 
     def install(self, service: Service) -> None:
-        orig_push, orig_end = VadGate.push, StreamDecoder._end
-        self._orig = (orig_push, orig_end)
-        stamps = self
-
-        def push(gate: VadGate, pcm: bytes) -> list:
-            events = orig_push(gate, pcm)
-            if any(e[0] == "end" for e in events):
-                gate._bench_closed_at = time.time()    # the VAD has just closed a segment
-            return events
-
-        def _end(decoder: StreamDecoder, stream_sample: int) -> None:
-            closed = getattr(decoder.gate, "_bench_closed_at", None)
-            n = len(decoder._out)
-            orig_end(decoder, stream_sample)
-            if closed is None:
-                return
-            with stamps._lock:
-                for item in decoder._out[n:]:
-                    if isinstance(item, Utterance) and item.final:
-                        stamps.closed[id(item)] = (item, closed, stream_sample)
-
-        VadGate.push = push                     # type: ignore[method-assign]
-        StreamDecoder._end = _end               # type: ignore[method-assign]
         deliver = service.speech.on_utterance
 
         def on_utterance(u: Utterance) -> None:
@@ -658,60 +502,19 @@ class Stamps:
             if u.speaker == "customer" and u.final:
                 if self.mode is None:
                     self.mode = service.speech.mode_of(u.call_id)
-                with self._lock:
-                    closed = self.closed.pop(id(u), None)
                 self.finals.append(Final(u.call_id, u.text, tuple(u.phrases), u.at, now,
-                                         closed[1] if closed else None,
-                                         closed[2] if closed else None))
+                                         u.closed_at, u.closed_sample))
             elif u.speaker == "customer" and RULE_PHRASES & set(u.phrases):
                 self.partials[u.call_id].append(now)
             deliver(u)
 
         service.speech.on_utterance = on_utterance
 
-    def uninstall(self) -> None:
-        if self._orig is not None:
-            VadGate.push, StreamDecoder._end = self._orig   # type: ignore[method-assign]
-
-
-class LoopLag:
-    """How late a 10 ms sleep on the service's loop wakes up."""
-
-    def __init__(self) -> None:
-        self.lags: list[float] = []
-        self.task: asyncio.Task | None = None
-
-    async def _run(self) -> None:
-        while True:
-            t = time.monotonic()
-            await asyncio.sleep(0.01)
-            self.lags.append(time.monotonic() - t - 0.01)
-
-    def start(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
-
-    def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-
-
-class GcPauses:
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._start = 0.0
-        self.on = False
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        elif self.on:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._start)
-
 
 @dataclass
 class RunResult:
     pbx: dict
-    consoles: Consoles
+    consoles: PromptConsoles
     stamps: Stamps
     model_path: str
     model_seconds: float
@@ -728,16 +531,9 @@ class RunResult:
     streams_left: int
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def agent_users(n: int) -> tuple[User, ...]:
+def korean_agents(n: int) -> tuple[User, ...]:
     # One Korean name for all: it goes into the phrase-spotting grammar (gave_own_name).
-    return tuple(User(login=str(FIRST_AGENT + i), name="김민수",
-                      secret=Secret(secrets.token_urlsafe(12)), operator_id=str(100 + i),
-                      position="상담원") for i in range(n))
+    return agent_users(n, FIRST_AGENT, name="김민수", position="상담원")
 
 
 def prepare_scripts(folder: Path, repeat_after: float) -> Path:
@@ -774,7 +570,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         service.speech.vad = VadSettings(hangover_ms=a.hangover_ms)
     stamps = Stamps()
     stamps.install(service)
-    consoles = session = None
+    consoles = None
     lag = LoopLag()
     gc_pauses = GcPauses()
     try:
@@ -787,43 +583,31 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             await service.ami.wait_connected(10)
         except asyncio.TimeoutError:
             raise BenchError("the service did not log in to the fake Asterisk") from None
-        web_port = service._runner.addresses[0][1]
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                        cookie_jar=aiohttp.DummyCookieJar())
-        consoles = Consoles(f"http://127.0.0.1:{web_port}", session)
-        await asyncio.gather(*(consoles.sign_in(u) for u in users))
-        await asyncio.gather(*(consoles.connect(u.login) for u in users))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in consoles.hellos.values())),
-                                   30)
-        except asyncio.TimeoutError:
-            raise BenchError("not every console got its hello within 30 s") from None
+        consoles = PromptConsoles.open(service)
+        await consoles.sign_in_all(users)
 
-        gc.callbacks.append(gc_pauses)
-        gc_pauses.on = True
+        gc_pauses.__enter__()
         lag.start()
         cpu, wall = cpu_seconds(), time.monotonic()
         try:
             await service.ami.send({"Action": "BenchStart"}, timeout=play_seconds + 60)
         except asyncio.TimeoutError:
             raise BenchError("the fake Asterisk did not finish playing the calls") from None
-        if not await asyncio.to_thread(results.poll, 30):
-            raise BenchError("the fake Asterisk sent no results")
-        pbx = await asyncio.to_thread(results.recv)
+        pbx = await results_of(results, "results")
         # The last prompts, the calls ending, the streams closing (bounded).
         expected = sum(u["whole"] for u in pbx["utterances"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
                 consoles.prompt_rules[RULE] < expected or service.tracker.calls
-                or service.speech._open):
+                or service.speech.open_streams):
             await asyncio.sleep(0.05)
         cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
-        gc_pauses.on = False
+        gc_pauses.__exit__()
         lag.stop()
         st = service.speech.stats
         speech = {"streams": st.streams, "audio": st.audio_seconds,
                   "decoded": st.decoded_seconds, "decode_cpu": st.decode_cpu,
-                  "gate_cpu": st.gate_cpu, "dropped": st.dropped_seconds, "finals": st.finals,
+                  "gate_cpu": st.gate_cpu, "dropped": st.shed_seconds, "finals": st.finals,
                   "partials": st.partials}
         mode = stamps.mode or service.speech.default_mode
         return RunResult(
@@ -831,19 +615,15 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             model_seconds=model_seconds, mode=mode.kind, phrases=len(mode.phrases),
             vad=service.speech.vad, workers=service.speech.workers, cpu_seconds=cpu,
             wall_seconds=wall, speech=speech, loop_lag=lag.lags, gc=gc_pauses,
-            calls_left=len(service.tracker.calls), streams_left=len(service.speech._open))
+            calls_left=len(service.tracker.calls), streams_left=service.speech.open_streams)
     finally:
         lag.stop()
-        if gc_pauses in gc.callbacks:
-            gc.callbacks.remove(gc_pauses)
+        gc_pauses.__exit__()
         try:
             if consoles is not None:
                 await asyncio.wait_for(consoles.close(), 15)
-            if session is not None:
-                await session.close()
         finally:
             await asyncio.wait_for(service.stop(), 30)
-            stamps.uninstall()
 
 
 # --------------------------------------------------------------------- report
@@ -857,14 +637,6 @@ class Sample:
     final_at: float | None = None
     on_loop: float | None = None
     partial: float | None = None            # first partial naming the phrase, on the loop
-
-
-def row(label: str, values_s: list[float], width: int = 44) -> str:
-    if not values_s:
-        return f"  {label:<{width}}      (none)"
-    v = sorted(values_s)
-    ms = [percentile(v, p) * 1e3 for p in (50, 95, 99)] + [v[-1] * 1e3]
-    return f"  {label:<{width}}" + "".join(f"{x:9.1f}" for x in ms)
 
 
 def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
@@ -928,7 +700,12 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
 RULE_PHRASES = {"바보", "멍청이", "꺼져"}
 
 
+def line(label: str, values_s: list[float]) -> str:
+    return row(label, values_s, WIDTH, 1)
+
+
 def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
+    print()
     pbx, c = r.pbx, r.consoles
     n_calls = len(pbx["calls"])
     utts = pbx["utterances"]
@@ -961,7 +738,7 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     print(f"  speech stage              {s['audio']:.0f} s of audio in {s['streams']} streams, "
           f"{s['decoded']:.0f} s passed the VAD ({s['decoded'] / max(s['audio'], 1e-9):.0%}), "
           f"Vosk CPU {s['decode_cpu']:.2f} s, VAD CPU {s['gate_cpu']:.2f} s, "
-          f"{s['dropped']:.1f} s dropped; {s['finals']} finals, {s['partials']} partials")
+          f"{s['dropped']:.1f} s shed; {s['finals']} finals, {s['partials']} partials")
     print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
           f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU: service, speech threads, "
           f"{n_calls} console clients)")
@@ -970,9 +747,7 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
         print(f"  event loop lag            p50 {percentile(lags, 50) * 1e3:.1f} ms, p99 "
               f"{percentile(lags, 99) * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms "
               f"(10 ms sleeps, {len(lags)} samples)")
-    gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
-                        for g, v in r.gc.pauses.items())
-    print(f"  GC pauses in this process {gc_line}")
+    print(f"  GC pauses in this process {r.gc.line()}")
     print("  WebSocket messages in     " + ", ".join(f"{k} {n}" for k, n in
                                                    sorted(c.kinds.items())))
     print("  prompts by rule           " + ", ".join(f"{k} {n}" for k, n in
@@ -981,31 +756,31 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     samples, problems = match(r, speech_info["customer"][1])
     print(f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
           f"received, {len(samples)} matched")
-    print(f"  {'(ms)':<44}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+    print(header(WIDTH))
     total = [x.arrived - x.t_end for x in samples]
-    print(row("end of utterance -> prompt on WebSocket", total))
-    print(row("server: end of utterance -> sent_at", [x.sent_at - x.t_end for x in samples]))
+    print(line("end of utterance -> prompt on WebSocket", total))
+    print(line("server: end of utterance -> sent_at", [x.sent_at - x.t_end for x in samples]))
     split = [x for x in samples if x.vad_closed is not None]
     partials = [x.partial - x.t_end for x in samples if x.partial is not None]
     # Customer cards fire on the first partial result naming the phrase; the
     # final result (after the VAD's end-pointing) only confirms them.
-    print(row("  partial naming the phrase, on the loop", partials)
+    print(line("  partial naming the phrase, on the loop", partials)
           + f"   {len(partials)} of {len(samples)}")
-    print(row("  then coaching, outbox: -> sent_at",
+    print(line("  then coaching, outbox: -> sent_at",
               [x.sent_at - x.partial for x in samples if x.partial is not None]))
-    print(row("  WebSocket: sent_at -> client", [x.arrived - x.sent_at for x in samples]))
+    print(line("  WebSocket: sent_at -> client", [x.arrived - x.sent_at for x in samples]))
     print(f"  the final result's path ({len(split)} of {len(samples)} finals closed by the VAD):")
-    print(row("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split]))
-    print(row("  decoding: -> final result", [x.final_at - x.vad_closed for x in split]))
-    print(row("  to the loop: -> live coaching", [x.on_loop - x.final_at for x in split]))
-    print(row("audio the VAD waited for after the last sample",
+    print(line("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split]))
+    print(line("  decoding: -> final result", [x.final_at - x.vad_closed for x in split]))
+    print(line("  to the loop: -> live coaching", [x.on_loop - x.final_at for x in split]))
+    print(line("audio the VAD waited for after the last sample",
               [x.vad_audio for x in split if x.vad_audio is not None]))
-    print(row("VAD closes segment, beyond that audio's time",
+    print(line("VAD closes segment, beyond that audio's time",
               [x.vad_closed - x.t_end - x.vad_audio for x in split if x.vad_audio is not None]))
     if total:
         p95 = percentile(sorted(total), 95) * 1e3
-        verdict = "met" if p95 < TARGET_P95_MS else "NOT met"
-        print(f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {verdict} "
+        met = "met" if p95 < TARGET_P95_MS else "NOT met"
+        print(f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
               f"(p95 {p95:.0f} ms)")
     # checks
     if pbx["tap_errors"]:
@@ -1021,7 +796,7 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     if r.calls_left or r.streams_left:
         problems.append(f"{r.calls_left} calls and {r.streams_left} speech streams left at the end")
     if s["dropped"]:
-        problems.append(f"the speech stage dropped {s['dropped']:.1f} s of audio (backlog)")
+        problems.append(f"the speech stage shed {s['dropped']:.1f} s of audio (backlog)")
     problems += c.problems[:5]
     for problem in problems:
         print(f"  WRONG: {problem}")
@@ -1053,11 +828,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--repeat-after must be between 0 and --period")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"vosk {version('vosk')}, aiohttp {version('aiohttp')}, "
-          f"panoramisk {version('panoramisk')}, {sys.platform}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
+    print(machine("vosk", "aiohttp", "panoramisk"))
 
     customer_pcm, c_all, c_voice = trimmed_speech(CUSTOMER_PHRASE)
     speech_info: dict = {"customer": (c_all, c_voice)}
@@ -1072,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
         # The agent speaks in the middle of the customer's silence.
         a.agent_offset_s = round((c_voice + gap / 2) / TICK) * TICK
 
-    users = agent_users(a.calls)
+    users = korean_agents(a.calls)
     lead, tail, spacing = 3.0, 2.5, 0.05
     play_seconds = lead + a.calls * spacing + a.utterances * a.period + tail
     ami_secret = secrets.token_urlsafe(24)
@@ -1088,13 +859,8 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run(a, port, ami_secret, users, results, scripts, tmp,
                                      play_seconds))
     except BenchError as e:
-        print(f"the benchmark did not complete: {e}", file=sys.stderr)
-        return 1
-    print()
-    problems = report(a, result, speech_info)
-    print()
-    print("FAILED" if problems else "OK")
-    return 1 if problems else 0
+        return incomplete(e)
+    return verdict(report(a, result, speech_info))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ class Utterance:
     words: tuple[Word, ...] = ()      # finals: per-word times and confidences
     at: float = 0.0                   # time.time() when it was produced
     source: str = TRANSCRIPT          # which pass: SPOTTING (grammar) or TRANSCRIPT (free)
+    # A final that the voice-activity gate ended (not the recogniser's own end-pointing):
+    # time.time() when the gate closed the segment, and the stream's sample count there.
+    # Timing hooks: bench/prompt_latency.py splits a prompt's latency with them.
+    closed_at: float | None = None
+    closed_sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -279,9 +284,11 @@ class _Pass:
         phrases = self.grammar.spot([w.word for w in words] if words else text.split()) \
             if self.grammar else ()
         d.stats.finals += 1
+        closed_at, closed_sample = d._closing or (None, None)
         d._out.append(Utterance(d.call_id, d.speaker, text, start, end, True,
                                 round(conf, 3) if conf is not None else None, phrases,
-                                tuple(words), time.time(), self.source))
+                                tuple(words), time.time(), self.source, closed_at,
+                                closed_sample))
 
 
 class StreamDecoder:
@@ -316,6 +323,8 @@ class StreamDecoder:
         self._stream_pos = 0                  # stream sample reached by the recognizers
         self._out: list = []
         self._drop_transcript = False
+        self._gated_at = 0.0                  # time.time() when the gate last returned
+        self._closing: tuple[float, int] | None = None   # the segment the gate is closing
 
     @property
     def transcribing(self) -> bool:
@@ -349,6 +358,7 @@ class StreamDecoder:
         c0 = time.thread_time()
         events = self.gate.push(pcm)
         self.stats.gate_cpu += time.thread_time() - c0
+        self._gated_at = time.time()
         self._run(events)
         self._out.append(Heard(self.call_id, self.speaker, self._t(self.gate.offset)))
         return self._out
@@ -357,6 +367,7 @@ class StreamDecoder:
         """``samples`` of this stream were shed before decoding: close the sentence in
         progress and move the time line on, so later results keep their true times."""
         self._out = []
+        self._gated_at = time.time()
         self._run(self.gate.flush())
         self.gate.offset += samples
         self.stats.skipped_samples += samples
@@ -366,6 +377,7 @@ class StreamDecoder:
     def finish(self) -> list:
         """End of stream: close the open segment and return the last results."""
         self._out = []
+        self._gated_at = time.time()
         self._run(self.gate.flush())
         self._out.append(Heard(self.call_id, self.speaker, self._t(self.gate.offset)))
         self.passes = []                      # the recognizers' memory goes with them
@@ -400,8 +412,12 @@ class StreamDecoder:
 
     def _end(self, stream_sample: int) -> None:
         c0 = time.thread_time()
-        for p in self.passes:
-            p.end()
+        self._closing = (self._gated_at, stream_sample)
+        try:
+            for p in self.passes:
+                p.end()
+        finally:
+            self._closing = None
         self.stats.decode_cpu += time.thread_time() - c0
         self._out.append(VoiceActivity(self.call_id, self.speaker, self._t(self._seg_start),
                                        self._t(stream_sample), time.time()))

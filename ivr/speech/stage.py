@@ -474,6 +474,11 @@ class SpeechStage:
         return received, processed, shed
 
     @property
+    def open_streams(self) -> int:
+        """Streams being decoded (a tap connected, its call not over)."""
+        return len(self._open)
+
+    @property
     def lag(self) -> float:
         """The worst backlog of any open stream, in seconds of audio."""
         return max((s.backlog for s in self._open), default=0.0)
