@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import logs
 from .config import Settings, load_settings
 from .yamlfile import YamlError
 
@@ -20,7 +21,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Service
     settings = _settings(args)
-    logging.getLogger().setLevel(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     asyncio.run(Service(settings).run_forever())
     return 0
 
@@ -293,8 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.verbose = getattr(args, "verbose", False)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(logging.DEBUG if args.verbose else logging.INFO)
     from .pbx.sandbox import SandboxError
     try:
         return args.func(args)

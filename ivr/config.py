@@ -157,6 +157,7 @@ class Settings:
     customers: str = ""
     users: tuple[User, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"       # text | json (one object per line, for log shippers)
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
     source: str | None = None
@@ -190,7 +191,8 @@ _SECTIONS = {
     "speech": SpeechSettings,
     "pbx": PbxSettings,
 }
-_TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
+_TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str, "log_format": str}
+_LOG_FORMATS = ("text", "json")
 _USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
 
 
@@ -319,6 +321,8 @@ def load_settings(path: str | os.PathLike | None = None,
             kwargs["users"] = _build_users(value, file, line, env, problems)
         elif key in _TOP_LEVEL:
             value, err = _check_value(value, _TOP_LEVEL[key])
+            if not err and key == "log_format" and value not in _LOG_FORMATS:
+                err = f"must be {' or '.join(_LOG_FORMATS)}, not {value!r}"
             if err:
                 problems.append(Problem(file, line, key, err))
             else:

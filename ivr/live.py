@@ -28,6 +28,7 @@ from .coaching.engine import CoachingEngine
 from .coaching.matcher import phrase_key
 from .coaching.model import AGENT, CUSTOMER, CantCheck, Prompt, Tick
 from .coaching.rules import RuleLibrary
+from .logs import about
 from .pop import ScriptPop
 from .speech.recognizer import SPOTTING, Heard, RecognitionMode, SpeechModel, Utterance, \
     VoiceActivity
@@ -139,6 +140,10 @@ class LiveCoaching:
 
     # ------------------------------------------------------------ speech in
     def on_utterance(self, u: Utterance) -> None:
+        with about(u.call_id):
+            self._utterance(u)
+
+    def _utterance(self, u: Utterance) -> None:
         text = u.text
         if u.source == SPOTTING:
             # Spotting hears only its phrases: show what was spotted, not the words the

@@ -76,6 +76,7 @@ class ScriptPop:
         self.users = users
         self.on_card = on_card
         self.cards: dict[tuple[str, str], CallCard] = {}   # (login, call_id) -> card
+        self.popped = 0                                     # cards built, ever
         # Told of every checklist mark (login, call_id, item, done, by), e.g. for coaching.
         self.on_mark: Callable[[str, str, str, bool, str], None] | None = None
 
@@ -133,6 +134,7 @@ class ScriptPop:
         card = CallCard(call_id=call.call_id, login=login, call=call, script=script,
                         script_reason=reason, ami_received_at=at, popped_at=t0)
         self.cards[(login, call.call_id)] = card
+        self.popped += 1
         return card
 
     def _refresh(self, call: Call) -> None:

@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..logs import about
 from .matcher import Hit, PhraseSet, phrase_key, prepare
 from .model import (AGENT, CHECKLIST_KIND, CHECKLIST_RULE_PREFIX, CUSTOMER, SPEAKERS,
                     CallCoaching, CantCheck, Prompt, Rule, RuleSet, Tick, empty_ruleset,
@@ -455,12 +456,13 @@ class CoachingEngine:
             wall = c.t(now)
             if wall < 0:
                 continue
-            self._deadlines(c, wall)
-            t = c.heard                    # dynamics: what both parties' audio has shown
-            self._timing(c, t)
-            self._customer_holds_floor(c, t)
-            for rs in c.rules:
-                rs.clock(c, t)
+            with about(c.call_id):
+                self._deadlines(c, wall)
+                t = c.heard                    # dynamics: what both parties' audio has shown
+                self._timing(c, t)
+                self._customer_holds_floor(c, t)
+                for rs in c.rules:
+                    rs.clock(c, t)
 
     def manual_tick(self, call_id: str, item_id: str, done: bool, now: float) -> bool:
         """The agent ticked (or unticked) an item by hand on the console."""

@@ -33,7 +33,6 @@ plus one job (the lag is bounded), and what waits is capped at twice that.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import ctypes
 import ctypes.util
 import logging
@@ -49,6 +48,7 @@ from typing import Any, Callable
 from ..calls.events import (AgentAnswered, CallBridged, CallEnded, CallEvent,
                             CustomerAnswered)
 from ..calls.model import Call
+from ..metrics import Histogram
 from .recognizer import (DecoderStats, Heard, RecognitionMode, SpeechModel, StreamDecoder,
                          Utterance, VoiceActivity)
 from .vad import VadSettings
@@ -78,16 +78,12 @@ class StageStats:
     degradations: int = 0             # steps up the degradation ladder
     lags: deque = field(default_factory=lambda: deque(maxlen=20000))  # recent lags (s)
     lag_samples: int = 0
-    # Cumulative lag histogram (Prometheus buckets: upper bounds in s, counts).
-    lag_buckets: tuple[float, ...] = LAG_BUCKETS
-    lag_counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    lag_sum: float = 0.0
+    lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))   # every lag
 
     def add_lag(self, lag: float) -> None:
         self.lags.append(lag)
         self.lag_samples += 1
-        self.lag_sum += lag
-        self.lag_counts[bisect.bisect_left(self.lag_buckets, lag)] += 1
+        self.lag.observe(lag)
 
     def add(self, s: DecoderStats, rate: int) -> None:
         self.decoded_seconds += s.decoded_samples / rate
@@ -472,6 +468,16 @@ class SpeechStage:
             received += s.received / s.rate
             processed += s.processed / s.rate
         return received, processed, shed
+
+    def decode_cpu(self) -> float:
+        """CPU seconds in Vosk and the VAD so far, open streams included."""
+        st = self.stats
+        total = st.decode_cpu + st.gate_cpu
+        for s in list(self._open):
+            d = s.decoder
+            if d is not None:
+                total += d.stats.decode_cpu + d.stats.gate_cpu
+        return total
 
     @property
     def open_streams(self) -> int:

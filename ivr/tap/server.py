@@ -19,6 +19,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from ..logs import about_call
 from .frames import (KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, MAX_PAYLOAD, Frame,
                      FrameError, read_frame)
 
@@ -227,6 +228,7 @@ class TapServer:
             self._reject(peer, "unknown or already connected UUID")
             log.debug("audio tap from %s: the refused UUID was %s", peer, uuid)
             return
+        about_call(target.call_id)            # this connection's log lines are about the call
         stream = TapStream(uuid=uuid, target=target, peer=peer, opened_at=time.time(),
                            _writer=writer)
         self.streams[uuid] = stream

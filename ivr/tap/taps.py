@@ -33,6 +33,7 @@ from ..ami.client import AmiError
 from ..calls.events import (AgentAnswered, CallBridged, CallEnded, CallEvent,
                             CustomerAnswered)
 from ..calls.model import Call, CallState, Leg, LegRole
+from ..logs import about_call
 from .server import AGENT, CUSTOMER, TapServer, TapStream, TapTarget
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class TapManager:
         self._taps: dict[str, dict[str, _Tap]] = {}       # call_id -> leg uniqueid -> tap
         self._ended: dict[str, float] = {}                 # recently ended calls
         self._closing = False
+        self.counts: dict[str, int] = {}         # tap status changes, by state (/metrics)
         # For measurements: seconds from Originate to the first audio frame.
         self.first_audio_latencies: list[float] = []
 
@@ -206,6 +208,7 @@ class TapManager:
                  retry_in: float | None = None) -> None:
         tap.status = TapStatus(tap.call_id, tap.speaker, tap.leg.uniqueid, tap.leg.channel, state,
                                reason, tap.attempt, time.time(), retry_in)
+        self.counts[state] = self.counts.get(state, 0) + 1
         level = logging.WARNING if state in (RETRYING, FAILED) else logging.INFO
         log.log(level, "tap call %s %s (%s): %s%s", tap.call_id, tap.speaker, tap.leg.channel,
                 state, f" - {reason}" if reason else "")
@@ -216,6 +219,7 @@ class TapManager:
                 log.exception("tap status consumer failed")
 
     async def _run(self, tap: _Tap) -> None:
+        about_call(tap.call_id)               # this task's log lines are about the call
         delay = self.retry_min
         try:
             while not tap.stopped:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -17,6 +18,8 @@ from aiohttp import WSMsgType, web
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
 from ..config import WebSettings
+from ..logs import about
+from ..metrics import POP_BUCKETS, Histogram
 from ..pop import CallCard, ScriptPop
 from .auth import COOKIE, Auth, Throttled
 from .guard import CLIENT, SESSION, USER, Guard
@@ -73,12 +76,38 @@ def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
     }
 
 
+@web.middleware
+async def _log_context(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """What a request logs is about its signed-in user and the call in its path."""
+    user = request.get(USER)
+    with about(request.match_info.get("call_id"), user.login if user else None):
+        return await handler(request)
+
+
 class ConsoleApp:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
         self.guard = Guard(ctx.web, ctx.auth)
         self.session_recheck = SESSION_RECHECK
         self._recheck: asyncio.Task | None = None
+        # AMI event in -> the first card of a call on the agent's console (/metrics).
+        self.pop_latency = Histogram(POP_BUCKETS)
+        self._timed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        ctx.hub.on_sent = self._sent
+
+    def _sent(self, client: Client, message: dict[str, Any]) -> None:
+        card = message.get("card") if message.get("type") == "card" else None
+        if not card or card.get("phase") != "ringing":
+            return
+        key = (client.login, str(message.get("call_id")))
+        if key in self._timed:
+            return
+        self._timed[key] = None
+        if len(self._timed) > 10_000:
+            self._timed.popitem(last=False)
+        received = (card.get("timing") or {}).get("ami_received_at")
+        if received:
+            self.pop_latency.observe(max(0.0, message["sent_at"] - received))
 
     # ------------------------------------------------------------ push from the stages
     def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
@@ -97,7 +126,8 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ app
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[self.guard.middleware])
+        app = web.Application(client_max_size=64 * 1024,
+                              middlewares=[self.guard.middleware, _log_context])
         app.on_response_prepare.append(self.guard.on_response_prepare)
         app.add_routes([
             web.get("/", self.page("login.html")),

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ class Client:
     session: str = ""             # the sign-in session (its store id) the socket runs on
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     writer: asyncio.Task | None = None
+    on_sent: Callable[["Client", dict[str, Any]], None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -41,15 +42,25 @@ class Client:
                 message = await self.outbox.get()
                 message["sent_at"] = time.time()
                 await self.ws.send_json(message)
+                if self.on_sent is not None:
+                    try:
+                        self.on_sent(self, message)
+                    except Exception:
+                        log.exception("console hub: on_sent failed")
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
 
 class ConsoleHub:
+    """The open consoles. ``on_sent(client, message)``: a message has just been
+    written to a console (timing: e.g. the pop's latency)."""
+
     def __init__(self) -> None:
         self.clients: set[Client] = set()
+        self.on_sent: Callable[[Client, dict[str, Any]], None] | None = None
 
     def add(self, client: Client) -> None:
+        client.on_sent = self.on_sent
         client.writer = asyncio.ensure_future(client.run_writer())
         self.clients.add(client)
 
