@@ -52,7 +52,8 @@ from ivr.ami.client import AmiClient, AmiError         # noqa: E402
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.bus import CallEventBus                 # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import AmiSettings, Secret             # noqa: E402
+from ivr.config import AmiSettings                     # noqa: E402
+from ivr.secret import Secret                          # noqa: E402
 
 STAMP = "BenchSent"                     # header the fake Asterisk adds in the latency phase
 PHASES = ("throughput", "latency")

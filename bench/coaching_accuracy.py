@@ -49,7 +49,7 @@ from speech_corpus import Corpus, LabelledCall, describe, generate, render  # no
 from ivr.calls.model import Call, Direction  # noqa: E402
 from ivr.coaching.model import CRITICAL  # noqa: E402
 from ivr.coaching.rules import RuleLibrary  # noqa: E402
-from ivr.config import User  # noqa: E402
+from ivr.users import User  # noqa: E402
 from ivr.scripts.customers import CustomerDirectory  # noqa: E402
 from ivr.scripts.fill import fill  # noqa: E402
 from ivr.scripts.library import ScriptLibrary  # noqa: E402

@@ -40,7 +40,8 @@ import aiohttp
 
 from ivr.ami.capture import read as read_capture
 from ivr.calls.tracker import CallTracker
-from ivr.config import Secret, User
+from ivr.secret import Secret
+from ivr.users import User
 
 EOL = "\r\n"
 USERNAME = "bench"                                     # the fake Asterisk's AMI user

@@ -58,7 +58,8 @@ from live_coaching_sim import CallResult  # noqa: E402
 from speech_corpus import Corpus, LabelledCall, Said, generate, render  # noqa: E402
 
 from ivr.coaching.rules import RuleLibrary  # noqa: E402
-from ivr.config import AmiSettings, PbxSettings, Secret, Settings  # noqa: E402
+from ivr.config import AmiSettings, PbxSettings, Settings  # noqa: E402
+from ivr.secret import Secret  # noqa: E402
 from ivr.testing.phones import AgentPhone, call_customer, free_port  # noqa: E402
 from ivr.pbx.sandbox import Sandbox  # noqa: E402
 
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.install()
     sandbox.start(timeout=60)
     from ivr.calls.model import Call, Direction
-    from ivr.config import User
+    from ivr.users import User
     from ivr.scripts.customers import CustomerDirectory
     from ivr.scripts.fill import fill
     from ivr.scripts.library import ScriptLibrary

@@ -66,8 +66,10 @@ from harness import (USERNAME, BenchError, Capture, Consoles, FakeAsterisk, GcPa
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
-                        StoreSettings, User, WebSettings)
+from ivr.config import (AmiSettings, Settings, SpeechSettings, StoreSettings,  # noqa: E402
+                        WebSettings)
+from ivr.secret import Secret                          # noqa: E402
+from ivr.users import User                             # noqa: E402
 from ivr.server import Service                         # noqa: E402
 
 FIRST_AGENT = 2000

@@ -103,8 +103,10 @@ from harness import (EOL, USERNAME, BenchError, Capture, Consoles, FakeAsterisk,
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
-                        StoreSettings, TapSettings, User, WebSettings)
+from ivr.config import (AmiSettings, Settings, SpeechSettings, StoreSettings,  # noqa: E402
+                        TapSettings, WebSettings)
+from ivr.secret import Secret                          # noqa: E402
+from ivr.users import User                             # noqa: E402
 from ivr.server import Service                         # noqa: E402
 from ivr.speech.recognizer import Utterance            # noqa: E402
 from ivr.speech.vad import VadSettings                 # noqa: E402

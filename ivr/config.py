@@ -3,7 +3,8 @@
 Every section is a small frozen dataclass; ``load_settings`` fills them from
 the file, checks types, and reports every problem with file, line and field.
 Secrets never live in code: ``ami.secret`` may be written in the file (kept
-out of version control) but ``IVR_AMI_SECRET`` in the environment wins.
+out of version control) but ``IVR_AMI_SECRET`` in the environment wins. The
+``users:`` section is read by users.py, which owns who may sign in.
 """
 from __future__ import annotations
 
@@ -13,18 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .web import passwords
+from .secret import Secret
+from .users import User, users_from_config
 from .yamlfile import LineDict, Problem, YamlError, load
 
 CONFIG_ENV = "IVR_CONFIG"
 SECRET_ENV = "IVR_AMI_SECRET"
-
-
-class Secret(str):
-    """A string that never shows itself in logs, reprs or tracebacks."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self else "Secret('')"
 
 
 @dataclass(frozen=True)
@@ -124,27 +119,6 @@ class PbxSettings:
 
 
 @dataclass(frozen=True)
-class User:
-    """Someone who signs in to the web console.
-
-    Agents sign in with their phone extension (the PJSIP endpoint, e.g. 1001)
-    as login; supervisors with any login. The secret may be given here, or
-    (winning) in the environment as IVR_SECRET_<LOGIN>, e.g. IVR_SECRET_1001.
-    """
-
-    login: str
-    name: str
-    role: str = "agent"            # agent | supervisor
-    secret: Secret = field(default=Secret(""), repr=False)
-    operator_id: str = ""          # what the agent says as "operator number ..."
-    position: str = ""             # e.g. "customer adviser"
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role == "supervisor"
-
-
-@dataclass(frozen=True)
 class Settings:
     ami: AmiSettings = AmiSettings()
     web: WebSettings = WebSettings()
@@ -193,52 +167,6 @@ _SECTIONS = {
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str, "log_format": str}
 _LOG_FORMATS = ("text", "json")
-_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
-
-
-def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
-                 problems: list[Problem]) -> tuple[User, ...]:
-    if not isinstance(data, dict):
-        problems.append(Problem(file, line, "users", "must map each login to its settings"))
-        return ()
-    users = []
-    for login, value in data.items():
-        where = f"users.{login}"
-        uline = data.line_of(login) if isinstance(data, LineDict) else line
-        if not isinstance(value, dict):
-            problems.append(Problem(file, uline, where, "must be a mapping (name, role, secret...)"))
-            continue
-        kwargs: dict[str, Any] = {}
-        for key, v in value.items():
-            kline = value.line_of(key) if isinstance(value, LineDict) else uline
-            if key not in _USER_FIELDS:
-                problems.append(Problem(file, kline, f"{where}.{key}",
-                                        f"unknown setting (known: {', '.join(_USER_FIELDS)})"))
-                continue
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                v = str(v)
-            if not isinstance(v, str):
-                problems.append(Problem(file, kline, f"{where}.{key}", "must be text"))
-                continue
-            kwargs[key] = v
-        if kwargs.get("role", "agent") not in ("agent", "supervisor"):
-            problems.append(Problem(file, value.line_of("role") if isinstance(value, LineDict)
-                                    else uline, f"{where}.role", "must be agent or supervisor"))
-            continue
-        if "name" not in kwargs:
-            problems.append(Problem(file, uline, f"{where}.name", "missing"))
-            continue
-        secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
-        kwargs.pop("secret", None)
-        if not secret:
-            problems.append(Problem(file, uline, where,
-                                    f"no secret: set secret here or IVR_SECRET_{login}"))
-            continue
-        if passwords.is_hashed(secret) and (bad := passwords.check_hash_format(secret)):
-            problems.append(Problem(file, uline, f"{where}.secret", bad))
-            continue
-        users.append(User(login=str(login), secret=Secret(secret), **kwargs))
-    return tuple(users)
 
 
 def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
@@ -318,7 +246,7 @@ def load_settings(path: str | os.PathLike | None = None,
         if key in _SECTIONS:
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
         elif key == "users":
-            kwargs["users"] = _build_users(value, file, line, env, problems)
+            kwargs["users"] = users_from_config(value, file, line, env, problems)
         elif key in _TOP_LEVEL:
             value, err = _check_value(value, _TOP_LEVEL[key])
             if not err and key == "log_format" and value not in _LOG_FORMATS:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .calls.events import CallEnded, CallEvent
-from .config import Secret, Settings, User, load_settings
+from .config import Settings, load_settings
+from .secret import Secret
+from .users import User
 from .pbx.sandbox import Sandbox
 from .server import Service, describe
 

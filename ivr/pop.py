@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallEnded,
                            CallEvent, CallTransferred)
 from .calls.model import Call
-from .config import User
+from .users import User
 
 log = logging.getLogger(__name__)
 

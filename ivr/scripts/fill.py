@@ -38,7 +38,7 @@ from .customers import Customer, CustomerDirectory
 from .model import BUILTIN_VARIABLES, Script
 
 if TYPE_CHECKING:
-    from ..config import User
+    from ..users import User
 
 
 def _clean(value: Any) -> str | None:

@@ -13,7 +13,7 @@ from .fill import fill
 from .library import ScriptLibrary
 
 if TYPE_CHECKING:
-    from ..config import User
+    from ..users import User
 
 
 class LibraryScriptSource:

@@ -45,14 +45,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import csv
-import hashlib
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 

@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..config import User, WebSettings
+from ..config import WebSettings
+from ..users import User
 from . import passwords
 from .throttle import Throttle
 

@@ -60,7 +60,7 @@ def _key(name: str, kind: Any) -> Any:
 
 CLIENT = _key("ivr.client", str)          # the client's address (see client_address)
 SESSION = _key("ivr.session", object)     # the auth.Session, or None
-USER = _key("ivr.user", object)           # the signed-in config.User, or None
+USER = _key("ivr.user", object)           # the signed-in users.User, or None
 
 
 def file_upload(handler: Handler) -> Handler:
