@@ -83,7 +83,7 @@ class ServiceCollector:
         yield CounterMetricFamily("ivr_ami_logins", "AMI logins (each after the first is a "
                                   "reconnect)", value=s.ami.logins)
         yield CounterMetricFamily("ivr_ami_events", "AMI events received (rate(): per second)",
-                                  value=s.ami.events)
+                                  value=s.ami.events_received)
         yield CounterMetricFamily("ivr_pops", "Script cards popped (an agent's phone rang)",
                                   value=s.pop.popped)
         yield s.console.pop_latency.family(

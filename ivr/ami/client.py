@@ -83,7 +83,7 @@ class AmiClient:
         self.on_connected = on_connected
         self.state = "disconnected"
         self.logins = 0
-        self.events = 0                       # events received, ever (for /metrics)
+        self.events_received = 0              # ever (for /metrics)
         self._closing = False
         self._delay = 0.0
         self._connected = asyncio.Event()
@@ -155,7 +155,7 @@ class AmiClient:
             log.warning("AMI connection lost; reconnecting in %.1f s", manager.reconnect_timeout)
 
     def _dispatch(self, manager: Manager, message: Any) -> None:
-        self.events += 1
+        self.events_received += 1
         try:
             self.on_event(AmiEvent.from_headers(message, time.time()))
         except Exception:

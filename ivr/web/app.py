@@ -25,6 +25,7 @@ from .auth import COOKIE, Auth, Throttled
 from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
 from .inputs import BadInput, instant, parse_json, read_json, text
+from .campaigns import add_campaign_routes
 from .reports import add_report_routes
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,9 @@ class ConsoleApp:
             web.static("/static", STATIC),
         ])
         if self.ctx.store is not None:
-            add_report_routes(app, self.ctx.store, self._user,
-                              on_campaigns_changed=self.ctx.on_campaigns_changed)
+            add_report_routes(app, self.ctx.store, self._user)
+            add_campaign_routes(app, self.ctx.store, self._user,
+                                on_campaigns_changed=self.ctx.on_campaigns_changed)
         app.on_startup.append(self._start_rechecks)
         app.on_shutdown.append(self._close_sockets)
         return app

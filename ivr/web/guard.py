@@ -278,3 +278,12 @@ def make_site(runner: web.BaseRunner, web_settings: WebSettings,
                               exempt=frozenset(web_settings.trusted_proxies))
     return GuardedSite(runner, web_settings.host, web_settings.port, limits=limits,
                        handshake_timeout=web_settings.header_timeout, ssl_context=ssl_context)
+
+
+def require_supervisor(user: Any) -> Any:
+    """The signed-in user of a supervisors' route: 401 without one, 403 for an agent."""
+    if user is None:
+        raise web.HTTPUnauthorized(text="sign in first")
+    if not user.is_supervisor:
+        raise web.HTTPForbidden(text="for supervisors only")
+    return user

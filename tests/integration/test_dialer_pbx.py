@@ -28,6 +28,7 @@ from ivr.dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, 
                         dnc_on_wrapup)
 from ivr.testing.phones import AgentPhone, CustomerPhone, abandon_call
 from ivr.server import Service
+from ivr.web.campaigns import add_campaign_routes
 from ivr.web.reports import add_report_routes
 from tests.conftest import REPO, free_port
 from tests.e2e.conftest import console_users
@@ -60,8 +61,9 @@ def wire_dialers(svc: Service, agents_for, **dialer_kw) -> None:
 
     def build_with_reports():
         app = build()
-        add_report_routes(app, svc.store, svc.console._user,
-                          on_campaigns_changed=svc.campaign_dialer.wake)
+        add_report_routes(app, svc.store, svc.console._user)
+        add_campaign_routes(app, svc.store, svc.console._user,
+                            on_campaigns_changed=svc.campaign_dialer.wake)
         return app
     svc.console.build = build_with_reports
 
