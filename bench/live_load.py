@@ -301,7 +301,8 @@ def summarise(a, run: Run, m, log_path: Path, db: Path, dialogues, filled, rules
                    CallResult(record, fired, cant, rule_ids), score)
     received, processed = audio.get("received", 0.0), audio.get("processed", 0.0)
     out = [f"== {run.mode}, {run.calls} calls at once, {a.seconds:.0f} s each, both parties "
-           f"talking ({', '.join(map(str, per))} calls per dialogue)",
+           f"talking ({', '.join(map(str, per))} calls per dialogue); machine load average "
+           f"{os.getloadavg()[0]:.1f}",
            f"  service CPU        {100 * run.cpu_service / run.wall:5.0f} % of a core "
            f"(Asterisk {100 * run.cpu_asterisk / run.wall:.0f} %) over {run.wall:.0f} s",
            f"  service RSS        before {run.rss_before:.0f} MB, peak {max(run.rss):.0f} MB, "

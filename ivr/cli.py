@@ -48,7 +48,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
                      if is_loopback(sandbox.sip_host) else "passwords from $SIP_PASSWORD_<user>), "
                      "test customer 'customer'")
         print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 ({passwords}")
-        print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550199 key accounts")
+        print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550122 sales, "
+              "5550199 key accounts")
         print(f"  logs {sandbox.host_dir / 'log'}")
         return 0
     if args.action == "down":

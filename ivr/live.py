@@ -88,6 +88,11 @@ class LiveCoaching:
         model = self.model()
         return recognition_modes(self.engine, script, self.mode, model, self._garbage(model))
 
+    def prepare(self) -> None:
+        """At start, in a thread: read the model's word frequencies once (a second or two
+        the first time), not on the event loop when the first call is answered."""
+        self._garbage(self.model())
+
     def _garbage(self, model: SpeechModel | None) -> tuple[str, ...]:
         if self._fillers is None:
             if model is None or not self.garbage_words:
@@ -253,6 +258,9 @@ class LiveCoaching:
     async def close(self) -> None:
         if self._ticker:
             self._ticker.cancel()
+        # The service stops mid-call: what each live call's coaching has so far goes to
+        # the store now (the recorder writes it before it closes), not 2 s later.
+        self._checkpoint()
 
 
 def recognition_modes(engine: CoachingEngine, script: dict | None, setting: str,

@@ -1,8 +1,11 @@
 """The service's lifecycle: build each stage, wire them, start and stop them.
 
-Data path: AMI events -> call tracker -> call event bus -> {script pop, outcome
-recorder, web console board, log}. Each stage only knows the bus or the small
-callbacks given here; none knows the others.
+Data path: AMI events -> {call tracker, agent states, queue board};
+call tracker -> call event bus -> {script pop, agent states, outcome recorder,
+web console board, dialers, log}; agent states and queue board -> wallboard
+and the outcomes store. Each stage only knows the bus or the small callbacks
+given here; none knows the others. What is asked of the PBX goes through
+ami/actions.py.
 """
 from __future__ import annotations
 
@@ -14,28 +17,37 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .agents import AgentGroups, AgentStates, StateChange
+from .ami.actions import PbxActions
 from .ami.client import AmiClient
+from .ami.message import AmiEvent
 from .calls.bus import CallEventBus
 from .calls.events import CallEnded, CallEvent
-from .calls.model import Call
+from .calls.queues import QueueBoard, day_start
 from .calls.tracker import CallTracker
 from .config import Settings
 from .coaching.rules import RuleLibrary
 from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
                      dnc_on_wrapup)
+from .outcomes.agent_states import AgentStateRecorder
 from .outcomes.recorder import OutcomeRecorder
+from .outcomes.reports import queue_day
 from .outcomes.store.auto import create_store
 from . import metrics
 from .live import LiveCoaching
 from .pop import ScriptPop
+from .rejections import RejectPauses
 from .scripts.customers import CustomerDirectory
 from .scripts.library import ScriptLibrary
 from .scripts.source import LibraryScriptSource
+from .supervision import Supervision
+from .transfers import ConsoleTransfers
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
 from .web.guard import make_site
 from .web.hub import ConsoleHub
 from .web.policy import is_loopback, refuse_weak_exposure
+from .web.shift import ShiftWeb
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +74,8 @@ class Service:
         self.settings = settings
         self.bus = CallEventBus()
         self.tracker = CallTracker(on_event=self.bus.publish)
-        self.ami = AmiClient(settings.ami, on_event=self.tracker.feed, on_connected=self.resync)
+        self.ami = AmiClient(settings.ami, on_event=self._ami_event, on_connected=self.resync)
+        self.pbx = PbxActions(self.ami)
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
         # Reports read through a second store instance (SQLite: its own connection,
@@ -77,25 +90,51 @@ class Service:
         self.pop = ScriptPop(self.scripts, users, on_card=self._card_changed)
         self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
         self.hub = ConsoleHub()
+        # Agent states (owned by Asterisk's queues) and the queues' live figures:
+        # both pushed to the wallboard; state changes recorded in the store.
+        self.groups = AgentGroups(settings.groups)
+        self.agent_log = AgentStateRecorder(self.store)
+        self.agent_states = AgentStates(self.groups, self.pbx, settings.shift,
+                                        names={u.login: u.name for u in settings.users},
+                                        on_change=self._agent_changed)
+        self.queue_board = QueueBoard(settings.shift.service_level_seconds,
+                                      on_change=self._queue_changed, queues=self.groups.queues)
+        self.shift = ShiftWeb(self.agent_states, self.queue_board, self.hub)
         # Dialers: one agent pool and one number guard for both, so an agent gets
-        # one dialer call at a time and a number is never called twice at once.
-        agent_logins = [u.login for u in settings.users if not u.is_supervisor]
-        self.agent_pool = AgentPool(lambda project: agent_logins, self._agent_busy)
+        # one dialer call at a time and a number is never called twice at once;
+        # only ready agents of the call's project's groups are offered calls.
+        self.agent_pool = AgentPool(self.agent_states.ready_agents, self._agent_busy,
+                                    penalty_of=self.agent_states.penalty)
         self.numbers = NumberGuard(lambda: [c.customer_num for c in self.tracker.calls.values()])
         self.callback_dialer = CallbackDialer(self.store, self.ami, agents=self.agent_pool,
                                               guard=self.numbers)
         self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
                                               guard=self.numbers)
+        # Supervisors listening in; agents' attended transfers from the console;
+        # agents whose phone refuses queue calls paused for a while.
+        self.supervision = Supervision(self.ami, settings.supervision, users,
+                                       push_agent=self.hub.to_login,
+                                       push_supervisor=self._to_supervisor,
+                                       live_call=self.tracker.calls.get)
+        agent_logins = [u.login for u in settings.users if not u.is_supervisor]
+        self.transfers = ConsoleTransfers(self.ami, self.tracker.calls.get,
+                                          agents=lambda: agent_logins,
+                                          departments=self.pbx.departments,
+                                          push=self.hub.to_login)
+        self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
         self.console = ConsoleApp(WebContext(
             auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
             live_calls=lambda: list(self.tracker.calls.values()),
-            save_wrapup=dnc_on_wrapup(self.store, number_of=self._number_of),
-            transfer=self.transfer,
-            departments=self.departments, problems=self.script_problems, health=self.health,
+            save_wrapup=self._save_wrapup,
+            transfer=self.pbx.transfer,
+            departments=self.pbx.departments, problems=self.script_problems, health=self.health,
             coaching=lambda call_id: self.live.snapshot(call_id),
             metrics=lambda: metrics.render(self._metrics),
             store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake,
-            web=settings.web))
+            web=settings.web, supervision=self.supervision, transfers=self.transfers,
+            agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
+                            if not u.is_supervisor], shift=self.shift))
+        self._dnc_wrapup = dnc_on_wrapup(self.store, number_of=self._number_of)
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
         self.speech = self.tap_server = self.taps = None
@@ -124,7 +163,11 @@ class Service:
             self.bus.subscribe(self.live.on_call_event)
             self.bus.subscribe(self.speech.on_call_event)
             self.bus.subscribe(self.taps.on_call_event)
+        self.bus.subscribe(self.agent_states.on_call_event)
         self.bus.subscribe(self.recorder)
+        self.bus.subscribe(self.supervision.on_call_event)
+        self.bus.subscribe(self.transfers.on_call_event)
+        self.bus.subscribe(self.rejects.on_call_event)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
         self.bus.subscribe(self.callback_dialer.on_call_event)
@@ -134,8 +177,6 @@ class Service:
         self._site = None
         self._watch: asyncio.Task | None = None
         self._rules_watch: asyncio.Task | None = None
-        self._departments: tuple[float, list[str]] = (-1e9, [])
-        self._departments_asking: asyncio.Future | None = None
         self._stopped = False
         self._synced = asyncio.Event()
 
@@ -149,16 +190,41 @@ class Service:
         if self.console is not None:
             self.console.card_changed(login, call_id, card)
 
+    def _to_supervisor(self, login: str, message: dict) -> None:
+        for c in list(self.hub.clients):
+            if c.login == login and c.role == "supervisor":
+                c.send(dict(message))
+
     def _script_of(self, call_id: str) -> tuple[str, str] | None:
         for (_, cid), card in self.pop.cards.items():
             if cid == call_id and card.script:
                 return card.script["id"], str(card.script["version"])
         return None
 
+    def _ami_event(self, event: AmiEvent) -> None:
+        self.tracker.feed(event)
+        self.agent_states.on_ami_event(event)
+        self.queue_board.on_ami_event(event)
+
+    def _agent_changed(self, change: StateChange) -> None:
+        self.agent_log(change)
+        self.shift.agent_changed(change)
+
+    def _queue_changed(self, figures) -> None:
+        self.shift.queue_changed(figures)
+
+    async def _save_wrapup(self, **wrapup) -> None:
+        """Durable first (and a do-not-call wish honoured), then the wrap-up pause ends."""
+        await self._dnc_wrapup(**wrapup)
+        try:
+            await self.agent_states.wrapup_saved(wrapup["agent"], wrapup["call_id"])
+        except Exception:
+            log.exception("agent %s: ending the wrap-up pause failed", wrapup["agent"])
+
     def _agent_busy(self, login: str) -> bool:
-        """Not free for a dialer call: not signed in to the console, on a call,
-        or a call still on their console (ringing, live, wrap-up not saved)."""
-        return (not self.console_connected(login) or bool(self.pop.cards_for(login))
+        """Not free for a dialer call beyond what their state says: the console
+        is not open (nobody would see the script), or a leg of theirs is live."""
+        return (not self.console_connected(login)
                 or login in busy_agents(self.tracker.calls.values()))
 
     def _number_of(self, call_id: str) -> str | None:
@@ -189,7 +255,7 @@ class Service:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
-        return any(c.login == login for c in self.hub.clients)
+        return self.hub.connected(login)
 
     @property
     def web_url(self) -> str:
@@ -203,45 +269,35 @@ class Service:
 
     # ------------------------------------------------------------ PBX actions
     async def resync(self, ami: AmiClient) -> None:
-        """After every (re)login: reconcile calls with the channels Asterisk has now."""
+        """After every (re)login: reconcile calls with the channels Asterisk has now.
+
+        Calls that ended meanwhile are closed at the moment AMI was lost: a
+        PBX that crashed took them down then, and the reconnect time would add
+        the whole outage to their talk time."""
         self.tracker.resync_begin()
         channels = await ami.channels()
         for channel in channels:
             self.tracker.resync_channel(channel)
-        self.tracker.resync_end(time.time())
+        now = time.time()
+        lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now
+        restarted = ami.pbx_started_at is not None and ami.pbx_started_at > lost - 1.0
+        why = "the PBX restarted" if restarted and ami.logins > 1 else \
+            "ended while AMI was disconnected"
+        self.tracker.resync_end(lost, why, now=now)
+        try:
+            status = await self.pbx.queue_status()
+            self.queue_board.resync(status)
+            await self.agent_states.resync(status)
+        except Exception:
+            log.exception("AMI resync: queue status unavailable; agent states kept as they were")
         self._synced.set()
-        log.info("AMI resync: %d live channels, %d calls in progress",
-                 len(channels), len(self.tracker.calls))
-
-    async def departments(self) -> list[str]:
-        """The PBX's queues (AMI QueueSummary), cached for a minute; consoles that
-        connect together share one request."""
-        at, names = self._departments
-        if time.monotonic() - at < (60 if names else 5):
-            return names
-        if self._departments_asking is None or self._departments_asking.done():
-            self._departments_asking = asyncio.ensure_future(self._ask_departments())
-        return await asyncio.shield(self._departments_asking)
-
-    async def _ask_departments(self) -> list[str]:
-        # as_list=None: a refused action resolves at once instead of timing out.
-        replies = await self.ami.send({"Action": "QueueSummary"}, as_list=None)
-        if not isinstance(replies, list):
-            replies = [replies]
-        names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"
-                        and r.get("Queue")})
-        self._departments = (time.monotonic(), names)
-        return names
-
-    async def transfer(self, call: Call, department: str) -> None:
-        """Send the customer into another department's queue (AMI Redirect)."""
-        customer = call.customer_leg()
-        if customer is None or customer.ended_at is not None:
-            raise web.HTTPConflict(text="the customer is no longer on the line")
-        reply = await self.ami.send({"Action": "Redirect", "Channel": customer.channel,
-                                     "Context": "to-queue", "Exten": department, "Priority": "1"})
-        if reply.get("Response") != "Success":
-            raise web.HTTPBadGateway(text=f"the PBX refused the transfer: {reply.get('Message')}")
+        log.info("AMI resync: %d live channels, %d calls in progress%s",
+                 len(channels), len(self.tracker.calls),
+                 f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "")
+        try:
+            await self.rejects.resync()
+        except Exception as exc:
+            log.warning("rejection pauses not resynced: %s", exc)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -256,6 +312,12 @@ class Service:
         if closed:
             log.warning("%d calls were live when the service last stopped; closed as interrupted",
                         closed)
+        # Where each agent was when last seen, and today's queue figures so far.
+        recorded = await self.store.last_agent_states()
+        self.agent_states.restore(recorded)
+        self.agent_log.seed(recorded)
+        self.queue_board.seed(await queue_day(self.store, day_start(time.time()),
+                                              self.settings.shift.service_level_seconds))
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
@@ -301,6 +363,7 @@ class Service:
             self.bus.unsubscribe(self.taps.on_call_event)
             self.speech = self.tap_server = self.taps = None
             return
+        await asyncio.to_thread(self.live.prepare)
         await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:
@@ -322,6 +385,9 @@ class Service:
         self._stopped = True
         await self.campaign_dialer.stop(timeout=2)
         await self.callback_dialer.stop(timeout=2)
+        await self.supervision.close()
+        await self.rejects.close()
+        await self.agent_states.close()
         await self.ami.close()
         if self.taps is not None:
             await self.taps.close()
@@ -335,6 +401,7 @@ class Service:
         if self._runner:
             await self._runner.cleanup()
         await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.agent_log.close(timeout=10)
         await self.report_store.close()
         await self.store.close()
 

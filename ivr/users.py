@@ -7,6 +7,7 @@ winning, from the environment (``IVR_SECRET_<login>``), plain or as a scrypt has
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,10 @@ from .secret import Secret
 from .web import passwords
 from .yamlfile import LineDict, Problem
 
-_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
+_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str,
+                "phone": str}
+# A phone's PJSIP endpoint name (it goes into a dial string: PJSIP/<name>).
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class User:
     secret: Secret = field(default=Secret(""), repr=False)
     operator_id: str = ""          # what the agent says as "operator number ..."
     position: str = ""             # e.g. "customer adviser"
+    phone: str = ""                # a supervisor's phone (PJSIP endpoint) for listening in
 
     @property
     def is_supervisor(self) -> bool:
@@ -69,6 +74,11 @@ def users_from_config(data: Any, file: str, line: int | None, env: dict[str, str
             continue
         if "name" not in kwargs:
             problems.append(Problem(file, uline, f"{where}.name", "missing"))
+            continue
+        if kwargs.get("phone") and not _ENDPOINT.fullmatch(kwargs["phone"]):
+            problems.append(Problem(file, value.line_of("phone") if isinstance(value, LineDict)
+                                    else uline, f"{where}.phone",
+                                    "must be a PJSIP endpoint name, e.g. 1099"))
             continue
         secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
         kwargs.pop("secret", None)

@@ -18,11 +18,13 @@ the result is cached per model file (size and mtime) in a small JSON file.
 """
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import logging
 import os
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,7 +65,6 @@ def _symbols(data: bytes, at: int) -> tuple[dict[int, str], int]:
 
 def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
     """Every word of an OpenFst NGramFst with its unigram cost (-log p), cheapest first."""
-    import numpy as np
     data = fst.read_bytes()
     (magic,) = struct.unpack_from("<i", data, 0)
     if magic != _FST_MAGIC:
@@ -86,28 +87,40 @@ def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
         return (bits + 63) // 64 * 8
 
     at += words64(states * 2 + 1)                       # context bitmap
-    future_bits = np.frombuffer(data, dtype="<u8", count=(futures + states + 64) // 64,
-                                offset=at)
+    future_bitmap = at                                  # LOUDS bits, little-endian words
     at += words64(futures + states + 1)
     at += words64(states)                               # final bitmap
     at += (states + 1) * 4                              # context words
-    future_words = np.frombuffer(data, dtype="<i4", count=futures, offset=at)
+    future_words = at
     at += futures * 4
     at += (states + 1) * 4                              # backoff weights
     at += finals * 4                                    # final weights
-    future_probs = np.frombuffer(data, dtype="<f4", count=futures, offset=at)
+    future_probs = at
     # LOUDS: each context node's futures are a run of 1s ended by a 0; the root (the
-    # unigram context) is the second node, after the super-root's empty run.
-    bits = np.unpackbits(future_bits.view(np.uint8), bitorder="little")
-    zeros = np.flatnonzero(bits[:futures + states + 1] == 0)
+    # unigram context) is the second node, after the super-root's run.
+    zeros: list[int] = []
+    byte = 0
+    while len(zeros) < 2 and byte < words64(futures + states + 1):
+        b = data[future_bitmap + byte]
+        if b != 0xFF:
+            for bit in range(8):
+                if not b >> bit & 1:
+                    zeros.append(byte * 8 + bit)
+                    if len(zeros) == 2:
+                        break
+        byte += 1
     if len(zeros) < 2:
         raise VocabularyError(f"{fst}: no unigram context")
-    first, second = int(zeros[0]), int(zeros[1])
-    start, count = first, second - first - 1           # futures before node 1 belong to node 0
-    ids = future_words[start:start + count]
-    costs = future_probs[start:start + count]
-    order = np.argsort(costs, kind="stable")
-    return [(words.get(int(ids[i]), ""), float(costs[i])) for i in order]
+    start, count = zeros[0], zeros[1] - zeros[0] - 1   # future index = bit - zeros before it
+    ids = array.array("i")
+    ids.frombytes(data[future_words + 4 * start:future_words + 4 * (start + count)])
+    costs = array.array("f")
+    costs.frombytes(data[future_probs + 4 * start:future_probs + 4 * (start + count)])
+    if sys.byteorder != "little":
+        ids.byteswap()
+        costs.byteswap()
+    order = sorted(range(count), key=costs.__getitem__)
+    return [(words.get(ids[i], ""), costs[i]) for i in order]
 
 
 def frequent_words(model_path: str | Path, limit: int = KEEP) -> list[str]:

@@ -104,6 +104,23 @@ def pcm_to_ulaw(pcm: bytes, path: str | os.PathLike) -> Path:
     return path
 
 
+def tone_ulaw(frequency: int, seconds: float = 60.0, *, volume: float = 0.3) -> Path:
+    """A steady sine tone as raw u-law 8 kHz mono (cached): a party that plays a tone
+    of its own is easy to find in what others hear (rtpcapture.py)."""
+    path = CACHE / f"tone-{frequency}-{seconds:g}-{volume:g}.ulaw"
+    if path.exists():
+        return path
+    if shutil.which("sox") is None:
+        raise SynthError("sox is not installed (apt-get install -y sox)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "tone.ulaw"
+        _run(["sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", "-t", "raw",
+              str(raw), "synth", f"{seconds:g}", "sine", str(frequency), "vol", f"{volume:g}"])
+        os.replace(raw, path)
+    return path
+
+
 def silence(seconds: float, rate: int = 8000) -> bytes:
     return b"\0\0" * int(seconds * rate)
 

@@ -22,6 +22,7 @@ from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.testing.phones import AgentPhone, call_customer
 from ivr.testing.speech import lines_to_ulaw
 from tests.e2e.conftest import sign_in
+from tests.integration.conftest import sign_in_agents
 from tests.e2e.test_coaching import (CALM_CARD, COMPANY_ITEM, COMPANY_PROMPT, korean_console,  # noqa: F401
                                      run_call, sip, speech_file)
 
@@ -115,6 +116,7 @@ async def test_store_unwritable_mid_call_loses_no_coaching_and_health_says_so(
             return exc.code, json.loads(exc.read())
 
     assert (await asyncio.to_thread(health))[0] == 200
+    await sign_in_agents(svc, "1001")            # into the support queue
     agent = await AgentPhone(sip(pbx), "1001", log_dir=tmp_path, ring_ms=300,
                              audio=speech_file(tmp_path / "agent.ulaw", 1.0, "안녕하세요",
                                                1.0, "에이스 텔레콤", 1.0, "김민수", 4.0)).astart()
@@ -155,12 +157,14 @@ async def test_store_unwritable_mid_call_loses_no_coaching_and_health_says_so(
 
 
 async def saved(svc, call_id: str, timeout: float = 15.0) -> dict:
-    """The call's record once its coaching result is in the store."""
+    """The call's record once the call has ended and its final coaching result is in the
+    store (checkpoints are written while it is live)."""
     deadline = time.monotonic() + timeout
     while True:
         record = await svc.store.get_call(call_id)
-        if record and record.get("transcript") is not None:
-            return record
+        if record and record["state"] == "ended" and record.get("transcript") is not None:
+            await asyncio.wait_for(svc.recorder.drain(), max(1.0, deadline - time.monotonic()))
+            return await svc.store.get_call(call_id)
         if time.monotonic() > deadline:
             raise AssertionError(f"no coaching result for call {call_id}: {record}")
         await asyncio.sleep(0.2)
@@ -238,7 +242,9 @@ async def test_a_reload_or_a_service_restart_mid_call_keeps_the_coaching(
         assert page.errors == []
     finally:
         if customer is not None:
-            customer.stop()             # never leave a live call to the next test
+            customer.stop()
+        # Never leave a live call to the next test (a stopped SIPp may not send its BYE).
+        await asyncio.to_thread(pbx.cli, "channel request hangup all")
         await agent.astop()
         if second is not None:
             await second.stop()

@@ -72,11 +72,14 @@ class CallRecord:
     department: str = _col(_CALL, "")
     queue: str = _col(_CALL, "")
     ivr_choice: str = _col(_CALL, "")
+    ivr_keys: str = _col(_CALL, "")
+    ivr_exit: str = _col(_CALL, "")
     campaign: str = _col(_CALL, "")
     agents_rung: list[str] = _col(_CALL, json=True, factory=list)
     agent: str | None = _col(_CALL)
     started_at: float = _col(_CALL, 0.0)
     queued_at: float | None = _col(_CALL)
+    queue_result: str = _col(_CALL, "")
     agent_ring_at: float | None = _col(_CALL)
     agent_answered_at: float | None = _col(_CALL)
     answered_at: float | None = _col(_CALL)
@@ -89,6 +92,7 @@ class CallRecord:
     cause_txt: str = _col(_CALL, "")
     result: str | None = _col(_CALL)
     transfers: list[dict[str, Any]] = _col(_CALL, json=True, factory=list)
+    monitors: list[dict[str, Any]] = _col(_CALL, json=True, factory=list)
     disposition: str | None = _col(_WRAPUP)
     notes: str | None = _col(_WRAPUP)
     callback_at: float | None = _col(_WRAPUP)
@@ -121,7 +125,7 @@ class CallbackRecord:
     number: str
     project: str
     agent: str | None            # None: anyone in the project may take it
-    reason: str                  # abandoned | no_answer | failed | scheduled | ...
+    reason: str                  # abandoned | queue_timeout | no_answer | failed | scheduled ...
     due_at: float
     status: str = CallbackStatus.PENDING.value
     attempts: int = 0

@@ -14,6 +14,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, Sequence
 
+from .agents import AgentStateSql
 from .campaigns import CampaignSql
 from .sessions import SessionSql
 from .base import (OPEN_CALLBACK_STATUSES, SCHEDULED, CallbackRecord, CallbackStatus,
@@ -31,6 +32,9 @@ class Tx(Protocol):
         """Run a statement; returns the number of rows it changed."""
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of arguments (one round trip)."""
 
 
 _JSON = json_columns(CallRecord)
@@ -118,7 +122,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, SessionSql, Store):
+class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 
