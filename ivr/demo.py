@@ -22,7 +22,8 @@ from .config import AgentGroup, GroupMember, Settings, load_settings
 from .secret import Secret
 from .users import User
 from .pbx.sandbox import Sandbox
-from .server import Service, describe
+from .calls.events import describe
+from .server import Service
 
 log = logging.getLogger(__name__)
 
@@ -208,5 +209,5 @@ async def _until_stopped(main: Awaitable[int]) -> int:
 def run_demo(config: str | None, wait: float = 30.0, exit_after: bool = False) -> int:
     settings, shown = demo_settings(config)
     # The demo prints each call event itself; the service's own log line would repeat it.
-    logging.getLogger("ivr.server").setLevel(logging.WARNING)
+    logging.getLogger("ivr.calls.bus").setLevel(logging.WARNING)
     return asyncio.run(_until_stopped(_demo(settings, shown, wait, exit_after)))

@@ -86,7 +86,7 @@ class ServiceCollector:
                                   value=s.ami.events_received)
         yield CounterMetricFamily("ivr_pops", "Script cards popped (an agent's phone rang)",
                                   value=s.pop.popped)
-        yield s.console.pop_latency.family(
+        yield s.view.pop_latency.family(
             "ivr_pop_latency_seconds", "AMI event received -> the call's first card written "
             "to the agent's console")
         yield GaugeMetricFamily("ivr_console_clients", "Open console WebSockets",

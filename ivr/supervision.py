@@ -27,6 +27,7 @@ from .calls.events import CallEnded, CallEvent, MonitorEnded, MonitorStarted
 from .calls.model import MONITOR_CHANNEL_PREFIX, MONITOR_MODES, Call, Leg, Monitor
 from .config import SupervisionSettings
 from .users import User
+from .web.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,8 @@ class Supervision:
         if self._requests.pop(r.channel_id, None) is None:
             return
         log.info("monitoring of call %s by %s did not start: %s", r.call_id, r.supervisor, why)
-        self.push_supervisor(r.supervisor, {"type": "monitor_failed", "call_id": r.call_id,
-                                            "mode": r.mode, "reason": why})
+        self.push_supervisor(r.supervisor, message("monitor_failed", call_id=r.call_id,
+                                                   mode=r.mode, reason=why))
 
     async def stop(self, call_id: str, supervisor: User) -> bool:
         """Hang up the supervisor's monitoring line of this call (ringing or on)."""
@@ -182,8 +183,8 @@ class Supervision:
 
     def _notice(self, call_id: str, m: Monitor, on: bool) -> dict[str, Any]:
         who = self.users.get(m.supervisor)
-        return {"type": "monitor", "call_id": call_id, "active": on, "mode": m.mode,
-                "supervisor": who.name if who else m.supervisor}
+        return message("monitor", call_id=call_id, active=on, mode=m.mode,
+                       supervisor=who.name if who else m.supervisor)
 
     def notices_for(self, login: str) -> list[dict[str, Any]]:
         """What a (re)connecting agent console must be told about monitoring going on."""

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 from .calls.events import (AgentAnswered, AgentLeft, CallEnded, CallEvent, CallResumed,
                            CallTransferred)
 from .calls.model import Call, Leg
+from .web.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ class Consult:
     state: str = "calling"  # calling | talking
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "consult", "call_id": self.call_id, "target": self.target,
-                "kind": self.kind, "state": self.state, "started_at": self.started_at}
+        return message("consult", call_id=self.call_id, target=self.target, kind=self.kind,
+                       state=self.state, started_at=self.started_at)
 
 
 def agent_leg(call: Call, agent: str) -> Leg | None:

@@ -10,7 +10,7 @@ import logging
 from typing import Callable
 
 from ..logs import about
-from .events import CallEvent
+from .events import CallEvent, describe
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +38,9 @@ class CallEventBus:
                 except Exception:
                     log.exception("call event subscriber %r failed on %s", subscriber,
                                   event.kind)
+
+
+def log_event(event: CallEvent) -> None:
+    """A bus subscriber: one INFO line per call event (events.describe)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", describe(event))

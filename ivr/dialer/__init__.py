@@ -9,8 +9,9 @@
 """
 from .callbacks import CallbackDialer
 from .campaigns import CampaignDialer, dnc_on_wrapup, import_campaign
-from .common import AgentPool, CallWatcher, NumberGuard, busy_agents
+from .common import AgentPool, CallWatcher, NumberGuard, busy_agents, busy_unless
 from .pacing import CallingHours, Pacer
 
 __all__ = ["AgentPool", "CallWatcher", "CallbackDialer", "CallingHours", "CampaignDialer",
-           "NumberGuard", "Pacer", "busy_agents", "dnc_on_wrapup", "import_campaign"]
+           "NumberGuard", "Pacer", "busy_agents", "busy_unless", "dnc_on_wrapup",
+           "import_campaign"]

@@ -26,6 +26,16 @@ def busy_agents(calls: Iterable[Call]) -> set[str]:
             if leg.role is LegRole.AGENT and leg.ended_at is None}
 
 
+def busy_unless(console_open: Callable[[str], bool],
+                live_calls: Callable[[], Iterable[Call]]) -> Callable[[str], bool]:
+    """An AgentPool's ``is_busy``: not free for a dialer call beyond what the agent's
+    state says when their console is not open (nobody would see the script) or a
+    leg of theirs is live."""
+    def is_busy(login: str) -> bool:
+        return not console_open(login) or login in busy_agents(live_calls())
+    return is_busy
+
+
 class NumberGuard:
     """Numbers being called now. `live_numbers` (e.g. the tracker's calls)
     adds calls the dialers did not place: an agent dialling by hand, the

@@ -1,15 +1,14 @@
-"""The aiohttp application: routes, handlers and the live push.
+"""The aiohttp application: routes, handlers and the consoles' WebSocket.
 
 Everything a handler needs comes in one explicit WebContext; handlers never
-reach into other stages' internals beyond what it offers.
+reach into other stages' internals beyond what it offers. What the consoles
+show of each call is view.py's; the messages on the socket are messages.py's.
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -17,11 +16,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from ..ami.actions import ActionError, CallGone, NotConnected
-from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
 from ..config import WebSettings
 from ..logs import about
-from ..metrics import POP_BUCKETS, Histogram
 from ..pop import CallCard, ScriptPop
 from ..supervision import MonitorError
 from ..transfers import TransferError
@@ -30,19 +27,14 @@ from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
 from .inputs import BadInput, instant, parse_json, read_json, text
 from .campaigns import add_campaign_routes
+from .messages import MESSAGES, SERVICE, message
 from .reports import add_report_routes
 from .shift import ShiftWeb
+from .view import ConsoleView, dispositions
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
-# Offered when a call popped no script (the wrap-up must still be possible).
-FALLBACK_DISPOSITIONS = [
-    {"id": "resolved", "label": "Resolved", "needs_callback_time": False, "needs_note": False},
-    {"id": "callback", "label": "Call back", "needs_callback_time": True, "needs_note": False},
-    {"id": "transferred", "label": "Transferred", "needs_callback_time": False, "needs_note": False},
-    {"id": "other", "label": "Other", "needs_callback_time": False, "needs_note": True},
-]
 MAX_NOTE = 4000
 CALLBACK_HORIZON = 366 * 86400      # a callback is booked at most a year ahead
 SESSION_RECHECK = 30.0              # s between checks of the open consoles' sessions
@@ -57,11 +49,13 @@ class WebContext:
     save_wrapup: Callable[..., Awaitable[None]]
     transfer: Callable[[str | None, str], Awaitable[None]]   # (customer's channel, department)
     departments: Callable[[], Awaitable[list[str]]]
+    # What the consoles show of each call (the service's, wired to its pop and live
+    # coaching); None: the app makes one for its pop.
+    view: ConsoleView | None = None
     problems: Callable[[], list[str]] = lambda: []
     health: Callable[[], dict[str, dict]] = lambda: {}
-    coaching: Callable[[str], dict[str, Any] | None] = lambda call_id: None
+    wrapup_saved: Callable[[str, str], Awaitable[None]] | None = None   # (agent, call id)
     metrics: Callable[[], bytes] | None = None     # Prometheus text exposition
-    extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
     web: WebSettings = field(default_factory=WebSettings)
@@ -69,28 +63,6 @@ class WebContext:
     transfers: Any = None                    # consult transfers (ivr/transfers.py)
     agents: Callable[[], list[dict[str, str]]] = lambda: []   # consult targets: login, name
     shift: ShiftWeb | None = None            # agent states, wallboard
-
-
-def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
-    """One live call as the supervisor sees it."""
-    card = next((c for (_, cid), c in pop.cards.items() if cid == call.call_id), None)
-    script = card.script if card else None
-    return {
-        "call_id": call.call_id, "state": call.state.value, "direction": call.direction.value,
-        "agent": call.agent or (call.agents_rung[-1] if call.agents_rung else None),
-        "project": call.project, "queue": call.queue, "customer_number": call.customer_num,
-        "script": script["title"] if script else None,
-        "script_id": script["id"] if script else None,
-        "started_at": call.started_at, "answered_at": call.answered_at, "ended_at": call.ended_at,
-        "result": call.result.value if call.result else None,
-        "hold_seconds": call.hold_seconds, "hold_started_at": call.hold_started_at,
-        "transfers": [dataclasses.asdict(t) for t in call.transfers],
-        # Who listens in now, and whether an agent talks (something to listen to).
-        "monitors": [{"supervisor": m.supervisor, "mode": m.mode, "agent": m.agent,
-                      "started_at": m.started_at} for m in call.monitors if m.ended_at is None],
-        "can_monitor": any(l.ended_at is None and l.answered_at is not None
-                           for l in call.agent_legs()),
-    }
 
 
 @web.middleware
@@ -103,43 +75,18 @@ async def _log_context(request: web.Request, handler: Callable) -> web.StreamRes
 
 class ConsoleApp:
     def __init__(self, ctx: WebContext):
+        if ctx.view is None:
+            ctx.view = ConsoleView(ctx.hub, ctx.pop)
+            ctx.pop.subscribe_cards(ctx.view.card_changed)
+        self.view: ConsoleView = ctx.view
         self.ctx = ctx
         self.guard = Guard(ctx.web, ctx.auth)
         self.session_recheck = SESSION_RECHECK
         self._recheck: asyncio.Task | None = None
-        # AMI event in -> the first card of a call on the agent's console (/metrics).
-        self.pop_latency = Histogram(POP_BUCKETS)
-        self._timed: OrderedDict[tuple[str, str], None] = OrderedDict()
-        ctx.hub.on_sent = self._sent
-
-    def _sent(self, client: Client, message: dict[str, Any]) -> None:
-        card = message.get("card") if message.get("type") == "card" else None
-        if not card or card.get("phase") != "ringing":
-            return
-        key = (client.login, str(message.get("call_id")))
-        if key in self._timed:
-            return
-        self._timed[key] = None
-        if len(self._timed) > 10_000:
-            self._timed.popitem(last=False)
-        received = (card.get("timing") or {}).get("ami_received_at")
-        if received:
-            self.pop_latency.observe(max(0.0, message["sent_at"] - received))
 
     # ------------------------------------------------------------ push from the stages
-    def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
-        self.ctx.hub.to_login(login, {"type": "card", "call_id": call_id,
-                                      "card": card.to_json() if card else None})
-
-    def call_event(self, event: CallEvent) -> None:
-        entry = board_entry(event.call, self.ctx.pop)
-        if isinstance(event, CallEnded):
-            self.ctx.hub.to_supervisors({"type": "board_ended", "call": entry})
-        else:
-            self.ctx.hub.to_supervisors({"type": "board_call", "call": entry})
-
     def scripts_changed(self, problems: list[str]) -> None:
-        self.ctx.hub.to_everyone({"type": "problems", "problems": problems})
+        self.ctx.hub.to_everyone(message("problems", problems=problems))
 
     # ------------------------------------------------------------ app
     def build(self) -> web.Application:
@@ -285,15 +232,13 @@ class ConsoleApp:
                 log.warning("departments unavailable: %s", exc)
         # No await from here to hub.add: a card pushed meanwhile would reach
         # neither this hello nor the socket.
-        hello: dict[str, Any] = {"type": "hello", "user": {"login": user.login, "name": user.name,
-                                                          "role": role},
-                                 "problems": self.ctx.problems(), **self.ctx.extra_hello}
+        hello = message("hello", user={"login": user.login, "name": user.name, "role": role},
+                        problems=self.ctx.problems())
         notices: list[dict[str, Any]] = []
         if role == "agent":
             # A page that reloads (or a service restart) gets back the coaching so far:
             # prompts, ticks, transcript, "can't check", taps and notices.
-            hello["cards"] = [{**c.to_json(), "coaching": self.ctx.coaching(c.call_id)}
-                              for c in self.ctx.pop.cards_for(user.login)]
+            hello["cards"] = self.view.cards_for(user.login)
             hello["departments"] = departments
             hello["agents"] = [a for a in self.ctx.agents() if a["login"] != user.login]
             # Consultations and supervisors on the line that are going on now.
@@ -301,7 +246,7 @@ class ConsoleApp:
                 if stage is not None:
                     notices += stage.notices_for(user.login)
         else:
-            hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]
+            hello["board"] = [self.view.board_entry(c) for c in self.ctx.live_calls()]
             hello["can_monitor"] = bool(getattr(user, "phone", ""))
         if self.ctx.shift is not None:
             hello.update(self.ctx.shift.hello(user))
@@ -320,14 +265,18 @@ class ConsoleApp:
             self.ctx.hub.remove(client)
         return ws
 
-    def _client_message(self, login: str, message: str) -> bool:
-        """Messages from a page: only 'ping' and checklist ticks. Garbage closes the socket."""
+    def _client_message(self, login: str, raw: str) -> bool:
+        """Messages from a page (messages.py: ping, checklist). Garbage closes the socket."""
         try:
-            data = parse_json(message)
+            data = parse_json(raw)
         except BadInput as exc:
             log.warning("console %s sent bad JSON (%s); closing that connection", login, exc)
             return False
         if not isinstance(data, dict):
+            return False
+        kind = MESSAGES.get(str(data.get("type")))
+        if kind is None or SERVICE not in kind.to or set(data) - {"type", *kind.fields}:
+            log.warning("console %s sent an unknown message; closing", login)
             return False
         if data.get("type") == "ping":
             return True
@@ -443,9 +392,8 @@ class ConsoleApp:
     async def wrapup(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
         data = await self._json(request)
-        dispositions = (card.script or {}).get("dispositions") or FALLBACK_DISPOSITIONS
         disposition = text(data, "disposition", limit=100)
-        chosen = next((d for d in dispositions if d["id"] == disposition), None)
+        chosen = next((d for d in dispositions(card) if d["id"] == disposition), None)
         if chosen is None:
             raise web.HTTPBadRequest(text="choose one of the dispositions")
         notes = text(data, "notes", limit=MAX_NOTE).strip()
@@ -465,6 +413,11 @@ class ConsoleApp:
         await self.ctx.save_wrapup(call_id=card.call_id, agent=user.login,
                                    disposition=chosen["id"], notes=notes,
                                    callback_at=callback_at, checklist=checklist)
+        if self.ctx.wrapup_saved is not None:
+            try:
+                await self.ctx.wrapup_saved(user.login, card.call_id)   # e.g. ready again
+            except Exception:
+                log.exception("agent %s: after the wrap-up of %s", user.login, card.call_id)
         self.ctx.pop.wrapped_up(user.login, card.call_id)
         return web.json_response({"saved": True, "call_id": card.call_id,
                                   "disposition": chosen["id"]})

@@ -109,6 +109,12 @@ class ConsoleHub:
         for c in list(self._agents.get(login, ())):
             c.send(dict(message))
 
+    def to_supervisor(self, login: str, message: dict[str, Any]) -> None:
+        """To one supervisor's consoles."""
+        for c in list(self._supervisors):
+            if c.login == login:
+                c.send(dict(message))
+
     def to_supervisors(self, message: dict[str, Any]) -> None:
         if self._supervisors:
             encoded = Encoded.of(message)

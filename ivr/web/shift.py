@@ -26,6 +26,7 @@ from ..agents.model import AgentState, StateChange
 from ..agents.states import AgentStates, StateError
 from ..calls.queues import QueueBoard, QueueFigures
 from .hub import ConsoleHub
+from .messages import message
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,17 @@ class ShiftWeb:
     # ------------------------------------------------------------ push
     def agent_changed(self, change: StateChange) -> None:
         entry = change.status.to_json()
-        self.hub.to_login(change.status.login, {"type": "agent_state", "agent": entry})
-        message = {"type": "wallboard_agent", "agent": entry}
-        self.hub.to_supervisors(message)
+        self.hub.to_login(change.status.login, message("agent_state", agent=entry))
+        sent = message("wallboard_agent", agent=entry)
+        self.hub.to_supervisors(sent)
         if self.on_push is not None:
-            self.on_push("agent", message)
+            self.on_push("agent", sent)
 
     def queue_changed(self, figures: QueueFigures) -> None:
-        message = {"type": "wallboard_queue", "queue": figures.to_json()}
-        self.hub.to_supervisors(message)
+        sent = message("wallboard_queue", queue=figures.to_json())
+        self.hub.to_supervisors(sent)
         if self.on_push is not None:
-            self.on_push("queue", message)
+            self.on_push("queue", sent)
 
     # ------------------------------------------------------------ views
     @property

@@ -164,7 +164,7 @@ async def test_metrics_scraped_mid_call_and_logs_name_the_call(pbx, pbx_settings
     lines = [json.loads(line) for line in log_text.getvalue().splitlines()]
     about = [x for x in lines if x.get("call_id") == call_id]
     loggers = {x["logger"] for x in about}
-    assert {"ivr.server", "ivr.tap.taps", "ivr.tap.server"} <= loggers, loggers
+    assert {"ivr.calls.bus", "ivr.tap.taps", "ivr.tap.server"} <= loggers, loggers
     assert any(x.get("agent") == "1001" for x in about)
     text = log_text.getvalue()
     for secret in (str(settings.ami.secret), str(AGENT.secret)):
