@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .agents.check import check_agent_groups
 from .config import Settings
+from .secret import Secret
 from .pbx.crosscheck import crosscheck
 from .pbx.sandbox import CONF_FILES, Sandbox, SandboxError
 from .yamlfile import Problem
@@ -54,7 +55,8 @@ def check_dialplans(settings: Settings, dialplans: Path | None = None) -> list[P
     The instance is this process's own (two checks at once never share one) and
     its folder is removed afterwards."""
     base = Sandbox.from_settings(dataclasses.replace(
-        settings, ami=dataclasses.replace(settings.ami, secret=settings.ami.secret or "check")))
+        settings, ami=dataclasses.replace(settings.ami,
+                                          secret=settings.ami.secret or Secret("check"))))
     if dialplans is not None:
         base = dataclasses.replace(base, dialplans=dialplans)
     dialplans = base.dialplans

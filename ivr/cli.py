@@ -40,8 +40,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     if args.action == "up":
         sandbox.ensure_root()
         sandbox.install()
-        pid = sandbox.start()
-        print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid})")
+        started = sandbox.start()
+        print(f"sandbox PBX '{sandbox.instance}' runs (pid {started})")
         print(f"  AMI  {sandbox.ami_host}:{sandbox.ami_port} user {sandbox.ami_user}")
         from .web.policy import is_loopback
         passwords = ("password agent100N), test customer 'customer'/'customer'"
@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ivr", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
     _add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)
+    # Every subcommand takes the common options too (-c, -v), before or after it.
+    sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)  # type: ignore[method-assign]
     sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
     pbx.add_argument("action", choices=["build", "up", "down", "status", "cli", "apply",

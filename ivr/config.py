@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .secret import Secret
 from .users import User, users_from_config
@@ -416,8 +416,9 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
             problems.append(Problem(file, kline, f"{where}.{key}",
                                     f"unknown setting (known: {', '.join(known)})"))
             continue
-        if known[key].type in _NESTED:
-            values[key] = _build_section(_NESTED[known[key].type], value, file,
+        nested = _NESTED.get(str(known[key].type))
+        if nested is not None:
+            values[key] = _build_section(nested, value, file,
                                          f"{where}.{key}", kline, problems)
             continue
         value, err = _check_value(value, known[key].type)
@@ -436,7 +437,7 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
 
 
 def load_settings(path: str | os.PathLike | None = None,
-                  env: dict[str, str] | None = None) -> Settings:
+                  env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``path`` (or $IVR_CONFIG, or ./ivr.yaml if present).
 
     Raises YamlError listing every problem; never returns half-checked settings.

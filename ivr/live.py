@@ -136,9 +136,9 @@ class LiveCoaching:
             saved = self.restored.pop(call.call_id, None)
             if saved is not None:
                 self.engine.restore(call.call_id, saved, time.time())
-                live = self.engine.live(call.call_id)
+                live = self.engine.live(call.call_id) or {}
                 self.console.restored(call.call_id, live)
-                for item in live["checklist"]:
+                for item in live.get("checklist", ()):
                     if item["done"]:
                         for login in self.pop.owners(call.call_id):
                             self.pop.mark_item(login, call.call_id, item["id"], True,
@@ -242,6 +242,8 @@ class LiveCoaching:
                 continue
             self._checkpoints[call_id] = mark
             live = self.engine.live(call_id)
+            if live is None:
+                continue
             self.save(call_id, {i["id"]: i for i in live["checklist"]}, None, live["prompts"],
                       live["transcript"], live["cant_check"])
 

@@ -76,10 +76,10 @@ class ServiceCollector:
         yield calls
         yield GaugeMetricFamily("ivr_ami_connected", "1 while logged in to Asterisk",
                                 value=1.0 if s.ami.connected else 0.0)
-        state = GaugeMetricFamily("ivr_ami_state", "The AMI connection's state (1: this one)",
-                                  labels=["state"])
-        state.add_metric([s.ami.state], 1.0)
-        yield state
+        ami_state = GaugeMetricFamily("ivr_ami_state", "The AMI connection's state (1: this one)",
+                                      labels=["state"])
+        ami_state.add_metric([s.ami.state], 1.0)
+        yield ami_state
         yield CounterMetricFamily("ivr_ami_logins", "AMI logins (each after the first is a "
                                   "reconnect)", value=s.ami.logins)
         yield CounterMetricFamily("ivr_ami_events", "AMI events received (rate(): per second)",

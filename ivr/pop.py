@@ -99,9 +99,9 @@ class ScriptPop:
         if isinstance(event, AgentRinging):
             self._pop(event.agent, call, event.at)
         elif isinstance(event, AgentAnswered):
-            card = self.cards.get((event.agent, call.call_id)) or self._pop(event.agent, call,
-                                                                            event.at)
-            card.phase = "live"
+            answered = self.cards.get((event.agent, call.call_id)) or \
+                self._pop(event.agent, call, event.at)
+            answered.phase = "live"
             # Ring-all queues: the others stop ringing.
             for (login, call_id), other in list(self.cards.items()):
                 if call_id == call.call_id and login != event.agent and other.phase == "ringing":

@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -48,11 +49,16 @@ from .supervision import Supervision
 from .transfers import ConsoleTransfers
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
-from .web.guard import make_site
+from .web.guard import GuardedSite, make_site
 from .web.hub import ConsoleHub
 from .web.policy import is_loopback, refuse_weak_exposure
 from .web.shift import ShiftWeb
 from .web.view import ConsoleView
+
+if TYPE_CHECKING:                     # imported when speech is on (Vosk is heavy)
+    from .speech.stage import SpeechStage
+    from .tap.server import TapServer
+    from .tap.taps import TapManager
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +137,9 @@ class Service:
             agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
                             if not u.is_supervisor], shift=self.shift))
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
-        self.speech = self.tap_server = self.taps = None
+        self.speech: SpeechStage | None = None
+        self.tap_server: TapServer | None = None
+        self.taps: TapManager | None = None
         self.live = LiveCoaching(self.pop, self.rules, console=self.view,
                                  save=self.recorder.save_coaching, mode=settings.speech.mode,
                                  model=lambda: self.speech.model if self.speech else None)
@@ -140,24 +148,23 @@ class Service:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
-            self.speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
+            speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
                                       on_activity=self.live.on_activity,
                                       on_heard=self.live.on_heard, on_gap=self.live.on_gap,
                                       on_capacity=self.live.on_capacity,
                                       mode_for_call=self.live.mode_for_call,
                                       beam=settings.speech.beam,
                                       max_active=settings.speech.max_active)
-            self.tap_server = TapServer(settings.tap.host, settings.tap.port,
-                                        sink_factory=self.speech.sink)
-            self.taps = TapManager(self.ami, self.tap_server,
-                                   connect_host=settings.tap.connect_host or settings.tap.host,
-                                   on_status=self.live.on_tap_status)
+            tap_server = TapServer(settings.tap.host, settings.tap.port,
+                                   sink_factory=speech.sink)
+            taps = TapManager(self.ami, tap_server,
+                              connect_host=settings.tap.connect_host or settings.tap.host,
+                              on_status=self.live.on_tap_status)
+            self.speech, self.tap_server, self.taps = speech, tap_server, taps
         # Order matters: the pop decides the script before the others use it.
         self.bus.subscribe(self.pop.on_call_event)
-        if self.speech is not None:
-            self.bus.subscribe(self.live.on_call_event)
-            self.bus.subscribe(self.speech.on_call_event)
-            self.bus.subscribe(self.taps.on_call_event)
+        for stage in self._listening():
+            self.bus.subscribe(stage.on_call_event)
         self.bus.subscribe(self.agent_states.on_call_event)
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.supervision.on_call_event)
@@ -171,12 +178,18 @@ class Service:
                              self.rejects)
         self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
-        self._site = None
+        self._site: GuardedSite | None = None
         self._watch: asyncio.Task | None = None
         self._rules_watch: asyncio.Task | None = None
         self._stopped = False
 
     # ------------------------------------------------------------ wiring helpers
+    def _listening(self) -> list[Any]:
+        """Live coaching, the speech stage and the taps, when speech is on."""
+        if self.speech is None or self.taps is None:
+            return []
+        return [self.live, self.speech, self.taps]
+
     def _ami_event(self, event: AmiEvent) -> None:
         self.tracker.feed(event)
         self.agent_states.on_ami_event(event)
@@ -242,11 +255,11 @@ class Service:
                                      keepalive_timeout=self.settings.web.header_timeout)
         await self._runner.setup()
         base = Path(self.settings.source).parent if self.settings.source else None
-        self._site = make_site(self._runner, self.settings.web, base)
-        await self._site.start()
+        site = self._site = make_site(self._runner, self.settings.web, base)
+        await site.start()
         scheme = "https" if self.settings.web.tls.enabled else "http"
         log.info("console listening on %s (%s); open %s", ", ".join(
-            f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in self._site.bound),
+            f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in site.bound),
             "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
             self.web_url)
         await self.callback_dialer.start()
@@ -261,13 +274,13 @@ class Service:
         except Exception as exc:     # no model: the console still pops and records calls
             log.error("speech recognition unavailable, calls are not coached: %s "
                       "(see `ivr models`)", exc)
-            self.bus.unsubscribe(self.live.on_call_event)
-            self.bus.unsubscribe(self.speech.on_call_event)
-            self.bus.unsubscribe(self.taps.on_call_event)
+            for stage in self._listening():
+                self.bus.unsubscribe(stage.on_call_event)
             self.speech = self.tap_server = self.taps = None
             return
         await asyncio.to_thread(self.live.prepare)
-        await self.tap_server.start()
+        if self.tap_server is not None:
+            await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:
         self.console.scripts_changed(self.script_problems())
@@ -292,7 +305,9 @@ class Service:
         await self.ami.close()
         if self.taps is not None:
             await self.taps.close()
+        if self.tap_server is not None:
             await self.tap_server.close()
+        if self.speech is not None:
             await self.speech.close()
         await self.live.close()
         if self._watch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from .secret import Secret
 from .web import passwords
@@ -43,7 +43,7 @@ class User:
         return self.role == "supervisor"
 
 
-def users_from_config(data: Any, file: str, line: int | None, env: dict[str, str],
+def users_from_config(data: Any, file: str, line: int | None, env: Mapping[str, str],
                  problems: list[Problem]) -> tuple[User, ...]:
     if not isinstance(data, dict):
         problems.append(Problem(file, line, "users", "must map each login to its settings"))

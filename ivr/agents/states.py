@@ -514,7 +514,8 @@ class AgentStates:
         else:
             state = AgentState.READY
         shown = reason if state is AgentState.NOT_READY else ""
-        call_id = (talking or ringing or [None])[-1]
+        calls = talking or ringing
+        call_id = calls[-1] if calls else None
         prev = agent.status
         if prev is not None and prev.state is state and prev.reason == shown:
             since = prev.since

@@ -148,6 +148,8 @@ class AmiClient:
             self._resync_task = asyncio.ensure_future(self._run_on_connected())
 
     async def _run_on_connected(self) -> None:
+        if self.on_connected is None:
+            return
         try:
             await self.on_connected(self)
         except Exception:

@@ -39,7 +39,7 @@ class AmiEvent:
     received: float = 0.0
     # Channel variables of the other channels an event names, by prefix
     # (ChanSpyStart: "Spyer", "Spyee"; AttendedTransfer: "Transferee" ...).
-    other_vars: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
+    other_vars: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def get(self, key: str, default: str = "") -> str:
         return self.fields.get(key, default)
@@ -72,7 +72,7 @@ class AmiEvent:
         return cls(name=fields.get("Event", ""), fields=fields, chan_vars=chan_vars,
                    dest_chan_vars=dest_vars,
                    received=time.time() if received is None else received,
-                   other_vars=other or _EMPTY)
+                   other_vars=other or {})
 
     @classmethod
     def parse(cls, block: str, received: float | None = None) -> "AmiEvent | None":

@@ -188,9 +188,11 @@ class CallTracker:
             return None, None
         linkedid = ev.get(prefix + "Linkedid") or uniqueid
         at = ev.received
-        call = self.calls.get(linkedid)
-        new_call = call is None
-        if new_call:
+        known = self.calls.get(linkedid)
+        new_call = known is None
+        if known is not None:
+            call = known
+        else:
             call = Call(call_id=linkedid, started_at=at)
             self.calls[linkedid] = call
         endpoint = endpoint_of(channel)
@@ -511,7 +513,7 @@ class CallTracker:
         """The agent whose line is up in the call (the latest to answer), if any."""
         legs = [l for l in call.agent_legs() if l.ended_at is None and l.answered_at is not None
                 and l.endpoint != besides]
-        return max(legs, key=lambda l: l.answered_at).endpoint if legs else None
+        return max(legs, key=lambda l: l.answered_at or 0.0).endpoint if legs else None
 
     def _move_leg(self, src: Call, leg: Leg, dst: Call, at: float) -> None:
         src.legs.pop(leg.uniqueid, None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Coroutine, Iterable
 
 from ..calls.events import CallEvent
 from ..outbound import OutboundCall, PlacedCall, place_call
@@ -114,7 +114,7 @@ class DialerBase:
         raise NotImplementedError
 
     # -- one call ----------------------------------------------------------------
-    def _spawn(self, coro: Awaitable[None], what: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}-{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -225,7 +225,9 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
             "SUM(CASE WHEN due_at > ? THEN 1 ELSE 0 END) AS scheduled "
             f"FROM callbacks WHERE {' AND '.join(cb_where)} GROUP BY project, agent",
             [now, now - overdue_after, now, *cb_args])
-    total, projects, agents = _new(), {}, {}
+    total = _new()
+    projects: dict[str, Any] = {}
+    agents: dict[str, Any] = {}
     for row in rows:
         _add(total, row)
         _add(projects.setdefault(row["project"] or "", _new()), row)

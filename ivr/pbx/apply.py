@@ -28,7 +28,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..yamlfile import Problem
 from .asterisk_conf import (get_option, parse_sections, set_in_section_with, set_option,
@@ -89,10 +89,10 @@ def sandbox_target(sandbox: Sandbox) -> Target:
 
 
 def folder_target(etc: Path, cli_prefix: str = "asterisk -rx",
-                  env: dict[str, str] | None = None) -> Target:
+                  env: Mapping[str, str] | None = None) -> Target:
     """A PBX reading ``etc`` (e.g. /etc/asterisk, or a container's volume on the host),
     reached by ``cli_prefix COMMAND`` (e.g. "docker compose ... exec -T asterisk asterisk -rx")."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
 
     def cli(command: str) -> str:
         proc = subprocess.run([*shlex.split(cli_prefix), command], capture_output=True,
@@ -103,7 +103,7 @@ def folder_target(etc: Path, cli_prefix: str = "asterisk -rx",
         text = (dialplans / name).read_text(encoding="utf-8")
         installed = etc / name
         return carry_over(name, text, installed.read_text(encoding="utf-8")
-                          if installed.exists() else "", env)
+                          if installed.exists() else "", environ)
     return Target(etc=Path(etc), cli=cli, render=render, label=str(etc))
 
 
@@ -115,7 +115,7 @@ _OWNED = {
 }
 
 
-def carry_over(name: str, text: str, installed: str, env: dict[str, str]) -> str:
+def carry_over(name: str, text: str, installed: str, env: Mapping[str, str]) -> str:
     """``text`` with the installation's own values (secrets, addresses) from ``installed``."""
     if not installed:
         return text
@@ -136,7 +136,8 @@ def carry_over(name: str, text: str, installed: str, env: dict[str, str]) -> str
                 if (o := s.get(key)) is not None and any(n.name == s.name and n.get(key)
                                                          for n in new_sections):
                     text = set_in_section_with(text, s.name, key, o.value)
-        old_passwords = {s.name: s.get("password").value for s in old_sections if s.get("password")}
+        old_passwords = {s.name: o.value for s in old_sections
+                         if (o := s.get("password")) is not None}
         for s in new_sections:
             if s.get("password") is None:
                 continue
@@ -173,7 +174,8 @@ def _installed(etc: Path) -> dict[str, str]:
 
 
 def _diff(old: dict[str, str], new: dict[str, str], label: str) -> tuple[list[str], str]:
-    changed, out = [], []
+    changed: list[str] = []
+    out: list[str] = []
     for name in CONF_FILES:
         if old.get(name) == new.get(name) or name not in new:
             continue

@@ -243,9 +243,11 @@ class _Checker:
                             self.report(s.file, o.line, f"[{s.name}]: {key} '{name}' is no "
                                         f"{refs[key]} section of pjsip.conf")
         for s in self.pjsip_of("identify").values():
-            o = next((o for o in reversed(resolved(s, self.pjsip)) if o.key == "endpoint"), None)
-            if o is not None and o.value not in endpoints:
-                self.report(s.file, o.line, f"[{s.name}]: endpoint '{o.value}' is no endpoint")
+            found = next((o for o in reversed(resolved(s, self.pjsip)) if o.key == "endpoint"),
+                         None)
+            if found is not None and found.value not in endpoints:
+                self.report(s.file, found.line,
+                            f"[{s.name}]: endpoint '{found.value}' is no endpoint")
 
     # ------------------------------------------------------------ extensions.conf
     def check_dialplan(self) -> None:

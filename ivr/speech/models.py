@@ -37,7 +37,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 MODELS_DIR_ENV = "IVR_MODELS_DIR"
 MANIFEST = ".ivr-model.json"
@@ -105,7 +105,7 @@ class VerifyResult:
 
 # ------------------------------------------------------------------ locating
 
-def models_dir(env: dict[str, str] | None = None) -> Path:
+def models_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(MODELS_DIR_ENV):
         return Path(env[MODELS_DIR_ENV]).expanduser()
@@ -161,7 +161,7 @@ def _lang_of(name: str) -> str:
     return ""
 
 
-def installed_models(env: dict[str, str] | None = None) -> list[InstalledModel]:
+def installed_models(env: Mapping[str, str] | None = None) -> list[InstalledModel]:
     """Every model found, in the order `auto` picks from."""
     out: list[InstalledModel] = []
     seen: set[Path] = set()
@@ -188,7 +188,7 @@ def installed_models(env: dict[str, str] | None = None) -> list[InstalledModel]:
     return out
 
 
-def resolve_model(spec: str | os.PathLike = "auto", env: dict[str, str] | None = None) -> Path:
+def resolve_model(spec: str | os.PathLike = "auto", env: Mapping[str, str] | None = None) -> Path:
     """The folder of the model ``spec`` names (see the module doc); ModelError if none."""
     text = str(spec).strip() or "auto"
     installed = installed_models(env)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .grammar import Grammar, build_grammar, fit_phrase, is_unk
 from .models import resolve_model, supports_grammar, tuned
@@ -140,7 +140,7 @@ class SpeechModel:
         self.model = Model(str(self.path))
         self.load_seconds = time.monotonic() - t0
         self.grammar_capable = supports_grammar(self.path)
-        self._grammars: dict[tuple[str, ...], Grammar] = {}
+        self._grammars: dict[tuple[tuple[str, ...], tuple[str, ...]], Grammar] = {}
         self._glock = threading.Lock()
         log.info("speech model %s loaded in %.1f s", self.path, self.load_seconds)
 
@@ -220,7 +220,7 @@ class _Pass:
         self.d = decoder
         self.source = source
         self.grammar = grammar
-        self.rec = None
+        self.rec: Any = None                  # a vosk.KaldiRecognizer once a segment starts
         self.rec_samples = 0                          # samples fed to this recognizer in total
         self.anchors: list[tuple[int, int]] = []      # (recognizer sample, stream sample)
         self.since_partial = 0

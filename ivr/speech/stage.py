@@ -303,7 +303,7 @@ class SpeechStage:
                  degrade_at: float = 0.8, recover_after: float = 15.0,
                  beam: float | None = None, max_active: int | None = None) -> None:
         self._model_spec = model
-        self._search = {"beam": beam or None, "max_active": max_active or None}
+        self._beam, self._max_active = beam or None, max_active or None
         self.model: SpeechModel | None = None if isinstance(model, (str, Path)) else model
         self.on_utterance = on_utterance
         self.on_activity = on_activity
@@ -337,9 +337,12 @@ class SpeechStage:
     async def start(self) -> None:
         """Load the model (in a thread: it takes seconds) and start the workers."""
         self._loop = asyncio.get_running_loop()
-        if self.model is None:
+        spec = self._model_spec
+        if self.model is None and not isinstance(spec, SpeechModel):
             self.model = await asyncio.to_thread(
-                lambda: SpeechModel.load(self._model_spec, **self._search))
+                lambda: SpeechModel.load(spec, beam=self._beam, max_active=self._max_active))
+        model = self.model
+        assert model is not None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
             if hasattr(self.model, "warm_up"):
@@ -348,7 +351,7 @@ class SpeechStage:
                 barrier = threading.Barrier(self.workers)
 
                 def warm() -> None:
-                    self.model.warm_up()
+                    model.warm_up()
                     barrier.wait(timeout=60)
                 await asyncio.gather(*(asyncio.wrap_future(self._executor.submit(warm))
                                        for _ in range(self.workers)))
@@ -530,7 +533,7 @@ class SpeechStage:
             if self.level < NO_TRANSCRIPT:
                 self._set_level(NO_TRANSCRIPT)
             for s in transcribing[:max(1, len(transcribing) // 2)]:
-                if s.decoder.transcript_off():
+                if s.decoder is not None and s.decoder.transcript_off():
                     self._notify(CapacityNotice(NO_TRANSCRIPT, "transcript off: capacity",
                                                 s.call_id))
             self.stats.degradations += 1
@@ -615,6 +618,7 @@ class SpeechStage:
 
     def _deliver(self, items: list) -> None:
         for item in items:
+            cb: Callable[[Any], Any] | None
             if isinstance(item, Utterance):
                 cb = self.on_utterance
             elif isinstance(item, VoiceActivity):

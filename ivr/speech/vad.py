@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import webrtcvad
 
@@ -40,12 +41,12 @@ class VadGate:
         self.rate = rate
         self.settings = settings
         self.passthrough = not settings.enabled or rate not in VAD_RATES
-        self._vad = None if self.passthrough else webrtcvad.Vad(settings.aggressiveness)
+        self._vad: Any = None if self.passthrough else webrtcvad.Vad(settings.aggressiveness)
         fm = settings.frame_ms
         self.frame_samples = rate * fm // 1000
         self.frame_bytes = self.frame_samples * 2
         self._window: deque[bool] = deque(maxlen=max(1, settings.start_window_ms // fm))
-        self._need = max(1, round(self._window.maxlen * settings.start_ratio))
+        self._need = max(1, round((self._window.maxlen or 1) * settings.start_ratio))
         self._ring: deque[bytes] = deque(maxlen=max(1, settings.pre_roll_ms // fm))
         self._hangover = max(1, settings.hangover_ms // fm)
         self._max_frames = max(1, int(settings.max_segment_s * 1000 // fm))

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Set
 import struct
 import sys
 import tempfile
@@ -152,7 +153,7 @@ def frequent_words(model_path: str | Path, limit: int = KEEP) -> list[str]:
     return words[:limit]
 
 
-def garbage_words(frequent: list[str], count: int, *, exclude: set[str] = frozenset(),
+def garbage_words(frequent: list[str], count: int, *, exclude: Set[str] = frozenset(),
                   max_chars: int = 2, min_chars: int = 1) -> tuple[str, ...]:
     """``count`` frequent short words (letters only: no digits, brackets or signs)."""
     out: list[str] = []

@@ -126,7 +126,7 @@ class FrameDecoder:
             raise self.error
         buf = self._buf
         buf += data
-        frames = []
+        frames: list[Frame] = []
         at, size = 0, len(buf)
         while size - at >= HEADER.size:
             kind, length = HEADER.unpack_from(buf, at)

@@ -152,7 +152,7 @@ class TapManager:
             self._ensure(call.call_id, CUSTOMER, customer)
 
     def statuses(self, call_id: str | None = None) -> list[TapStatus]:
-        out = []
+        out: list[TapStatus] = []
         for cid, taps in self._taps.items():
             if call_id is None or cid == call_id:
                 out.extend(t.status for t in taps.values() if t.status is not None)
@@ -320,7 +320,8 @@ class TapManager:
                                 timeout: float = 2.0) -> None:
         """Wait (briefly) for the first frame, to report a true 'ok' and its latency."""
         deadline = time.monotonic() + timeout
-        while stream.first_audio_at is None and not tap.closed.done() \
+        closed = tap.closed
+        while stream.first_audio_at is None and not (closed is not None and closed.done()) \
                 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         if stream.first_audio_at is not None:

@@ -59,6 +59,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from .dialogs import Dialog, dialogs, parse_messages
 from .speech import SynthError, tone_ulaw, ulaw_file
@@ -238,7 +239,7 @@ class SippRun:
         ]
         self.proc: subprocess.Popen | None = None
         self.forced = False
-        self._stdout = None
+        self._stdout: IO[bytes] | None = None
 
     # -------------------------------------------------------- lifecycle
     def start(self) -> "SippRun":

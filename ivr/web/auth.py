@@ -133,7 +133,7 @@ class Auth:
         if not cookie or self._signer is None or len(cookie) > 512:
             return None
         try:
-            session_id = self._signer.loads(cookie, max_age=self.max_age)
+            session_id = self._signer.loads(cookie, max_age=int(self.max_age))
         except BadSignature:              # also SignatureExpired: older than the cap
             return None
         return self._hash_id(session_id) if isinstance(session_id, str) else None
@@ -150,7 +150,7 @@ class Auth:
             return None
         now = self.clock()
         user = self.users.get(row["login"])
-        why = None
+        why: str | None = None
         if user is None:
             why = "user no longer configured"
         elif not hmac.compare_digest(row["secret_fp"], self._fps.get(row["login"], "")):
@@ -159,7 +159,7 @@ class Auth:
             why = "expired"
         elif now - row["last_seen_at"] > self.idle:
             why = "idle too long"
-        if why is not None:
+        if why is not None or user is None:
             if await self.store.revoke_session(sid, now):
                 log.info("console session of %s ended: %s", row["login"], why)
             return None

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..dialer.campaigns import import_campaign
 from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS
@@ -73,6 +73,8 @@ def add_campaign_routes(app: web.Application, store: Any,
                     csv_text = None
                     reader = await request.multipart()
                     while (part := await reader.next()) is not None:
+                        if not isinstance(part, BodyPartReader):
+                            raise web.HTTPBadRequest(text="nested multipart is not taken")
                         if part.name == "file":
                             csv_text = _decode(await _read_limited(part))
                         elif part.name:

@@ -172,8 +172,9 @@ class _Counted(asyncio.Protocol):
         address = peer[0] if isinstance(peer, tuple) and peer else ""
         if not self._limits.admit(address):
             try:
-                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
-                                b"Content-Length: 0\r\n\r\n")   # type: ignore[attr-defined]
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                                    b"Content-Length: 0\r\n\r\n")
             finally:
                 transport.close()
             return
@@ -247,18 +248,19 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        extra = {"ssl_handshake_timeout": self.handshake_timeout} if self._ssl_context else {}
-        self._server = await loop.create_server(
+        listening = await loop.create_server(
             lambda: _Counted(server(), self.limits), self._host, self._port,
             ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port, **extra)
-        if hasattr(self, "_bound_port") and self._server.sockets:
-            self._bound_port = self._server.sockets[0].getsockname()[1]
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self.handshake_timeout if self._ssl_context else None)
+        self._server = listening
+        if hasattr(self, "_bound_port") and listening.sockets:
+            self._bound_port = listening.sockets[0].getsockname()[1]
 
     @property
     def bound(self) -> list[tuple[str, int]]:
         """The addresses really listened on (host, port)."""
-        if self._server is None:
+        if not isinstance(self._server, asyncio.Server):
             return []
         return [s.getsockname()[:2] for s in self._server.sockets]
 

@@ -128,7 +128,9 @@ def parse_ruleset(text: str, file: str) -> tuple[RuleSet | None, list[Problem]]:
 
 def parse_lines(text: str, file: str) -> tuple[RuleSet | None, list[Problem], Lines]:
     """``parse_ruleset``, and the line of each top-level key (for the library's problems)."""
-    rs, problems, lines = None, [], {}
+    rs: RuleSet | None = None
+    problems: list[Problem] = []
+    lines: Lines = {}
     try:
         rs, problems, lines = _parse_inner(text, file)
     except YamlError as exc:
@@ -185,10 +187,10 @@ def _parse_inner(text: str, file: str
             else:
                 seen[rid] = c.line(raw, "id")
         got = _rule(c, raw, path, c.line(data, "rules"))
-        if got is False:
-            dropped.append(str(rid))
-        elif got is not None:
+        if isinstance(got, Rule):
             rules.append(got)
+        elif got is False:
+            dropped.append(str(rid))
     lines = {key: c.line(data, key) for key in TOP_KEYS}
     if c.problems or set_id is None or language is None:
         return None, sorted(c.problems, key=lambda p: p.line or 0), lines

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Store, StoreError
+from typing import TYPE_CHECKING
+
+from .base import StoreError
+
+if TYPE_CHECKING:
+    from .sql import SqlStore
 
 _FORMS = "sqlite:relative/path.db, sqlite:///absolute/path.db or postgresql://user@host:port/db"
 
@@ -38,7 +43,7 @@ def parse_url(url: str, base_dir: str | Path | None = None) -> tuple[str, str]:
     return "sqlite", str(path)
 
 
-def create_store(url: str, base_dir: str | Path | None = None) -> Store:
+def create_store(url: str, base_dir: str | Path | None = None) -> "SqlStore":
     """The store for `url`, not opened yet."""
     kind, target = parse_url(url, base_dir)
     if kind == "postgres":
@@ -52,7 +57,7 @@ def create_store(url: str, base_dir: str | Path | None = None) -> Store:
     return SqliteStore(target)
 
 
-async def open_store(url: str, base_dir: str | Path | None = None) -> Store:
+async def open_store(url: str, base_dir: str | Path | None = None) -> "SqlStore":
     """The store for `url`, connected and migrated to the latest schema."""
     store = create_store(url, base_dir)
     await store.open()

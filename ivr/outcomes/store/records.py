@@ -71,16 +71,16 @@ def call_of(record: dict[str, Any]) -> Call:
         direction = Direction(record["direction"])
     except ValueError:
         direction = Direction.UNKNOWN
+    text: dict[str, Any] = {name: record[name] or "" for name in (
+        "did", "dialled", "customer_num", "customer_name", "ivr_choice", "ivr_keys",
+        "ivr_exit", "department", "project", "campaign", "queue", "queue_result", "cause_txt")}
     return Call(
         call_id=record["call_id"],
         started_at=record["started_at"],
         direction=direction,
         state=CallState.BRIDGED if live and record["answered_at"] else
         CallState.DIALPLAN if live else CallState.ENDED,
-        **{name: record[name] or "" for name in (
-            "did", "dialled", "customer_num", "customer_name", "ivr_choice", "ivr_keys",
-            "ivr_exit", "department", "project", "campaign", "queue", "queue_result",
-            "cause_txt")},
+        **text,
         agents_rung=list(record["agents_rung"] or []),
         agent=record["agent"],
         queued_at=record["queued_at"],
