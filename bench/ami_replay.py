@@ -29,6 +29,7 @@ replayed; a recording of a transfer holds the consultation call too),
 the tracker ends with no live call, and each kind of call event occurs as
 often as replaying every capture alone says it should. Exit status 1 if not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,32 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))           # run from a checkout without installing
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from harness import (EOL, USERNAME, BenchError, Capture, FakeAsterisk, Replicator,  # noqa: E402
-                     ami_recordings, cpu_seconds, fake_asterisk, machine, percentile, verdict,
-                     wire)
-from ivr.ami.client import AmiClient, AmiError         # noqa: E402
-from ivr.ami.message import AmiEvent                   # noqa: E402
-from ivr.calls.bus import CallEventBus                 # noqa: E402
-from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import AmiSettings                     # noqa: E402
-from ivr.secret import Secret                          # noqa: E402
+from harness import (  # noqa: E402
+    EOL,
+    USERNAME,
+    BenchError,
+    Capture,
+    FakeAsterisk,
+    Replicator,
+    ami_recordings,
+    cpu_seconds,
+    fake_asterisk,
+    machine,
+    percentile,
+    verdict,
+    wire,
+)
 
-STAMP = "BenchSent"                     # header the fake Asterisk adds in the latency phase
+from ivr.ami.client import AmiClient, AmiError  # noqa: E402
+from ivr.ami.message import AmiEvent  # noqa: E402
+from ivr.calls.bus import CallEventBus  # noqa: E402
+from ivr.calls.tracker import CallTracker  # noqa: E402
+from ivr.config import AmiSettings  # noqa: E402
+from ivr.secret import Secret  # noqa: E402
+
+STAMP = "BenchSent"  # header the fake Asterisk adds in the latency phase
 PHASES = ("throughput", "latency")
 
 
@@ -82,8 +96,9 @@ def copies_per_capture(captures: list[Capture], calls: int) -> list[int]:
     return [len(range(i, calls, len(captures))) for i in range(len(captures))]
 
 
-def build_stream(captures: list[Capture], calls: int, window: int,
-                 replicator: Replicator) -> list[bytes]:
+def build_stream(
+    captures: list[Capture], calls: int, window: int, replicator: Replicator
+) -> list[bytes]:
     copies = (replicator.copy(captures[k % len(captures)])[0] for k in range(calls))
     return [m.encode() for m in interleave(copies, window)]
 
@@ -93,10 +108,10 @@ def build_stream(captures: list[Capture], calls: int, window: int,
 class ServerConfig:
     captures: list[Path]
     secret: str
-    calls: dict[str, int]           # phase -> calls to replay
+    calls: dict[str, int]  # phase -> calls to replay
     window: int
     rate: float
-    max_seconds: float              # the process ends by itself after this, whatever happens
+    max_seconds: float  # the process ends by itself after this, whatever happens
 
 
 class ReplayAsterisk(FakeAsterisk):
@@ -109,9 +124,11 @@ class ReplayAsterisk(FakeAsterisk):
         super().__init__(config.secret, config.max_seconds, ready)
         self.config = config
         captures = [Capture.load(p) for p in config.captures]
-        replicator = Replicator()      # shared: the phases' calls never share a name
-        self.streams = {phase: build_stream(captures, config.calls[phase], config.window,
-                                            replicator) for phase in PHASES}
+        replicator = Replicator()  # shared: the phases' calls never share a name
+        self.streams = {
+            phase: build_stream(captures, config.calls[phase], config.window, replicator)
+            for phase in PHASES
+        }
 
     def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
         if name != "benchstart" or action.get("phase") not in PHASES:
@@ -126,7 +143,7 @@ class ReplayAsterisk(FakeAsterisk):
                 # As fast as the socket takes them: big writes, waiting only for the
                 # kernel buffer (drain) so the process' memory stays bounded.
                 for i in range(0, len(messages), 256):
-                    writer.write(EOL.encode().join(messages[i:i + 256]) + EOL.encode())
+                    writer.write(EOL.encode().join(messages[i : i + 256]) + EOL.encode())
                     await writer.drain()
             else:
                 # Paced: event i is due at start + i/rate and stamped as it is written.
@@ -136,10 +153,18 @@ class ReplayAsterisk(FakeAsterisk):
                     delay = start + i * interval - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    writer.write(b"%s%s: %d\r\n\r\n" % (message, STAMP.encode(), time.monotonic_ns()))
+                    writer.write(
+                        b"%s%s: %d\r\n\r\n" % (message, STAMP.encode(), time.monotonic_ns())
+                    )
                     await writer.drain()
-            writer.write(wire(("Response", "Success"), ("ActionID", action_id),
-                              ("Events", len(messages)), ("Calls", self.config.calls[phase])))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", action_id),
+                    ("Events", len(messages)),
+                    ("Calls", self.config.calls[phase]),
+                )
+            )
             await writer.drain()
         except ConnectionError:
             pass
@@ -168,9 +193,9 @@ class Probe:
         if not self.events:
             self.first_ns = time.monotonic_ns()
         try:
-            self._feed(ev)             # the tracker, and through the bus its subscribers
+            self._feed(ev)  # the tracker, and through the bus its subscribers
         except Exception:
-            self.errors += 1           # AmiClient logs it and carries on; we count it
+            self.errors += 1  # AmiClient logs it and carries on; we count it
             raise
         self.last_ns = done = time.monotonic_ns()
         self.events += 1
@@ -189,8 +214,9 @@ class Pipeline:
         self.probe = Probe(self.tracker)
         self.call_events: Counter[str] = Counter()
         self.bus.subscribe(lambda e: self.call_events.update((e.kind,)))
-        settings = AmiSettings(host="127.0.0.1", port=port, username=USERNAME,
-                               secret=Secret(secret))
+        settings = AmiSettings(
+            host="127.0.0.1", port=port, username=USERNAME, secret=Secret(secret)
+        )
         self.ami = AmiClient(settings, on_event=self.probe, on_connected=self._resync)
         self.resynced = asyncio.Event()
 
@@ -207,11 +233,11 @@ class Pipeline:
 class PhaseResult:
     name: str
     calls: int
-    sent: int                       # events the fake Asterisk says it sent
-    handled: int                    # events that reached the tracker
+    sent: int  # events the fake Asterisk says it sent
+    handled: int  # events that reached the tracker
     errors: int
-    seconds: float                  # first to last event handled
-    cpu_seconds: float              # client process, user + system, during the phase
+    seconds: float  # first to last event handled
+    cpu_seconds: float  # client process, user + system, during the phase
     peak_calls: int
     live_calls_after: int
     call_events: Counter[str]
@@ -224,7 +250,7 @@ async def run_phases(port: int, secret: str, timeouts: dict[str, float]) -> list
     await p.ami.start()
     try:
         try:
-            await asyncio.wait_for(p.resynced.wait(), 10)      # logged in, resync done
+            await asyncio.wait_for(p.resynced.wait(), 10)  # logged in, resync done
         except asyncio.TimeoutError:
             raise BenchError("no AMI login and resync within 10 s") from None
         for phase in PHASES:
@@ -233,17 +259,27 @@ async def run_phases(port: int, secret: str, timeouts: dict[str, float]) -> list
             cpu = cpu_seconds()
             # The reply comes after the phase's last event: awaiting it awaits the phase.
             try:
-                reply = await p.ami.send({"Action": "BenchStart", "Phase": phase},
-                                         timeout=timeouts[phase])
+                reply = await p.ami.send(
+                    {"Action": "BenchStart", "Phase": phase}, timeout=timeouts[phase]
+                )
             except asyncio.TimeoutError:
                 raise BenchError(f"the {phase} phase took over {timeouts[phase]:.0f} s") from None
             cpu = cpu_seconds() - cpu
-            results.append(PhaseResult(
-                name=phase, calls=int(reply["Calls"]), sent=int(reply["Events"]),
-                handled=p.probe.events, errors=p.probe.errors,
-                seconds=(p.probe.last_ns - p.probe.first_ns) / 1e9, cpu_seconds=cpu,
-                peak_calls=p.probe.peak_calls, live_calls_after=len(p.tracker.calls),
-                call_events=p.call_events.copy(), latencies_ns=p.probe.latencies_ns))
+            results.append(
+                PhaseResult(
+                    name=phase,
+                    calls=int(reply["Calls"]),
+                    sent=int(reply["Events"]),
+                    handled=p.probe.events,
+                    errors=p.probe.errors,
+                    seconds=(p.probe.last_ns - p.probe.first_ns) / 1e9,
+                    cpu_seconds=cpu,
+                    peak_calls=p.probe.peak_calls,
+                    live_calls_after=len(p.tracker.calls),
+                    call_events=p.call_events.copy(),
+                    latencies_ns=p.probe.latencies_ns,
+                )
+            )
     finally:
         await p.ami.close()
     return results
@@ -260,37 +296,52 @@ def check(result: PhaseResult, expected: Counter[str]) -> list[str]:
         problems.append(f"{result.live_calls_after} calls still live in the tracker")
     for kind in sorted(expected | result.call_events):
         if result.call_events[kind] != expected[kind]:
-            problems.append(f"{result.call_events[kind]} {kind}, replaying alone gives {expected[kind]}")
+            problems.append(
+                f"{result.call_events[kind]} {kind}, replaying alone gives {expected[kind]}"
+            )
     return problems
 
 
 def report(result: PhaseResult, expected: Counter[str], window: int, rate: float) -> list[str]:
     n = result.handled
     if result.name == "throughput":
-        print(f"throughput: {result.calls} calls, {result.sent} events, "
-              f"{window} calls in flight, sent as fast as the socket takes them")
-        print(f"  events/s                  {n / result.seconds:12,.0f}   "
-              f"({n} events in {result.seconds:.3f} s)")
+        print(
+            f"throughput: {result.calls} calls, {result.sent} events, "
+            f"{window} calls in flight, sent as fast as the socket takes them"
+        )
+        print(
+            f"  events/s                  {n / result.seconds:12,.0f}   "
+            f"({n} events in {result.seconds:.3f} s)"
+        )
     else:
-        print(f"latency: {result.calls} calls, {result.sent} events, "
-              f"paced at {rate:,.0f} events/s")
+        print(f"latency: {result.calls} calls, {result.sent} events, paced at {rate:,.0f} events/s")
         lat = sorted(result.latencies_ns)
         if lat:
-            figures = "  ".join(f"{label} {percentile(lat, p) / 1e3:,.0f}"
-                                for label, p in (("p50", 50), ("p95", 95), ("p99", 99)))
-            print(f"  latency (us)              {figures}  max {lat[-1] / 1e3:,.0f}  "
-                  f"({len(lat)} events, stamp -> tracker done)")
-    print(f"  client CPU per event      {result.cpu_seconds / max(n, 1) * 1e6:12.1f} us   "
-          f"({result.cpu_seconds:.3f} s user+sys)")
+            figures = "  ".join(
+                f"{label} {percentile(lat, p) / 1e3:,.0f}"
+                for label, p in (("p50", 50), ("p95", 95), ("p99", 99))
+            )
+            print(
+                f"  latency (us)              {figures}  max {lat[-1] / 1e3:,.0f}  "
+                f"({len(lat)} events, stamp -> tracker done)"
+            )
+    print(
+        f"  client CPU per event      {result.cpu_seconds / max(n, 1) * 1e6:12.1f} us   "
+        f"({result.cpu_seconds:.3f} s user+sys)"
+    )
     print(f"  peak live calls           {result.peak_calls:12}")
     print(f"  live calls at the end     {result.live_calls_after:12}")
-    print("  call events               " + ", ".join(
-        f"{kind} {count}" for kind, count in sorted(result.call_events.items())))
+    print(
+        "  call events               "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(result.call_events.items()))
+    )
     problems = check(result, expected)
     for problem in problems:
         print(f"  WRONG: {problem}")
-    print(f"  check                     {'FAILED' if problems else 'ok'} "
-          f"(every call ended, none left, call events as replaying each capture alone)")
+    print(
+        f"  check                     {'FAILED' if problems else 'ok'} "
+        f"(every call ended, none left, call events as replaying each capture alone)"
+    )
     return problems
 
 
@@ -301,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=200, help="calls in flight at once")
     p.add_argument("--rate", type=float, default=2000, help="events/s in the latency phase")
     p.add_argument("--latency-calls", type=int, default=300, help="calls in the latency phase")
-    p.add_argument("--captures", type=Path, default=ROOT / "tests" / "data",
-                   help="folder of *.ami recordings")
+    p.add_argument(
+        "--captures", type=Path, default=ROOT / "tests" / "data", help="folder of *.ami recordings"
+    )
     a = p.parse_args(argv)
     if min(a.calls, a.window, a.latency_calls) < 1 or a.rate <= 0:
         p.error("--calls, --window, --latency-calls and --rate must be positive")
@@ -314,22 +366,32 @@ def main(argv: list[str] | None = None) -> int:
     expected = {}
     for phase, n in calls.items():
         expected[phase] = Counter()
-        for kinds, copies in zip(reference, copies_per_capture(captures, n)):
+        for kinds, copies in zip(reference, copies_per_capture(captures, n), strict=False):
             expected[phase].update({k: v * copies for k, v in kinds.items()})
 
     events_per_set = sum(len(c.messages) for c in captures)
     print(machine("panoramisk", load=False))
-    print(f"input: {len(captures)} captures ({', '.join(c.path.stem for c in captures)}), "
-          f"{events_per_set} events for {len(captures)} calls, FullyBooted left out")
+    print(
+        f"input: {len(captures)} captures ({', '.join(c.path.stem for c in captures)}), "
+        f"{events_per_set} events for {len(captures)} calls, FullyBooted left out"
+    )
 
     # Bounded: generous limits (1,000 events/s at least, the rate when paced), then give up.
     per_call = events_per_set / len(captures)
-    timeouts = {"throughput": 60 + a.calls * per_call / 1000,
-                "latency": 60 + a.latency_calls * per_call / a.rate}
+    timeouts = {
+        "throughput": 60 + a.calls * per_call / 1000,
+        "latency": 60 + a.latency_calls * per_call / a.rate,
+    }
     # The fake Asterisk gets its own interpreter (spawn): its CPU is not the client's.
     secret = secrets.token_urlsafe(24)
-    config = ServerConfig(captures=paths, secret=secret, calls=calls, window=a.window,
-                          rate=a.rate, max_seconds=sum(timeouts.values()) + 30.0)
+    config = ServerConfig(
+        captures=paths,
+        secret=secret,
+        calls=calls,
+        window=a.window,
+        rate=a.rate,
+        max_seconds=sum(timeouts.values()) + 30.0,
+    )
     try:
         with fake_asterisk(serve, config) as (port, _):
             results = asyncio.run(run_phases(port, secret, timeouts))

@@ -13,6 +13,7 @@ utterances carry (``sent_at``, a card's ``timing``, ``Utterance.at`` and
 ``closed_at``), bus subscribers and callbacks it is given, ``/metrics``; never
 by replacing the service's methods.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,8 @@ from ivr.secret import Secret
 from ivr.users import User
 
 EOL = "\r\n"
-USERNAME = "bench"                                     # the fake Asterisk's AMI user
-QUEUES = ("key-accounts", "sales", "support")          # what the sandbox PBX has
+USERNAME = "bench"  # the fake Asterisk's AMI user
+QUEUES = ("key-accounts", "sales", "support")  # what the sandbox PBX has
 
 
 class BenchError(Exception):
@@ -58,10 +59,10 @@ class Capture:
     """One recorded call: its events as AMI wire text, and the names to rename per copy."""
 
     path: Path
-    messages: tuple[str, ...]     # 'Key: Value\r\n' lines of each event, without the blank line
-    ids: frozenset[str]           # Uniqueid, Linkedid, DestUniqueid, BridgeUniqueid ... values
-    channels: frozenset[str]      # channel names without the ';1'/';2' of Local channels
-    tokens: re.Pattern            # matches any of the above, whole, anywhere in a message
+    messages: tuple[str, ...]  # 'Key: Value\r\n' lines of each event, without the blank line
+    ids: frozenset[str]  # Uniqueid, Linkedid, DestUniqueid, BridgeUniqueid ... values
+    channels: frozenset[str]  # channel names without the ';1'/';2' of Local channels
+    tokens: re.Pattern  # matches any of the above, whole, anywhere in a message
 
     @classmethod
     def load(cls, path: Path) -> "Capture":
@@ -78,7 +79,9 @@ class Capture:
                     continue
                 if key.endswith(("Uniqueid", "Linkedid")):
                     ids.add(value)
-                elif key.endswith("Channel") and (m := re.fullmatch(r"(.+-[0-9a-f]{8})(;\d)?", value)):
+                elif key.endswith("Channel") and (
+                    m := re.fullmatch(r"(.+-[0-9a-f]{8})(;\d)?", value)
+                ):
                     channels.add(m.group(1))
             messages.append(EOL.join(lines) + EOL)
         # The wire text must carry exactly the events the unit tests read from the file.
@@ -119,8 +122,9 @@ class Replicator:
             new[old] = f"{old[:-8]}{next(self._channels):08x}"
         return new
 
-    def copy(self, capture: Capture, also: dict[str, str] | None = None
-             ) -> tuple[list[str], dict[str, str]]:
+    def copy(
+        self, capture: Capture, also: dict[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """The capture's messages with fresh names, then ``also``'s words replaced
         (extensions, numbers: after the ids, so '1795442225.1003' stays an id);
         and the names given."""
@@ -171,7 +175,7 @@ class FakeAsterisk:
 
     async def run(self) -> None:
         server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.pipe.send(server.sockets[0].getsockname()[1])      # the port the OS chose
+        self.pipe.send(server.sockets[0].getsockname()[1])  # the port the OS chose
         async with server:
             try:
                 await asyncio.wait_for(self.finished.wait(), self.max_seconds)
@@ -191,7 +195,7 @@ class FakeAsterisk:
                 try:
                     action = parse_action(await reader.readuntil((EOL + EOL).encode()))
                 except (asyncio.IncompleteReadError, ConnectionError):
-                    break                                   # the client went away: done
+                    break  # the client went away: done
                 self._answer(writer, action)
         finally:
             for task in list(self.tasks):
@@ -204,34 +208,94 @@ class FakeAsterisk:
         name, aid = action.get("action", "").lower(), action.get("actionid", "")
         if name == "login":
             if (action.get("username"), action.get("secret")) != (USERNAME, self.secret):
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "Authentication failed")))
+                writer.write(
+                    wire(
+                        ("Response", "Error"),
+                        ("ActionID", aid),
+                        ("Message", "Authentication failed"),
+                    )
+                )
                 return
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Message", "Authentication accepted")))
-            writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                              ("Uptime", 0), ("LastReload", 0), ("Status", "Fully Booted")))
-        elif name == "coreshowchannels":              # the resync after each login
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Channels will follow")))
-            writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", 0)))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Message", "Authentication accepted"),
+                )
+            )
+            writer.write(
+                wire(
+                    ("Event", "FullyBooted"),
+                    ("Privilege", "system,all"),
+                    ("Uptime", 0),
+                    ("LastReload", 0),
+                    ("Status", "Fully Booted"),
+                )
+            )
+        elif name == "coreshowchannels":  # the resync after each login
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Channels will follow"),
+                )
+            )
+            writer.write(
+                wire(
+                    ("Event", "CoreShowChannelsComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", 0),
+                )
+            )
         elif name == "queuesummary":
             self.queue_summaries += 1
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Queue summary will follow")))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Queue summary will follow"),
+                )
+            )
             for queue in QUEUES:
-                writer.write(wire(("Event", "QueueSummary"), ("ActionID", aid), ("Queue", queue),
-                                  ("LoggedIn", 1), ("Available", 1), ("Callers", 0),
-                                  ("HoldTime", 0), ("TalkTime", 0), ("LongestHoldTime", 0)))
-            writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", len(QUEUES))))
+                writer.write(
+                    wire(
+                        ("Event", "QueueSummary"),
+                        ("ActionID", aid),
+                        ("Queue", queue),
+                        ("LoggedIn", 1),
+                        ("Available", 1),
+                        ("Callers", 0),
+                        ("HoldTime", 0),
+                        ("TalkTime", 0),
+                        ("LongestHoldTime", 0),
+                    )
+                )
+            writer.write(
+                wire(
+                    ("Event", "QueueSummaryComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", len(QUEUES)),
+                )
+            )
         elif name == "ping":
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
-                              ("Timestamp", f"{time.time():.6f}")))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Ping", "Pong"),
+                    ("Timestamp", f"{time.time():.6f}"),
+                )
+            )
         elif not self.action(writer, name, action):
-            writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                              ("Message", "Invalid/unknown command")))
+            writer.write(
+                wire(
+                    ("Response", "Error"), ("ActionID", aid), ("Message", "Invalid/unknown command")
+                )
+            )
 
     def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
         """The benchmark's own actions; False: not one of them."""
@@ -242,8 +306,9 @@ class FakeAsterisk:
 
 
 @contextlib.contextmanager
-def fake_asterisk(serve: Callable[[Any, Connection], None], config: Any
-                  ) -> Iterator[tuple[int, Connection]]:
+def fake_asterisk(
+    serve: Callable[[Any, Connection], None], config: Any
+) -> Iterator[tuple[int, Connection]]:
     """Run ``serve(config, pipe)`` in its own interpreter (spawn: its CPU is not the
     benchmark's); yields (port, pipe) once it listens, and joins it afterwards."""
     ctx = multiprocessing.get_context("spawn")
@@ -276,9 +341,16 @@ async def results_of(pipe: Connection, what: str, timeout: float = 30) -> Any:
 # --------------------------------------------------------------------- agents' consoles
 def agent_users(n: int, first: int, **details: str) -> tuple[User, ...]:
     """``n`` agents, logins ``first``, ``first + 1`` ..., each with a random secret."""
-    return tuple(User(login=str(first + i), name=details.get("name", f"Agent {first + i}"),
-                      secret=Secret(secrets.token_urlsafe(12)), operator_id=str(100 + i),
-                      position=details.get("position", "customer adviser")) for i in range(n))
+    return tuple(
+        User(
+            login=str(first + i),
+            name=details.get("name", f"Agent {first + i}"),
+            secret=Secret(secrets.token_urlsafe(12)),
+            operator_id=str(100 + i),
+            position=details.get("position", "customer adviser"),
+        )
+        for i in range(n)
+    )
 
 
 @dataclass
@@ -300,8 +372,9 @@ class Consoles:
 
     @classmethod
     def open(cls, service: Any, **kw: Any) -> "Consoles":
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                        cookie_jar=aiohttp.DummyCookieJar())
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+        )
         return cls(service.web_url.rstrip("/"), session, **kw)
 
     async def sign_in_all(self, users: tuple[User, ...], timeout: float = 30) -> None:
@@ -309,16 +382,18 @@ class Consoles:
         await asyncio.gather(*(self.sign_in(u) for u in users))
         await asyncio.gather(*(self.connect(u.login) for u in users))
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.hellos.values())),
-                                   timeout)
+            await asyncio.wait_for(
+                asyncio.gather(*(e.wait() for e in self.hellos.values())), timeout
+            )
         except asyncio.TimeoutError:
-            raise BenchError(f"not every console got its hello within {timeout:.0f} s") \
-                from None
+            raise BenchError(f"not every console got its hello within {timeout:.0f} s") from None
 
     async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
+        async with self.session.post(
+            f"{self.base}/api/login",
+            headers={"Origin": self.base},
+            json={"login": user.login, "secret": str(user.secret)},
+        ) as r:
             if r.status != 200:
                 raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
             # The session cookie (the console's only credential), sent by hand:
@@ -329,8 +404,9 @@ class Consoles:
         return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
 
     async def connect(self, login: str) -> None:
-        ws = await self.session.ws_connect(f"{self.base}/ws", headers=self.headers(login),
-                                           max_msg_size=0)
+        ws = await self.session.ws_connect(
+            f"{self.base}/ws", headers=self.headers(login), max_msg_size=0
+        )
         self.sockets[login] = ws
         self.hellos[login] = asyncio.Event()
         self.spawn(self._read(login, ws))
@@ -344,7 +420,7 @@ class Consoles:
         try:
             while True:
                 msg = await ws.receive()
-                arrived = time.time()                 # before anything else the client does
+                arrived = time.time()  # before anything else the client does
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     if not self.closing:
                         self.problems.append(f"{login}: socket {msg.type.name} {msg.data!r}")
@@ -356,7 +432,7 @@ class Consoles:
                 if kind == "hello":
                     self.hellos[login].set()
                 self.on_message(login, arrived, data)
-        except Exception as exc:                  # a message this client did not expect: say so
+        except Exception as exc:  # a message this client did not expect: say so
             self.problems.append(f"{login}: reading failed: {exc!r}")
 
     def on_message(self, login: str, arrived: float, data: dict[str, Any]) -> None:
@@ -364,8 +440,7 @@ class Consoles:
 
     async def close(self) -> None:
         self.closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets.values()),
-                             return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in self.sockets.values()), return_exceptions=True)
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -396,19 +471,23 @@ class GcPauses:
 
     def __enter__(self) -> "GcPauses":
         import gc
+
         gc.callbacks.append(self)
         self.on = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
         import gc
+
         self.on = False
         if self in gc.callbacks:
             gc.callbacks.remove(self)
 
     def line(self) -> str:
-        return ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
-                         for g, v in self.pauses.items())
+        return ", ".join(
+            f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
+            for g, v in self.pauses.items()
+        )
 
 
 class LoopLag:
@@ -464,11 +543,14 @@ def cpu_model() -> str:
 def machine(*packages: str, load: bool = True) -> str:
     """Python, the packages' versions, the CPU (and the load average before the run)."""
     versions = "".join(f", {p} {version(p)}" for p in packages)
-    out = (f"Python {platform.python_version()} ({platform.python_implementation()})"
-           f"{versions}, {sys.platform}\nCPU: {cpu_model()} ({os.cpu_count()} logical CPUs)")
+    out = (
+        f"Python {platform.python_version()} ({platform.python_implementation()})"
+        f"{versions}, {sys.platform}\nCPU: {cpu_model()} ({os.cpu_count()} logical CPUs)"
+    )
     if load:
-        out += ", load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + \
-            " before the run"
+        out += (
+            ", load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " before the run"
+        )
     return out
 
 
@@ -493,6 +575,7 @@ def ami_recordings(folder: Path, parser: Any) -> list[Path]:
     """The AMI recordings (*.ami) of ``folder``; an argparse error if there are none.
     Also sets up the log for a benchmark (warnings only)."""
     import logging
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     paths = sorted(folder.glob("*.ami"))
     if not paths:

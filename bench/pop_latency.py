@@ -59,6 +59,7 @@ reaches every supervisor once; the call events are those of replaying each
 recording alone times its copies; no call is left in the tracker, no card in
 the pop, every wrap-up is saved. Exit status 1 if not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,23 +79,50 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))           # run from a checkout without installing
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from harness import (QUEUES, USERNAME, BenchError, Capture, Consoles,  # noqa: E402
-                     FakeAsterisk, GcPauses, Replicator, agent_users, ami_recordings,
-                     cpu_seconds, fake_asterisk, header, incomplete, machine, results_of, row,
-                     verdict, whole_words, wire)
-from ivr.ami.message import AmiEvent                   # noqa: E402
-from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
-from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AgentGroup, AmiSettings, GroupMember, Settings,  # noqa: E402
-                        ShiftSettings, SpeechSettings, StoreSettings, WebSettings)
-from ivr.secret import Secret                          # noqa: E402
-from ivr.server import Service                         # noqa: E402
-from ivr.users import User                             # noqa: E402
+from harness import (  # noqa: E402
+    QUEUES,
+    USERNAME,
+    BenchError,
+    Capture,
+    Consoles,
+    FakeAsterisk,
+    GcPauses,
+    Replicator,
+    agent_users,
+    ami_recordings,
+    cpu_seconds,
+    fake_asterisk,
+    header,
+    incomplete,
+    machine,
+    results_of,
+    row,
+    verdict,
+    whole_words,
+    wire,
+)
+
+from ivr.ami.message import AmiEvent  # noqa: E402
+from ivr.calls.events import AgentRinging, CallEvent  # noqa: E402
+from ivr.calls.tracker import CallTracker  # noqa: E402
+from ivr.config import (  # noqa: E402
+    AgentGroup,
+    AmiSettings,
+    GroupMember,
+    Settings,
+    ShiftSettings,
+    SpeechSettings,
+    StoreSettings,
+    WebSettings,
+)
+from ivr.secret import Secret  # noqa: E402
+from ivr.server import Service  # noqa: E402
+from ivr.users import User  # noqa: E402
 
 FIRST_AGENT = 2000
-MEMBER_QUEUES = ("sales", "support")                   # every agent's (one group)
+MEMBER_QUEUES = ("sales", "support")  # every agent's (one group)
 
 
 # --------------------------------------------------------------------- workload
@@ -102,9 +130,9 @@ MEMBER_QUEUES = ("sales", "support")                   # every agent's (one grou
 class Ring:
     """An event of a recording that makes an agent's phone ring (an AgentRinging)."""
 
-    index: int          # in Capture.messages
-    agent: str          # the recording's extension, e.g. '1003'
-    call_id: str        # the recording's Linkedid
+    index: int  # in Capture.messages
+    agent: str  # the recording's extension, e.g. '1003'
+    call_id: str  # the recording's Linkedid
 
 
 @dataclass(frozen=True)
@@ -113,9 +141,9 @@ class Recording:
 
     capture: Capture
     rings: tuple[Ring, ...]
-    agents: tuple[str, ...]             # extensions rung, renamed per copy
-    agent_tokens: re.Pattern | None     # any of them, whole
-    kinds: Counter[str]                 # call events
+    agents: tuple[str, ...]  # extensions rung, renamed per copy
+    agent_tokens: re.Pattern | None  # any of them, whole
+    kinds: Counter[str]  # call events
 
     @classmethod
     def load(cls, path: Path) -> "Recording":
@@ -128,8 +156,7 @@ class Recording:
                 if isinstance(e, AgentRinging):
                     rings.append(Ring(i, e.agent, e.call.call_id))
         agents = tuple(sorted({r.agent for r in rings}))
-        return cls(capture, tuple(rings), agents, whole_words(agents) if agents else None,
-                   kinds)
+        return cls(capture, tuple(rings), agents, whole_words(agents) if agents else None, kinds)
 
     def copy(self, replicator: Replicator, agents: dict[str, str]) -> tuple[list[str], dict]:
         """A distinct copy, ringing ``agents`` (extension -> login) instead of the
@@ -156,7 +183,7 @@ class Inject:
     reason: str
 
 
-Item = tuple[bytes | Inject, tuple[str, str] | None, str | None]   # message, ring, queue event
+Item = tuple[bytes | Inject, tuple[str, str] | None, str | None]  # message, ring, queue event
 
 
 def queue_of_event(message: str) -> str | None:
@@ -167,8 +194,9 @@ def queue_of_event(message: str) -> str | None:
     return None
 
 
-def with_state_changes(stream: list[Item], logins: list[str], every: int, hold: int,
-                       seed: int) -> tuple[list[Item], int]:
+def with_state_changes(
+    stream: list[Item], logins: list[str], every: int, hold: int, seed: int
+) -> tuple[list[Item], int]:
     """Every `every` events, pause a random agent (reason "bench-N"); resume
     them `hold` events later. Returns the stream and the number of pauses."""
     if every <= 0:
@@ -196,8 +224,9 @@ def with_state_changes(stream: list[Item], logins: list[str], every: int, hold: 
     return out, n
 
 
-def build_stream(recordings: list[Recording], calls: int, window: int, logins: list[str],
-                 seed: int) -> list[Item]:
+def build_stream(
+    recordings: list[Recording], calls: int, window: int, logins: list[str], seed: int
+) -> list[Item]:
     """The events of ``calls`` calls, ``window`` of them in flight at once.
 
     Call k replays recording k mod len(recordings). Each next event is the next
@@ -259,9 +288,9 @@ class SentTimes:
     """When the fake Asterisk wrote the events the client measures (time.time())."""
 
     rings: list[tuple[str, str, float]] = field(default_factory=list)  # call id, login
-    pauses: dict[str, float] = field(default_factory=dict)              # reason -> sent
+    pauses: dict[str, float] = field(default_factory=dict)  # reason -> sent
     queue_events: dict[str, list[float]] = field(default_factory=dict)  # queue -> in order
-    queue_actions: Counter[str] = field(default_factory=Counter)        # the service's asks
+    queue_actions: Counter[str] = field(default_factory=Counter)  # the service's asks
 
 
 class PopAsterisk(FakeAsterisk):
@@ -278,43 +307,70 @@ class PopAsterisk(FakeAsterisk):
         super().__init__(config.secret, config.max_seconds, results)
         self.config = config
         recordings = [Recording.load(p) for p in config.captures]
-        stream = build_stream(recordings, config.calls, config.window, config.logins,
-                              config.seed)
-        self.stream, self.injected = with_state_changes(stream, config.logins,
-                                                        config.state_every, config.state_hold,
-                                                        config.seed)
+        stream = build_stream(recordings, config.calls, config.window, config.logins, config.seed)
+        self.stream, self.injected = with_state_changes(
+            stream, config.logins, config.state_every, config.state_hold, config.seed
+        )
         # (login, queue) -> [paused, reason]
         self.members = {(lg, q): [False, ""] for lg in config.logins for q in MEMBER_QUEUES}
         self.sent = SentTimes()
 
     def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
         aid = action.get("actionid", "")
-        if name == "queuestatus":                # the resync after login
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("EventList", "start"),
-                              ("Message", "Queue status will follow")))
+        if name == "queuestatus":  # the resync after login
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Queue status will follow"),
+                )
+            )
             for queue in QUEUES:
-                writer.write(wire(("Event", "QueueParams"), ("Queue", queue),
-                                  ("Max", 0), ("Strategy", "rrmemory"), ("Calls", 0),
-                                  ("ActionID", aid)))
-            for (login, queue), (paused, reason) in self.members.items():
+                writer.write(
+                    wire(
+                        ("Event", "QueueParams"),
+                        ("Queue", queue),
+                        ("Max", 0),
+                        ("Strategy", "rrmemory"),
+                        ("Calls", 0),
+                        ("ActionID", aid),
+                    )
+                )
+            for login, queue in self.members:
                 writer.write(self._member("QueueMember", login, queue, aid))
-            writer.write(wire(("Event", "QueueStatusComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"),
-                              ("ListItems", len(QUEUES) + len(self.members))))
-        elif name == "queuepause":                 # wrap-up pauses and their ends
+            writer.write(
+                wire(
+                    ("Event", "QueueStatusComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", len(QUEUES) + len(self.members)),
+                )
+            )
+        elif name == "queuepause":  # wrap-up pauses and their ends
             login = action.get("interface", "").partition("/")[2]
             paused = action.get("paused", "").lower() in ("true", "1", "yes")
             reason = action.get("reason", "")
-            kind = "wrap-up" if reason.startswith("wrap-up") else \
-                ("other reason" if paused else "resume")
+            kind = (
+                "wrap-up"
+                if reason.startswith("wrap-up")
+                else ("other reason" if paused else "resume")
+            )
             self.sent.queue_actions[f"QueuePause {kind}"] += 1
             if not any((login, q) in self.members for q in MEMBER_QUEUES):
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "Interface not found")))
+                writer.write(
+                    wire(
+                        ("Response", "Error"), ("ActionID", aid), ("Message", "Interface not found")
+                    )
+                )
                 return True
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Message", "Interface paused successfully")))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Message", "Interface paused successfully"),
+                )
+            )
             writer.write(self._pause(login, paused, action.get("reason", "")))
         elif name == "benchstart":
             self.spawn(self._stream(writer, aid))
@@ -324,13 +380,26 @@ class PopAsterisk(FakeAsterisk):
 
     def _member(self, event: str, login: str, queue: str, action_id: str = "") -> bytes:
         paused, reason = self.members[(login, queue)]
-        headers = [("Event", event), ("Privilege", "agent,all"), ("Queue", queue),
-                   ("MemberName", f"Agent {login}"), ("Interface", f"PJSIP/{login}"),
-                   ("StateInterface", f"PJSIP/{login}"), ("Membership", "dynamic"),
-                   ("Penalty", 0), ("CallsTaken", 0), ("LastCall", 0),
-                   ("LastPause", int(time.time()) if paused else 0), ("LoginTime", 1),
-                   ("InCall", 0), ("Status", 1), ("Paused", int(paused)),
-                   ("PausedReason", reason), ("Ringinuse", 0), ("Wrapuptime", 0)]
+        headers = [
+            ("Event", event),
+            ("Privilege", "agent,all"),
+            ("Queue", queue),
+            ("MemberName", f"Agent {login}"),
+            ("Interface", f"PJSIP/{login}"),
+            ("StateInterface", f"PJSIP/{login}"),
+            ("Membership", "dynamic"),
+            ("Penalty", 0),
+            ("CallsTaken", 0),
+            ("LastCall", 0),
+            ("LastPause", int(time.time()) if paused else 0),
+            ("LoginTime", 1),
+            ("InCall", 0),
+            ("Status", 1),
+            ("Paused", int(paused)),
+            ("PausedReason", reason),
+            ("Ringinuse", 0),
+            ("Wrapuptime", 0),
+        ]
         if action_id:
             headers.append(("ActionID", action_id))
         return wire(*headers)
@@ -367,10 +436,16 @@ class PopAsterisk(FakeAsterisk):
                 writer.write(message + b"\r\n")
                 await writer.drain()
             seconds = time.monotonic() - start
-            writer.write(wire(("Response", "Success"), ("ActionID", action_id),
-                              ("Events", len(self.stream)), ("Calls", self.config.calls),
-                              ("Seconds", f"{seconds:.3f}"),
-                              ("QueueSummaries", self.queue_summaries)))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", action_id),
+                    ("Events", len(self.stream)),
+                    ("Calls", self.config.calls),
+                    ("Seconds", f"{seconds:.3f}"),
+                    ("QueueSummaries", self.queue_summaries),
+                )
+            )
             await writer.drain()
         except ConnectionError:
             return
@@ -386,7 +461,7 @@ def serve(config: ServerConfig, results: Connection) -> None:
 # --------------------------------------------------------------------- agents' consoles
 @dataclass
 class Pop:
-    arrived: float                      # time.time() when the client had the message
+    arrived: float  # time.time() when the client had the message
     sent_at: float
     ami_received_at: float
     popped_at: float
@@ -398,9 +473,9 @@ class PopConsoles(Consoles):
     """The agents' consoles: the first card of each call, and the wrap-ups they save."""
 
     wrapup_delay: float = 1.0
-    pops: dict[tuple[str, str], Pop] = field(default_factory=dict)    # (call id, login)
+    pops: dict[tuple[str, str], Pop] = field(default_factory=dict)  # (call id, login)
     duplicate_pops: int = 0
-    unpopped: int = 0                   # first card of a call on a socket but not 'ringing'
+    unpopped: int = 0  # first card of a call on a socket but not 'ringing'
     wrapups_saved: int = 0
     wrapups_pending: int = 0
     wrapup_errors: list[str] = field(default_factory=list)
@@ -420,8 +495,9 @@ class PopConsoles(Consoles):
                 self.duplicate_pops += 1
             else:
                 t = card["timing"]
-                self.pops[key] = Pop(arrived, data["sent_at"], t["ami_received_at"],
-                                     t["popped_at"], login)
+                self.pops[key] = Pop(
+                    arrived, data["sent_at"], t["ami_received_at"], t["popped_at"], login
+                )
         if card["phase"] == "wrapup" and key not in self._wrapping:
             self._wrapping.add(key)
             self.wrapups_pending += 1
@@ -437,21 +513,25 @@ class PopConsoles(Consoles):
         """What the agent does after the call: choose a disposition, save."""
         await asyncio.sleep(self.wrapup_delay)
         choices = (card.get("script") or {}).get("dispositions") or [{"id": "resolved"}]
-        chosen = next((d for d in choices
-                       if not d.get("needs_note") and not d.get("needs_callback_time")),
-                      choices[0])
+        chosen = next(
+            (d for d in choices if not d.get("needs_note") and not d.get("needs_callback_time")),
+            choices[0],
+        )
         body = {"disposition": chosen["id"], "notes": "bench" if chosen.get("needs_note") else ""}
         if chosen.get("needs_callback_time"):
             body["callback_at"] = time.time() + 3600
         try:
             async with self.session.post(
-                    f"{self.base}/api/calls/{card['call_id']}/wrapup", json=body,
-                    headers=self.headers(login)) as r:
+                f"{self.base}/api/calls/{card['call_id']}/wrapup",
+                json=body,
+                headers=self.headers(login),
+            ) as r:
                 if r.status == 200:
                     self.wrapups_saved += 1
                 else:
-                    self.wrapup_errors.append(f"{login} {card['call_id']}: HTTP {r.status} "
-                                              f"{(await r.text())[:200]}")
+                    self.wrapup_errors.append(
+                        f"{login} {card['call_id']}: HTTP {r.status} {(await r.text())[:200]}"
+                    )
         except aiohttp.ClientError as exc:
             self.wrapup_errors.append(f"{login} {card['call_id']}: {exc!r}")
 
@@ -475,7 +555,8 @@ class Wallboards(Consoles):
                     pauses[reason] = (arrived, data["sent_at"])
         elif kind == "wallboard_queue" and self.counting:
             self.queues.setdefault(login, {}).setdefault(data["queue"]["queue"], []).append(
-                (arrived, data["sent_at"]))
+                (arrived, data["sent_at"])
+            )
 
 
 # --------------------------------------------------------------------- the run
@@ -517,29 +598,57 @@ class RunResult:
 
 
 def supervisor_users(n: int) -> tuple[User, ...]:
-    return tuple(User(login=f"boss{i}", name=f"Supervisor {i}", role="supervisor",
-                      secret=Secret(secrets.token_urlsafe(12))) for i in range(n))
+    return tuple(
+        User(
+            login=f"boss{i}",
+            name=f"Supervisor {i}",
+            role="supervisor",
+            secret=Secret(secrets.token_urlsafe(12)),
+        )
+        for i in range(n)
+    )
 
 
-async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
-              results: Connection, stream_timeout: float, store_dir: str,
-              bosses: tuple[User, ...] = ()) -> RunResult:
+async def run(
+    a: argparse.Namespace,
+    ami_port: int,
+    ami_secret: str,
+    users: tuple[User, ...],
+    results: Connection,
+    stream_timeout: float,
+    store_dir: str,
+    bosses: tuple[User, ...] = (),
+) -> RunResult:
     settings = Settings(
-        ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
-                        secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
+        ami=AmiSettings(
+            host="127.0.0.1",
+            port=ami_port,
+            username=USERNAME,
+            secret=Secret(ami_secret),
+            reconnect_min=0.2,
+            reconnect_max=2.0,
+        ),
         # port 0: the OS picks a free port; every console comes from 127.0.0.1
         web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),
-        scripts=str(ROOT / "scripts"), customers=str(ROOT / "scripts" / "customers.csv"),
-        users=users + bosses, log_level="WARNING",
+        scripts=str(ROOT / "scripts"),
+        customers=str(ROOT / "scripts" / "customers.csv"),
+        users=users + bosses,
+        log_level="WARNING",
         # Every agent serves every project of the recordings, in both queues; a
         # wrap-up lasts until the agent saves it (--wrapup-delay), as in a shift.
-        groups=(AgentGroup("everyone", ("acme-support", "acme-sales", "acme-telesales",
-                                        "acme-key-accounts"), MEMBER_QUEUES,
-                           tuple(GroupMember(u.login) for u in users)),),
-        shift=ShiftSettings(wrapup_seconds=600))
+        groups=(
+            AgentGroup(
+                "everyone",
+                ("acme-support", "acme-sales", "acme-telesales", "acme-key-accounts"),
+                MEMBER_QUEUES,
+                tuple(GroupMember(u.login) for u in users),
+            ),
+        ),
+        shift=ShiftSettings(wrapup_seconds=600),
+    )
     service = Service(settings)
     observer = Observer(service)
     service.bus.subscribe(observer)
@@ -550,8 +659,9 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         try:
             await service.ami.wait_connected(10)
         except asyncio.TimeoutError:
-            raise BenchError("the service did not log in to the fake Asterisk within 10 s") \
-                from None
+            raise BenchError(
+                "the service did not log in to the fake Asterisk within 10 s"
+            ) from None
         consoles = PopConsoles.open(service, wrapup_delay=a.wrapup_delay)
         boards = Wallboards.open(service)
         t0 = time.monotonic()
@@ -572,10 +682,12 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             t_settle = time.monotonic()
             deadline = t_settle + a.wrapup_delay + 15
             while time.monotonic() < deadline and (
-                    len(consoles.pops) < len(rings) or service.pop.cards
-                    or service.tracker.calls or consoles.wrapups_pending
-                    or any(len(boards.pauses.get(b.login, {})) < len(sent.pauses)
-                           for b in bosses)):
+                len(consoles.pops) < len(rings)
+                or service.pop.cards
+                or service.tracker.calls
+                or consoles.wrapups_pending
+                or any(len(boards.pauses.get(b.login, {})) < len(sent.pauses) for b in bosses)
+            ):
                 await asyncio.sleep(0.02)
             settle_seconds = time.monotonic() - t_settle
             cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
@@ -586,13 +698,24 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         except asyncio.TimeoutError:
             pass
         drain_seconds = time.monotonic() - t_drain
-        return RunResult(web_url=service.web_url, connect_seconds=connect_seconds, reply=dict(reply),
-                         rings=rings, sent=sent, consoles=consoles, boards=boards,
-                         observer=observer, cpu_seconds=cpu,
-                         wall_seconds=wall, gc=gc_pauses,
-                         live_calls_after=len(service.tracker.calls),
-                         cards_after=len(service.pop.cards), pending_writes_at_end=pending,
-                         drain_seconds=drain_seconds, settle_seconds=settle_seconds)
+        return RunResult(
+            web_url=service.web_url,
+            connect_seconds=connect_seconds,
+            reply=dict(reply),
+            rings=rings,
+            sent=sent,
+            consoles=consoles,
+            boards=boards,
+            observer=observer,
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            gc=gc_pauses,
+            live_calls_after=len(service.tracker.calls),
+            cards_after=len(service.pop.cards),
+            pending_writes_at_end=pending,
+            drain_seconds=drain_seconds,
+            settle_seconds=settle_seconds,
+        )
     finally:
         # Whatever happened, stop the service: its SQLite thread would keep the process alive.
         try:
@@ -614,20 +737,27 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     missing = sent - c.pops.keys()
     extra = c.pops.keys() - sent
     if missing:
-        problems.append(f"{len(missing)} ringing events gave no ringing card on the agent's "
-                        f"socket, e.g. {sorted(missing)[:3]}")
+        problems.append(
+            f"{len(missing)} ringing events gave no ringing card on the agent's "
+            f"socket, e.g. {sorted(missing)[:3]}"
+        )
     if extra:
-        problems.append(f"{len(extra)} ringing cards without a ringing event for that agent, "
-                        f"e.g. {sorted(extra)[:3]}")
+        problems.append(
+            f"{len(extra)} ringing cards without a ringing event for that agent, "
+            f"e.g. {sorted(extra)[:3]}"
+        )
     if c.duplicate_pops or c.unpopped:
-        problems.append(f"{c.duplicate_pops} repeated pops, {c.unpopped} calls whose first "
-                        "card was not 'ringing'")
+        problems.append(
+            f"{c.duplicate_pops} repeated pops, {c.unpopped} calls whose first "
+            "card was not 'ringing'"
+        )
     if r.observer.kinds["CallEnded"] != calls:
         problems.append(f"{r.observer.kinds['CallEnded']} CallEnded for {calls} calls")
     for kind in sorted(expected | r.observer.kinds):
         if r.observer.kinds[kind] != expected[kind]:
-            problems.append(f"{r.observer.kinds[kind]} {kind}, replaying alone gives "
-                            f"{expected[kind]}")
+            problems.append(
+                f"{r.observer.kinds[kind]} {kind}, replaying alone gives {expected[kind]}"
+            )
     if r.live_calls_after:
         problems.append(f"{r.live_calls_after} calls still live in the tracker")
     if r.cards_after:
@@ -642,22 +772,29 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
         pauses, queues = r.boards.pauses.get(i, {}), r.boards.queues.get(i, {})
         missing_pauses = set(r.sent.pauses) - set(pauses)
         if missing_pauses:
-            problems.append(f"supervisor {i}: {len(missing_pauses)} state changes never shown, "
-                            f"e.g. {sorted(missing_pauses)[:3]}")
+            problems.append(
+                f"supervisor {i}: {len(missing_pauses)} state changes never shown, "
+                f"e.g. {sorted(missing_pauses)[:3]}"
+            )
         for queue, times in r.sent.queue_events.items():
             if len(queues.get(queue, [])) != len(times):
-                problems.append(f"supervisor {i}: {len(queues.get(queue, []))} updates of queue "
-                                f"{queue} for {len(times)} queue events")
+                problems.append(
+                    f"supervisor {i}: {len(queues.get(queue, []))} updates of queue "
+                    f"{queue} for {len(times)} queue events"
+                )
     problems += [f"a wallboard closed early: {e}" for e in r.boards.problems[:5]]
     answered = r.observer.kinds["AgentAnswered"]
     if r.sent.queue_actions["QueuePause wrap-up"] != answered:
-        problems.append(f"{r.sent.queue_actions['QueuePause wrap-up']} wrap-up pauses for "
-                        f"{answered} answered calls")
+        problems.append(
+            f"{r.sent.queue_actions['QueuePause wrap-up']} wrap-up pauses for "
+            f"{answered} answered calls"
+        )
     return problems
 
 
-def wallboard_latencies(r: RunResult) -> tuple[list[tuple[float, float, float]],
-                                               list[tuple[float, float, float]]]:
+def wallboard_latencies(
+    r: RunResult,
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """(sent, sent_at, arrived) of every state change and queue event, per supervisor."""
     states, queues = [], []
     pauses = r.sent.pauses
@@ -665,8 +802,10 @@ def wallboard_latencies(r: RunResult) -> tuple[list[tuple[float, float, float]],
         states += [(pauses[k], *reversed(v)) for k, v in shown.items() if k in pauses]
     for shown in r.boards.queues.values():
         for queue, times in r.sent.queue_events.items():
-            queues += [(t, sent_at, arrived)
-                       for t, (arrived, sent_at) in zip(times, shown.get(queue, []))]
+            queues += [
+                (t, sent_at, arrived)
+                for t, (arrived, sent_at) in zip(times, shown.get(queue, []), strict=False)
+            ]
     return states, queues
 
 
@@ -676,54 +815,85 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     sent_at = {(call_id, login): t for call_id, login, t in r.rings}
     pops = [(sent_at[k], p) for k, p in c.pops.items() if k in sent_at]
     events, seconds = int(r.reply["Events"]), float(r.reply["Seconds"])
-    print(f"service: ivr.server.Service, web console on {r.web_url}, SQLite store in "
-          f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
-          f"from scripts/, speech and audio taps off")
-    print(f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
-          f"all connected in {r.connect_seconds:.2f} s "
-          f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)")
-    print(f"load: {a.calls} calls, {events} AMI events paced at {a.rate:,.0f} events/s "
-          f"(sent in {seconds:.1f} s), {min(a.window, a.calls)} calls in flight, "
-          f"wrap-up {a.wrapup_delay:g} s after each call")
-    print(f"  calls in the tracker      peak {r.observer.peak_calls}, at each ring: median "
-          f"{statistics.median(r.observer.calls_at_ring or [0]):.0f}, "
-          f"min {min(r.observer.calls_at_ring or [0])}")
-    print("  call events               " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items())))
-    print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n} (mean {c.kind_bytes[kind] / n / 1e3:.1f} kB)"
-        for kind, n in sorted(c.kinds.items())))
-    print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
-          f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
-          f"{a.agents} clients; stream and settling)")
+    print(
+        f"service: ivr.server.Service, web console on {r.web_url}, SQLite store in "
+        f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
+        f"from scripts/, speech and audio taps off"
+    )
+    print(
+        f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
+        f"all connected in {r.connect_seconds:.2f} s "
+        f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)"
+    )
+    print(
+        f"load: {a.calls} calls, {events} AMI events paced at {a.rate:,.0f} events/s "
+        f"(sent in {seconds:.1f} s), {min(a.window, a.calls)} calls in flight, "
+        f"wrap-up {a.wrapup_delay:g} s after each call"
+    )
+    print(
+        f"  calls in the tracker      peak {r.observer.peak_calls}, at each ring: median "
+        f"{statistics.median(r.observer.calls_at_ring or [0]):.0f}, "
+        f"min {min(r.observer.calls_at_ring or [0])}"
+    )
+    print(
+        "  call events               "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items()))
+    )
+    print(
+        "  WebSocket messages in     "
+        + ", ".join(
+            f"{kind} {n} (mean {c.kind_bytes[kind] / n / 1e3:.1f} kB)"
+            for kind, n in sorted(c.kinds.items())
+        )
+    )
+    print(
+        f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
+        f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
+        f"{a.agents} clients; stream and settling)"
+    )
     print(f"  GC pauses in this process {r.gc.line()}")
-    print(f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
-          f"the last event")
-    print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
-          f"{r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later")
+    print(
+        f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
+        f"the last event"
+    )
+    print(
+        f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
+        f"{r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later"
+    )
     print()
-    print(f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
-          f"one per ringing event sent)")
+    print(
+        f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
+        f"one per ringing event sent)"
+    )
     if pops:
         print(header())
         print(row("AMI event sent -> WebSocket message in", [p.arrived - t for t, p in pops]))
-        print(row("server: ami_received_at -> sent_at", [p.sent_at - p.ami_received_at
-                                                          for _, p in pops]))
+        print(
+            row(
+                "server: ami_received_at -> sent_at",
+                [p.sent_at - p.ami_received_at for _, p in pops],
+            )
+        )
         print("  parts:")
         print(row("  AMI: sent -> ami_received_at", [p.ami_received_at - t for t, p in pops]))
-        print(row("  tracker, bus: -> popped_at", [p.popped_at - p.ami_received_at
-                                                   for _, p in pops]))
+        print(
+            row("  tracker, bus: -> popped_at", [p.popped_at - p.ami_received_at for _, p in pops])
+        )
         print(row("  pop, bus, outbox: -> sent_at", [p.sent_at - p.popped_at for _, p in pops]))
         print(row("  WebSocket: sent_at -> client", [p.arrived - p.sent_at for _, p in pops]))
     states, queues = wallboard_latencies(r)
     print()
-    print(f"wallboard latency: {len(r.boards.sockets)} supervisors; {len(r.sent.pauses)} state "
-          f"changes (an agent paused, reason bench-N), "
-          f"{sum(len(v) for v in r.sent.queue_events.values())} queue events (callers joining "
-          f"and leaving {', '.join(sorted(r.sent.queue_events))}); the service's own asks: "
-          + ", ".join(f"{k} {n}" for k, n in sorted(r.sent.queue_actions.items())))
-    print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(r.boards.kinds.items())))
+    print(
+        f"wallboard latency: {len(r.boards.sockets)} supervisors; {len(r.sent.pauses)} state "
+        f"changes (an agent paused, reason bench-N), "
+        f"{sum(len(v) for v in r.sent.queue_events.values())} queue events (callers joining "
+        f"and leaving {', '.join(sorted(r.sent.queue_events))}); the service's own asks: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(r.sent.queue_actions.items()))
+    )
+    print(
+        "  WebSocket messages in     "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(r.boards.kinds.items()))
+    )
     if states or queues:
         print(header())
     if states:
@@ -735,10 +905,12 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     problems = check(r, expected, a.calls)
     for problem in problems:
         print(f"  WRONG: {problem}")
-    print(f"  check                     {'FAILED' if problems else 'ok'} (one ringing card per "
-          "ringing event, on that agent's socket; call events as replaying each capture alone; "
-          "no call, card or wrap-up left; every state change and queue event on every "
-          "wallboard; one wrap-up pause per answered call)")
+    print(
+        f"  check                     {'FAILED' if problems else 'ok'} (one ringing card per "
+        "ringing event, on that agent's socket; call events as replaying each capture alone; "
+        "no call, card or wrap-up left; every state change and queue event on every "
+        "wallboard; one wrap-up pause per answered call)"
+    )
     return problems
 
 
@@ -747,19 +919,30 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     p.add_argument("--calls", type=int, default=800, help="calls replayed")
     p.add_argument("--window", type=int, default=200, help="calls in flight at once")
-    p.add_argument("--agents", type=int, default=200,
-                   help="agents, each signed in with one WebSocket (at least --window)")
+    p.add_argument(
+        "--agents",
+        type=int,
+        default=200,
+        help="agents, each signed in with one WebSocket (at least --window)",
+    )
     p.add_argument("--rate", type=float, default=1000, help="AMI events per second")
-    p.add_argument("--wrapup-delay", type=float, default=1.0,
-                   help="seconds from a card's wrap-up phase to the agent saving the wrap-up")
+    p.add_argument(
+        "--wrapup-delay",
+        type=float,
+        default=1.0,
+        help="seconds from a card's wrap-up phase to the agent saving the wrap-up",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the order of the calls' events")
-    p.add_argument("--captures", type=Path, default=ROOT / "tests" / "data",
-                   help="folder of *.ami recordings")
+    p.add_argument(
+        "--captures", type=Path, default=ROOT / "tests" / "data", help="folder of *.ami recordings"
+    )
     p.add_argument("--supervisors", type=int, default=2, help="wallboards open")
-    p.add_argument("--state-every", type=int, default=20,
-                   help="pause a random agent every N events (0: never)")
-    p.add_argument("--state-hold", type=int, default=2000,
-                   help="resume a paused agent N events later")
+    p.add_argument(
+        "--state-every", type=int, default=20, help="pause a random agent every N events (0: never)"
+    )
+    p.add_argument(
+        "--state-hold", type=int, default=2000, help="resume a paused agent N events later"
+    )
     a = p.parse_args(argv)
     if min(a.calls, a.window, a.agents) < 1 or a.rate <= 0 or a.wrapup_delay < 0:
         p.error("--calls, --window, --agents and --rate must be positive")
@@ -775,22 +958,44 @@ def main(argv: list[str] | None = None) -> int:
     print(machine("aiohttp", "panoramisk"))
     rung = sorted({ext for r in recordings for ext in r.agents})
     names = ", ".join(r.capture.path.stem for r in recordings)
-    print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
-          f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
-          f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
+    print(
+        f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
+        f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
+        f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}"
+    )
 
     users = agent_users(a.agents, FIRST_AGENT)
     stream_timeout = 60 + a.calls * events_per_set / len(recordings) / a.rate
     ami_secret = secrets.token_urlsafe(24)
-    config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
-                          logins=[u.login for u in users], rate=a.rate, seed=a.seed,
-                          max_seconds=stream_timeout + 120, state_every=a.state_every,
-                          state_hold=a.state_hold)
+    config = ServerConfig(
+        captures=paths,
+        secret=ami_secret,
+        calls=a.calls,
+        window=a.window,
+        logins=[u.login for u in users],
+        rate=a.rate,
+        seed=a.seed,
+        max_seconds=stream_timeout + 120,
+        state_every=a.state_every,
+        state_hold=a.state_hold,
+    )
     try:
-        with fake_asterisk(serve, config) as (port, results), \
-                tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir:
-            result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
-                                     store_dir, supervisor_users(a.supervisors)))
+        with (
+            fake_asterisk(serve, config) as (port, results),
+            tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir,
+        ):
+            result = asyncio.run(
+                run(
+                    a,
+                    port,
+                    ami_secret,
+                    users,
+                    results,
+                    stream_timeout,
+                    store_dir,
+                    supervisor_users(a.supervisors),
+                )
+            )
     except BenchError as e:
         return incomplete(e)
     return verdict(report(a, result, expected))

@@ -76,6 +76,7 @@ agent's socket, and there are no others; the Korean script pops for every
 call; every call ends. Exit status 1 if not. The latency target (p95 under
 400 ms, issue 4) is reported, not checked.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,37 +96,63 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))           # run from a checkout without installing
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from harness import (EOL, USERNAME, BenchError, Capture, Consoles, FakeAsterisk, GcPauses,  # noqa: E402
-                     LoopLag, Replicator, agent_users, cpu_seconds, fake_asterisk, header,
-                     incomplete, machine, percentile, results_of, row, verdict, wire)
-from ivr.ami.message import AmiEvent                   # noqa: E402
+from harness import (  # noqa: E402
+    EOL,
+    USERNAME,
+    BenchError,
+    Capture,
+    Consoles,
+    FakeAsterisk,
+    GcPauses,
+    LoopLag,
+    Replicator,
+    agent_users,
+    cpu_seconds,
+    fake_asterisk,
+    header,
+    incomplete,
+    machine,
+    percentile,
+    results_of,
+    row,
+    verdict,
+    wire,
+)
+
+from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
-from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Settings, SpeechSettings, StoreSettings,  # noqa: E402
-                        TapSettings, WebSettings)
-from ivr.secret import Secret                          # noqa: E402
-from ivr.users import User                             # noqa: E402
-from ivr.server import Service                         # noqa: E402
-from ivr.speech.recognizer import Utterance            # noqa: E402
-from ivr.speech.vad import VadSettings                 # noqa: E402
+from ivr.calls.tracker import CallTracker  # noqa: E402
+from ivr.config import (  # noqa: E402
+    AmiSettings,
+    Settings,
+    SpeechSettings,
+    StoreSettings,
+    TapSettings,
+    WebSettings,
+)
+from ivr.secret import Secret  # noqa: E402
+from ivr.server import Service  # noqa: E402
+from ivr.speech.recognizer import Utterance  # noqa: E402
+from ivr.speech.vad import VadSettings  # noqa: E402
 from ivr.tap.frames import KIND_HANGUP, KIND_SLIN, encode_frame, encode_uuid  # noqa: E402
-from ivr.testing.speech import synth                   # noqa: E402
+from ivr.testing.speech import synth  # noqa: E402
+from ivr.users import User  # noqa: E402
 
 FIRST_AGENT = 3000
 RATE = 8000
-FRAME_SAMPLES = 160                     # 20 ms at 8 kHz
-FRAME_BYTES = 2 * FRAME_SAMPLES         # 320 bytes of s16le
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_BYTES = 2 * FRAME_SAMPLES  # 320 bytes of s16le
 TICK = 0.020
 CAPTURE = ROOT / "tests" / "data" / "inbound_direct_agent_hangs_up.ami"
-CUSTOMER_PHRASE = "바보"                 # customer_abusive in scripts/rules/seed.ko.yaml
-AGENT_PHRASE = "말씀해 주세요"            # offered_help in scripts/acme-support-ko.yaml
+CUSTOMER_PHRASE = "바보"  # customer_abusive in scripts/rules/seed.ko.yaml
+AGENT_PHRASE = "말씀해 주세요"  # offered_help in scripts/acme-support-ko.yaml
 RULE = "customer_abusive"
 SCRIPT = "acme-support-ko"
 TARGET_P95_MS = 400.0
-SPEECH_LEVEL = 100                      # |sample| above this (-50 dBFS) is speech, for trimming
-WIDTH = 44                              # of the report's labels
+SPEECH_LEVEL = 100  # |sample| above this (-50 dBFS) is speech, for trimming
+WIDTH = 44  # of the report's labels
 
 
 # --------------------------------------------------------------------- the call
@@ -134,31 +161,39 @@ class CallShape:
     """The recording, cut where the call is answered and bridged, and who is who in it."""
 
     capture: Capture
-    split: int              # messages[:split]: ring, answer, bridge; the rest: hang-up
-    customer_leg: str       # Uniqueid of the caller's channel (in the recording)
-    agent_leg: str          # Uniqueid of the agent's channel
-    agent_ext: str          # the agent's extension, e.g. '1004'
-    caller: str             # the caller's number, e.g. '36201234567'
+    split: int  # messages[:split]: ring, answer, bridge; the rest: hang-up
+    customer_leg: str  # Uniqueid of the caller's channel (in the recording)
+    agent_leg: str  # Uniqueid of the agent's channel
+    agent_ext: str  # the agent's extension, e.g. '1004'
+    caller: str  # the caller's number, e.g. '36201234567'
 
     @classmethod
     def load(cls, path: Path) -> "CallShape":
         capture = Capture.load(path)
-        last_bridge = max(i for i, m in enumerate(capture.messages)
-                          if m.startswith("Event: BridgeEnter" + EOL))
+        last_bridge = max(
+            i for i, m in enumerate(capture.messages) if m.startswith("Event: BridgeEnter" + EOL)
+        )
         split = last_bridge + 1
         tracker = CallTracker()
         events = [e for m in capture.messages[:split] for e in tracker.feed(AmiEvent.parse(m))]
         answered = next(e for e in events if isinstance(e, AgentAnswered))
-        if not any(isinstance(e, CallBridged) for e in events) or \
-                any(isinstance(e, CallEnded) for e in events):
+        if not any(isinstance(e, CallBridged) for e in events) or any(
+            isinstance(e, CallEnded) for e in events
+        ):
             raise ValueError(f"{path}: the first part must answer and bridge the call, not end it")
         call = answered.call
         customer = call.customer_leg()
         ended = [e for m in capture.messages[split:] for e in tracker.feed(AmiEvent.parse(m))]
         if not any(isinstance(e, CallEnded) for e in ended):
             raise ValueError(f"{path}: the rest of the recording must end the call")
-        return cls(capture, split, customer.uniqueid, answered.leg.uniqueid, answered.agent,
-                   call.customer_num)
+        return cls(
+            capture,
+            split,
+            customer.uniqueid,
+            answered.leg.uniqueid,
+            answered.agent,
+            call.customer_num,
+        )
 
 
 @dataclass
@@ -168,18 +203,19 @@ class CallCopy:
     index: int
     login: str
     caller: str
-    call_id: str                    # its Linkedid
+    call_id: str  # its Linkedid
     customer_leg: str
     agent_leg: str
     answer: list[bytes]
     hangup: list[bytes]
-    start_tick: int                 # the customer's first phrase starts on this tick
+    start_tick: int  # the customer's first phrase starts on this tick
     channels: frozenset[str] = frozenset()
     ended: bool = False
 
 
-def copy_call(shape: CallShape, replicator: Replicator, index: int, login: str,
-              caller: str, start_tick: int) -> CallCopy:
+def copy_call(
+    shape: CallShape, replicator: Replicator, index: int, login: str, caller: str, start_tick: int
+) -> CallCopy:
     """A distinct copy of the recording: fresh ids and channels (as ami_replay copies it),
     the bench's agent for the recording's, a Korean caller, and the support project."""
     cap = shape.capture
@@ -190,9 +226,18 @@ def copy_call(shape: CallShape, replicator: Replicator, index: int, login: str,
         m = m.replace("=acme-key-accounts", "=acme-support").replace("=key-accounts", "=support")
         out.append(m.encode() + EOL.encode())
     linkedid = new.get(shape.customer_leg, shape.customer_leg)
-    return CallCopy(index, login, caller, linkedid, new[shape.customer_leg], new[shape.agent_leg],
-                    out[:shape.split], out[shape.split:], start_tick,
-                    frozenset(new[old] for old in cap.channels))
+    return CallCopy(
+        index,
+        login,
+        caller,
+        linkedid,
+        new[shape.customer_leg],
+        new[shape.agent_leg],
+        out[: shape.split],
+        out[shape.split :],
+        start_tick,
+        frozenset(new[old] for old in cap.channels),
+    )
 
 
 # --------------------------------------------------------------------- speech
@@ -206,15 +251,16 @@ def trimmed_speech(text: str) -> tuple[bytes, float, float]:
     if not loud:
         raise RuntimeError(f"espeak-ng gave silence for {text!r}")
     first = loud[0] // FRAME_SAMPLES * FRAME_SAMPLES
-    end = -(-(loud[-1] + 1) // FRAME_SAMPLES) * FRAME_SAMPLES    # round up to a frame
+    end = -(-(loud[-1] + 1) // FRAME_SAMPLES) * FRAME_SAMPLES  # round up to a frame
     kept = samples[first:end]
     kept.extend([0] * (end - first - len(kept)))
     return kept.tobytes(), len(samples) / RATE, len(kept) / RATE
 
 
 def frames_of(pcm: bytes) -> list[bytes]:
-    return [encode_frame(KIND_SLIN, pcm[i:i + FRAME_BYTES])
-            for i in range(0, len(pcm), FRAME_BYTES)]
+    return [
+        encode_frame(KIND_SLIN, pcm[i : i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)
+    ]
 
 
 # --------------------------------------------------------------------- fake Asterisk
@@ -239,10 +285,10 @@ class TapConn:
     """One AudioSocket connection the fake Asterisk opened to the service's tap server."""
 
     call: CallCopy
-    role: str                       # customer | agent
+    role: str  # customer | agent
     uuid: str
     writer: asyncio.StreamWriter
-    samples: int = 0                # samples written on this connection
+    samples: int = 0  # samples written on this connection
     closed: bool = False
 
 
@@ -262,9 +308,17 @@ class TapAsterisk(FakeAsterisk):
         self.period_ticks = round(config.period / TICK)
         lead_ticks = round(config.lead / TICK)
         replicator = Replicator()
-        self.calls = [copy_call(self.shape, replicator, k, login, f"82105{k:07d}",
-                                lead_ticks + round(k * self.period_ticks / n))
-                      for k, login in enumerate(config.logins)]
+        self.calls = [
+            copy_call(
+                self.shape,
+                replicator,
+                k,
+                login,
+                f"82105{k:07d}",
+                lead_ticks + round(k * self.period_ticks / n),
+            )
+            for k, login in enumerate(config.logins)
+        ]
         self.by_leg = {c.customer_leg: (c, "customer") for c in self.calls}
         self.by_leg.update({c.agent_leg: (c, "agent") for c in self.calls})
         self.customer_frames = frames_of(config.customer_pcm)
@@ -274,11 +328,11 @@ class TapAsterisk(FakeAsterisk):
         self.taps: list[TapConn] = []
         self.originates = 0
         self.tap_errors: list[str] = []
-        self.utterances: list[dict] = []          # one per customer phrase played
+        self.utterances: list[dict] = []  # one per customer phrase played
         self._started: dict[tuple[int, int], bool] = {}
         self.tick = 0
-        self.lateness: list[float] = []           # seconds each tick went out after its time
-        self.max_backlog = 0                      # bytes waiting in a tap socket's buffer
+        self.lateness: list[float] = []  # seconds each tick went out after its time
+        self.max_backlog = 0  # bytes waiting in a tap socket's buffer
 
     def closed(self) -> None:
         for tap in self.taps:
@@ -288,20 +342,38 @@ class TapAsterisk(FakeAsterisk):
         aid = action.get("actionid", "")
         if name == "originate":
             self._originate(writer, action)
-        elif name == "status":          # TapManager asks only after a tap failed
+        elif name == "status":  # TapManager asks only after a tap failed
             channel = action.get("channel", "")
             call = next((c for c in self.calls if channel.partition(";")[0] in c.channels), None)
             if call is None or call.ended:
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "No such channel")))
+                writer.write(
+                    wire(("Response", "Error"), ("ActionID", aid), ("Message", "No such channel"))
+                )
             else:
-                writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                  ("EventList", "start"),
-                                  ("Message", "Channel status will follow")))
-                writer.write(wire(("Event", "Status"), ("ActionID", aid),
-                                  ("Channel", channel), ("Uniqueid", "")))
-                writer.write(wire(("Event", "StatusComplete"), ("ActionID", aid),
-                                  ("EventList", "Complete"), ("ListItems", 1)))
+                writer.write(
+                    wire(
+                        ("Response", "Success"),
+                        ("ActionID", aid),
+                        ("EventList", "start"),
+                        ("Message", "Channel status will follow"),
+                    )
+                )
+                writer.write(
+                    wire(
+                        ("Event", "Status"),
+                        ("ActionID", aid),
+                        ("Channel", channel),
+                        ("Uniqueid", ""),
+                    )
+                )
+                writer.write(
+                    wire(
+                        ("Event", "StatusComplete"),
+                        ("ActionID", aid),
+                        ("EventList", "Complete"),
+                        ("ListItems", 1),
+                    )
+                )
         elif name == "benchstart":
             self.spawn(self._play(writer, aid))
         else:
@@ -313,21 +385,39 @@ class TapAsterisk(FakeAsterisk):
         aid = action.get("actionid", "")
         channel = action.get("channel", "")
         m = re.fullmatch(r"AudioSocket/([^:/]+):(\d+)/([0-9a-fA-F-]{36})", channel)
-        leg = action.get("exten", "")          # [ivr-tap] spies on the leg named by Exten
+        leg = action.get("exten", "")  # [ivr-tap] spies on the leg named by Exten
         target = self.by_leg.get(leg)
         self.originates += 1
         if m is None or action.get("context") != "ivr-tap" or target is None:
             self.tap_errors.append(f"unexpected Originate: {channel} {action.get('context')} {leg}")
-            writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                              ("Message", "Originate failed")))
+            writer.write(
+                wire(("Response", "Error"), ("ActionID", aid), ("Message", "Originate failed"))
+            )
             return
-        writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                          ("Message", "Originate successfully queued")))
-        self.spawn(self._connect_tap(writer, aid, channel, m.group(1), int(m.group(2)),
-                                      m.group(3), *target))
+        writer.write(
+            wire(
+                ("Response", "Success"),
+                ("ActionID", aid),
+                ("Message", "Originate successfully queued"),
+            )
+        )
+        self.spawn(
+            self._connect_tap(
+                writer, aid, channel, m.group(1), int(m.group(2)), m.group(3), *target
+            )
+        )
 
-    async def _connect_tap(self, ami: asyncio.StreamWriter, aid: str, channel: str, host: str,
-                           port: int, uid: str, call: CallCopy, role: str) -> None:
+    async def _connect_tap(
+        self,
+        ami: asyncio.StreamWriter,
+        aid: str,
+        channel: str,
+        host: str,
+        port: int,
+        uid: str,
+        call: CallCopy,
+        role: str,
+    ) -> None:
         """What Asterisk's AudioSocket channel does: connect, send the UUID, then audio."""
         ok = False
         try:
@@ -340,11 +430,21 @@ class TapAsterisk(FakeAsterisk):
                 w.close()
         except OSError as exc:
             self.tap_errors.append(f"tap connection to {host}:{port} failed: {exc}")
-        ami.write(wire(("Event", "OriginateResponse"), ("Privilege", "call,all"),
-                       ("ActionID", aid), ("Response", "Success" if ok else "Failure"),
-                       ("Channel", channel), ("Context", ""), ("Exten", ""),
-                       ("Reason", 4 if ok else 8), ("Uniqueid", f"tap-{uid[:8]}"),
-                       ("CallerIDNum", role), ("CallerIDName", "ivr tap")))
+        ami.write(
+            wire(
+                ("Event", "OriginateResponse"),
+                ("Privilege", "call,all"),
+                ("ActionID", aid),
+                ("Response", "Success" if ok else "Failure"),
+                ("Channel", channel),
+                ("Context", ""),
+                ("Exten", ""),
+                ("Reason", 4 if ok else 8),
+                ("Uniqueid", f"tap-{uid[:8]}"),
+                ("CallerIDNum", role),
+                ("CallerIDName", "ivr tap"),
+            )
+        )
 
     def _frame(self, tap: TapConn, tick: int) -> tuple[bytes, int | None]:
         """The frame of this tap for this tick; and the utterance it ends, if it does."""
@@ -382,12 +482,18 @@ class TapAsterisk(FakeAsterisk):
                 tap.writer.write(frame)
                 tap.samples += FRAME_SAMPLES
                 if ends is not None:
-                    sent = time.time()          # the frame with the phrase's last sample is out
-                    self.utterances.append({
-                        "call": tap.call.index, "call_id": tap.call.call_id,
-                        "login": tap.call.login, "n": ends, "t_end": sent,
-                        "end_sample": tap.samples,
-                        "whole": self._started.get((tap.call.index, ends), False)})
+                    sent = time.time()  # the frame with the phrase's last sample is out
+                    self.utterances.append(
+                        {
+                            "call": tap.call.index,
+                            "call_id": tap.call.call_id,
+                            "login": tap.call.login,
+                            "n": ends,
+                            "t_end": sent,
+                            "end_sample": tap.samples,
+                            "whole": self._started.get((tap.call.index, ends), False),
+                        }
+                    )
                 transport = tap.writer.transport
                 if transport is not None:
                     self.max_backlog = max(self.max_backlog, transport.get_write_buffer_size())
@@ -398,17 +504,19 @@ class TapAsterisk(FakeAsterisk):
         t0 = time.monotonic()
         clock = asyncio.ensure_future(self._clock(t0))
         try:
-            for call in self.calls:                       # answer the calls, one by one
+            for call in self.calls:  # answer the calls, one by one
                 for message in call.answer:
                     writer.write(message + EOL.encode())
                 await writer.drain()
                 await asyncio.sleep(self.config.answer_spacing)
-            last = max(c.start_tick for c in self.calls) + \
-                (self.config.utterances - 1) * self.period_ticks + \
-                max(len(self.customer_frames), self.agent_offset_ticks + len(self.agent_frames))
+            last = (
+                max(c.start_tick for c in self.calls)
+                + (self.config.utterances - 1) * self.period_ticks
+                + max(len(self.customer_frames), self.agent_offset_ticks + len(self.agent_frames))
+            )
             end_tick = last + round(self.config.tail / TICK)
             await asyncio.sleep(max(0.0, t0 + end_tick * TICK - time.monotonic()))
-            for call in self.calls:                       # hang up; ChanSpy's taps end with it
+            for call in self.calls:  # hang up; ChanSpy's taps end with it
                 call.ended = True
                 for message in call.hangup:
                     writer.write(message + EOL.encode())
@@ -420,19 +528,31 @@ class TapAsterisk(FakeAsterisk):
                 await writer.drain()
             clock.cancel()
             lateness = sorted(self.lateness)
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Calls", len(self.calls)), ("Ticks", self.tick),
-                              ("Originates", self.originates)))
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Calls", len(self.calls)),
+                    ("Ticks", self.tick),
+                    ("Originates", self.originates),
+                )
+            )
             await writer.drain()
-            self.pipe.send({
-                "utterances": self.utterances, "taps": len(self.taps),
-                "tap_errors": self.tap_errors, "originates": self.originates,
-                "ticks": self.tick,
-                "late_p50": percentile(lateness, 50) if lateness else 0.0,
-                "late_p99": percentile(lateness, 99) if lateness else 0.0,
-                "late_max": lateness[-1] if lateness else 0.0,
-                "max_backlog": self.max_backlog, "queue_summaries": self.queue_summaries,
-                "calls": [(c.login, c.call_id, c.caller) for c in self.calls]})
+            self.pipe.send(
+                {
+                    "utterances": self.utterances,
+                    "taps": len(self.taps),
+                    "tap_errors": self.tap_errors,
+                    "originates": self.originates,
+                    "ticks": self.tick,
+                    "late_p50": percentile(lateness, 50) if lateness else 0.0,
+                    "late_p99": percentile(lateness, 99) if lateness else 0.0,
+                    "late_max": lateness[-1] if lateness else 0.0,
+                    "max_backlog": self.max_backlog,
+                    "queue_summaries": self.queue_summaries,
+                    "calls": [(c.login, c.call_id, c.caller) for c in self.calls],
+                }
+            )
         except ConnectionError:
             clock.cancel()
 
@@ -457,9 +577,9 @@ class PromptConsoles(Consoles):
     """Each agent's console: the prompts it gets, the script it pops, its taps' state."""
 
     prompts: dict[str, list[Message]] = field(default_factory=lambda: defaultdict(list))
-    scripts: dict[tuple[str, str], str] = field(default_factory=dict)   # (login, call) -> id
+    scripts: dict[tuple[str, str], str] = field(default_factory=dict)  # (login, call) -> id
     prompt_rules: Counter[str] = field(default_factory=Counter)
-    taps_ok: set[tuple[str, str]] = field(default_factory=set)           # (call, speaker)
+    taps_ok: set[tuple[str, str]] = field(default_factory=set)  # (call, speaker)
 
     def on_message(self, login: str, arrived: float, data: dict) -> None:
         kind = data.get("type")
@@ -480,10 +600,10 @@ class Final:
     call_id: str
     text: str
     phrases: tuple[str, ...]
-    at: float                   # Utterance.at: the worker had the final result
-    on_loop: float              # the loop handed it to live coaching
-    vad_closed: float | None    # the worker's VAD closed the segment (None: Vosk's endpoint)
-    vad_sample: int | None      # the stream position there, in samples
+    at: float  # Utterance.at: the worker had the final result
+    on_loop: float  # the loop handed it to live coaching
+    vad_closed: float | None  # the worker's VAD closed the segment (None: Vosk's endpoint)
+    vad_sample: int | None  # the stream position there, in samples
 
 
 class Stamps:
@@ -494,7 +614,7 @@ class Stamps:
     def __init__(self) -> None:
         self.finals: list[Final] = []
         self.partials: dict[str, list[float]] = defaultdict(list)  # call -> on the loop
-        self.mode = None                        # the recognition mode of the first call heard
+        self.mode = None  # the recognition mode of the first call heard
 
     def install(self, service: Service) -> None:
         deliver = service.speech.on_utterance
@@ -504,8 +624,11 @@ class Stamps:
             if u.speaker == "customer" and u.final:
                 if self.mode is None:
                     self.mode = service.speech.mode_of(u.call_id)
-                self.finals.append(Final(u.call_id, u.text, tuple(u.phrases), u.at, now,
-                                         u.closed_at, u.closed_sample))
+                self.finals.append(
+                    Final(
+                        u.call_id, u.text, tuple(u.phrases), u.at, now, u.closed_at, u.closed_sample
+                    )
+                )
             elif u.speaker == "customer" and RULE_PHRASES & set(u.phrases):
                 self.partials[u.call_id].append(now)
             deliver(u)
@@ -552,18 +675,34 @@ def prepare_scripts(folder: Path, repeat_after: float) -> Path:
     return scripts
 
 
-async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
-              results: Connection, scripts: Path, store_dir: str,
-              play_seconds: float) -> RunResult:
+async def run(
+    a: argparse.Namespace,
+    ami_port: int,
+    ami_secret: str,
+    users: tuple[User, ...],
+    results: Connection,
+    scripts: Path,
+    store_dir: str,
+    play_seconds: float,
+) -> RunResult:
     settings = Settings(
-        ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
-                        secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
+        ami=AmiSettings(
+            host="127.0.0.1",
+            port=ami_port,
+            username=USERNAME,
+            secret=Secret(ami_secret),
+            reconnect_min=0.2,
+            reconnect_max=2.0,
+        ),
         web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
         store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
         tap=TapSettings(host="127.0.0.1", port=0),
         speech=SpeechSettings(model=a.model, mode="auto", enabled=True),
-        scripts=str(scripts), customers=str(scripts / "customers.csv"),
-        users=users, log_level="WARNING")
+        scripts=str(scripts),
+        customers=str(scripts / "customers.csv"),
+        users=users,
+        log_level="WARNING",
+    )
     service = Service(settings)
     if service.speech is None:
         raise BenchError("speech is off in the service")
@@ -600,24 +739,44 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         expected = sum(u["whole"] for u in pbx["utterances"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
-                consoles.prompt_rules[RULE] < expected or service.tracker.calls
-                or service.speech.open_streams):
+            consoles.prompt_rules[RULE] < expected
+            or service.tracker.calls
+            or service.speech.open_streams
+        ):
             await asyncio.sleep(0.05)
         cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
         gc_pauses.__exit__()
         lag.stop()
         st = service.speech.stats
-        speech = {"streams": st.streams, "audio": st.audio_seconds,
-                  "decoded": st.decoded_seconds, "decode_cpu": st.decode_cpu,
-                  "gate_cpu": st.gate_cpu, "dropped": st.shed_seconds, "finals": st.finals,
-                  "partials": st.partials}
+        speech = {
+            "streams": st.streams,
+            "audio": st.audio_seconds,
+            "decoded": st.decoded_seconds,
+            "decode_cpu": st.decode_cpu,
+            "gate_cpu": st.gate_cpu,
+            "dropped": st.shed_seconds,
+            "finals": st.finals,
+            "partials": st.partials,
+        }
         mode = stamps.mode or service.speech.default_mode
         return RunResult(
-            pbx=pbx, consoles=consoles, stamps=stamps, model_path=str(service.speech.model.path),
-            model_seconds=model_seconds, mode=mode.kind, phrases=len(mode.phrases),
-            vad=service.speech.vad, workers=service.speech.workers, cpu_seconds=cpu,
-            wall_seconds=wall, speech=speech, loop_lag=lag.lags, gc=gc_pauses,
-            calls_left=len(service.tracker.calls), streams_left=service.speech.open_streams)
+            pbx=pbx,
+            consoles=consoles,
+            stamps=stamps,
+            model_path=str(service.speech.model.path),
+            model_seconds=model_seconds,
+            mode=mode.kind,
+            phrases=len(mode.phrases),
+            vad=service.speech.vad,
+            workers=service.speech.workers,
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            speech=speech,
+            loop_lag=lag.lags,
+            gc=gc_pauses,
+            calls_left=len(service.tracker.calls),
+            streams_left=service.speech.open_streams,
+        )
     finally:
         lag.stop()
         gc_pauses.__exit__()
@@ -634,11 +793,11 @@ class Sample:
     t_end: float
     arrived: float
     sent_at: float
-    vad_audio: float | None = None          # seconds of audio after the last sample
+    vad_audio: float | None = None  # seconds of audio after the last sample
     vad_closed: float | None = None
     final_at: float | None = None
     on_loop: float | None = None
-    partial: float | None = None            # first partial naming the phrase, on the loop
+    partial: float | None = None  # first partial naming the phrase, on the loop
 
 
 def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
@@ -658,8 +817,10 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
     late_limit = 10.0
     for login, call_id, _ in r.pbx["calls"]:
         utts = sorted(by_call.get(call_id, []), key=lambda u: u["t_end"])
-        prompts = sorted((p for p in r.consoles.prompts.get(login, [])
-                          if p.data.get("rule_id") == RULE), key=lambda p: p.arrived)
+        prompts = sorted(
+            (p for p in r.consoles.prompts.get(login, []) if p.data.get("rule_id") == RULE),
+            key=lambda p: p.arrived,
+        )
         wrong = [p for p in prompts if p.data.get("call_id") != call_id]
         if wrong:
             problems.append(f"{len(wrong)} {RULE} prompts of another call on {login}'s socket")
@@ -669,7 +830,7 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
         for i, u in enumerate(utts):
             until = utts[i + 1]["t_end"] if i + 1 < len(utts) else u["t_end"] + late_limit
             while pi < len(prompts) and prompts[pi].arrived < u["t_end"]:
-                pi += 1                      # came before this utterance ended: counted extra
+                pi += 1  # came before this utterance ended: counted extra
             while fi < len(fs) and fs[fi].on_loop < u["t_end"]:
                 fi += 1
             final = fs[fi] if fi < len(fs) and fs[fi].on_loop < until else None
@@ -712,52 +873,83 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     n_calls = len(pbx["calls"])
     utts = pbx["utterances"]
     whole = sum(u["whole"] for u in utts)
-    print(f"service: ivr.server.Service with speech on, web console and tap server on "
-          f"127.0.0.1 (ports the OS chose), SQLite store in a temporary folder, scripts/ copied "
-          f"with {RULE} repeat_after 60 -> {a.repeat_after:g} s")
-    print(f"model: {r.model_path} (service start incl. model load {r.model_seconds:.1f} s), "
-          f"{r.workers} speech worker threads")
-    print(f"recognition: mode auto -> {r.mode} ({r.phrases} phrases, script {SCRIPT}); "
-          f"VAD hangover {r.vad.hangover_ms} ms"
-          + (" (service default)" if a.hangover_ms is None else " (--hangover-ms)")
-          + f", aggressiveness {r.vad.aggressiveness}")
-    print(f"speech: customer \"{CUSTOMER_PHRASE}\" {speech_info['customer'][1]:.2f} s of voice "
-          f"(espeak-ng ko 150 wpm via 8 kHz u-law, {speech_info['customer'][0]:.2f} s with its "
-          f"silences)" + (f", agent \"{AGENT_PHRASE}\" {speech_info['agent'][1]:.2f} s "
-                          f"{a.agent_offset_s:.2f} s after each" if speech_info.get("agent")
-                          else ", agent silent"))
-    print(f"load: {n_calls} calls answered (AMI replay of {CAPTURE.name}, Korean caller, "
-          f"project acme-support), {2 * n_calls} taps streaming in real time (320 B / 20 ms); "
-          f"each customer says it {a.utterances} times, every {a.period:g} s, calls staggered "
-          f"over the period")
-    print(f"  taps                      {pbx['originates']} Originates, {pbx['taps']} AudioSocket "
-          f"connections, {len(c.taps_ok)} reported ok on the consoles")
-    late = f"late p50 {pbx['late_p50'] * 1e3:.2f} ms, p99 {pbx['late_p99'] * 1e3:.2f} ms, " \
-           f"max {pbx['late_max'] * 1e3:.1f} ms"
-    print(f"  audio clock (fake PBX)    {pbx['ticks']} ticks, {late}; largest unsent tap "
-          f"backlog {pbx['max_backlog']} B")
+    print(
+        f"service: ivr.server.Service with speech on, web console and tap server on "
+        f"127.0.0.1 (ports the OS chose), SQLite store in a temporary folder, scripts/ copied "
+        f"with {RULE} repeat_after 60 -> {a.repeat_after:g} s"
+    )
+    print(
+        f"model: {r.model_path} (service start incl. model load {r.model_seconds:.1f} s), "
+        f"{r.workers} speech worker threads"
+    )
+    print(
+        f"recognition: mode auto -> {r.mode} ({r.phrases} phrases, script {SCRIPT}); "
+        f"VAD hangover {r.vad.hangover_ms} ms"
+        + (" (service default)" if a.hangover_ms is None else " (--hangover-ms)")
+        + f", aggressiveness {r.vad.aggressiveness}"
+    )
+    print(
+        f'speech: customer "{CUSTOMER_PHRASE}" {speech_info["customer"][1]:.2f} s of voice '
+        f"(espeak-ng ko 150 wpm via 8 kHz u-law, {speech_info['customer'][0]:.2f} s with its "
+        f"silences)"
+        + (
+            f', agent "{AGENT_PHRASE}" {speech_info["agent"][1]:.2f} s '
+            f"{a.agent_offset_s:.2f} s after each"
+            if speech_info.get("agent")
+            else ", agent silent"
+        )
+    )
+    print(
+        f"load: {n_calls} calls answered (AMI replay of {CAPTURE.name}, Korean caller, "
+        f"project acme-support), {2 * n_calls} taps streaming in real time (320 B / 20 ms); "
+        f"each customer says it {a.utterances} times, every {a.period:g} s, calls staggered "
+        f"over the period"
+    )
+    print(
+        f"  taps                      {pbx['originates']} Originates, {pbx['taps']} AudioSocket "
+        f"connections, {len(c.taps_ok)} reported ok on the consoles"
+    )
+    late = (
+        f"late p50 {pbx['late_p50'] * 1e3:.2f} ms, p99 {pbx['late_p99'] * 1e3:.2f} ms, "
+        f"max {pbx['late_max'] * 1e3:.1f} ms"
+    )
+    print(
+        f"  audio clock (fake PBX)    {pbx['ticks']} ticks, {late}; largest unsent tap "
+        f"backlog {pbx['max_backlog']} B"
+    )
     s = r.speech
-    print(f"  speech stage              {s['audio']:.0f} s of audio in {s['streams']} streams, "
-          f"{s['decoded']:.0f} s passed the VAD ({s['decoded'] / max(s['audio'], 1e-9):.0%}), "
-          f"Vosk CPU {s['decode_cpu']:.2f} s, VAD CPU {s['gate_cpu']:.2f} s, "
-          f"{s['dropped']:.1f} s shed; {s['finals']} finals, {s['partials']} partials")
-    print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
-          f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU: service, speech threads, "
-          f"{n_calls} console clients)")
+    print(
+        f"  speech stage              {s['audio']:.0f} s of audio in {s['streams']} streams, "
+        f"{s['decoded']:.0f} s passed the VAD ({s['decoded'] / max(s['audio'], 1e-9):.0%}), "
+        f"Vosk CPU {s['decode_cpu']:.2f} s, VAD CPU {s['gate_cpu']:.2f} s, "
+        f"{s['dropped']:.1f} s shed; {s['finals']} finals, {s['partials']} partials"
+    )
+    print(
+        f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
+        f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU: service, speech threads, "
+        f"{n_calls} console clients)"
+    )
     lags = sorted(r.loop_lag)
     if lags:
-        print(f"  event loop lag            p50 {percentile(lags, 50) * 1e3:.1f} ms, p99 "
-              f"{percentile(lags, 99) * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms "
-              f"(10 ms sleeps, {len(lags)} samples)")
+        print(
+            f"  event loop lag            p50 {percentile(lags, 50) * 1e3:.1f} ms, p99 "
+            f"{percentile(lags, 99) * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms "
+            f"(10 ms sleeps, {len(lags)} samples)"
+        )
     print(f"  GC pauses in this process {r.gc.line()}")
-    print("  WebSocket messages in     " + ", ".join(f"{k} {n}" for k, n in
-                                                   sorted(c.kinds.items())))
-    print("  prompts by rule           " + ", ".join(f"{k} {n}" for k, n in
-                                                   sorted(c.prompt_rules.items())))
+    print(
+        "  WebSocket messages in     " + ", ".join(f"{k} {n}" for k, n in sorted(c.kinds.items()))
+    )
+    print(
+        "  prompts by rule           "
+        + ", ".join(f"{k} {n}" for k, n in sorted(c.prompt_rules.items()))
+    )
     print()
     samples, problems = match(r, speech_info["customer"][1])
-    print(f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
-          f"received, {len(samples)} matched")
+    print(
+        f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
+        f"received, {len(samples)} matched"
+    )
     print(header(WIDTH))
     total = [x.arrived - x.t_end for x in samples]
     print(line("end of utterance -> prompt on WebSocket", total))
@@ -766,32 +958,52 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     partials = [x.partial - x.t_end for x in samples if x.partial is not None]
     # Customer cards fire on the first partial result naming the phrase; the
     # final result (after the VAD's end-pointing) only confirms them.
-    print(line("  partial naming the phrase, on the loop", partials)
-          + f"   {len(partials)} of {len(samples)}")
-    print(line("  then coaching, outbox: -> sent_at",
-              [x.sent_at - x.partial for x in samples if x.partial is not None]))
+    print(
+        line("  partial naming the phrase, on the loop", partials)
+        + f"   {len(partials)} of {len(samples)}"
+    )
+    print(
+        line(
+            "  then coaching, outbox: -> sent_at",
+            [x.sent_at - x.partial for x in samples if x.partial is not None],
+        )
+    )
     print(line("  WebSocket: sent_at -> client", [x.arrived - x.sent_at for x in samples]))
     print(f"  the final result's path ({len(split)} of {len(samples)} finals closed by the VAD):")
-    print(line("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split]))
+    print(
+        line("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split])
+    )
     print(line("  decoding: -> final result", [x.final_at - x.vad_closed for x in split]))
     print(line("  to the loop: -> live coaching", [x.on_loop - x.final_at for x in split]))
-    print(line("audio the VAD waited for after the last sample",
-              [x.vad_audio for x in split if x.vad_audio is not None]))
-    print(line("VAD closes segment, beyond that audio's time",
-              [x.vad_closed - x.t_end - x.vad_audio for x in split if x.vad_audio is not None]))
+    print(
+        line(
+            "audio the VAD waited for after the last sample",
+            [x.vad_audio for x in split if x.vad_audio is not None],
+        )
+    )
+    print(
+        line(
+            "VAD closes segment, beyond that audio's time",
+            [x.vad_closed - x.t_end - x.vad_audio for x in split if x.vad_audio is not None],
+        )
+    )
     if total:
         p95 = percentile(sorted(total), 95) * 1e3
         met = "met" if p95 < TARGET_P95_MS else "NOT met"
-        print(f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
-              f"(p95 {p95:.0f} ms)")
+        print(
+            f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
+            f"(p95 {p95:.0f} ms)"
+        )
     # checks
     if pbx["tap_errors"]:
         problems += pbx["tap_errors"][:5]
     if pbx["taps"] != 2 * n_calls:
         problems.append(f"{pbx['taps']} tap connections for {2 * n_calls} legs")
     if whole != len(utts) or len(utts) != n_calls * a.utterances:
-        problems.append(f"{whole} of {len(utts)} utterances sent whole "
-                        f"({n_calls * a.utterances} planned): a tap connected late")
+        problems.append(
+            f"{whole} of {len(utts)} utterances sent whole "
+            f"({n_calls * a.utterances} planned): a tap connected late"
+        )
     scripts = Counter(sid for (login, _), sid in c.scripts.items())
     if scripts.get(SCRIPT, 0) != n_calls:
         problems.append(f"scripts popped: {dict(scripts)}; expected {SCRIPT} on every call")
@@ -802,9 +1014,11 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     problems += c.problems[:5]
     for problem in problems:
         print(f"  WRONG: {problem}")
-    print(f"  check                     {'FAILED' if problems else 'ok'} (every tap connected, "
-          f"every utterance sent whole and prompted once on its agent's socket, no other "
-          f"{RULE} prompt, {SCRIPT} popped, every call ended)")
+    print(
+        f"  check                     {'FAILED' if problems else 'ok'} (every tap connected, "
+        f"every utterance sent whole and prompted once on its agent's socket, no other "
+        f"{RULE} prompt, {SCRIPT} popped, every call ended)"
+    )
     return problems
 
 
@@ -812,16 +1026,30 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     p.add_argument("--calls", type=int, default=16, help="live calls at once (2 taps each)")
-    p.add_argument("--utterances", type=int, default=15,
-                   help="times each customer says the phrase")
-    p.add_argument("--period", type=float, default=3.0,
-                   help="seconds from one utterance of a customer to the next")
-    p.add_argument("--hangover-ms", type=int, default=None,
-                   help="override the VAD's trailing silence (default: the service's, 500 ms)")
-    p.add_argument("--no-agent-speech", action="store_true",
-                   help="the agents stay silent (their taps stream silence)")
-    p.add_argument("--repeat-after", type=float, default=1.0,
-                   help=f"{RULE}'s repeat_after in the copied rules (seconds, under --period)")
+    p.add_argument("--utterances", type=int, default=15, help="times each customer says the phrase")
+    p.add_argument(
+        "--period",
+        type=float,
+        default=3.0,
+        help="seconds from one utterance of a customer to the next",
+    )
+    p.add_argument(
+        "--hangover-ms",
+        type=int,
+        default=None,
+        help="override the VAD's trailing silence (default: the service's, 500 ms)",
+    )
+    p.add_argument(
+        "--no-agent-speech",
+        action="store_true",
+        help="the agents stay silent (their taps stream silence)",
+    )
+    p.add_argument(
+        "--repeat-after",
+        type=float,
+        default=1.0,
+        help=f"{RULE}'s repeat_after in the copied rules (seconds, under --period)",
+    )
     p.add_argument("--model", default="auto", help="speech.model (default: the installed one)")
     a = p.parse_args(argv)
     if a.calls < 1 or a.utterances < 1 or a.period < 1.5:
@@ -849,17 +1077,29 @@ def main(argv: list[str] | None = None) -> int:
     lead, tail, spacing = 3.0, 2.5, 0.05
     play_seconds = lead + a.calls * spacing + a.utterances * a.period + tail
     ami_secret = secrets.token_urlsafe(24)
-    config = PbxConfig(capture=CAPTURE, secret=ami_secret, logins=[u.login for u in users],
-                       customer_pcm=customer_pcm, agent_pcm=agent_pcm,
-                       utterances=a.utterances, period=a.period, agent_offset=a.agent_offset_s,
-                       lead=lead, tail=tail, answer_spacing=spacing,
-                       max_seconds=play_seconds + 180)
+    config = PbxConfig(
+        capture=CAPTURE,
+        secret=ami_secret,
+        logins=[u.login for u in users],
+        customer_pcm=customer_pcm,
+        agent_pcm=agent_pcm,
+        utterances=a.utterances,
+        period=a.period,
+        agent_offset=a.agent_offset_s,
+        lead=lead,
+        tail=tail,
+        answer_spacing=spacing,
+        max_seconds=play_seconds + 180,
+    )
     try:
-        with fake_asterisk(serve, config) as (port, results), \
-                tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        with (
+            fake_asterisk(serve, config) as (port, results),
+            tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp,
+        ):
             scripts = prepare_scripts(Path(tmp), a.repeat_after)
-            result = asyncio.run(run(a, port, ami_secret, users, results, scripts, tmp,
-                                     play_seconds))
+            result = asyncio.run(
+                run(a, port, ami_secret, users, results, scripts, tmp, play_seconds)
+            )
     except BenchError as e:
         return incomplete(e)
     return verdict(report(a, result, speech_info))

@@ -6,6 +6,7 @@ Secrets never live in code: ``ami.secret`` may be written in the file (kept
 out of version control) but ``IVR_AMI_SECRET`` in the environment wins. The
 ``users:`` section is read by users.py, which owns who may sign in.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -199,7 +200,7 @@ class Settings:
     groups: tuple[AgentGroup, ...] = ()
     shift: ShiftSettings = ShiftSettings()
     log_level: str = "INFO"
-    log_format: str = "text"       # text | json (one object per line, for log shippers)
+    log_format: str = "text"  # text | json (one object per line, for log shippers)
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
     source: str | None = None
@@ -219,8 +220,10 @@ class Settings:
 
 # Allowed ranges of numeric settings: (section.key) -> (min, max).
 _RANGES = {
-    "web.session_hours": (0.01, 24.0), "web.idle_minutes": (0.05, 24 * 60.0),
-    "web.header_timeout": (0.5, 600.0), "web.body_timeout": (0.5, 3600.0),
+    "web.session_hours": (0.01, 24.0),
+    "web.idle_minutes": (0.05, 24 * 60.0),
+    "web.header_timeout": (0.5, 600.0),
+    "web.body_timeout": (0.5, 3600.0),
     "web.max_connections_per_address": (1, 100000),
 }
 _NESTED = {"TlsSettings": TlsSettings}
@@ -251,8 +254,7 @@ def _line(d: Any, key: str | None = None, default: int | None = None) -> int | N
     return default
 
 
-def _build_shift(data: Any, file: str, line: int | None,
-                 problems: list[Problem]) -> ShiftSettings:
+def _build_shift(data: Any, file: str, line: int | None, problems: list[Problem]) -> ShiftSettings:
     if data is None:
         return ShiftSettings()
     if not isinstance(data, dict):
@@ -263,41 +265,65 @@ def _build_shift(data: Any, file: str, line: int | None,
     for key, value in data.items():
         kline, where = _line(data, key, line), f"shift.{key}"
         if key in ("wrapup_seconds", "service_level_seconds"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not 0 < value <= 86400:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value <= 86400
+            ):
                 problems.append(Problem(file, kline, where, "must be seconds, 1-86400"))
             else:
                 kwargs[key] = float(value)
         elif key == "not_ready_reasons":
             reasons = value if isinstance(value, list) else None
-            if not reasons or not all(isinstance(r, str) and _REASON.fullmatch(r)
-                                      and not r.startswith(WRAPUP_REASON) for r in reasons):
-                problems.append(Problem(file, kline, where, "must be a list of short words "
-                                        f"(letters, digits, spaces, '-'; not {WRAPUP_REASON!r})"))
+            if not reasons or not all(
+                isinstance(r, str) and _REASON.fullmatch(r) and not r.startswith(WRAPUP_REASON)
+                for r in reasons
+            ):
+                problems.append(
+                    Problem(
+                        file,
+                        kline,
+                        where,
+                        "must be a list of short words "
+                        f"(letters, digits, spaces, '-'; not {WRAPUP_REASON!r})",
+                    )
+                )
             elif len(set(reasons)) != len(reasons):
                 problems.append(Problem(file, kline, where, "lists a reason twice"))
             else:
                 kwargs[key] = tuple(reasons)
         elif key == "projects":
             if not isinstance(value, dict):
-                problems.append(Problem(file, kline, where,
-                                        "must map each project to {wrapup_seconds: N}"))
+                problems.append(
+                    Problem(file, kline, where, "must map each project to {wrapup_seconds: N}")
+                )
                 continue
             limits = []
             for project, conf in value.items():
                 pline = _line(value, project, kline)
                 seconds = conf.get("wrapup_seconds") if isinstance(conf, dict) else None
-                if not isinstance(conf, dict) or set(conf) != {"wrapup_seconds"} or \
-                        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-                        not 0 < seconds <= 86400:
-                    problems.append(Problem(file, pline, f"{where}.{project}",
-                                            "must be {wrapup_seconds: N} (seconds, 1-86400)"))
+                if (
+                    not isinstance(conf, dict)
+                    or set(conf) != {"wrapup_seconds"}
+                    or isinstance(seconds, bool)
+                    or not isinstance(seconds, (int, float))
+                    or not 0 < seconds <= 86400
+                ):
+                    problems.append(
+                        Problem(
+                            file,
+                            pline,
+                            f"{where}.{project}",
+                            "must be {wrapup_seconds: N} (seconds, 1-86400)",
+                        )
+                    )
                     continue
                 limits.append((str(project), float(seconds)))
             kwargs["wrapup_by_project"] = tuple(limits)
         else:
-            problems.append(Problem(file, kline, where,
-                                    f"unknown setting (known: {', '.join(known)})"))
+            problems.append(
+                Problem(file, kline, where, f"unknown setting (known: {', '.join(known)})")
+            )
     return ShiftSettings(**kwargs)
 
 
@@ -313,33 +339,50 @@ def _words(value: Any) -> list[str] | None:
     return out
 
 
-def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...],
-                  problems: list[Problem]) -> tuple[AgentGroup, ...]:
+def _build_groups(
+    data: Any, file: str, line: int | None, users: tuple[User, ...], problems: list[Problem]
+) -> tuple[AgentGroup, ...]:
     """`groups:` name -> {projects: [...], queues: [...], agents: [login, ...] or
     {login: penalty}}. Unknown agents and empty groups are problems here;
     unknown queues need the dialplans and are `ivr check`'s (ivr.agents.check)."""
     if not isinstance(data, dict):
-        problems.append(Problem(file, line, "groups", "must map each group's name to its "
-                                "projects, queues and agents"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "groups",
+                "must map each group's name to its projects, queues and agents",
+            )
+        )
         return ()
     roles = {u.login: u.role for u in users}
     groups = []
     for name, value in data.items():
         gline, where = _line(data, name, line), f"groups.{name}"
         if not isinstance(value, dict):
-            problems.append(Problem(file, gline, where, "must be a mapping (projects, queues, "
-                                    "agents)"))
+            problems.append(
+                Problem(file, gline, where, "must be a mapping (projects, queues, agents)")
+            )
             continue
         for key in value:
             if key not in ("projects", "queues", "agents"):
-                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
-                                        "unknown setting (known: projects, queues, agents)"))
+                problems.append(
+                    Problem(
+                        file,
+                        _line(value, key, gline),
+                        f"{where}.{key}",
+                        "unknown setting (known: projects, queues, agents)",
+                    )
+                )
         lists: dict[str, list[str]] = {}
         for key in ("projects", "queues"):
             words = _words(value.get(key, []))
             if words is None:
-                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
-                                        "must be a list of names"))
+                problems.append(
+                    Problem(
+                        file, _line(value, key, gline), f"{where}.{key}", "must be a list of names"
+                    )
+                )
                 words = []
             lists[key] = words
         raw = value.get("agents")
@@ -348,36 +391,66 @@ def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...
         malformed = False
         if isinstance(raw, dict):
             for login, penalty in raw.items():
-                if isinstance(penalty, bool) or not isinstance(penalty, int) or \
-                        not 0 <= penalty <= 1000:
-                    problems.append(Problem(file, _line(raw, login, aline),
-                                            f"{where}.agents.{login}",
-                                            "penalty must be a whole number, 0-1000"))
+                if (
+                    isinstance(penalty, bool)
+                    or not isinstance(penalty, int)
+                    or not 0 <= penalty <= 1000
+                ):
+                    problems.append(
+                        Problem(
+                            file,
+                            _line(raw, login, aline),
+                            f"{where}.agents.{login}",
+                            "penalty must be a whole number, 0-1000",
+                        )
+                    )
                     malformed = True
                     continue
                 members.append(GroupMember(str(login), penalty))
         elif raw is not None:
             words = _words(raw)
             if words is None:
-                problems.append(Problem(file, aline, f"{where}.agents", "must be a list of "
-                                        "agents' logins, or map each login to a penalty"))
+                problems.append(
+                    Problem(
+                        file,
+                        aline,
+                        f"{where}.agents",
+                        "must be a list of agents' logins, or map each login to a penalty",
+                    )
+                )
                 malformed = True
             members = [GroupMember(w) for w in words or []]
         if not members and not malformed:
-            problems.append(Problem(file, aline, f"{where}.agents",
-                                    "empty group: list at least one agent"))
+            problems.append(
+                Problem(file, aline, f"{where}.agents", "empty group: list at least one agent")
+            )
         for m in members:
             role = roles.get(m.login)
             if role != "agent":
                 mline = _line(raw, m.login, aline) if isinstance(raw, dict) else aline
-                problems.append(Problem(file, mline, f"{where}.agents.{m.login}",
-                                        "unknown agent (not in users)" if role is None
-                                        else "is a supervisor, not an agent"))
+                problems.append(
+                    Problem(
+                        file,
+                        mline,
+                        f"{where}.agents.{m.login}",
+                        "unknown agent (not in users)"
+                        if role is None
+                        else "is a supervisor, not an agent",
+                    )
+                )
         if len({m.login for m in members}) != len(members):
             problems.append(Problem(file, aline, f"{where}.agents", "lists an agent twice"))
         queue_lines = tuple(_line(value, "queues", gline) for _ in lists["queues"])
-        groups.append(AgentGroup(str(name), tuple(lists["projects"]), tuple(lists["queues"]),
-                                 tuple(members), line=gline, queue_lines=queue_lines))
+        groups.append(
+            AgentGroup(
+                str(name),
+                tuple(lists["projects"]),
+                tuple(lists["queues"]),
+                tuple(members),
+                line=gline,
+                queue_lines=queue_lines,
+            )
+        )
     return tuple(groups)
 
 
@@ -401,8 +474,9 @@ def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _build_section(cls: type, data: Any, file: str, where: str, line: int | None,
-                   problems: list[Problem]) -> Any:
+def _build_section(
+    cls: type, data: Any, file: str, where: str, line: int | None, problems: list[Problem]
+) -> Any:
     if data is None:
         return cls()
     if not isinstance(data, dict):
@@ -413,13 +487,15 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
     for key, value in data.items():
         kline = data.line_of(key) if isinstance(data, LineDict) else line
         if key not in known:
-            problems.append(Problem(file, kline, f"{where}.{key}",
-                                    f"unknown setting (known: {', '.join(known)})"))
+            problems.append(
+                Problem(
+                    file, kline, f"{where}.{key}", f"unknown setting (known: {', '.join(known)})"
+                )
+            )
             continue
         nested = _NESTED.get(str(known[key].type))
         if nested is not None:
-            values[key] = _build_section(nested, value, file,
-                                         f"{where}.{key}", kline, problems)
+            values[key] = _build_section(nested, value, file, f"{where}.{key}", kline, problems)
             continue
         value, err = _check_value(value, known[key].type)
         if err:
@@ -436,8 +512,9 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
     return cls(**values)
 
 
-def load_settings(path: str | os.PathLike | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Read settings from ``path`` (or $IVR_CONFIG, or ./ivr.yaml if present).
 
     Raises YamlError listing every problem; never returns half-checked settings.
@@ -479,24 +556,30 @@ def load_settings(path: str | os.PathLike | None = None,
     if supervision is not None:
         line = data.line_of("supervision") if isinstance(data, LineDict) else None
         if supervision.tell_agent not in ("always", "when_heard", "never"):
-            problems.append(Problem(file, line, "supervision.tell_agent",
-                                    "must be always, when_heard or never"))
+            problems.append(
+                Problem(file, line, "supervision.tell_agent", "must be always, when_heard or never")
+            )
         if not 5 <= supervision.ring_seconds <= 120:
             problems.append(Problem(file, line, "supervision.ring_seconds", "must be 5-120"))
     rejects = kwargs.get("rejects")
     if rejects is not None and not 0 <= rejects.pause_seconds <= 3600:
         line = data.line_of("rejects") if isinstance(data, LineDict) else None
         problems.append(Problem(file, line, "rejects.pause_seconds", "must be 0-3600 seconds"))
-    if "groups" in data:   # after the users, whom the groups name
-        kwargs["groups"] = _build_groups(data["groups"], file, data.line_of("groups")
-                                         if isinstance(data, LineDict) else None,
-                                         kwargs.get("users", ()), problems)
+    if "groups" in data:  # after the users, whom the groups name
+        kwargs["groups"] = _build_groups(
+            data["groups"],
+            file,
+            data.line_of("groups") if isinstance(data, LineDict) else None,
+            kwargs.get("users", ()),
+            problems,
+        )
     speech = kwargs.get("speech")
     if speech is not None:
         line = data.line_of("speech") if isinstance(data, LineDict) else None
         if speech.mode not in ("auto", "spotting", "transcript"):
-            problems.append(Problem(file, line, "speech.mode",
-                                    "must be auto, spotting or transcript"))
+            problems.append(
+                Problem(file, line, "speech.mode", "must be auto, spotting or transcript")
+            )
     web = kwargs.get("web")
     if web is not None:
         line = data.line_of("web") if isinstance(data, LineDict) else None
@@ -506,7 +589,8 @@ def load_settings(path: str | os.PathLike | None = None,
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)
     if env.get(SECRET_ENV):
         settings = dataclasses.replace(
-            settings, ami=dataclasses.replace(settings.ami, secret=Secret(env[SECRET_ENV])))
+            settings, ami=dataclasses.replace(settings.ami, secret=Secret(env[SECRET_ENV]))
+        )
     return settings
 
 
@@ -526,6 +610,7 @@ def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> lis
 def require_secret(settings: Settings) -> Secret:
     if not settings.ami.secret:
         where = settings.source or "the config"
-        raise YamlError([Problem(where, None, "ami.secret",
-                                 f"no AMI password: set {SECRET_ENV} or ami.secret")])
+        raise YamlError(
+            [Problem(where, None, "ami.secret", f"no AMI password: set {SECRET_ENV} or ami.secret")]
+        )
     return settings.ami.secret

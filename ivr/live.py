@@ -15,6 +15,7 @@ missed). The customer's grammar adds the model's frequent words as garbage
 (vocabulary.py): a misheard word then lands on a common word instead of
 raising a card. bench/coaching_accuracy.py measures both choices.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,14 @@ from .coaching.model import AGENT, CUSTOMER, CantCheck, Prompt, Tick
 from .coaching.rules import RuleLibrary
 from .logs import about
 from .pop import ScriptPop
-from .speech.recognizer import SPOTTING, Heard, RecognitionMode, SpeechModel, Utterance, \
-    VoiceActivity
+from .speech.recognizer import (
+    SPOTTING,
+    Heard,
+    RecognitionMode,
+    SpeechModel,
+    Utterance,
+    VoiceActivity,
+)
 from .speech.stage import CapacityNotice
 from .speech.vocabulary import frequent_words, garbage_words
 from .tap.taps import TapStatus
@@ -46,8 +53,17 @@ class CoachingConsole(Protocol):
     """The agents' consoles, as live coaching tells them about a call (web/view.py
     keeps it per call and pushes it to the agents on the call)."""
 
-    def transcript(self, call_id: str, speaker: str, utterance_id: str, text: str,
-                   final: bool, start: float, end: float, source: str) -> None: ...
+    def transcript(
+        self,
+        call_id: str,
+        speaker: str,
+        utterance_id: str,
+        text: str,
+        final: bool,
+        start: float,
+        end: float,
+        source: str,
+    ) -> None: ...
 
     def prompt(self, prompt: Prompt) -> None: ...
 
@@ -57,37 +73,54 @@ class CoachingConsole(Protocol):
 
     def capacity(self, call_id: str, level: int, notice: str, keep: bool) -> None: ...
 
-    def coached(self, call_id: str, adherence: Any, checklist: dict[str, Any],
-                cant_check: list[dict[str, Any]]) -> None: ...
+    def coached(
+        self,
+        call_id: str,
+        adherence: Any,
+        checklist: dict[str, Any],
+        cant_check: list[dict[str, Any]],
+    ) -> None: ...
 
     def restored(self, call_id: str, live: dict[str, Any]) -> None: ...
 
-CUSTOMER_GARBAGE_WORDS = 1000     # bench/coaching_accuracy.py: the choice is measured there
+
+CUSTOMER_GARBAGE_WORDS = 1000  # bench/coaching_accuracy.py: the choice is measured there
 
 
 class LiveCoaching:
-    def __init__(self, pop: ScriptPop, rules: RuleLibrary, console: CoachingConsole, save: Save,
-                 mode: str = "auto", model: Callable[[], SpeechModel | None] = lambda: None,
-                 garbage_words: int = CUSTOMER_GARBAGE_WORDS,
-                 critical_confidence: float = 0.9):
+    def __init__(
+        self,
+        pop: ScriptPop,
+        rules: RuleLibrary,
+        console: CoachingConsole,
+        save: Save,
+        mode: str = "auto",
+        model: Callable[[], SpeechModel | None] = lambda: None,
+        garbage_words: int = CUSTOMER_GARBAGE_WORDS,
+        critical_confidence: float = 0.9,
+    ):
         self.pop = pop
         self.rules = rules
-        self.engine = CoachingEngine(rules.ruleset_for, self.on_prompt, self.on_tick,
-                                     on_cant_check=self.on_cant_check,
-                                     critical_confidence=critical_confidence)
+        self.engine = CoachingEngine(
+            rules.ruleset_for,
+            self.on_prompt,
+            self.on_tick,
+            on_cant_check=self.on_cant_check,
+            critical_confidence=critical_confidence,
+        )
         self.console = console
         self.save = save
         self.mode = mode
         self.model = model
         self.garbage_words = garbage_words
-        self._live: dict[str, float] = {}              # call_id -> answered at
+        self._live: dict[str, float] = {}  # call_id -> answered at
         self._modes: dict[str, dict[str, RecognitionMode]] = {}
         self._fillers: tuple[str, ...] | None = None
-        self.prompt_counts: dict[tuple[str, str], int] = {}     # (rule, severity) -> raised
+        self.prompt_counts: dict[tuple[str, str], int] = {}  # (rule, severity) -> raised
         # Coaching of calls that were live when the service last stopped (checkpoints):
         # given back to the engine when the resync replays those calls' answers.
         self.restored: dict[str, dict[str, Any]] = {}
-        self._checkpoints: dict[str, tuple[int, int, int]] = {}   # call -> what was saved
+        self._checkpoints: dict[str, tuple[int, int, int]] = {}  # call -> what was saved
         self._ticker: asyncio.Task | None = None
 
     # ------------------------------------------------------------ what each party listens for
@@ -114,8 +147,9 @@ class LiveCoaching:
         if self._fillers is None:
             if model is None or not self.garbage_words:
                 return ()
-            self._fillers = garbage_words(frequent_words(model.path), self.garbage_words,
-                                          min_chars=1, max_chars=2)
+            self._fillers = garbage_words(
+                frequent_words(model.path), self.garbage_words, min_chars=1, max_chars=2
+            )
         return self._fillers
 
     def _hears(self, call_id: str) -> Callable[[str, str], bool] | None:
@@ -125,14 +159,19 @@ class LiveCoaching:
     # ------------------------------------------------------------ call events
     def on_call_event(self, event: CallEvent) -> None:
         call = event.call
-        connected = (isinstance(event, AgentAnswered) and call.direction is not Direction.OUTBOUND) \
-            or isinstance(event, CustomerAnswered)
+        connected = (
+            isinstance(event, AgentAnswered) and call.direction is not Direction.OUTBOUND
+        ) or isinstance(event, CustomerAnswered)
         if connected and call.call_id not in self._live:
             answered = call.answered_at or event.at
             self._live[call.call_id] = answered
-            self.engine.start_call(call.call_id, self.pop.script_of(call.call_id),
-                                   call.direction.value, answered,
-                                   hears=self._hears(call.call_id))
+            self.engine.start_call(
+                call.call_id,
+                self.pop.script_of(call.call_id),
+                call.direction.value,
+                answered,
+                hears=self._hears(call.call_id),
+            )
             saved = self.restored.pop(call.call_id, None)
             if saved is not None:
                 self.engine.restore(call.call_id, saved, time.time())
@@ -141,8 +180,9 @@ class LiveCoaching:
                 for item in live.get("checklist", ()):
                     if item["done"]:
                         for login in self.pop.owners(call.call_id):
-                            self.pop.mark_item(login, call.call_id, item["id"], True,
-                                               by=item["by"] or "speech")
+                            self.pop.mark_item(
+                                login, call.call_id, item["id"], True, by=item["by"] or "speech"
+                            )
         elif isinstance(event, CallEnded) and self._live.pop(call.call_id, None) is not None:
             result = self.engine.end_call(call.call_id, event.at)
             self._modes.pop(call.call_id, None)
@@ -152,8 +192,9 @@ class LiveCoaching:
             score = result.score
             checklist = {item["id"]: item for item in result.checklist}
             self.console.coached(call.call_id, score, checklist, result.cant_check)
-            self.save(call.call_id, checklist, score, result.prompts, result.transcript,
-                      result.cant_check)
+            self.save(
+                call.call_id, checklist, score, result.prompts, result.transcript, result.cant_check
+            )
         elif isinstance(event, CallEnded):
             self._modes.pop(call.call_id, None)
 
@@ -169,8 +210,16 @@ class LiveCoaching:
             # grammar forced the rest of the speech onto.
             text = " · ".join(u.phrases)
         if text:
-            self.console.transcript(u.call_id, u.speaker, f"{u.source[0]}{u.start:.2f}", text,
-                                    u.final, u.start, u.end, u.source)
+            self.console.transcript(
+                u.call_id,
+                u.speaker,
+                f"{u.source[0]}{u.start:.2f}",
+                text,
+                u.final,
+                u.start,
+                u.end,
+                u.source,
+            )
         if u.call_id in self._live:
             self.engine.utterance(u)
 
@@ -193,8 +242,9 @@ class LiveCoaching:
         """The speech stage gave something up: tell the consoles of the calls it affects."""
         calls = [notice.call_id] if notice.call_id else list(self._live)
         for call_id in calls:
-            self.console.capacity(call_id, notice.level, notice.description,
-                                  keep=bool(notice.call_id))
+            self.console.capacity(
+                call_id, notice.level, notice.description, keep=bool(notice.call_id)
+            )
 
     # ------------------------------------------------------------ coaching out
     def on_prompt(self, prompt: Prompt) -> None:
@@ -244,8 +294,14 @@ class LiveCoaching:
             live = self.engine.live(call_id)
             if live is None:
                 continue
-            self.save(call_id, {i["id"]: i for i in live["checklist"]}, None, live["prompts"],
-                      live["transcript"], live["cant_check"])
+            self.save(
+                call_id,
+                {i["id"]: i for i in live["checklist"]},
+                None,
+                live["prompts"],
+                live["transcript"],
+                live["cant_check"],
+            )
 
     async def close(self) -> None:
         if self._ticker:
@@ -255,9 +311,13 @@ class LiveCoaching:
         self._checkpoint()
 
 
-def recognition_modes(engine: CoachingEngine, script: dict | None, setting: str,
-                      model: SpeechModel | None, fillers: tuple[str, ...]
-                      ) -> dict[str, RecognitionMode]:
+def recognition_modes(
+    engine: CoachingEngine,
+    script: dict | None,
+    setting: str,
+    model: SpeechModel | None,
+    fillers: tuple[str, ...],
+) -> dict[str, RecognitionMode]:
     """Each party's recognition for a call with this script.
 
     setting: speech.mode: "spotting" (phrases only), "transcript" (phrases and a
@@ -267,16 +327,21 @@ def recognition_modes(engine: CoachingEngine, script: dict | None, setting: str,
     docstring. A party with nothing to spot, or a model without grammars, gets
     a transcript only."""
     transcript = setting == "transcript" or (
-        setting == "auto" and (script is None or script.get("kind") != "strict"))
+        setting == "auto" and (script is None or script.get("kind") != "strict")
+    )
     modes = {}
     for speaker in (AGENT, CUSTOMER):
-        phrases = engine.spotting_phrases(script, (script or {}).get("language"), speaker) \
-            if script is not None else []
+        phrases = (
+            engine.spotting_phrases(script, (script or {}).get("language"), speaker)
+            if script is not None
+            else []
+        )
         if not phrases or (model is not None and not model.grammar_capable):
             modes[speaker] = RecognitionMode.transcript_only()
             continue
         modes[speaker] = RecognitionMode.spotting(
-            phrases, fillers if speaker == CUSTOMER else (), transcript=transcript)
+            phrases, fillers if speaker == CUSTOMER else (), transcript=transcript
+        )
     return modes
 
 
@@ -289,4 +354,5 @@ def hearing(model: SpeechModel, modes: dict[str, RecognitionMode]) -> Callable[[
             return False
         mode = modes[speaker]
         return mode.transcript or phrase_key(phrase) in spotted[speaker]
+
     return hears

@@ -12,6 +12,7 @@ What never goes into the log at INFO: secrets (AMI, console, SIP: they are
 ``Secret``s, whose str is masked) and tap UUIDs (DEBUG only: a UUID is the key to
 a call's audio stream while it waits to be claimed).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,11 +71,17 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        about = [f"{k} {v}" for k, v in (("call", getattr(record, "call_id", None)),
-                                          ("agent", getattr(record, "agent", None))) if v]
+        about = [
+            f"{k} {v}"
+            for k, v in (
+                ("call", getattr(record, "call_id", None)),
+                ("agent", getattr(record, "agent", None)),
+            )
+            if v
+        ]
         if not about:
             return line
-        head, sep, tail = line.partition("\n")          # a traceback stays below the line
+        head, sep, tail = line.partition("\n")  # a traceback stays below the line
         return f"{head} [{' '.join(about)}]{sep}{tail}"
 
 
@@ -82,10 +89,14 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, call_id, agent, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
-               .isoformat(timespec="milliseconds"),
-               "level": record.levelname, "logger": record.name,
-               "message": record.getMessage()}
+        out = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         for key in ("call_id", "agent"):
             value = getattr(record, key, None)
             if value:

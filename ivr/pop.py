@@ -9,6 +9,7 @@ came, changed or went: the web console's view, web/view.py, turns it into
 JSON) and ``subscribe_marks`` (an agent marked a checklist item by hand: live
 coaching).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentMoved, AgentRinging,
-                           CallEnded, CallEvent, CallTransferred)
+from .calls.events import (
+    AgentAnswered,
+    AgentLeft,
+    AgentMissed,
+    AgentMoved,
+    AgentRinging,
+    CallEnded,
+    CallEvent,
+    CallTransferred,
+)
 from .calls.model import Call
 from .users import User
 
@@ -40,26 +49,27 @@ class CallCard:
     call: Call
     script: dict | None
     script_reason: str
-    phase: str = "ringing"            # ringing | live | wrapup
-    checklist: dict[str, dict] = field(default_factory=dict)   # item id -> {done, by, at}
-    ami_received_at: float = 0.0      # when the AMI event that popped it reached us
-    popped_at: float = 0.0            # when the card was built
+    phase: str = "ringing"  # ringing | live | wrapup
+    checklist: dict[str, dict] = field(default_factory=dict)  # item id -> {done, by, at}
+    ami_received_at: float = 0.0  # when the AMI event that popped it reached us
+    popped_at: float = 0.0  # when the card was built
     transferred_to: str = ""
 
 
-CardListener = Callable[[str, str, "CallCard | None"], None]   # (login, call_id, card or None)
-MarkListener = Callable[[str, str, str, bool, str], None]     # (login, call_id, item, done, by)
+CardListener = Callable[[str, str, "CallCard | None"], None]  # (login, call_id, card or None)
+MarkListener = Callable[[str, str, str, bool, str], None]  # (login, call_id, item, done, by)
 
 
 class ScriptPop:
-    def __init__(self, scripts: ScriptSource, users: dict[str, User],
-                 on_card: CardListener | None = None):
+    def __init__(
+        self, scripts: ScriptSource, users: dict[str, User], on_card: CardListener | None = None
+    ):
         self.scripts = scripts
         self.users = users
         self._card_listeners: list[CardListener] = [on_card] if on_card else []
         self._mark_listeners: list[MarkListener] = []
-        self.cards: dict[tuple[str, str], CallCard] = {}   # (login, call_id) -> card
-        self.popped = 0                                     # cards built, ever
+        self.cards: dict[tuple[str, str], CallCard] = {}  # (login, call_id) -> card
+        self.popped = 0  # cards built, ever
 
     def subscribe_cards(self, listener: CardListener) -> None:
         """``listener(login, call_id, card)`` whenever a card comes or changes, and
@@ -99,8 +109,9 @@ class ScriptPop:
         if isinstance(event, AgentRinging):
             self._pop(event.agent, call, event.at)
         elif isinstance(event, AgentAnswered):
-            answered = self.cards.get((event.agent, call.call_id)) or \
-                self._pop(event.agent, call, event.at)
+            answered = self.cards.get((event.agent, call.call_id)) or self._pop(
+                event.agent, call, event.at
+            )
             answered.phase = "live"
             # Ring-all queues: the others stop ringing.
             for (login, call_id), other in list(self.cards.items()):
@@ -140,15 +151,22 @@ class ScriptPop:
     def _script_for(self, login: str, call: Call) -> tuple[dict | None, str]:
         try:
             return self.scripts.pop(call, self.users.get(login))
-        except Exception as exc:   # a broken script must never stop the pop
+        except Exception as exc:  # a broken script must never stop the pop
             log.exception("call %s: script pop failed", call.call_id)
             return None, f"script could not be filled: {exc}"
 
     def _pop(self, login: str, call: Call, at: float) -> CallCard:
         t0 = time.time()
         script, reason = self._script_for(login, call)
-        card = CallCard(call_id=call.call_id, login=login, call=call, script=script,
-                        script_reason=reason, ami_received_at=at, popped_at=t0)
+        card = CallCard(
+            call_id=call.call_id,
+            login=login,
+            call=call,
+            script=script,
+            script_reason=reason,
+            ami_received_at=at,
+            popped_at=t0,
+        )
         self.cards[(login, call.call_id)] = card
         self.popped += 1
         return card
@@ -184,8 +202,11 @@ class ScriptPop:
 
     def owners(self, call_id: str) -> list[str]:
         """Agents whose console shows this call past ringing (who talk on it)."""
-        return [login for (login, cid), card in self.cards.items()
-                if cid == call_id and card.phase != "ringing"]
+        return [
+            login
+            for (login, cid), card in self.cards.items()
+            if cid == call_id and card.phase != "ringing"
+        ]
 
     def script_of(self, call_id: str) -> dict | None:
         """The filled script a call popped (None: none, or not on a console)."""
@@ -206,5 +227,10 @@ class ScriptPop:
             return
         script, reason = self._script_for(login, call)
         self.cards[(login, call.call_id)] = CallCard(
-            call_id=call.call_id, login=login, call=call, script=script,
-            script_reason=reason, phase="wrapup")
+            call_id=call.call_id,
+            login=login,
+            call=call,
+            script=script,
+            script_reason=reason,
+            phase="wrapup",
+        )

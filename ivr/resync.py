@@ -6,6 +6,7 @@ them down then, and the reconnect time would add the whole outage to their talk
 time); the queue board and the agent states take the queues' status; the
 rejection pauses theirs. ``synced`` is set after the first one.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,14 @@ log = logging.getLogger(__name__)
 
 
 class Resync:
-    def __init__(self, tracker: CallTracker, pbx: PbxActions, queue_board: Any,
-                 agent_states: Any, rejects: Any) -> None:
+    def __init__(
+        self,
+        tracker: CallTracker,
+        pbx: PbxActions,
+        queue_board: Any,
+        agent_states: Any,
+        rejects: Any,
+    ) -> None:
         self.tracker = tracker
         self.pbx = pbx
         self.queue_board = queue_board
@@ -38,8 +45,11 @@ class Resync:
         now = time.time()
         lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now
         restarted = ami.pbx_started_at is not None and ami.pbx_started_at > lost - 1.0
-        why = "the PBX restarted" if restarted and ami.logins > 1 else \
-            "ended while AMI was disconnected"
+        why = (
+            "the PBX restarted"
+            if restarted and ami.logins > 1
+            else "ended while AMI was disconnected"
+        )
         self.tracker.resync_end(lost, why, now=now)
         try:
             status = await self.pbx.queue_status()
@@ -48,9 +58,12 @@ class Resync:
         except Exception:
             log.exception("AMI resync: queue status unavailable; agent states kept as they were")
         self.synced.set()
-        log.info("AMI resync: %d live channels, %d calls in progress%s",
-                 len(channels), len(self.tracker.calls),
-                 f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "")
+        log.info(
+            "AMI resync: %d live channels, %d calls in progress%s",
+            len(channels),
+            len(self.tracker.calls),
+            f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "",
+        )
         try:
             await self.rejects.resync()
         except Exception as exc:

@@ -1,5 +1,6 @@
 """A secret (the AMI password, a console user's secret): a string that never shows
 itself in logs, reprs or tracebacks."""
+
 from __future__ import annotations
 
 

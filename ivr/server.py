@@ -10,6 +10,7 @@ through ami/actions.py; what a reconnect re-reads, resync.py; /api/health is
 health.py, /metrics metrics.py. Nothing but building, wiring, starting and
 stopping happens here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import health
+from . import health, metrics
 from .agents import AgentGroups, AgentStates, StateChange
 from .ami.actions import PbxActions
 from .ami.client import AmiClient
@@ -29,16 +30,21 @@ from .ami.message import AmiEvent
 from .calls.bus import CallEventBus, log_event
 from .calls.queues import QueueBoard, day_start
 from .calls.tracker import CallTracker
-from .config import Settings
 from .coaching.rules import RuleLibrary
-from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_unless,
-                     dnc_on_wrapup)
+from .config import Settings
+from .dialer import (
+    AgentPool,
+    CallbackDialer,
+    CampaignDialer,
+    NumberGuard,
+    busy_unless,
+    dnc_on_wrapup,
+)
+from .live import LiveCoaching
 from .outcomes.agent_states import AgentStateRecorder
 from .outcomes.recorder import OutcomeRecorder
 from .outcomes.reports import queue_day
 from .outcomes.store.auto import create_store
-from . import metrics
-from .live import LiveCoaching
 from .pop import ScriptPop
 from .rejections import RejectPauses
 from .resync import Resync
@@ -55,7 +61,7 @@ from .web.policy import is_loopback, refuse_weak_exposure
 from .web.shift import ShiftWeb
 from .web.view import ConsoleView
 
-if TYPE_CHECKING:                     # imported when speech is on (Vosk is heavy)
+if TYPE_CHECKING:  # imported when speech is on (Vosk is heavy)
     from .speech.stage import SpeechStage
     from .tap.server import TapServer
     from .tap.taps import TapManager
@@ -68,8 +74,9 @@ class Service:
         self.settings = settings
         self.bus = CallEventBus()
         self.tracker = CallTracker(on_event=self.bus.publish)
-        self.ami = AmiClient(settings.ami, on_event=self._ami_event,
-                             on_connected=lambda ami: self.resync(ami))
+        self.ami = AmiClient(
+            settings.ami, on_event=self._ami_event, on_connected=lambda ami: self.resync(ami)
+        )
         self.pbx = PbxActions(self.ami)
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
@@ -78,24 +85,31 @@ class Service:
         self.report_store = create_store(settings.store.url, base_dir=base)
         self.library = ScriptLibrary(settings.path(settings.scripts))
         customers = CustomerDirectory.load(
-            settings.path(settings.customers) if settings.customers else None)
+            settings.path(settings.customers) if settings.customers else None
+        )
         self.scripts = LibraryScriptSource(self.library, customers)
         users = {u.login: u for u in settings.users}
         self.pop = ScriptPop(self.scripts, users)
         self.recorder = OutcomeRecorder(self.store, script_of=self.pop.script_version_of)
         self.hub = ConsoleHub()
-        self.view = ConsoleView(self.hub, self.pop)     # what the consoles show of each call
+        self.view = ConsoleView(self.hub, self.pop)  # what the consoles show of each call
         self.pop.subscribe_cards(self.view.card_changed)
         # Agent states (owned by Asterisk's queues) and the queues' live figures:
         # both pushed to the wallboard; state changes recorded in the store.
         self.groups = AgentGroups(settings.groups)
         self.agent_log = AgentStateRecorder(self.store)
-        self.agent_states = AgentStates(self.groups, self.pbx, settings.shift,
-                                        names={u.login: u.name for u in settings.users},
-                                        on_change=self._agent_changed)
-        self.queue_board = QueueBoard(settings.shift.service_level_seconds,
-                                      on_change=lambda figures: self.shift.queue_changed(figures),
-                                      queues=self.groups.queues)
+        self.agent_states = AgentStates(
+            self.groups,
+            self.pbx,
+            settings.shift,
+            names={u.login: u.name for u in settings.users},
+            on_change=self._agent_changed,
+        )
+        self.queue_board = QueueBoard(
+            settings.shift.service_level_seconds,
+            on_change=lambda figures: self.shift.queue_changed(figures),
+            queues=self.groups.queues,
+        )
         self.shift = ShiftWeb(self.agent_states, self.queue_board, self.hub)
         # Dialers: one agent pool and one number guard for both, so an agent gets
         # one dialer call at a time and a number is never called twice at once;
@@ -103,63 +117,99 @@ class Service:
         self.agent_pool = AgentPool(
             self.agent_states.ready_agents,
             busy_unless(self.hub.connected, lambda: self.tracker.calls.values()),
-            penalty_of=self.agent_states.penalty)
+            penalty_of=self.agent_states.penalty,
+        )
         self.numbers = NumberGuard(lambda: [c.customer_num for c in self.tracker.calls.values()])
-        self.callback_dialer = CallbackDialer(self.store, self.ami, agents=self.agent_pool,
-                                              guard=self.numbers)
-        self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
-                                              guard=self.numbers)
+        self.callback_dialer = CallbackDialer(
+            self.store, self.ami, agents=self.agent_pool, guard=self.numbers
+        )
+        self.campaign_dialer = CampaignDialer(
+            self.store, self.ami, agents=self.agent_pool, guard=self.numbers
+        )
         # Supervisors listening in; agents' attended transfers from the console;
         # agents whose phone refuses queue calls paused for a while.
-        self.supervision = Supervision(self.ami, settings.supervision, users,
-                                       push_agent=self.hub.to_login,
-                                       push_supervisor=self.hub.to_supervisor,
-                                       live_call=self.tracker.calls.get)
+        self.supervision = Supervision(
+            self.ami,
+            settings.supervision,
+            users,
+            push_agent=self.hub.to_login,
+            push_supervisor=self.hub.to_supervisor,
+            live_call=self.tracker.calls.get,
+        )
         agent_logins = [u.login for u in settings.users if not u.is_supervisor]
-        self.transfers = ConsoleTransfers(self.ami, self.tracker.calls.get,
-                                          agents=lambda: agent_logins,
-                                          departments=self.pbx.departments,
-                                          push=self.hub.to_login)
+        self.transfers = ConsoleTransfers(
+            self.ami,
+            self.tracker.calls.get,
+            agents=lambda: agent_logins,
+            departments=self.pbx.departments,
+            push=self.hub.to_login,
+        )
         self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
-        self.console = ConsoleApp(WebContext(
-            auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
-            view=self.view, live_calls=lambda: list(self.tracker.calls.values()),
-            # Durable first (and a do-not-call wish honoured), then the wrap-up pause ends.
-            save_wrapup=dnc_on_wrapup(self.store, number_of=self.pop.customer_number),
-            wrapup_saved=self.agent_states.wrapup_saved,
-            transfer=self.pbx.transfer,
-            departments=self.pbx.departments, problems=self.script_problems,
-            health=lambda: health.components(self),
-            metrics=lambda: metrics.render(self._metrics),
-            store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake,
-            web=settings.web, supervision=self.supervision, transfers=self.transfers,
-            agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
-                            if not u.is_supervisor], shift=self.shift))
+        self.console = ConsoleApp(
+            WebContext(
+                auth=Auth(settings.users, self.store, settings.web),
+                hub=self.hub,
+                pop=self.pop,
+                view=self.view,
+                live_calls=lambda: list(self.tracker.calls.values()),
+                # Durable first (and a do-not-call wish honoured), then the wrap-up pause ends.
+                save_wrapup=dnc_on_wrapup(self.store, number_of=self.pop.customer_number),
+                wrapup_saved=self.agent_states.wrapup_saved,
+                transfer=self.pbx.transfer,
+                departments=self.pbx.departments,
+                problems=self.script_problems,
+                health=lambda: health.components(self),
+                metrics=lambda: metrics.render(self._metrics),
+                store=self.report_store,
+                on_campaigns_changed=self.campaign_dialer.wake,
+                web=settings.web,
+                supervision=self.supervision,
+                transfers=self.transfers,
+                agents=lambda: [
+                    {"login": u.login, "name": u.name}
+                    for u in settings.users
+                    if not u.is_supervisor
+                ],
+                shift=self.shift,
+            )
+        )
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.speech: SpeechStage | None = None
         self.tap_server: TapServer | None = None
         self.taps: TapManager | None = None
-        self.live = LiveCoaching(self.pop, self.rules, console=self.view,
-                                 save=self.recorder.save_coaching, mode=settings.speech.mode,
-                                 model=lambda: self.speech.model if self.speech else None)
+        self.live = LiveCoaching(
+            self.pop,
+            self.rules,
+            console=self.view,
+            save=self.recorder.save_coaching,
+            mode=settings.speech.mode,
+            model=lambda: self.speech.model if self.speech else None,
+        )
         self.pop.subscribe_marks(self.live.item_marked)
         if settings.speech.enabled:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
-            speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
-                                      on_activity=self.live.on_activity,
-                                      on_heard=self.live.on_heard, on_gap=self.live.on_gap,
-                                      on_capacity=self.live.on_capacity,
-                                      mode_for_call=self.live.mode_for_call,
-                                      beam=settings.speech.beam,
-                                      max_active=settings.speech.max_active)
-            tap_server = TapServer(settings.tap.host, settings.tap.port,
-                                   sink_factory=speech.sink)
-            taps = TapManager(self.ami, tap_server,
-                              connect_host=settings.tap.connect_host or settings.tap.host,
-                              on_status=self.live.on_tap_status)
+
+            speech = SpeechStage(
+                settings.speech.model,
+                on_utterance=self.live.on_utterance,
+                on_activity=self.live.on_activity,
+                on_heard=self.live.on_heard,
+                on_gap=self.live.on_gap,
+                on_capacity=self.live.on_capacity,
+                mode_for_call=self.live.mode_for_call,
+                beam=settings.speech.beam,
+                max_active=settings.speech.max_active,
+            )
+            tap_server = TapServer(settings.tap.host, settings.tap.port, sink_factory=speech.sink)
+            taps = TapManager(
+                self.ami,
+                tap_server,
+                connect_host=settings.tap.connect_host or settings.tap.host,
+                on_status=self.live.on_tap_status,
+            )
             self.speech, self.tap_server, self.taps = speech, tap_server, taps
         # Order matters: the pop decides the script before the others use it.
         self.bus.subscribe(self.pop.on_call_event)
@@ -174,8 +224,9 @@ class Service:
         self.bus.subscribe(log_event)
         self.bus.subscribe(self.callback_dialer.on_call_event)
         self.bus.subscribe(self.campaign_dialer.on_call_event)
-        self.resync = Resync(self.tracker, self.pbx, self.queue_board, self.agent_states,
-                             self.rejects)
+        self.resync = Resync(
+            self.tracker, self.pbx, self.queue_board, self.agent_states, self.rejects
+        )
         self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
@@ -210,8 +261,7 @@ class Service:
         """An address to open the console at (on this machine)."""
         host = self.settings.web.host
         host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        port = self._site.bound[0][1] if self._site and self._site.bound \
-            else self.settings.web.port
+        port = self._site.bound[0][1] if self._site and self._site.bound else self.settings.web.port
         scheme = "https" if self.settings.web.tls.enabled else "http"
         return f"{scheme}://{host}:{port}"
 
@@ -226,19 +276,26 @@ class Service:
         self.live.restored = await self.store.live_coaching()
         closed = await self.store.close_interrupted(time.time())
         if closed:
-            log.warning("%d calls were live when the service last stopped; closed as interrupted",
-                        closed)
+            log.warning(
+                "%d calls were live when the service last stopped; closed as interrupted", closed
+            )
         # Where each agent was when last seen, and today's queue figures so far.
         recorded = await self.store.last_agent_states()
         self.agent_states.restore(recorded)
         self.agent_log.seed(recorded)
-        self.queue_board.seed(await queue_day(self.store, day_start(time.time()),
-                                              self.settings.shift.service_level_seconds))
+        self.queue_board.seed(
+            await queue_day(
+                self.store, day_start(time.time()), self.settings.shift.service_level_seconds
+            )
+        )
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
-        self._rules_watch = asyncio.ensure_future(self.rules.watch(
-            on_change=lambda problems: self.console.scripts_changed(self.script_problems())))
+        self._rules_watch = asyncio.ensure_future(
+            self.rules.watch(
+                on_change=lambda problems: self.console.scripts_changed(self.script_problems())
+            )
+        )
         await self._start_speech()
         self.live.start()
         await self.ami.start()
@@ -251,17 +308,22 @@ class Service:
         app = self.console.build()
         # keepalive_timeout is also how long a client may take to send a request's
         # headers: a connection that never completes one is closed (slowloris).
-        self._runner = web.AppRunner(app, access_log=None,
-                                     keepalive_timeout=self.settings.web.header_timeout)
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=self.settings.web.header_timeout
+        )
         await self._runner.setup()
         base = Path(self.settings.source).parent if self.settings.source else None
         site = self._site = make_site(self._runner, self.settings.web, base)
         await site.start()
         scheme = "https" if self.settings.web.tls.enabled else "http"
-        log.info("console listening on %s (%s); open %s", ", ".join(
-            f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in site.bound),
-            "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
-            self.web_url)
+        log.info(
+            "console listening on %s (%s); open %s",
+            ", ".join(f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in site.bound),
+            "this machine only"
+            if is_loopback(self.settings.web.host)
+            else "reachable from the network",
+            self.web_url,
+        )
         await self.callback_dialer.start()
         await self.campaign_dialer.start()
 
@@ -271,9 +333,10 @@ class Service:
             return
         try:
             await self.speech.start()
-        except Exception as exc:     # no model: the console still pops and records calls
-            log.error("speech recognition unavailable, calls are not coached: %s "
-                      "(see `ivr models`)", exc)
+        except Exception as exc:  # no model: the console still pops and records calls
+            log.error(
+                "speech recognition unavailable, calls are not coached: %s (see `ivr models`)", exc
+            )
             for stage in self._listening():
                 self.bus.unsubscribe(stage.on_call_event)
             self.speech = self.tap_server = self.taps = None
@@ -316,7 +379,7 @@ class Service:
             self._rules_watch.cancel()
         if self._runner:
             await self._runner.cleanup()
-        await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.recorder.close(timeout=10)  # logs any outcome it could not write
         await self.agent_log.close(timeout=10)
         await self.report_store.close()
         await self.store.close()

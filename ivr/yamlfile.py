@@ -4,6 +4,7 @@ Admins edit the config and the call scripts by hand, so every complaint must
 name the file, the line and the field. ``load`` returns plain dicts/lists whose
 mappings also carry the line of each key (``LineDict.line_of``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -61,11 +62,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain word", key_node.start_mark)
+                None, None, "a key must be a plain word", key_node.start_mark
+            )
         key = str(key)
         if key in out:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -100,7 +103,7 @@ def load(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------- checking documents
-DocPath = tuple[str | int, ...]   # where a value sits in a document: ("steps", 2, "text")
+DocPath = tuple[str | int, ...]  # where a value sits in a document: ("steps", 2, "text")
 
 
 def field_name(path: DocPath) -> str:
@@ -122,7 +125,7 @@ def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
     lines: dict[DocPath, int] = {}
 
     def walk(node: yaml.Node, path: DocPath, depth: int) -> None:
-        if depth > 20:          # aliases can nest deeply; admins' files never do
+        if depth > 20:  # aliases can nest deeply; admins' files never do
             return
         if isinstance(node, yaml.ScalarNode):
             if node.style is None:
@@ -143,8 +146,12 @@ def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
 
 def kind_of(value: Any, article: bool = False) -> str:
     """What a YAML value is, in an admin's words: "mapping", "a number" ..."""
-    for cls, name in ((dict, "mapping"), (list, "list"), (bool, "true/false"),
-                      ((int, float), "number")):
+    for cls, name in (
+        (dict, "mapping"),
+        (list, "list"),
+        (bool, "true/false"),
+        ((int, float), "number"),
+    ):
         if isinstance(value, cls):
             return f"a {name}" if article and name != "true/false" else name
     return {type(None): "nothing", str: "text"}.get(type(value), type(value).__name__)

@@ -4,6 +4,7 @@ A subscriber that raises is logged and skipped: one broken consumer (or one
 call's broken pipeline) must never stop the others from hearing about calls.
 What subscribers log while they handle an event carries its call (and agent).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,7 @@ class CallEventBus:
                 try:
                     subscriber(event)
                 except Exception:
-                    log.exception("call event subscriber %r failed on %s", subscriber,
-                                  event.kind)
+                    log.exception("call event subscriber %r failed on %s", subscriber, event.kind)
 
 
 def log_event(event: CallEvent) -> None:

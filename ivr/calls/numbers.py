@@ -8,6 +8,7 @@ digits (E.164 has at most 15; PBX extensions at least 3); anything else
 normalises to "" (not a number). A prefix (a script's ``caller_prefix``) may be
 shorter.
 """
+
 from __future__ import annotations
 
 import re

@@ -12,13 +12,41 @@ score.py     the adherence score
 
 See scripts/README.md, "Coaching rules", for the rule-file format.
 """
+
 from .engine import CoachingEngine
-from .model import (CRITICAL, INFO, WARNING, CallCoaching, ChecklistPrompt, Prompt, Rule,
-                    RuleSet, Tick, empty_ruleset)
+from .model import (
+    CRITICAL,
+    INFO,
+    WARNING,
+    CallCoaching,
+    ChecklistPrompt,
+    Prompt,
+    Rule,
+    RuleSet,
+    Tick,
+    empty_ruleset,
+)
 from .rules import RuleLibrary, check_rules, load_ruleset, parse_ruleset
 from .score import adherence
 from .types import RULE_TYPES, rule_phrases
 
-__all__ = ["CoachingEngine", "CallCoaching", "ChecklistPrompt", "Prompt", "Rule", "RuleSet",
-           "Tick", "RuleLibrary", "RULE_TYPES", "INFO", "WARNING", "CRITICAL", "adherence",
-           "check_rules", "empty_ruleset", "load_ruleset", "parse_ruleset", "rule_phrases"]
+__all__ = [
+    "CoachingEngine",
+    "CallCoaching",
+    "ChecklistPrompt",
+    "Prompt",
+    "Rule",
+    "RuleSet",
+    "Tick",
+    "RuleLibrary",
+    "RULE_TYPES",
+    "INFO",
+    "WARNING",
+    "CRITICAL",
+    "adherence",
+    "check_rules",
+    "empty_ruleset",
+    "load_ruleset",
+    "parse_ruleset",
+    "rule_phrases",
+]

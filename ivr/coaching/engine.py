@@ -29,6 +29,7 @@ Wiring (one engine for the service, driven from the event loop only):
     a tick the agent makes on the console -> ``manual_tick`` (not echoed to on_tick);
   * on hang-up: ``end_call(call_id, now).to_dict()`` is saved with the outcome.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,9 +40,22 @@ from typing import Any, Callable
 
 from ..logs import about
 from .matcher import Hit, PhraseSet, phrase_key, prepare
-from .model import (AGENT, CHECKLIST_KIND, CHECKLIST_RULE_PREFIX, CUSTOMER, SPEAKERS,
-                    CallCoaching, CantCheck, Prompt, Rule, RuleSet, Tick, empty_ruleset,
-                    round_time, show_number)
+from .model import (
+    AGENT,
+    CHECKLIST_KIND,
+    CHECKLIST_RULE_PREFIX,
+    CUSTOMER,
+    SPEAKERS,
+    CallCoaching,
+    CantCheck,
+    Prompt,
+    Rule,
+    RuleSet,
+    Tick,
+    empty_ruleset,
+    round_time,
+    show_number,
+)
 from .score import CANT_CHECK, adherence, item_status
 from .types import TYPES, RuleType, rule_phrases
 from .types.base import UNHEARABLE, Hears, none_heard
@@ -53,8 +67,8 @@ RulesetFor = Callable[[str, str], RuleSet]
 BEHIND = "speech recognition was behind at the deadline"
 NO_AUDIO = "no audio of the agent reached speech recognition"
 
-SPAN_MEMORY = 60.0               # seconds of past speech kept (talk-over looks back)
-MAX_PAUSE = 2.0                  # turn-taking when no rule asks otherwise (see monologue)
+SPAN_MEMORY = 60.0  # seconds of past speech kept (talk-over looks back)
+MAX_PAUSE = 2.0  # turn-taking when no rule asks otherwise (see monologue)
 BACKCHANNEL = 1.5
 
 
@@ -65,8 +79,9 @@ class _SafeDict(dict):
 
 def _fmt(template: str, values: dict[str, Any]) -> str:
     try:
-        return string.Formatter().vformat(template, (), _SafeDict(
-            {k: show_number(v) for k, v in values.items()}))
+        return string.Formatter().vformat(
+            template, (), _SafeDict({k: show_number(v) for k, v in values.items()})
+        )
     except (ValueError, IndexError, KeyError):
         return template
 
@@ -84,16 +99,24 @@ class Item:
     at: float | None = None
     by: str | None = None
     phrase: str | None = None
-    cant_check: str | None = None          # why speech cannot judge it (None: it can)
+    cant_check: str | None = None  # why speech cannot judge it (None: it can)
 
     def to_dict(self) -> dict[str, Any]:
         status = item_status(self.done, self.at, self.within, self.cant_check)
-        return {"id": self.id, "label": self.label, "weight": self.weight,
-                "within": self.within, "done": self.done,
-                "at": round_time(self.at) if self.at is not None else None, "by": self.by,
-                "phrase": self.phrase, "in_time": status == "done" if self.done else False,
-                "status": status, "missed": status == "missed",
-                "cant_check": self.cant_check if status == CANT_CHECK else None}
+        return {
+            "id": self.id,
+            "label": self.label,
+            "weight": self.weight,
+            "within": self.within,
+            "done": self.done,
+            "at": round_time(self.at) if self.at is not None else None,
+            "by": self.by,
+            "phrase": self.phrase,
+            "in_time": status == "done" if self.done else False,
+            "status": status,
+            "missed": status == "missed",
+            "cant_check": self.cant_check if status == CANT_CHECK else None,
+        }
 
 
 @dataclass
@@ -119,7 +142,7 @@ class LiveCall:
     items: dict[str, Item]
     engine: "CoachingEngine"
     rules: list[RuleType] = field(default_factory=list)
-    fired: dict[str, float] = field(default_factory=dict)       # rule id -> last fired at
+    fired: dict[str, float] = field(default_factory=dict)  # rule id -> last fired at
     prompts: list[Prompt] = field(default_factory=list)
     # How far recognition has got through each party's audio (call time line, s): a
     # deadline is judged on this clock, never on the wall clock alone.
@@ -131,17 +154,18 @@ class LiveCall:
     named: set = field(default_factory=set)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     # who is talking
-    open: dict[str, float] = field(default_factory=dict)        # speaker -> segment start
-    partial: dict[str, float] = field(default_factory=dict)     # speaker -> partial's start
-    spans: dict[str, deque] = field(default_factory=lambda: {AGENT: deque(maxlen=200),
-                                                             CUSTOMER: deque(maxlen=200)})
+    open: dict[str, float] = field(default_factory=dict)  # speaker -> segment start
+    partial: dict[str, float] = field(default_factory=dict)  # speaker -> partial's start
+    spans: dict[str, deque] = field(
+        default_factory=lambda: {AGENT: deque(maxlen=200), CUSTOMER: deque(maxlen=200)}
+    )
     last_speech_end: float = 0.0
     spoke: bool = False
     # the agent's turn: from when they began talking, to their last speech in it
     turn_start: float | None = None
     turn_last: float | None = None
-    max_pause: float = MAX_PAUSE          # a longer pause by the agent starts a new turn
-    backchannel: float = BACKCHANNEL      # customer speech this long ends the agent's turn
+    max_pause: float = MAX_PAUSE  # a longer pause by the agent starts a new turn
+    backchannel: float = BACKCHANNEL  # customer speech this long ends the agent's turn
 
     def t(self, now: float) -> float:
         return now - self.answered_at
@@ -156,18 +180,34 @@ class LiveCall:
         return self.engine.critical_confidence
 
     # ------------------------------------------------------------ what rules may do
-    def fire(self, rule: Rule, at: float, *, values: dict[str, Any] | None = None,
-             evidence: str = "", phrase: str | None = None,
-             item_id: str | None = None) -> bool:
+    def fire(
+        self,
+        rule: Rule,
+        at: float,
+        *,
+        values: dict[str, Any] | None = None,
+        evidence: str = "",
+        phrase: str | None = None,
+        item_id: str | None = None,
+    ) -> bool:
         """Raise the rule's prompt (once, or again after ``repeat_after``)."""
         last = self.fired.get(rule.id)
         if last is not None and (rule.repeat_after is None or at - last < rule.repeat_after):
             return False
         self.fired[rule.id] = at
         values = values or {}
-        prompt = Prompt(self.call_id, rule.id, rule.type, _fmt(rule.text, values),
-                        rule.severity, _fmt(rule.reason, values), round_time(at), evidence,
-                        phrase, item_id)
+        prompt = Prompt(
+            self.call_id,
+            rule.id,
+            rule.type,
+            _fmt(rule.text, values),
+            rule.severity,
+            _fmt(rule.reason, values),
+            round_time(at),
+            evidence,
+            phrase,
+            item_id,
+        )
         self.prompts.append(prompt)
         try:
             self.engine.on_prompt(prompt)
@@ -205,8 +245,12 @@ class LiveCall:
         if heard >= deadline and not self._agent_busy(deadline, heard):
             return True
         if wall >= deadline + self.engine.max_lag:
-            self.cant(obj, BEHIND if heard > 0 or self.open.get(AGENT) is not None
-                      or self.spans[AGENT] else NO_AUDIO)
+            self.cant(
+                obj,
+                BEHIND
+                if heard > 0 or self.open.get(AGENT) is not None or self.spans[AGENT]
+                else NO_AUDIO,
+            )
         return False
 
     def cant(self, obj: Item | RuleType, reason: str) -> None:
@@ -240,11 +284,18 @@ class CoachingEngine:
       an exception in them is logged, never raised into the engine's caller.
     """
 
-    def __init__(self, ruleset_for: RulesetFor, on_prompt: Callable[[Prompt], None],
-                 on_tick: Callable[[Tick], None], *, default_language: str = "en",
-                 final_grace: float = 2.0, max_lag: float = 3.0,
-                 critical_confidence: float = 0.9,
-                 on_cant_check: Callable[[CantCheck], None] | None = None) -> None:
+    def __init__(
+        self,
+        ruleset_for: RulesetFor,
+        on_prompt: Callable[[Prompt], None],
+        on_tick: Callable[[Tick], None],
+        *,
+        default_language: str = "en",
+        final_grace: float = 2.0,
+        max_lag: float = 3.0,
+        critical_confidence: float = 0.9,
+        on_cant_check: Callable[[CantCheck], None] | None = None,
+    ) -> None:
         self.ruleset_for = ruleset_for
         self.on_prompt = on_prompt
         self.on_tick = on_tick
@@ -259,9 +310,17 @@ class CoachingEngine:
         self.calls: dict[str, LiveCall] = {}
 
     # ------------------------------------------------------------ calls
-    def start_call(self, call_id: str, script: dict | None, direction: Any, answered_at: float,
-                   *, language: str | None = None, project: str | None = None,
-                   hears: Hears | None = None) -> None:
+    def start_call(
+        self,
+        call_id: str,
+        script: dict | None,
+        direction: Any,
+        answered_at: float,
+        *,
+        language: str | None = None,
+        project: str | None = None,
+        hears: Hears | None = None,
+    ) -> None:
         """A call was answered: coach it with its script's checklist and its rule set.
 
         ``hears(speaker, phrase)``: whether that party's speech recognition can hear
@@ -276,13 +335,24 @@ class CoachingEngine:
         for it in (script or {}).get("checklist") or []:
             phrases = (it.get("phrases") or {}).get(language) or []
             within = it.get("within")
-            items[it["id"]] = Item(it["id"], it.get("label", it["id"]),
-                                   float(it.get("weight", 1.0) or 0.0),
-                                   float(within) if within is not None else None,
-                                   PhraseSet(phrases))
-        c = self.calls[call_id] = LiveCall(call_id, float(answered_at), direction, language,
-                                           project, (script or {}).get("id"), ruleset, items,
-                                           self)
+            items[it["id"]] = Item(
+                it["id"],
+                it.get("label", it["id"]),
+                float(it.get("weight", 1.0) or 0.0),
+                float(within) if within is not None else None,
+                PhraseSet(phrases),
+            )
+        c = self.calls[call_id] = LiveCall(
+            call_id,
+            float(answered_at),
+            direction,
+            language,
+            project,
+            (script or {}).get("id"),
+            ruleset,
+            items,
+            self,
+        )
         for r in ruleset.rules:
             kind = TYPES.get(r.type)
             if kind is None:
@@ -304,12 +374,20 @@ class CoachingEngine:
         rules = [rec for rec in (rs.record() for rs in c.rules) if rec is not None]
         transcript = sorted(c.transcript, key=lambda e: (e["start"], e["end"]))
         return CallCoaching(
-            call_id=c.call_id, project=c.project, language=c.language, direction=c.direction,
-            script_id=c.script_id, answered_at=c.answered_at,
-            duration=round_time(max(0.0, c.t(now))), checklist=checklist,
-            adherence=adherence(checklist), rules=rules,
-            prompts=[p.to_dict() for p in c.prompts], transcript=transcript,
-            cant_check=self._cant_checks(c))
+            call_id=c.call_id,
+            project=c.project,
+            language=c.language,
+            direction=c.direction,
+            script_id=c.script_id,
+            answered_at=c.answered_at,
+            duration=round_time(max(0.0, c.t(now))),
+            checklist=checklist,
+            adherence=adherence(checklist),
+            rules=rules,
+            prompts=[p.to_dict() for p in c.prompts],
+            transcript=transcript,
+            cant_check=self._cant_checks(c),
+        )
 
     def restore(self, call_id: str, saved: dict[str, Any], now: float) -> None:
         """After a service restart: the coaching a call had so far (a checkpoint from
@@ -318,12 +396,19 @@ class CoachingEngine:
         c = self.calls.get(call_id)
         if c is None:
             return
-        for entry in (saved.get("checklist") or {}).values() if isinstance(
-                saved.get("checklist"), dict) else saved.get("checklist") or []:
+        for entry in (
+            (saved.get("checklist") or {}).values()
+            if isinstance(saved.get("checklist"), dict)
+            else saved.get("checklist") or []
+        ):
             item = c.items.get(entry.get("id"))
             if item is not None and entry.get("done"):
-                item.done, item.at, item.by, item.phrase = (True, entry.get("at"),
-                                                            entry.get("by"), entry.get("phrase"))
+                item.done, item.at, item.by, item.phrase = (
+                    True,
+                    entry.get("at"),
+                    entry.get("by"),
+                    entry.get("phrase"),
+                )
         for p in saved.get("prompts") or []:
             try:
                 prompt = Prompt(**p)
@@ -337,8 +422,10 @@ class CoachingEngine:
         # What each party's recognition had reached is not saved; the end of their last
         # recognised words stands for it (a deadline in between is "can't check").
         for speaker in SPEAKERS:
-            since = max((float(e.get("end", 0.0)) for e in c.transcript
-                         if e.get("speaker") == speaker), default=0.0)
+            since = max(
+                (float(e.get("end", 0.0)) for e in c.transcript if e.get("speaker") == speaker),
+                default=0.0,
+            )
             self.gap(call_id, speaker, since, c.t(now), "the service was restarted")
 
     def live(self, call_id: str) -> dict[str, Any] | None:
@@ -347,19 +434,28 @@ class CoachingEngine:
         if c is None:
             return None
         checklist = [i.to_dict() for i in c.items.values()]
-        return {"call_id": call_id, "checklist": checklist, "adherence": adherence(checklist),
-                "prompts": [p.to_dict() for p in c.prompts],
-                "transcript": sorted(c.transcript, key=lambda e: (e["start"], e["end"])),
-                "cant_check": self._cant_checks(c)}
+        return {
+            "call_id": call_id,
+            "checklist": checklist,
+            "adherence": adherence(checklist),
+            "prompts": [p.to_dict() for p in c.prompts],
+            "transcript": sorted(c.transcript, key=lambda e: (e["start"], e["end"])),
+            "cant_check": self._cant_checks(c),
+        }
 
     @staticmethod
     def _cant_checks(c: LiveCall) -> list[dict[str, str]]:
         """Items and rules speech cannot judge on this call, with why."""
-        out = [{"id": i.id, "kind": "item", "reason": i.cant_check}
-               for i in c.items.values() if i.cant_check
-               and item_status(i.done, i.at, i.within, i.cant_check) == CANT_CHECK]
-        out += [{"id": rs.rule.id, "kind": "rule", "reason": rs.cant_check}
-                for rs in c.rules if rs.cant_check and rs.satisfied_at is None]
+        out = [
+            {"id": i.id, "kind": "item", "reason": i.cant_check}
+            for i in c.items.values()
+            if i.cant_check and item_status(i.done, i.at, i.within, i.cant_check) == CANT_CHECK
+        ]
+        out += [
+            {"id": rs.rule.id, "kind": "rule", "reason": rs.cant_check}
+            for rs in c.rules
+            if rs.cant_check and rs.satisfied_at is None
+        ]
         return out
 
     # ------------------------------------------------------------ input
@@ -392,11 +488,17 @@ class CoachingEngine:
         # not a transcript, so the record keeps what was spotted.
         shown = " · ".join(u.phrases) if source == "spotting" else u.text
         if shown:
-            c.transcript.append({"speaker": u.speaker, "text": shown,
-                                 "start": round_time(u.start), "end": round_time(u.end),
-                                 "phrases": list(u.phrases),
-                                 "confidence": getattr(u, "confidence", None),
-                                 "source": source})
+            c.transcript.append(
+                {
+                    "speaker": u.speaker,
+                    "text": shown,
+                    "start": round_time(u.start),
+                    "end": round_time(u.end),
+                    "phrases": list(u.phrases),
+                    "confidence": getattr(u, "confidence", None),
+                    "source": source,
+                }
+            )
         self._speech(c, u.speaker, float(u.start), float(u.end))
         said = prepare(u)
         if u.speaker == AGENT:
@@ -427,7 +529,7 @@ class CoachingEngine:
                 self._turn(c, float(a.start), float(a.start))
         else:
             c.open.pop(a.speaker, None)
-            c.partial.pop(a.speaker, None)     # the segment is over (its final, if any, came)
+            c.partial.pop(a.speaker, None)  # the segment is over (its final, if any, came)
             self._speech(c, a.speaker, float(a.start), float(a.end))
         self._timing(c, c.heard)
 
@@ -458,7 +560,7 @@ class CoachingEngine:
                 continue
             with about(c.call_id):
                 self._deadlines(c, wall)
-                t = c.heard                    # dynamics: what both parties' audio has shown
+                t = c.heard  # dynamics: what both parties' audio has shown
                 self._timing(c, t)
                 self._customer_holds_floor(c, t)
                 for rs in c.rules:
@@ -471,7 +573,7 @@ class CoachingEngine:
         if c is None or item is None:
             return False
         if done and item.done:
-            return True             # already ticked: the first time it was done stands
+            return True  # already ticked: the first time it was done stands
         item.done = done
         item.at = round_time(c.t(now)) if done else None
         item.by = "agent" if done else None
@@ -481,8 +583,9 @@ class CoachingEngine:
         return True
 
     # ------------------------------------------------------------ phrases for grammars
-    def spotting_phrases(self, script: Any, language: str | None = None,
-                         speaker: str | None = None) -> list[str]:
+    def spotting_phrases(
+        self, script: Any, language: str | None = None, speaker: str | None = None
+    ) -> list[str]:
         """Every phrase this call's coaching listens for: the checklist's (in ``language``)
         and the rule set's (rules with ``spot: false`` left out). For a phrase-spotting
         grammar: RecognitionMode.spotting(engine.spotting_phrases(script, lang)).
@@ -497,7 +600,7 @@ class CoachingEngine:
             project, direction = s.get("project") or "", s.get("direction") or ""
             for it in s.get("checklist") or [] if speaker != CUSTOMER else []:
                 out += list((it.get("phrases") or {}).get(language) or [])
-        else:                                   # a Script dataclass
+        else:  # a Script dataclass
             language = language or script.language or self.default_language
             project = script.project
             direction = str(getattr(script.direction, "value", script.direction))
@@ -533,8 +636,13 @@ class CoachingEngine:
             p = c.ruleset.item_prompt(item.id)
             values = {"label": item.label, "within": item.within, "item": item.id}
             rule = Rule(rid, CHECKLIST_KIND, p.text, p.severity, p.reason)
-            c.fire(rule, max(item.within, c.heard_until[AGENT]), values=values,
-                   item_id=item.id, evidence=f"not said within {show_number(item.within)} s")
+            c.fire(
+                rule,
+                max(item.within, c.heard_until[AGENT]),
+                values=values,
+                item_id=item.id,
+                evidence=f"not said within {show_number(item.within)} s",
+            )
         for rs in c.rules:
             rs.deadline(c, wall)
 

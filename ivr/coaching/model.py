@@ -6,6 +6,7 @@ a prompt's ``at`` can be laid next to the transcript's ``start``/``end``.
 Everything that leaves the engine is a frozen dataclass with ``to_dict()``
 (JSON-able), so it can be pushed to the console and stored with the outcome.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -46,13 +47,13 @@ class Rule:
 
     id: str
     type: str
-    text: str                              # the prompt, in the rule file's language
+    text: str  # the prompt, in the rule file's language
     severity: str = WARNING
-    reason: str = ""                       # why, shown small under the prompt
+    reason: str = ""  # why, shown small under the prompt
     params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    repeat_after: float | None = None      # fire again after this many seconds (else once)
-    directions: tuple[str, ...] = ()       # only on calls of these directions (empty: all)
-    spot: bool = True                      # put its phrases into phrase-spotting grammars
+    repeat_after: float | None = None  # fire again after this many seconds (else once)
+    directions: tuple[str, ...] = ()  # only on calls of these directions (empty: all)
+    spot: bool = True  # put its phrases into phrase-spotting grammars
     file: str = ""
     line: int | None = None
 
@@ -76,7 +77,8 @@ class ChecklistPrompt:
 
 
 DEFAULT_CHECKLIST_PROMPT = ChecklistPrompt(
-    "Not yet: {label}", WARNING, "The script asks for this within {within} s of the answer.")
+    "Not yet: {label}", WARNING, "The script asks for this within {within} s of the answer."
+)
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,12 @@ class RuleSet:
     language: str
     rules: tuple[Rule, ...] = ()
     checklist: ChecklistPrompt = DEFAULT_CHECKLIST_PROMPT
-    items: Mapping[str, ChecklistPrompt] = field(default_factory=dict, hash=False,
-                                                 compare=False)
+    items: Mapping[str, ChecklistPrompt] = field(default_factory=dict, hash=False, compare=False)
     projects: tuple[str, ...] = ()
     default: bool = False
     extends: str | None = None
     file: str = ""
-    dropped: tuple[str, ...] = ()          # inherited rule ids this set turns off
+    dropped: tuple[str, ...] = ()  # inherited rule ids this set turns off
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -112,13 +113,13 @@ class Prompt:
 
     call_id: str
     rule_id: str
-    kind: str                   # the rule type, e.g. required_phrase, customer_phrase
+    kind: str  # the rule type, e.g. required_phrase, customer_phrase
     text: str
     severity: str
     reason: str
-    at: float                   # seconds since the answer
-    evidence: str = ""          # the utterance (or what was measured) that fired it
-    phrase: str | None = None   # the phrase heard (phrase rules)
+    at: float  # seconds since the answer
+    evidence: str = ""  # the utterance (or what was measured) that fired it
+    phrase: str | None = None  # the phrase heard (phrase rules)
     item_id: str | None = None  # the checklist item it is about (deadline prompts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class Tick:
 
     call_id: str
     item_id: str
-    at: float                   # seconds since the answer, when it was said
+    at: float  # seconds since the answer, when it was said
     phrase: str
     by: str = "speech"
 
@@ -147,8 +148,8 @@ class CantCheck:
     the record; the item is left out of the adherence score unless it is done."""
 
     call_id: str
-    id: str                     # checklist item id or rule id
-    kind: str                   # "item" | "rule"
+    id: str  # checklist item id or rule id
+    kind: str  # "item" | "rule"
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +210,7 @@ def __getattr__(name: str) -> Any:
     # RULE_TYPES and each type's name in capitals, from the registry of rule types
     # (which imports this module, hence the late look-up).
     from . import types
+
     if name == "RULE_TYPES":
         return types.RULE_TYPES
     if name.lower() in types.TYPES and name.isupper():

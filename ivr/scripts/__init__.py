@@ -10,20 +10,50 @@ fill.py      a script filled for one call and agent, as JSON
 source.py    choose + fill, for the script pop (ivr/pop.py)
 check.py     `ivr check` for a scripts folder
 """
+
 from .check import check_folder
 from .customers import Customer, CustomerDirectory, CustomerFileError, check_customers
 from .fill import fill, variable_values
 from .library import ReloadReport, ScriptLibrary
 from .loader import load_script, parse_script
 from .matching import ScriptChoice, choose_script
-from .model import (BUILTIN_VARIABLES, ChecklistItem, Criteria, Disposition, FieldDef, Kind,
-                    Match, Reply, Script, Step)
+from .model import (
+    BUILTIN_VARIABLES,
+    ChecklistItem,
+    Criteria,
+    Disposition,
+    FieldDef,
+    Kind,
+    Match,
+    Reply,
+    Script,
+    Step,
+)
 from .source import LibraryScriptSource
 
 __all__ = [
-    "BUILTIN_VARIABLES", "ChecklistItem", "Criteria", "Customer", "CustomerDirectory",
-    "CustomerFileError", "Disposition", "FieldDef", "Kind", "LibraryScriptSource", "Match",
-    "ReloadReport", "Reply", "Script", "ScriptChoice", "ScriptLibrary", "Step",
-    "check_customers", "check_folder", "choose_script", "fill", "load_script", "parse_script",
+    "BUILTIN_VARIABLES",
+    "ChecklistItem",
+    "Criteria",
+    "Customer",
+    "CustomerDirectory",
+    "CustomerFileError",
+    "Disposition",
+    "FieldDef",
+    "Kind",
+    "LibraryScriptSource",
+    "Match",
+    "ReloadReport",
+    "Reply",
+    "Script",
+    "ScriptChoice",
+    "ScriptLibrary",
+    "Step",
+    "check_customers",
+    "check_folder",
+    "choose_script",
+    "fill",
+    "load_script",
+    "parse_script",
     "variable_values",
 ]

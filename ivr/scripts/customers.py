@@ -19,6 +19,7 @@ digits decide, if exactly one customer has them.
 A missing or broken file must not stop the service: `CustomerDirectory.load`
 logs the problem and serves an empty list; `ivr check` reports it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,17 +46,21 @@ class CustomerFileError(YamlError):
 
 @dataclass(frozen=True)
 class Customer:
-    number: str                        # as written in the file
+    number: str  # as written in the file
     name: str = ""
-    fields: dict[str, str] = field(default_factory=dict, hash=False)   # other columns
+    fields: dict[str, str] = field(default_factory=dict, hash=False)  # other columns
 
     def to_dict(self) -> dict:
         return {"number": self.number, "name": self.name or None, **self.fields}
 
 
 class CustomerDirectory:
-    def __init__(self, customers: list[Customer] | tuple[Customer, ...] = (),
-                 source: str | None = None, problems: list[Problem] | None = None):
+    def __init__(
+        self,
+        customers: list[Customer] | tuple[Customer, ...] = (),
+        source: str | None = None,
+        problems: list[Problem] | None = None,
+    ):
         self.source = source
         self.problems: list[Problem] = list(problems or [])
         self._by_number: dict[str, Customer] = {}
@@ -88,22 +93,29 @@ class CustomerDirectory:
         two rows with one number, the first counts."""
         file = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8-sig")   # Excel writes a BOM
+            text = Path(path).read_text(encoding="utf-8-sig")  # Excel writes a BOM
         except OSError as exc:
-            raise CustomerFileError([Problem(file, None, "", f"cannot read the customer list: "
-                                                             f"{exc.strerror}")]) from None
+            raise CustomerFileError(
+                [Problem(file, None, "", f"cannot read the customer list: {exc.strerror}")]
+            ) from None
         except UnicodeDecodeError as exc:
-            raise CustomerFileError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]
-                                    ) from None
+            raise CustomerFileError(
+                [Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]
+            ) from None
         rows, problems = read_customers(text, file)
         customers: list[Customer] = []
         seen: dict[str, int] = {}
         for row in rows:
             key = normalise(row.customer.number)
             if key in seen:
-                problems.append(Problem(file, row.line, "number",
-                                        f"{row.customer.number} is already on line "
-                                        f"{seen[key]}; row skipped"))
+                problems.append(
+                    Problem(
+                        file,
+                        row.line,
+                        "number",
+                        f"{row.customer.number} is already on line {seen[key]}; row skipped",
+                    )
+                )
                 continue
             seen[key] = row.line
             customers.append(row.customer)
@@ -131,25 +143,34 @@ class Row:
     customer: Customer
 
 
-def read_customers(text: str, file: str, max_rows: int | None = None
-                   ) -> tuple[list[Row], list[Problem]]:
+def read_customers(
+    text: str, file: str, max_rows: int | None = None
+) -> tuple[list[Row], list[Problem]]:
     """A customer list's rows (numbers as written, valid) and its problems; see the
     module docstring for the rules. CustomerFileError when there is no header or no
     number column (nothing in the file can be used)."""
     text = text.lstrip("\ufeff")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise CustomerFileError([Problem(file, 1, "", "no header line: expected number,name,"
-                                                      "...")])
+        raise CustomerFileError([Problem(file, 1, "", "no header line: expected number,name,...")])
     # Spreadsheets in many locales save with ';' between columns.
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [h.strip().lower().replace(" ", "_").replace("-", "_") for h in next(reader)]
     number_col = next((header.index(a) for a in NUMBER_COLUMNS if a in header), None)
     if number_col is None:
-        raise CustomerFileError([Problem(file, 1, "", f"no number column in the header "
-                                                      f"({delimiter.join(header)}): call it "
-                                                      f"{' or '.join(NUMBER_COLUMNS[:2])}")])
+        raise CustomerFileError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    f"no number column in the header "
+                    f"({delimiter.join(header)}): call it "
+                    f"{' or '.join(NUMBER_COLUMNS[:2])}",
+                )
+            ]
+        )
     problems: list[Problem] = []
     columns: dict[int, str] = {number_col: "number"}
     for i, name in enumerate(header):
@@ -158,12 +179,23 @@ def read_customers(text: str, file: str, max_rows: int | None = None
         if name == "name":
             columns[i] = name
         elif not _COLUMN.match(name):
-            problems.append(Problem(file, 1, name or f"column {i + 1}",
-                                    "not usable as a variable name (letters, digits, _); "
-                                    "column ignored"))
+            problems.append(
+                Problem(
+                    file,
+                    1,
+                    name or f"column {i + 1}",
+                    "not usable as a variable name (letters, digits, _); column ignored",
+                )
+            )
         elif name in BUILTIN_VARIABLES:
-            problems.append(Problem(file, 1, name, f"is a built-in variable; rename the "
-                                                   f"column (e.g. customer_{name}); ignored"))
+            problems.append(
+                Problem(
+                    file,
+                    1,
+                    name,
+                    f"is a built-in variable; rename the column (e.g. customer_{name}); ignored",
+                )
+            )
         elif name in columns.values():
             problems.append(Problem(file, 1, name, "duplicate column; ignored"))
         else:
@@ -174,18 +206,26 @@ def read_customers(text: str, file: str, max_rows: int | None = None
         if not any(cell.strip() for cell in cells):
             continue
         if max_rows is not None and len(rows) >= max_rows:
-            problems.append(Problem(file, line, "", f"more than {max_rows} customers; the "
-                                                    f"rest ignored"))
+            problems.append(
+                Problem(file, line, "", f"more than {max_rows} customers; the rest ignored")
+            )
             break
         if len(cells) != len(header):
-            problems.append(Problem(file, line, "", f"{len(cells)} columns, the header has "
-                                                    f"{len(header)}; row skipped"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "",
+                    f"{len(cells)} columns, the header has {len(header)}; row skipped",
+                )
+            )
             continue
         values = {columns[i]: cell.strip() for i, cell in enumerate(cells) if i in columns}
         number = values.pop("number", "")
         if not normalise(number):
-            problems.append(Problem(file, line, "number",
-                                    f"{number[:40]!r} is not a phone number; row skipped"))
+            problems.append(
+                Problem(file, line, "number", f"{number[:40]!r} is not a phone number; row skipped")
+            )
             continue
         name = values.pop("name", "")
         rows.append(Row(line, Customer(number, name, values)))

@@ -46,6 +46,7 @@ scenarios play ``audio.ulaw`` from their working directory and this module
 links the wanted file there. ``speech_ulaw()`` makes such files (speech.py: espeak-ng
 and sox; raw u-law, 8 kHz, mono), cached in the temp folder.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,8 +66,18 @@ from .dialogs import Dialog, dialogs, parse_messages
 from .speech import SynthError, tone_ulaw, ulaw_file
 
 __all__ = [
-    "SCENARIO_DIR", "SippError", "SippTimeout", "SippRun", "AgentPhone", "CustomerPhone",
-    "call_customer", "abandon_call", "free_port", "speech_ulaw", "tone_ulaw", "stop_all",
+    "SCENARIO_DIR",
+    "SippError",
+    "SippTimeout",
+    "SippRun",
+    "AgentPhone",
+    "CustomerPhone",
+    "call_customer",
+    "abandon_call",
+    "free_port",
+    "speech_ulaw",
+    "tone_ulaw",
+    "stop_all",
     "Dialog",
 ]
 
@@ -85,8 +96,10 @@ PORT_RANGE_ENV = "IVR_TEST_PORT_RANGE"
 # A sipp that is never stopped (a crashed test) ends itself after this long.
 DEFAULT_LIFETIME_S = 900
 
-CUSTOMER_TEXT = ("Hello, this is the customer speaking. I am calling about my last invoice, "
-                 "it seems too high to me.")
+CUSTOMER_TEXT = (
+    "Hello, this is the customer speaking. I am calling about my last invoice, "
+    "it seems too high to me."
+)
 AGENT_TEXT = "Good morning, this is the agent speaking. How can I help you today?"
 
 
@@ -137,8 +150,10 @@ def free_port(kind: str = "udp", ip: str = "127.0.0.1", *, span: int = 1) -> int
         if all(_is_free(sock_type, ip, p) for p in ports):
             _handed_out.update(((kind, p), now) for p in ports)
             return first
-    raise SippError(f"no free {kind} port (span {span}) on {ip}"
-                    + (f" in {PORT_RANGE_ENV}={os.environ[PORT_RANGE_ENV]}" if port_range else ""))
+    raise SippError(
+        f"no free {kind} port (span {span}) on {ip}"
+        + (f" in {PORT_RANGE_ENV}={os.environ[PORT_RANGE_ENV]}" if port_range else "")
+    )
 
 
 def _port_range() -> tuple[int, int] | None:
@@ -194,8 +209,9 @@ def _wait_bound_udp(run: "SippRun", ip: str, port: int, timeout: float) -> None:
         if not _is_free(socket.SOCK_DGRAM, ip, port):
             return
         time.sleep(0.02)
-    raise SippTimeout(f"{run.name} did not listen on {ip}:{port} within {timeout:.0f} s\n"
-                      f"{run.diagnostics()}")
+    raise SippTimeout(
+        f"{run.name} did not listen on {ip}:{port} within {timeout:.0f} s\n{run.diagnostics()}"
+    )
 
 
 # ---------------------------------------------------------------- one sipp process
@@ -215,27 +231,47 @@ class SippRun:
     those calls (sipp exits 0 on SIGTERM), so check() fails such a run.
     """
 
-    def __init__(self, name: str, scenario: str, args: list[str], log_dir: str | os.PathLike,
-                 audio: str | os.PathLike | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        name: str,
+        scenario: str,
+        args: list[str],
+        log_dir: str | os.PathLike,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
         self.name = name
         self.scenario = SCENARIO_DIR / scenario
         self.log_dir = _unique_dir(Path(log_dir), name)
         self.audio = Path(audio) if audio is not None else None
         self.cmd = [
-            _sipp(), *args,
-            "-sf", str(self.scenario),
+            _sipp(),
+            *args,
+            "-sf",
+            str(self.scenario),
             "-nostdin",
             # Redraw the screen (into stdout.log) every 10 s, not every second.
-            "-f", "10",
+            "-f",
+            "10",
             # Answer INFO, NOTIFY, OPTIONS and UPDATE outside the scenario with 200.
             "-aa",
             # Safety net: a phone nobody stops ends by itself.
-            "-timeout", f"{int(lifetime_s)}s",
-            "-trace_err", "-error_file", "errors.log",
-            "-trace_msg", "-message_file", "messages.log",
-            "-trace_stat", "-stf", "stats.csv", "-fd", "1",
-            "-trace_screen", "-screen_file", "screen.log",
+            "-timeout",
+            f"{int(lifetime_s)}s",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            "-trace_msg",
+            "-message_file",
+            "messages.log",
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+            "-fd",
+            "1",
+            "-trace_screen",
+            "-screen_file",
+            "screen.log",
         ]
         self.proc: subprocess.Popen | None = None
         self.forced = False
@@ -254,8 +290,13 @@ class SippRun:
         (self.log_dir / "command.txt").write_text(" ".join(self.cmd) + "\n")
         self._stdout = open(self.log_dir / "stdout.log", "wb")
         # Same process group as the tests: a Ctrl-C stops the phones too.
-        self.proc = subprocess.Popen(self.cmd, cwd=self.log_dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._stdout, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.log_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=subprocess.STDOUT,
+        )
         _running.add(self)
         return self
 
@@ -278,8 +319,9 @@ class SippRun:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise SippTimeout(f"{self.name} still running after {timeout} s\n"
-                              f"{self.diagnostics()}") from None
+            raise SippTimeout(
+                f"{self.name} still running after {timeout} s\n{self.diagnostics()}"
+            ) from None
         self._ended()
         return self
 
@@ -290,8 +332,9 @@ class SippRun:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.proc.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
-                raise SippTimeout(f"{self.name} still running after {timeout} s\n"
-                                  f"{self.diagnostics()}")
+                raise SippTimeout(
+                    f"{self.name} still running after {timeout} s\n{self.diagnostics()}"
+                )
             await asyncio.sleep(0.05)
         self._ended()
         return self
@@ -340,11 +383,14 @@ class SippRun:
         if code is None:
             raise SippError(f"{self.name} is still running\n{self.diagnostics()}")
         if self.forced and not allow_forced:
-            raise SippError(f"{self.name} had calls still open when stopped and was killed\n"
-                            f"{self.diagnostics()}")
+            raise SippError(
+                f"{self.name} had calls still open when stopped and was killed\n"
+                f"{self.diagnostics()}"
+            )
         if code not in ok_codes:
-            raise SippError(f"{self.name} exited with {code} (wanted {ok_codes})\n"
-                            f"{self.diagnostics()}")
+            raise SippError(
+                f"{self.name} exited with {code} (wanted {ok_codes})\n{self.diagnostics()}"
+            )
         return self
 
     def stats(self) -> dict[str, str]:
@@ -362,7 +408,7 @@ class SippRun:
         rows = [r for r in rows if r]
         if len(rows) < 2:
             return {}
-        return {k: v for k, v in zip(rows[0], rows[-1]) if k}
+        return {k: v for k, v in zip(rows[0], rows[-1], strict=False) if k}
 
     def counts(self) -> tuple[int, int]:
         """(successful calls, failed calls) so far."""
@@ -385,9 +431,11 @@ class SippRun:
 
     def diagnostics(self, max_chars: int = 3000) -> str:
         """A short report for assertion messages: command, exit code, counts, errors."""
-        lines = [f"  command: {' '.join(self.cmd)}",
-                 f"  exit code: {self.returncode}" + (" (killed by stop())" if self.forced else ""),
-                 f"  logs: {self.log_dir}"]
+        lines = [
+            f"  command: {' '.join(self.cmd)}",
+            f"  exit code: {self.returncode}" + (" (killed by stop())" if self.forced else ""),
+            f"  logs: {self.log_dir}",
+        ]
         if self.stats():
             ok, failed = self.counts()
             lines.append(f"  calls: {ok} successful, {failed} failed")
@@ -443,6 +491,7 @@ def _indent(text: str) -> str:
 
 # ---------------------------------------------------------------- phones
 
+
 class AgentPhone:
     """An agent's phone: registers as ``ext``, then answers (or just rings).
 
@@ -465,13 +514,24 @@ class AgentPhone:
     then sends REFER with Replaces, as a phone's "transfer" button does.
     """
 
-    def __init__(self, pbx: str, ext: str, password: str | None = None, *,
-                 log_dir: str | os.PathLike, local_ip: str = AGENT_IP,
-                 local_port: int | None = None, media_port: int | None = None,
-                 answer: bool = True, ring_ms: int = 1000, talk_ms: int = 0,
-                 audio: str | os.PathLike | None = None, expires: int = 3600,
-                 reject: int | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        pbx: str,
+        ext: str,
+        password: str | None = None,
+        *,
+        log_dir: str | os.PathLike,
+        local_ip: str = AGENT_IP,
+        local_port: int | None = None,
+        media_port: int | None = None,
+        answer: bool = True,
+        ring_ms: int = 1000,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        expires: int = 3600,
+        reject: int | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
         self.pbx = pbx
         _split_addr(pbx)
         self.ext = str(ext)
@@ -490,7 +550,7 @@ class AgentPhone:
         self.lifetime_s = lifetime_s
         self.uas: SippRun | None = None
         self.registered = False
-        self._dialogs: dict[str, Dialog] = {}     # Call-ID -> dialog, with our CSeq/SDP counters
+        self._dialogs: dict[str, Dialog] = {}  # Call-ID -> dialog, with our CSeq/SDP counters
 
     @property
     def contact(self) -> str:
@@ -505,14 +565,34 @@ class AgentPhone:
         expires = self.expires if expires is None else expires
         what = "register" if expires else "unregister"
         run = SippRun(
-            f"agent-{self.ext}-{what}", "agent_register.xml",
-            [self.pbx, "-m", "1", "-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")),
-             "-s", self.ext, "-au", self.ext, "-ap", self.password,
-             "-set", "expires", str(expires),
-             # A lost REGISTER is retransmitted; give up well within timeout.
-             "-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"],
-            self.log_dir, lifetime_s=timeout + 5)
+            f"agent-{self.ext}-{what}",
+            "agent_register.xml",
+            [
+                self.pbx,
+                "-m",
+                "1",
+                "-i",
+                self.local_ip,
+                "-p",
+                str(self.local_port),
+                "-cp",
+                str(free_port("udp", "0.0.0.0")),
+                "-s",
+                self.ext,
+                "-au",
+                self.ext,
+                "-ap",
+                self.password,
+                "-set",
+                "expires",
+                str(expires),
+                # A lost REGISTER is retransmitted; give up well within timeout.
+                "-recv_timeout",
+                f"{max(1, int(timeout * 1000) - 500)}",
+            ],
+            self.log_dir,
+            lifetime_s=timeout + 5,
+        )
         run.start()
         try:
             run.wait(timeout)
@@ -539,17 +619,38 @@ class AgentPhone:
             audio = None
         elif self.answer:
             name, scenario = f"agent-{self.ext}-answer", "agent_answer.xml"
-            args = ["-mi", self.local_ip, "-mp", str(self.media_port),
-                    "-set", "ring_ms", str(self.ring_ms), "-set", "talk_ms", str(self.talk_ms)]
+            args = [
+                "-mi",
+                self.local_ip,
+                "-mp",
+                str(self.media_port),
+                "-set",
+                "ring_ms",
+                str(self.ring_ms),
+                "-set",
+                "talk_ms",
+                str(self.talk_ms),
+            ]
             audio = self.audio or speech_ulaw(AGENT_TEXT)
         else:
             name, scenario = f"agent-{self.ext}-noanswer", "agent_noanswer.xml"
             args, audio = [], None
         self.uas = SippRun(
-            name, scenario,
-            ["-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")), *args],
-            self.log_dir, audio=audio, lifetime_s=self.lifetime_s)
+            name,
+            scenario,
+            [
+                "-i",
+                self.local_ip,
+                "-p",
+                str(self.local_port),
+                "-cp",
+                str(free_port("udp", "0.0.0.0")),
+                *args,
+            ],
+            self.log_dir,
+            audio=audio,
+            lifetime_s=self.lifetime_s,
+        )
         self.uas.start()
         _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
         return self
@@ -584,63 +685,147 @@ class AgentPhone:
         d = found[-1]
         return self._dialogs.setdefault(d.call_id, d)
 
-    def hold(self, direction: str = "sendonly", dialog: Dialog | None = None,
-             timeout: float = 10.0) -> SippRun:
+    def hold(
+        self, direction: str = "sendonly", dialog: Dialog | None = None, timeout: float = 10.0
+    ) -> SippRun:
         """Press hold: a re-INVITE with a=sendonly (or a=inactive) in the call."""
         if direction not in ("sendonly", "inactive", "sendrecv"):
             raise ValueError(f"direction must be sendonly, inactive or sendrecv, not {direction!r}")
         d = dialog or self.dialog()
         if d.media is None:
             raise SippError(f"agent {self.ext}: no media address in call {d.call_id}")
-        return self._in_dialog("reinvite", "dialog_reinvite.xml", d, timeout, [
-            "-set", "media_ip", d.media[0], "-set", "media_port", str(d.media[1]),
-            "-set", "sdp_version", str(d.next_sdp_version()), "-set", "direction", direction])
+        return self._in_dialog(
+            "reinvite",
+            "dialog_reinvite.xml",
+            d,
+            timeout,
+            [
+                "-set",
+                "media_ip",
+                d.media[0],
+                "-set",
+                "media_port",
+                str(d.media[1]),
+                "-set",
+                "sdp_version",
+                str(d.next_sdp_version()),
+                "-set",
+                "direction",
+                direction,
+            ],
+        )
 
     def resume(self, dialog: Dialog | None = None, timeout: float = 10.0) -> SippRun:
         """Press hold again: a re-INVITE with a=sendrecv."""
         return self.hold("sendrecv", dialog, timeout)
 
-    def call(self, exten: str, *, talk_ms: int = 0, audio: str | os.PathLike | None = None,
-             lifetime_s: float | None = None) -> SippRun:
+    def call(
+        self,
+        exten: str,
+        *,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float | None = None,
+    ) -> SippRun:
         """Dial ``exten`` from this phone (agent_call.xml); returns the started run.
         talk_ms 0: stay until the PBX hangs up (e.g. a transfer completes)."""
         media_port = free_port("udp", self.local_ip, span=3)
         run = SippRun(
-            f"agent-{self.ext}-calls-{exten}", "agent_call.xml",
-            [self.pbx, "-m", "1", "-i", self.local_ip, "-mi", self.local_ip,
-             "-p", str(free_port("udp", self.local_ip)), "-mp", str(media_port),
-             "-cp", str(free_port("udp", "0.0.0.0")),
-             "-s", str(exten), "-au", self.ext, "-ap", self.password,
-             "-set", "agent", self.ext, "-set", "talk_ms", str(talk_ms)],
-            self.log_dir, audio=audio or speech_ulaw(AGENT_TEXT),
-            lifetime_s=lifetime_s or self.lifetime_s)
+            f"agent-{self.ext}-calls-{exten}",
+            "agent_call.xml",
+            [
+                self.pbx,
+                "-m",
+                "1",
+                "-i",
+                self.local_ip,
+                "-mi",
+                self.local_ip,
+                "-p",
+                str(free_port("udp", self.local_ip)),
+                "-mp",
+                str(media_port),
+                "-cp",
+                str(free_port("udp", "0.0.0.0")),
+                "-s",
+                str(exten),
+                "-au",
+                self.ext,
+                "-ap",
+                self.password,
+                "-set",
+                "agent",
+                self.ext,
+                "-set",
+                "talk_ms",
+                str(talk_ms),
+            ],
+            self.log_dir,
+            audio=audio or speech_ulaw(AGENT_TEXT),
+            lifetime_s=lifetime_s or self.lifetime_s,
+        )
         return run.start()
 
-    def transfer_attended(self, consult: SippRun, dialog: Dialog | None = None,
-                          timeout: float = 10.0) -> SippRun:
+    def transfer_attended(
+        self, consult: SippRun, dialog: Dialog | None = None, timeout: float = 10.0
+    ) -> SippRun:
         """Press transfer after consulting: REFER in the customer's call (the
         newest answered one, or ``dialog``) naming the consultation call of
         ``consult`` (a run of call()) in Replaces."""
         d = dialog or self.dialog()
         other = self.dialog(consult)
-        target = _uri(other.remote)                        # sip:1002@pbx
+        target = _uri(other.remote)  # sip:1002@pbx
         refer_to = f"<{target}?Replaces={other.replaces()}>"
         host = self.pbx
-        return self._in_dialog("refer", "dialog_refer.xml", d, timeout, [
-            "-set", "refer_to", refer_to, "-set", "referred_by", f"<sip:{self.ext}@{host}>"])
+        return self._in_dialog(
+            "refer",
+            "dialog_refer.xml",
+            d,
+            timeout,
+            ["-set", "refer_to", refer_to, "-set", "referred_by", f"<sip:{self.ext}@{host}>"],
+        )
 
-    def _in_dialog(self, what: str, scenario: str, d: Dialog, timeout: float,
-                   args: list[str]) -> SippRun:
+    def _in_dialog(
+        self, what: str, scenario: str, d: Dialog, timeout: float, args: list[str]
+    ) -> SippRun:
         run = SippRun(
-            f"agent-{self.ext}-{what}", scenario,
-            [self.pbx, "-m", "1", "-i", self.local_ip,
-             "-p", str(free_port("udp", self.local_ip)), "-cp", str(free_port("udp", "0.0.0.0")),
-             "-set", "ruri", d.remote_target, "-set", "from", d.local, "-set", "to", d.remote,
-             # The run's own Call-ID is the dialog's: sipp matches responses by it.
-             "-cid_str", d.call_id.replace("%", "%%"), "-set", "cseq", str(d.next_cseq()),
-             "-set", "contact", d.local_contact, *args,
-             "-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"],
-            self.log_dir, lifetime_s=timeout + 5)
+            f"agent-{self.ext}-{what}",
+            scenario,
+            [
+                self.pbx,
+                "-m",
+                "1",
+                "-i",
+                self.local_ip,
+                "-p",
+                str(free_port("udp", self.local_ip)),
+                "-cp",
+                str(free_port("udp", "0.0.0.0")),
+                "-set",
+                "ruri",
+                d.remote_target,
+                "-set",
+                "from",
+                d.local,
+                "-set",
+                "to",
+                d.remote,
+                # The run's own Call-ID is the dialog's: sipp matches responses by it.
+                "-cid_str",
+                d.call_id.replace("%", "%%"),
+                "-set",
+                "cseq",
+                str(d.next_cseq()),
+                "-set",
+                "contact",
+                d.local_contact,
+                *args,
+                "-recv_timeout",
+                f"{max(1, int(timeout * 1000) - 500)}",
+            ],
+            self.log_dir,
+            lifetime_s=timeout + 5,
+        )
         run.start()
         try:
             run.wait(timeout)
@@ -670,7 +855,7 @@ class AgentPhone:
 
 def _uri(header: str) -> str:
     start, end = header.find("<"), header.find(">")
-    return header[start + 1:end] if 0 <= start < end else header.split(";")[0].strip()
+    return header[start + 1 : end] if 0 <= start < end else header.split(";")[0].strip()
 
 
 class CustomerPhone:
@@ -683,11 +868,19 @@ class CustomerPhone:
     after ``talk_ms`` (> 0). answer=False: rings until cancelled.
     """
 
-    def __init__(self, *, log_dir: str | os.PathLike, local_ip: str = CARRIER_IP,
-                 local_port: int | None = None, media_port: int | None = None,
-                 answer: bool = True, ring_ms: int = 1000, talk_ms: int = 0,
-                 audio: str | os.PathLike | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        *,
+        log_dir: str | os.PathLike,
+        local_ip: str = CARRIER_IP,
+        local_port: int | None = None,
+        media_port: int | None = None,
+        answer: bool = True,
+        ring_ms: int = 1000,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.local_ip = local_ip
         self.local_port = local_port or free_port("udp", local_ip)
@@ -709,17 +902,38 @@ class CustomerPhone:
             raise SippError(f"customer phone at {self.address} already started")
         if self.answer:
             name, scenario = "customer-answer", "customer_uas.xml"
-            args = ["-mi", self.local_ip, "-mp", str(self.media_port),
-                    "-set", "ring_ms", str(self.ring_ms), "-set", "talk_ms", str(self.talk_ms)]
+            args = [
+                "-mi",
+                self.local_ip,
+                "-mp",
+                str(self.media_port),
+                "-set",
+                "ring_ms",
+                str(self.ring_ms),
+                "-set",
+                "talk_ms",
+                str(self.talk_ms),
+            ]
             audio = self.audio or speech_ulaw(CUSTOMER_TEXT)
         else:
             name, scenario = "customer-noanswer", "agent_noanswer.xml"
             args, audio = [], None
         self.uas = SippRun(
-            name, scenario,
-            ["-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")), *args],
-            self.log_dir, audio=audio, lifetime_s=self.lifetime_s)
+            name,
+            scenario,
+            [
+                "-i",
+                self.local_ip,
+                "-p",
+                str(self.local_port),
+                "-cp",
+                str(free_port("udp", "0.0.0.0")),
+                *args,
+            ],
+            self.log_dir,
+            audio=audio,
+            lifetime_s=self.lifetime_s,
+        )
         self.uas.start()
         _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
         return self
@@ -744,30 +958,69 @@ class CustomerPhone:
         return f"<CustomerPhone at {self.address} uas={self.uas!r}>"
 
 
-def _uac_args(pbx: str, did: str, local_ip: str, local_port: int | None,
-              media_port: int | None, calls: int, rate: float | None,
-              limit: int | None) -> list[str]:
+def _uac_args(
+    pbx: str,
+    did: str,
+    local_ip: str,
+    local_port: int | None,
+    media_port: int | None,
+    calls: int,
+    rate: float | None,
+    limit: int | None,
+) -> list[str]:
     _split_addr(pbx)
     local_port = local_port or free_port("udp", local_ip)
     media_port = media_port or free_port("udp", local_ip, span=3)
-    args = [pbx, "-i", local_ip, "-mi", local_ip, "-p", str(local_port),
-            "-mp", str(media_port), "-cp", str(free_port("udp", "0.0.0.0")),
-            "-s", str(did), "-m", str(calls)]
+    args = [
+        pbx,
+        "-i",
+        local_ip,
+        "-mi",
+        local_ip,
+        "-p",
+        str(local_port),
+        "-mp",
+        str(media_port),
+        "-cp",
+        str(free_port("udp", "0.0.0.0")),
+        "-s",
+        str(did),
+        "-m",
+        str(calls),
+    ]
     if calls > 1 or rate is not None:
         # -r calls per -rp ms; -l caps the calls open at once.
-        args += ["-r", str(rate if rate is not None else calls), "-rp", "1000",
-                 "-l", str(limit if limit is not None else calls)]
+        args += [
+            "-r",
+            str(rate if rate is not None else calls),
+            "-rp",
+            "1000",
+            "-l",
+            str(limit if limit is not None else calls),
+        ]
     return args
 
 
-def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str | None = None,
-                  talk_ms: int = 8000, dtmf_delay_ms: int = 1500,
-                  audio: str | os.PathLike | None = None, caller: str = DEFAULT_CALLER,
-                  local_ip: str = CARRIER_IP, local_port: int | None = None,
-                  media_port: int | None = None, calls: int = 1, rate: float | None = None,
-                  limit: int | None = None, name: str | None = None,
-                  lifetime_s: float = DEFAULT_LIFETIME_S,
-                  password: str | None = None) -> SippRun:
+def call_customer(
+    pbx: str,
+    did: str,
+    *,
+    log_dir: str | os.PathLike,
+    digit: str | None = None,
+    talk_ms: int = 8000,
+    dtmf_delay_ms: int = 1500,
+    audio: str | os.PathLike | None = None,
+    caller: str = DEFAULT_CALLER,
+    local_ip: str = CARRIER_IP,
+    local_port: int | None = None,
+    media_port: int | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    limit: int | None = None,
+    name: str | None = None,
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+    password: str | None = None,
+) -> SippRun:
     """Customers call ``did`` through the carrier (customer_ivr.xml); returns the started run.
 
     With ``password`` the caller is a registered softphone rather than the
@@ -784,23 +1037,50 @@ def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str 
     if digit is not None and (len(str(digit)) != 1 or str(digit) not in "0123456789*#ABCD"):
         raise ValueError(f"digit must be one key of 0-9 * # A-D, not {digit!r}")
     args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
-    args += ["-set", "caller", caller,
-             "-set", "digit", "none" if digit is None else str(digit),
-             "-set", "dtmf_delay_ms", str(dtmf_delay_ms),
-             "-set", "talk_ms", str(talk_ms)]
+    args += [
+        "-set",
+        "caller",
+        caller,
+        "-set",
+        "digit",
+        "none" if digit is None else str(digit),
+        "-set",
+        "dtmf_delay_ms",
+        str(dtmf_delay_ms),
+        "-set",
+        "talk_ms",
+        str(talk_ms),
+    ]
     if password is not None:
         args += ["-au", caller, "-ap", password]
-    run = SippRun(name or f"customer-{did}", "customer_ivr.xml", args, log_dir,
-                  audio=audio or speech_ulaw(CUSTOMER_TEXT), lifetime_s=lifetime_s)
+    run = SippRun(
+        name or f"customer-{did}",
+        "customer_ivr.xml",
+        args,
+        log_dir,
+        audio=audio or speech_ulaw(CUSTOMER_TEXT),
+        lifetime_s=lifetime_s,
+    )
     return run.start()
 
 
-def abandon_call(pbx: str, did: str, *, log_dir: str | os.PathLike, patience_ms: int = 4000,
-                 audio: str | os.PathLike | None = None, caller: str = DEFAULT_CALLER,
-                 local_ip: str = CARRIER_IP, local_port: int | None = None,
-                 media_port: int | None = None, calls: int = 1, rate: float | None = None,
-                 limit: int | None = None, name: str | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> SippRun:
+def abandon_call(
+    pbx: str,
+    did: str,
+    *,
+    log_dir: str | os.PathLike,
+    patience_ms: int = 4000,
+    audio: str | os.PathLike | None = None,
+    caller: str = DEFAULT_CALLER,
+    local_ip: str = CARRIER_IP,
+    local_port: int | None = None,
+    media_port: int | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    limit: int | None = None,
+    name: str | None = None,
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+) -> SippRun:
     """Customers call ``did`` and hang up ``patience_ms`` after dialling
     (customer_abandon.xml): CANCEL if still unanswered, BYE if answered
     meanwhile (e.g. by the IVR). Returns the started run; exit code 0 = all
@@ -808,6 +1088,12 @@ def abandon_call(pbx: str, did: str, *, log_dir: str | os.PathLike, patience_ms:
     the test to check)."""
     args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
     args += ["-set", "caller", caller, "-set", "patience_ms", str(patience_ms)]
-    run = SippRun(name or f"abandon-{did}", "customer_abandon.xml", args, log_dir,
-                  audio=audio or speech_ulaw(CUSTOMER_TEXT), lifetime_s=lifetime_s)
+    run = SippRun(
+        name or f"abandon-{did}",
+        "customer_abandon.xml",
+        args,
+        log_dir,
+        audio=audio or speech_ulaw(CUSTOMER_TEXT),
+        lifetime_s=lifetime_s,
+    )
     return run.start()

@@ -12,6 +12,7 @@ people are recognised better than espeak-ng.
 nasal assimilation of ㅂ before ㄴ, so ``감사합니다=감사함니다`` says it the
 way a person would.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,23 @@ class ProbeResult:
     spoken: str
     trials: int = 0
     hits: int = 0
-    heard: list[str] = field(default_factory=list)          # what each trial gave
-    false_alarms: dict[str, int] = field(default_factory=dict)   # phrase heard instead
+    heard: list[str] = field(default_factory=list)  # what each trial gave
+    false_alarms: dict[str, int] = field(default_factory=dict)  # phrase heard instead
 
     @property
     def reliable(self) -> bool:
         return self.trials > 0 and self.hits == self.trials and not self.false_alarms
 
 
-def probe(model: SpeechModel, phrases: Sequence[str], *, spoken: dict[str, str] | None = None,
-          voices: Iterable[str] = ("ko",), speeds: Iterable[int] = (140, 170),
-          lead: float = 0.6) -> list[ProbeResult]:
+def probe(
+    model: SpeechModel,
+    phrases: Sequence[str],
+    *,
+    spoken: dict[str, str] | None = None,
+    voices: Iterable[str] = ("ko",),
+    speeds: Iterable[int] = (140, 170),
+    lead: float = 0.6,
+) -> list[ProbeResult]:
     """Speak each phrase in every voice and speed; decode against all the phrases."""
     spoken = spoken or {}
     mode = RecognitionMode.spotting(phrases)
@@ -50,7 +57,7 @@ def probe(model: SpeechModel, phrases: Sequence[str], *, spoken: dict[str, str] 
 
     def inside(small: str, big: str) -> bool:
         a, b = tokens.get(small, ()), tokens.get(big, ())
-        return bool(a) and any(b[i:i + len(a)] == a for i in range(len(b) - len(a) + 1))
+        return bool(a) and any(b[i : i + len(a)] == a for i in range(len(b) - len(a) + 1))
 
     for p in phrases:
         r = results[p]
@@ -68,7 +75,7 @@ def probe(model: SpeechModel, phrases: Sequence[str], *, spoken: dict[str, str] 
                     r.hits += 1
                 for other in set(heard) - {p}:
                     if inside(other, p) or inside(p, other):
-                        continue        # "텔레콤" within "에이스 텔레콤" is no false alarm
+                        continue  # "텔레콤" within "에이스 텔레콤" is no false alarm
                     r.false_alarms[other] = r.false_alarms.get(other, 0) + 1
     return [results[p] for p in phrases]
 
@@ -78,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("phrases", nargs="+", help="PHRASE or PHRASE=SPOKEN")
     ap.add_argument("--model", default="auto")
     ap.add_argument("--voice", action="append", help="espeak-ng voice(s) (default ko)")
-    ap.add_argument("--speed", action="append", type=int, help="words per minute (default 140, 170)")
+    ap.add_argument(
+        "--speed", action="append", type=int, help="words per minute (default 140, 170)"
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     spoken = {}
@@ -89,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if say:
             spoken[phrase] = say
     model = SpeechModel.load(args.model)
-    results = probe(model, phrases, spoken=spoken, voices=args.voice or ["ko"],
-                    speeds=args.speed or [140, 170])
+    results = probe(
+        model, phrases, spoken=spoken, voices=args.voice or ["ko"], speeds=args.speed or [140, 170]
+    )
     for r in results:
         mark = "RELIABLE" if r.reliable else "        "
         fa = f" false alarms: {r.false_alarms}" if r.false_alarms else ""

@@ -9,6 +9,7 @@ temp folder by text, voice, speed and treatment. sox runs in its repeatable
 mode (-R: dither from a fixed seed), so the same text is the same audio on
 every machine and every run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,13 +29,33 @@ class SynthError(RuntimeError):
 
 
 # A phone line's band, then silence trimmed at both ends (sox effects).
-LINE = ["sinc", "300-3400", "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
-        "0.5%", "reverse"]
+LINE = [
+    "sinc",
+    "300-3400",
+    "silence",
+    "1",
+    "0.02",
+    "0.5%",
+    "reverse",
+    "silence",
+    "1",
+    "0.02",
+    "0.5%",
+    "reverse",
+]
 
 
-def synth(text: str, *, voice: str = "ko", speed: int = 150, rate: int = 8000,
-          telephone: bool = True, line: bool = False, cache: Path | None = None,
-          pronounce: bool = True) -> bytes:
+def synth(
+    text: str,
+    *,
+    voice: str = "ko",
+    speed: int = 150,
+    rate: int = 8000,
+    telephone: bool = True,
+    line: bool = False,
+    cache: Path | None = None,
+    pronounce: bool = True,
+) -> bytes:
     """espeak-ng speech as signed 16-bit mono PCM at ``rate``.
 
     telephone=True passes it through 8 kHz G.711 u-law first, as a SIP call
@@ -59,19 +80,64 @@ def synth(text: str, *, voice: str = "ko", speed: int = 150, rate: int = 8000,
         src = ["sox", "-R", str(wav)]
         if telephone:
             ul = Path(tmp) / "s.ul"
-            _run(["sox", "-R", str(wav), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b",
-                  "8", str(ul)])
-            src = ["sox", "-R", "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                   str(ul)]
+            _run(
+                [
+                    "sox",
+                    "-R",
+                    str(wav),
+                    "-t",
+                    "raw",
+                    "-r",
+                    "8000",
+                    "-c",
+                    "1",
+                    "-e",
+                    "u-law",
+                    "-b",
+                    "8",
+                    str(ul),
+                ]
+            )
+            src = [
+                "sox",
+                "-R",
+                "-t",
+                "raw",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "u-law",
+                "-b",
+                "8",
+                str(ul),
+            ]
         raw = Path(tmp) / "s.raw"
-        _run([*src, "-t", "raw", "-r", str(rate), "-c", "1", "-e", "signed", "-b", "16", str(raw),
-              *(LINE if line else [])])
+        _run(
+            [
+                *src,
+                "-t",
+                "raw",
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-e",
+                "signed",
+                "-b",
+                "16",
+                str(raw),
+                *(LINE if line else []),
+            ]
+        )
         os.replace(raw, out)
     return out.read_bytes()
 
 
-def ulaw_file(text: str, path: str | os.PathLike | None = None, *, voice: str = "ko",
-              speed: int = 150) -> Path:
+def ulaw_file(
+    text: str, path: str | os.PathLike | None = None, *, voice: str = "ko", speed: int = 150
+) -> Path:
     """The same speech as a raw u-law 8 kHz file (what SIPp's rtp_stream plays);
     without ``path``, a file cached under a name made from the text."""
     if path is None:
@@ -84,8 +150,10 @@ def ulaw_file(text: str, path: str | os.PathLike | None = None, *, voice: str = 
 
 def lines_to_ulaw(lines, path: Path, *, voice: str = "ko", speed: int = 150) -> Path:
     """Spoken lines (str) and pauses (float seconds) as one u-law file for a SIPp phone."""
-    pcm = b"".join(silence(x) if isinstance(x, (int, float)) else
-                   synth(x, voice=voice, speed=speed) for x in lines)
+    pcm = b"".join(
+        silence(x) if isinstance(x, (int, float)) else synth(x, voice=voice, speed=speed)
+        for x in lines
+    )
     return pcm_to_ulaw(pcm, path)
 
 
@@ -98,8 +166,34 @@ def pcm_to_ulaw(pcm: bytes, path: str | os.PathLike) -> Path:
         raw = Path(tmp) / "s.raw"
         raw.write_bytes(pcm)
         ulaw = Path(tmp) / "s.ulaw"
-        _run(["sox", "-R", "-t", "raw", "-r", "8000", "-c", "1", "-e", "signed", "-b", "16",
-              str(raw), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", str(ulaw)])
+        _run(
+            [
+                "sox",
+                "-R",
+                "-t",
+                "raw",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "signed",
+                "-b",
+                "16",
+                str(raw),
+                "-t",
+                "raw",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "u-law",
+                "-b",
+                "8",
+                str(ulaw),
+            ]
+        )
         os.replace(ulaw, path)
     return path
 
@@ -115,8 +209,30 @@ def tone_ulaw(frequency: int, seconds: float = 60.0, *, volume: float = 0.3) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "tone.ulaw"
-        _run(["sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", "-t", "raw",
-              str(raw), "synth", f"{seconds:g}", "sine", str(frequency), "vol", f"{volume:g}"])
+        _run(
+            [
+                "sox",
+                "-R",
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "u-law",
+                "-b",
+                "8",
+                "-t",
+                "raw",
+                str(raw),
+                "synth",
+                f"{seconds:g}",
+                "sine",
+                str(frequency),
+                "vol",
+                f"{volume:g}",
+            ]
+        )
         os.replace(raw, path)
     return path
 
@@ -129,5 +245,3 @@ def _run(cmd: list[str]) -> None:
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SynthError(f"{cmd[0]} failed ({p.returncode}): {p.stderr.strip()}")
-
-

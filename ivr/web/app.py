@@ -4,6 +4,7 @@ Everything a handler needs comes in one explicit WebContext; handlers never
 reach into other stages' internals beyond what it offers. What the consoles
 show of each call is view.py's; the messages on the socket are messages.py's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,10 +24,10 @@ from ..pop import CallCard, ScriptPop
 from ..supervision import MonitorError
 from ..transfers import TransferError
 from .auth import COOKIE, Auth, Throttled
+from .campaigns import add_campaign_routes
 from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
 from .inputs import BadInput, instant, parse_json, read_json, text
-from .campaigns import add_campaign_routes
 from .messages import MESSAGES, SERVICE, message
 from .reports import add_report_routes
 from .shift import ShiftWeb
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 MAX_NOTE = 4000
-CALLBACK_HORIZON = 366 * 86400      # a callback is booked at most a year ahead
-SESSION_RECHECK = 30.0              # s between checks of the open consoles' sessions
+CALLBACK_HORIZON = 366 * 86400  # a callback is booked at most a year ahead
+SESSION_RECHECK = 30.0  # s between checks of the open consoles' sessions
 
 
 @dataclass
@@ -47,22 +48,22 @@ class WebContext:
     pop: ScriptPop
     live_calls: Callable[[], list[Call]]
     save_wrapup: Callable[..., Awaitable[None]]
-    transfer: Callable[[str | None, str], Awaitable[None]]   # (customer's channel, department)
+    transfer: Callable[[str | None, str], Awaitable[None]]  # (customer's channel, department)
     departments: Callable[[], Awaitable[list[str]]]
     # What the consoles show of each call (the service's, wired to its pop and live
     # coaching); None: the app makes one for its pop.
     view: ConsoleView | None = None
     problems: Callable[[], list[str]] = lambda: []
     health: Callable[[], dict[str, dict]] = lambda: {}
-    wrapup_saved: Callable[[str, str], Awaitable[None]] | None = None   # (agent, call id)
-    metrics: Callable[[], bytes] | None = None     # Prometheus text exposition
-    store: Any = None                        # reports, export, campaigns, DNC (supervisors)
+    wrapup_saved: Callable[[str, str], Awaitable[None]] | None = None  # (agent, call id)
+    metrics: Callable[[], bytes] | None = None  # Prometheus text exposition
+    store: Any = None  # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
     web: WebSettings = field(default_factory=WebSettings)
-    supervision: Any = None                  # listen, whisper, barge (ivr/supervision.py)
-    transfers: Any = None                    # consult transfers (ivr/transfers.py)
-    agents: Callable[[], list[dict[str, str]]] = lambda: []   # consult targets: login, name
-    shift: ShiftWeb | None = None            # agent states, wallboard
+    supervision: Any = None  # listen, whisper, barge (ivr/supervision.py)
+    transfers: Any = None  # consult transfers (ivr/transfers.py)
+    agents: Callable[[], list[dict[str, str]]] = lambda: []  # consult targets: login, name
+    shift: ShiftWeb | None = None  # agent states, wallboard
 
 
 @web.middleware
@@ -90,32 +91,36 @@ class ConsoleApp:
 
     # ------------------------------------------------------------ app
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024,
-                              middlewares=[self.guard.middleware, _log_context])
+        app = web.Application(
+            client_max_size=64 * 1024, middlewares=[self.guard.middleware, _log_context]
+        )
         app.on_response_prepare.append(self.guard.on_response_prepare)
-        app.add_routes([
-            web.get("/", self.page("login.html")),
-            web.get("/agent", self.page("agent.html")),
-            web.get("/supervisor", self.page("supervisor.html")),
-            web.post("/api/login", self.login),
-            web.post("/api/logout", self.logout),
-            web.get("/api/health", self.health),
-            web.get("/metrics", self.metrics),
-            web.get("/ws", self.websocket),
-            web.post("/api/calls/{call_id}/wrapup", self.wrapup),
-            web.post("/api/calls/{call_id}/transfer", self.transfer),
-            web.post("/api/calls/{call_id}/checklist", self.checklist),
-            web.post("/api/calls/{call_id}/consult", self.consult),
-            web.post("/api/calls/{call_id}/consult/complete", self.consult_complete),
-            web.post("/api/calls/{call_id}/consult/cancel", self.consult_cancel),
-            web.post("/api/calls/{call_id}/monitor", self.monitor),
-            web.post("/api/calls/{call_id}/monitor/stop", self.monitor_stop),
-            web.static("/static", STATIC),
-        ])
+        app.add_routes(
+            [
+                web.get("/", self.page("login.html")),
+                web.get("/agent", self.page("agent.html")),
+                web.get("/supervisor", self.page("supervisor.html")),
+                web.post("/api/login", self.login),
+                web.post("/api/logout", self.logout),
+                web.get("/api/health", self.health),
+                web.get("/metrics", self.metrics),
+                web.get("/ws", self.websocket),
+                web.post("/api/calls/{call_id}/wrapup", self.wrapup),
+                web.post("/api/calls/{call_id}/transfer", self.transfer),
+                web.post("/api/calls/{call_id}/checklist", self.checklist),
+                web.post("/api/calls/{call_id}/consult", self.consult),
+                web.post("/api/calls/{call_id}/consult/complete", self.consult_complete),
+                web.post("/api/calls/{call_id}/consult/cancel", self.consult_cancel),
+                web.post("/api/calls/{call_id}/monitor", self.monitor),
+                web.post("/api/calls/{call_id}/monitor/stop", self.monitor_stop),
+                web.static("/static", STATIC),
+            ]
+        )
         if self.ctx.store is not None:
             add_report_routes(app, self.ctx.store, self._user)
-            add_campaign_routes(app, self.ctx.store, self._user,
-                                on_campaigns_changed=self.ctx.on_campaigns_changed)
+            add_campaign_routes(
+                app, self.ctx.store, self._user, on_campaigns_changed=self.ctx.on_campaigns_changed
+            )
         app.on_startup.append(self._start_rechecks)
         if self.ctx.shift is not None:
             self.ctx.shift.add_routes(app, self._user, self._json)
@@ -136,7 +141,7 @@ class ConsoleApp:
             for sid, clients in by_session.items():
                 try:
                     alive = await self.ctx.auth.check(sid) is not None
-                except Exception as exc:       # store down: keep the consoles
+                except Exception as exc:  # store down: keep the consoles
                     log.warning("console session check failed: %s", exc)
                     break
                 if not alive:
@@ -155,6 +160,7 @@ class ConsoleApp:
     def page(name: str):
         async def handler(request: web.Request) -> web.StreamResponse:
             return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
         return handler
 
     # ------------------------------------------------------------ auth
@@ -170,27 +176,42 @@ class ConsoleApp:
         data = await self._json(request)
         login, secret = text(data, "login", limit=128), text(data, "secret", limit=1024)
         try:
-            signed = await self.ctx.auth.sign_in(login, secret, request[CLIENT],
-                                                 request.headers.get("User-Agent", ""))
+            signed = await self.ctx.auth.sign_in(
+                login, secret, request[CLIENT], request.headers.get("User-Agent", "")
+            )
         except Throttled as exc:
-            raise web.HTTPTooManyRequests(text=str(exc), headers={
-                "Retry-After": str(max(1, round(exc.retry_after)))})
+            raise web.HTTPTooManyRequests(
+                text=str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after)))}
+            )
         if signed is None:
             raise web.HTTPUnauthorized(text="wrong login or secret")
         cookie, session = signed
         user = session.user
         if self.ctx.shift is not None:
-            await self.ctx.shift.signed_in(user)     # an agent joins their queues
-        resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
-                                  "expires_at": session.expires_at})
-        resp.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
-                        secure=self.guard.secure(request), max_age=int(self.ctx.auth.max_age))
+            await self.ctx.shift.signed_in(user)  # an agent joins their queues
+        resp = web.json_response(
+            {
+                "login": user.login,
+                "name": user.name,
+                "role": user.role,
+                "expires_at": session.expires_at,
+            }
+        )
+        resp.set_cookie(
+            COOKIE,
+            cookie,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            secure=self.guard.secure(request),
+            max_age=int(self.ctx.auth.max_age),
+        )
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
         user = self._user(request)
         if user is not None and self.ctx.shift is not None:
-            await self.ctx.shift.signed_out(user)    # an agent leaves their queues
+            await self.ctx.shift.signed_out(user)  # an agent leaves their queues
         sid = await self.ctx.auth.sign_out(request.cookies.get(COOKIE))
         if sid is not None:
             for client in [c for c in self.ctx.hub.clients if c.session == sid]:
@@ -203,18 +224,22 @@ class ConsoleApp:
         """200 when every component is up, else 503 naming what is down."""
         components = self.ctx.health()
         ok = all(c.get("ok") for c in components.values())
-        return web.json_response({"ok": ok, "live_calls": len(self.ctx.live_calls()),
-                                  "components": components}, status=200 if ok else 503)
+        return web.json_response(
+            {"ok": ok, "live_calls": len(self.ctx.live_calls()), "components": components},
+            status=200 if ok else 503,
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.ctx.metrics is None:
             raise web.HTTPNotFound(text="metrics are off")
-        return web.Response(body=self.ctx.metrics(),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(
+            body=self.ctx.metrics(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        session = request[SESSION]            # the cookie only, never a URL token
+        session = request[SESSION]  # the cookie only, never a URL token
         user = session.user if session else None
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=16 * 1024)
         await ws.prepare(request)
@@ -228,12 +253,15 @@ class ConsoleApp:
         if role == "agent":
             try:
                 departments = await self.ctx.departments()
-            except Exception as exc:   # AMI down: the console still works
+            except Exception as exc:  # AMI down: the console still works
                 log.warning("departments unavailable: %s", exc)
         # No await from here to hub.add: a card pushed meanwhile would reach
         # neither this hello nor the socket.
-        hello = message("hello", user={"login": user.login, "name": user.name, "role": role},
-                        problems=self.ctx.problems())
+        hello = message(
+            "hello",
+            user={"login": user.login, "name": user.name, "role": role},
+            problems=self.ctx.problems(),
+        )
         notices: list[dict[str, Any]] = []
         if role == "agent":
             # A page that reloads (or a service restart) gets back the coaching so far:
@@ -281,8 +309,16 @@ class ConsoleApp:
         if data.get("type") == "ping":
             return True
         if data.get("type") == "checklist":
-            return self.ctx.pop.mark_item(login, str(data.get("call_id")), str(data.get("item")),
-                                          bool(data.get("done")), by="agent") or True
+            return (
+                self.ctx.pop.mark_item(
+                    login,
+                    str(data.get("call_id")),
+                    str(data.get("item")),
+                    bool(data.get("done")),
+                    by="agent",
+                )
+                or True
+            )
         log.warning("console %s sent an unknown message type; closing", login)
         return False
 
@@ -316,8 +352,9 @@ class ConsoleApp:
             raise web.HTTPConflict(text="the call is not live")
         customer = card.call.customer_leg()
         try:
-            await self.ctx.transfer(customer.channel if customer and customer.ended_at is None
-                                    else None, department)
+            await self.ctx.transfer(
+                customer.channel if customer and customer.ended_at is None else None, department
+            )
         except CallGone as exc:
             raise web.HTTPConflict(text=str(exc))
         except NotConnected as exc:
@@ -336,8 +373,9 @@ class ConsoleApp:
             raise web.HTTPBadRequest(text="target must be an agent or a department")
         if card.phase != "live":
             raise web.HTTPConflict(text="the call is not live")
-        consult = await self._transfer_step(self.ctx.transfers.consult(card.call_id, user.login,
-                                                                       target))
+        consult = await self._transfer_step(
+            self.ctx.transfers.consult(card.call_id, user.login, target)
+        )
         return web.json_response(consult.to_json(), status=202)
 
     async def consult_complete(self, request: web.Request) -> web.Response:
@@ -376,12 +414,12 @@ class ConsoleApp:
         data = await self._json(request)
         mode = text(data, "mode", limit=16)
         try:
-            request_id = await self.ctx.supervision.start(request.match_info["call_id"], user,
-                                                          mode)
+            request_id = await self.ctx.supervision.start(request.match_info["call_id"], user, mode)
         except MonitorError as exc:
             raise _http(exc.status, str(exc)) from None
-        return web.json_response({"monitor": request_id, "mode": mode,
-                                  "phone": user.phone}, status=202)
+        return web.json_response(
+            {"monitor": request_id, "mode": mode, "phone": user.phone}, status=202
+        )
 
     async def monitor_stop(self, request: web.Request) -> web.Response:
         user = self._supervisor(request)
@@ -410,22 +448,33 @@ class ConsoleApp:
             raise web.HTTPBadRequest(text=f"'{chosen['label']}' needs a callback time")
         checklist = {k: v["done"] for k, v in card.checklist.items()}
         # Durable first: the agent only sees "saved" once the store has it.
-        await self.ctx.save_wrapup(call_id=card.call_id, agent=user.login,
-                                   disposition=chosen["id"], notes=notes,
-                                   callback_at=callback_at, checklist=checklist)
+        await self.ctx.save_wrapup(
+            call_id=card.call_id,
+            agent=user.login,
+            disposition=chosen["id"],
+            notes=notes,
+            callback_at=callback_at,
+            checklist=checklist,
+        )
         if self.ctx.wrapup_saved is not None:
             try:
-                await self.ctx.wrapup_saved(user.login, card.call_id)   # e.g. ready again
+                await self.ctx.wrapup_saved(user.login, card.call_id)  # e.g. ready again
             except Exception:
                 log.exception("agent %s: after the wrap-up of %s", user.login, card.call_id)
         self.ctx.pop.wrapped_up(user.login, card.call_id)
-        return web.json_response({"saved": True, "call_id": card.call_id,
-                                  "disposition": chosen["id"]})
-
+        return web.json_response(
+            {"saved": True, "call_id": card.call_id, "disposition": chosen["id"]}
+        )
 
 
 def _http(status: int, text: str) -> web.HTTPException:
     """An HTTP error of the given status with a reason (never a 500)."""
-    kinds = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-             409: web.HTTPConflict, 502: web.HTTPBadGateway, 503: web.HTTPServiceUnavailable}
+    kinds = {
+        400: web.HTTPBadRequest,
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        409: web.HTTPConflict,
+        502: web.HTTPBadGateway,
+        503: web.HTTPServiceUnavailable,
+    }
     return kinds.get(status, web.HTTPConflict)(text=text)

@@ -18,6 +18,7 @@ GET  /api/dnc  ?after&limit;  POST /api/dnc {"number", "reason"};  DELETE /api/d
 What a campaign and its customer list may be is the dialer's (ivr/dialer/campaigns.py);
 every malformed value is a 400 with its reason.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,20 +34,25 @@ from .inputs import read_json, text, whole
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD = 20 * 1024 * 1024     # a CSV of a few hundred thousand customers
-UPLOAD_TIMEOUT = 600.0             # s to send a campaign's CSV
+MAX_UPLOAD = 20 * 1024 * 1024  # a CSV of a few hundred thousand customers
+UPLOAD_TIMEOUT = 600.0  # s to send a campaign's CSV
 
 
-def add_campaign_routes(app: web.Application, store: Any,
-                        auth_user: Callable[[web.Request], Any], *,
-                        on_campaigns_changed: Callable[[], None] | None = None,
-                        clock: Callable[[], float] | None = None) -> None:
+def add_campaign_routes(
+    app: web.Application,
+    store: Any,
+    auth_user: Callable[[web.Request], Any],
+    *,
+    on_campaigns_changed: Callable[[], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> None:
     """Add the campaign and DNC routes to the console's app.
 
     auth_user(request) -> the signed-in User or None (ConsoleApp._user);
     on_campaigns_changed: called after an import or status change (e.g. the
     campaign dialer's wake)."""
     import time
+
     now = clock or time.time
 
     def supervisor(request: web.Request) -> Any:
@@ -93,9 +99,15 @@ def add_campaign_routes(app: web.Application, store: Any,
             result = await import_campaign(store, name, project, csv_text, now=now(), **settings)
         except (ValueError, OverflowError) as exc:
             raise web.HTTPBadRequest(text=str(exc))
-        log.info("campaign %s imported by %s: %d added, %d duplicates, %d on the DNC list, "
-                 "%d invalid", name, user.login, result["added"], result["duplicates"],
-                 result["dnc"], result["invalid"])
+        log.info(
+            "campaign %s imported by %s: %d added, %d duplicates, %d on the DNC list, %d invalid",
+            name,
+            user.login,
+            result["added"],
+            result["duplicates"],
+            result["dnc"],
+            result["invalid"],
+        )
         changed()
         return web.json_response(result, status=201)
 
@@ -116,25 +128,31 @@ def add_campaign_routes(app: web.Application, store: Any,
         supervisor(request)
         q = request.query
         rows = await store.list_contacts(
-            request.match_info["name"], status=q.get("status") or None,
+            request.match_info["name"],
+            status=q.get("status") or None,
             limit=whole(q.get("limit"), "limit", 500, 1, 5000),
-            after_id=whole(q.get("after_id"), "after_id", 0, 0, 2 ** 53))
+            after_id=whole(q.get("after_id"), "after_id", 0, 0, 2**53),
+        )
         return web.json_response({"contacts": rows})
 
     async def dnc_list(request: web.Request) -> web.Response:
         supervisor(request)
         q = request.query
-        rows = await store.list_dnc(limit=whole(q.get("limit"), "limit", 1000, 1, 5000),
-                                    after=q.get("after", "")[:64])
+        rows = await store.list_dnc(
+            limit=whole(q.get("limit"), "limit", 1000, 1, 5000), after=q.get("after", "")[:64]
+        )
         return web.json_response({"numbers": rows})
 
     async def dnc_add(request: web.Request) -> web.Response:
         user = supervisor(request)
         data = await read_json(request)
         try:
-            changes = await store.add_dnc(text(data, "number", limit=64),
-                                          text(data, "reason", limit=1000)[:200],
-                                          added_by=user.login, now=now())
+            changes = await store.add_dnc(
+                text(data, "number", limit=64),
+                text(data, "reason", limit=1000)[:200],
+                added_by=user.login,
+                now=now(),
+            )
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc))
         return web.json_response({"ok": True, **changes})
@@ -145,15 +163,17 @@ def add_campaign_routes(app: web.Application, store: Any,
             raise web.HTTPNotFound(text="not on the list")
         return web.json_response({"ok": True})
 
-    app.add_routes([
-        web.get("/api/campaigns", campaigns),
-        web.post("/api/campaigns", upload),
-        web.post("/api/campaigns/{name}/status", campaign_status),
-        web.get("/api/campaigns/{name}/contacts", contacts),
-        web.get("/api/dnc", dnc_list),
-        web.post("/api/dnc", dnc_add),
-        web.delete("/api/dnc/{number}", dnc_remove),
-    ])
+    app.add_routes(
+        [
+            web.get("/api/campaigns", campaigns),
+            web.post("/api/campaigns", upload),
+            web.post("/api/campaigns/{name}/status", campaign_status),
+            web.get("/api/campaigns/{name}/contacts", contacts),
+            web.get("/api/dnc", dnc_list),
+            web.post("/api/dnc", dnc_add),
+            web.delete("/api/dnc/{number}", dnc_remove),
+        ]
+    )
 
 
 async def _read_limited(stream: Any, limit: int = MAX_UPLOAD) -> bytes:
@@ -162,9 +182,9 @@ async def _read_limited(stream: Any, limit: int = MAX_UPLOAD) -> bytes:
     chunks, size = [], 0
     while True:
         if hasattr(stream, "read_chunk") and not hasattr(stream, "readany"):
-            chunk = await stream.read_chunk(64 * 1024)       # multipart part
+            chunk = await stream.read_chunk(64 * 1024)  # multipart part
         else:
-            chunk = await stream.readany()                   # request body
+            chunk = await stream.readany()  # request body
         if not chunk:
             break
         size += len(chunk)

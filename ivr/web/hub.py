@@ -3,6 +3,7 @@
 Each WebSocket gets its own outbox and writer task: a slow or dead browser
 only ever delays (then loses) its own connection, never the service.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,7 @@ class Client:
     login: str
     role: str
     ws: web.WebSocketResponse
-    session: str = ""             # the sign-in session (its store id) the socket runs on
+    session: str = ""  # the sign-in session (its store id) the socket runs on
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     writer: asyncio.Task | None = None
     on_sent: Callable[["Client", dict[str, Any]], None] | None = None

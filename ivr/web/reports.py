@@ -18,6 +18,7 @@ GET  /api/callbacks        ?status&project&agent&limit
 Every malformed value is a 400 with a reason (see inputs.py): numbers finite
 and in range, times in 1970-2100, a report or export spans at most MAX_SPAN.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,18 +37,23 @@ from .inputs import BadInput, instant, number, parse_json, whole
 
 log = logging.getLogger(__name__)
 
-SUMMARY_TTL = 2.0                  # s a summary is served again to other pages
-MAX_SPAN = 366 * 86400             # s a report, listing or export may cover
+SUMMARY_TTL = 2.0  # s a summary is served again to other pages
+MAX_SPAN = 366 * 86400  # s a report, listing or export may cover
 _FILTERS = ("project", "agent", "disposition", "result", "direction", "campaign")
 
 
-def add_report_routes(app: web.Application, store: Any,
-                      auth_user: Callable[[web.Request], Any], *,
-                      clock: Callable[[], float] | None = None) -> None:
+def add_report_routes(
+    app: web.Application,
+    store: Any,
+    auth_user: Callable[[web.Request], Any],
+    *,
+    clock: Callable[[], float] | None = None,
+) -> None:
     """Add the report and export routes to the console's app.
 
     auth_user(request) -> the signed-in User or None (ConsoleApp._user)."""
     import time
+
     now = clock or time.time
 
     def supervisor(request: web.Request) -> Any:
@@ -70,8 +76,9 @@ def add_report_routes(app: web.Application, store: Any,
         if hit is not None and t - hit[0] < SUMMARY_TTL:
             return web.json_response(hit[1])
         try:
-            data = await reports.summary(store, since, until, project=project, agent=agent,
-                                         now=t, overdue_after=overdue)
+            data = await reports.summary(
+                store, since, until, project=project, agent=agent, now=t, overdue_after=overdue
+            )
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc))
         if len(cache) >= 64:
@@ -84,8 +91,9 @@ def add_report_routes(app: web.Application, store: Any,
         q = request.query
         flt = _filter(q, _tz(q.get("tz")))
         limit = whole(q.get("limit"), "limit", 100, 1, 5000)
-        rows, cursor = await reports.list_calls(store, flt, limit=limit,
-                                                after=_cursor(q.get("after")))
+        rows, cursor = await reports.list_calls(
+            store, flt, limit=limit, after=_cursor(q.get("after"))
+        )
         return web.json_response({"calls": rows, "next": _encode_cursor(cursor)})
 
     async def calls_csv(request: web.Request) -> web.StreamResponse:
@@ -94,10 +102,13 @@ def add_report_routes(app: web.Application, store: Any,
         tz = _tz(q.get("tz"))
         flt = _filter(q, tz)
         day = dt.datetime.fromtimestamp(flt.since or now(), tz).strftime("%Y-%m-%d")
-        resp = web.StreamResponse(headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="calls-{day}.csv"',
-            "Cache-Control": "no-store"})
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="calls-{day}.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         async for chunk in reports.export_csv(store, flt, tz):
@@ -109,20 +120,25 @@ def add_report_routes(app: web.Application, store: Any,
         supervisor(request)
         q = request.query
         rows = await store.list_callbacks(
-            status=q.get("status") or None, project=q.get("project") or None,
+            status=q.get("status") or None,
+            project=q.get("project") or None,
             agent=q.get("agent") or None,
-            limit=whole(q.get("limit"), "limit", 500, 1, 5000))
+            limit=whole(q.get("limit"), "limit", 500, 1, 5000),
+        )
         return web.json_response({"callbacks": rows, "now": now()})
 
-    app.add_routes([
-        web.get("/api/reports/summary", summary),
-        web.get("/api/calls", calls),
-        web.get("/api/calls.csv", calls_csv),
-        web.get("/api/callbacks", callbacks),
-    ])
+    app.add_routes(
+        [
+            web.get("/api/reports/summary", summary),
+            web.get("/api/calls", calls),
+            web.get("/api/calls.csv", calls_csv),
+            web.get("/api/callbacks", callbacks),
+        ]
+    )
 
 
 # -- parsing ----------------------------------------------------------------------
+
 
 def _tz(name: str | None) -> dt.tzinfo | None:
     """The zone asked for; None: the server's local time (DST-aware)."""
@@ -156,8 +172,7 @@ def _period(q: Any, tz: dt.tzinfo | None) -> tuple[float, float]:
 
 def _filter(q: Any, tz: dt.tzinfo | None) -> reports.CallFilter:
     since, until = _period(q, tz)
-    return reports.CallFilter(since=since, until=until,
-                              **{k: q[k] for k in _FILTERS if q.get(k)})
+    return reports.CallFilter(since=since, until=until, **{k: q[k] for k in _FILTERS if q.get(k)})
 
 
 def _encode_cursor(cursor: tuple[float, str] | None) -> str | None:

@@ -12,6 +12,7 @@ Live coaching talks to the consoles through the CoachingConsole methods below
 call event bus through ``call_event``. The state of a call is dropped with its
 last card.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,12 @@ log = logging.getLogger(__name__)
 FALLBACK_DISPOSITIONS = [
     {"id": "resolved", "label": "Resolved", "needs_callback_time": False, "needs_note": False},
     {"id": "callback", "label": "Call back", "needs_callback_time": True, "needs_note": False},
-    {"id": "transferred", "label": "Transferred", "needs_callback_time": False,
-     "needs_note": False},
+    {
+        "id": "transferred",
+        "label": "Transferred",
+        "needs_callback_time": False,
+        "needs_note": False,
+    },
     {"id": "other", "label": "Other", "needs_callback_time": False, "needs_note": True},
 ]
 
@@ -60,11 +65,19 @@ def card_json(card: CallCard) -> dict[str, Any]:
         "direction": c.direction.value,
         "customer_number": c.customer_num,
         "customer_name": known.get("name") or c.customer_name,
-        "did": c.did, "dialled": c.dialled, "queue": c.queue, "ivr_choice": c.ivr_choice,
-        "department": c.department, "project": c.project, "campaign": c.campaign,
+        "did": c.did,
+        "dialled": c.dialled,
+        "queue": c.queue,
+        "ivr_choice": c.ivr_choice,
+        "department": c.department,
+        "project": c.project,
+        "campaign": c.campaign,
         "agent": c.agent,
-        "started_at": c.started_at, "answered_at": c.answered_at, "ended_at": c.ended_at,
-        "hold_seconds": c.hold_seconds, "hold_started_at": c.hold_started_at,
+        "started_at": c.started_at,
+        "answered_at": c.answered_at,
+        "ended_at": c.ended_at,
+        "hold_seconds": c.hold_seconds,
+        "hold_started_at": c.hold_started_at,
         "transfers": [dataclasses.asdict(t) for t in c.transfers],
         "result": c.result.value if c.result else None,
         "transferred_to": card.transferred_to,
@@ -79,20 +92,36 @@ def card_json(card: CallCard) -> dict[str, Any]:
 def board_entry(call: Call, script: dict | None) -> dict[str, Any]:
     """One live call as the supervisor sees it."""
     return {
-        "call_id": call.call_id, "state": call.state.value, "direction": call.direction.value,
+        "call_id": call.call_id,
+        "state": call.state.value,
+        "direction": call.direction.value,
         "agent": call.agent or (call.agents_rung[-1] if call.agents_rung else None),
-        "project": call.project, "queue": call.queue, "customer_number": call.customer_num,
+        "project": call.project,
+        "queue": call.queue,
+        "customer_number": call.customer_num,
         "script": script["title"] if script else None,
         "script_id": script["id"] if script else None,
-        "started_at": call.started_at, "answered_at": call.answered_at, "ended_at": call.ended_at,
+        "started_at": call.started_at,
+        "answered_at": call.answered_at,
+        "ended_at": call.ended_at,
         "result": call.result.value if call.result else None,
-        "hold_seconds": call.hold_seconds, "hold_started_at": call.hold_started_at,
+        "hold_seconds": call.hold_seconds,
+        "hold_started_at": call.hold_started_at,
         "transfers": [dataclasses.asdict(t) for t in call.transfers],
         # Who listens in now, and whether an agent talks (something to listen to).
-        "monitors": [{"supervisor": m.supervisor, "mode": m.mode, "agent": m.agent,
-                      "started_at": m.started_at} for m in call.monitors if m.ended_at is None],
-        "can_monitor": any(leg.ended_at is None and leg.answered_at is not None
-                           for leg in call.agent_legs()),
+        "monitors": [
+            {
+                "supervisor": m.supervisor,
+                "mode": m.mode,
+                "agent": m.agent,
+                "started_at": m.started_at,
+            }
+            for m in call.monitors
+            if m.ended_at is None
+        ],
+        "can_monitor": any(
+            leg.ended_at is None and leg.answered_at is not None for leg in call.agent_legs()
+        ),
     }
 
 
@@ -101,20 +130,24 @@ class Coaching:
     """A call's coaching as its consoles show it."""
 
     prompts: list[dict[str, Any]] = field(default_factory=list)
-    transcript: list[dict[str, Any]] = field(default_factory=list)       # final lines
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # final lines
     cant_check: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> why
-    taps: dict[str, dict[str, Any]] = field(default_factory=dict)        # speaker -> state
+    taps: dict[str, dict[str, Any]] = field(default_factory=dict)  # speaker -> state
     notice: str | None = None
-    summary: dict[str, Any] | None = None     # the end-of-call "coaching" message
+    summary: dict[str, Any] | None = None  # the end-of-call "coaching" message
 
     def to_json(self, card: CallCard) -> dict[str, Any]:
         done = {k for k, v in card.checklist.items() if v.get("done")}
-        return {"prompts": self.prompts,
-                "transcript": sorted(self.transcript, key=lambda e: (e["start"], e["end"])),
-                "cant_check": [x for x in self.cant_check.values()
-                               if not (x["kind"] == "item" and x["id"] in done)],
-                "taps": list(self.taps.values()), "notice": self.notice,
-                "summary": self.summary}
+        return {
+            "prompts": self.prompts,
+            "transcript": sorted(self.transcript, key=lambda e: (e["start"], e["end"])),
+            "cant_check": [
+                x for x in self.cant_check.values() if not (x["kind"] == "item" and x["id"] in done)
+            ],
+            "taps": list(self.taps.values()),
+            "notice": self.notice,
+            "summary": self.summary,
+        }
 
 
 class ConsoleView:
@@ -131,8 +164,9 @@ class ConsoleView:
 
     # ------------------------------------------------------------ cards
     def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
-        self.hub.to_login(login, message("card", call_id=call_id,
-                                         card=card_json(card) if card else None))
+        self.hub.to_login(
+            login, message("card", call_id=call_id, card=card_json(card) if card else None)
+        )
         if card is None and not self.pop.cards_of(call_id):
             self.coaching.pop(call_id, None)
 
@@ -141,8 +175,9 @@ class ConsoleView:
         out = []
         for card in self.pop.cards_for(login):
             coaching = self.coaching.get(card.call_id)
-            out.append({**card_json(card),
-                        "coaching": coaching.to_json(card) if coaching else None})
+            out.append(
+                {**card_json(card), "coaching": coaching.to_json(card) if coaching else None}
+            )
         return out
 
     def _sent(self, client: Client, sent: dict[str, Any]) -> None:
@@ -165,8 +200,11 @@ class ConsoleView:
 
     def call_event(self, event: CallEvent) -> None:
         entry = self.board_entry(event.call)
-        self.hub.to_supervisors(message("board_ended", call=entry) if isinstance(event, CallEnded)
-                                else message("board_call", call=entry))
+        self.hub.to_supervisors(
+            message("board_ended", call=entry)
+            if isinstance(event, CallEnded)
+            else message("board_call", call=entry)
+        )
 
     # ------------------------------------------------------------ coaching (CoachingConsole)
     def _to_call(self, call_id: str, sent: dict[str, Any]) -> None:
@@ -176,14 +214,31 @@ class ConsoleView:
     def _of(self, call_id: str) -> Coaching:
         """The call's coaching state; kept only while the call is on a console."""
         if not self.pop.cards_of(call_id):
-            return Coaching()                 # nobody to show it to: not kept
+            return Coaching()  # nobody to show it to: not kept
         return self.coaching.setdefault(call_id, Coaching())
 
-    def transcript(self, call_id: str, speaker: str, utterance_id: str, text: str,
-                   final: bool, start: float, end: float, source: str) -> None:
-        line = message("transcript", call_id=call_id, speaker=speaker,
-                       utterance_id=utterance_id, text=text, final=final, start=start, end=end,
-                       source=source)
+    def transcript(
+        self,
+        call_id: str,
+        speaker: str,
+        utterance_id: str,
+        text: str,
+        final: bool,
+        start: float,
+        end: float,
+        source: str,
+    ) -> None:
+        line = message(
+            "transcript",
+            call_id=call_id,
+            speaker=speaker,
+            utterance_id=utterance_id,
+            text=text,
+            final=final,
+            start=start,
+            end=end,
+            source=source,
+        )
         if final:
             self._of(call_id).transcript.append(line)
         self._to_call(call_id, line)
@@ -200,8 +255,13 @@ class ConsoleView:
 
     def tap(self, status: "TapStatus", keep: bool) -> None:
         """A party's tap changed; ``keep``: it still matters for a console that reloads."""
-        sent = message("tap", call_id=status.call_id, speaker=status.speaker,
-                       state=status.state, reason=status.reason)
+        sent = message(
+            "tap",
+            call_id=status.call_id,
+            speaker=status.speaker,
+            state=status.state,
+            reason=status.reason,
+        )
         if keep:
             self._of(status.call_id).taps[status.speaker] = sent
         self._to_call(status.call_id, sent)
@@ -211,11 +271,21 @@ class ConsoleView:
             self._of(call_id).notice = notice
         self._to_call(call_id, message("capacity", call_id=call_id, level=level, notice=notice))
 
-    def coached(self, call_id: str, adherence: Any, checklist: dict[str, Any],
-                cant_check: list[dict[str, Any]]) -> None:
+    def coached(
+        self,
+        call_id: str,
+        adherence: Any,
+        checklist: dict[str, Any],
+        cant_check: list[dict[str, Any]],
+    ) -> None:
         """The call ended: its adherence score and checklist results."""
-        sent = message("coaching", call_id=call_id, adherence=adherence, checklist=checklist,
-                       cant_check=cant_check)
+        sent = message(
+            "coaching",
+            call_id=call_id,
+            adherence=adherence,
+            checklist=checklist,
+            cant_check=cant_check,
+        )
         self._of(call_id).summary = sent
         self._to_call(call_id, sent)
 
@@ -224,5 +294,7 @@ class ConsoleView:
         c = self._of(call_id)
         c.prompts = [message("prompt", **p) for p in live.get("prompts") or []]
         c.transcript = [{**line, "call_id": call_id} for line in live.get("transcript") or []]
-        c.cant_check = {x["id"]: message("cant_check", call_id=call_id, **x)
-                        for x in live.get("cant_check") or []}
+        c.cant_check = {
+            x["id"]: message("cant_check", call_id=call_id, **x)
+            for x in live.get("cant_check") or []
+        }

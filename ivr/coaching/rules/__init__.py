@@ -24,6 +24,7 @@ Which set a call gets (``RuleLibrary.ruleset_for(project, language)``): the
 set naming the call's project in that language, else the language's default
 set, else (for "en-GB") the same for "en", else an empty set.
 """
+
 from .library import RuleLibrary, check_rules
 from .loader import load_ruleset, parse_ruleset
 

@@ -2,6 +2,7 @@
 language and one set per (project, language) checked, hot-reloaded with the last
 good version of a broken file kept (as ivr/scripts/library.py does for scripts).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,11 +26,21 @@ def _merge(base: RuleSet, child: RuleSet) -> RuleSet:
     replaced = {r.id: r for r in child.rules}
     out = [replaced.pop(r.id, r) for r in base.rules if r.id not in dropped]
     out += [r for r in child.rules if r.id in replaced]
-    checklist = child.checklist if child.checklist is not DEFAULT_CHECKLIST_PROMPT \
-        else base.checklist
-    return RuleSet(child.id, child.language, tuple(out), checklist,
-                   {**base.items, **child.items}, child.projects, child.default, child.extends,
-                   child.file, child.dropped)
+    checklist = (
+        child.checklist if child.checklist is not DEFAULT_CHECKLIST_PROMPT else base.checklist
+    )
+    return RuleSet(
+        child.id,
+        child.language,
+        tuple(out),
+        checklist,
+        {**base.items, **child.items},
+        child.projects,
+        child.default,
+        child.extends,
+        child.file,
+        child.dropped,
+    )
 
 
 class RuleLibrary:
@@ -68,8 +79,9 @@ class RuleLibrary:
     def reload(self) -> list[Problem]:
         problems: list[Problem] = []
         if not self.folder.is_dir():
-            self._problems = [Problem(str(self.folder), None, "",
-                                      "the rules folder does not exist")]
+            self._problems = [
+                Problem(str(self.folder), None, "", "the rules folder does not exist")
+            ]
             self.sets = {}
             return self._problems
         raw: dict[str, RuleSet] = {}
@@ -93,17 +105,25 @@ class RuleLibrary:
             if rs is None and str(path) in self._good:
                 # Keep coaching with the last good version until the file is fixed.
                 rs, file_lines = self._good[str(path)]
-                problems.append(Problem(str(path), None, "",
-                                        "the last good version of this file is still in use"))
+                problems.append(
+                    Problem(
+                        str(path), None, "", "the last good version of this file is still in use"
+                    )
+                )
             elif rs is not None:
                 self._good[str(path)] = (rs, file_lines)
             if rs is None:
                 continue
             lines[rs.file] = file_lines
             if rs.id in raw:
-                problems.append(Problem(str(path), file_lines.get("id"), "id",
-                                        f"duplicate rule set id {rs.id!r}: already used in "
-                                        f"{raw[rs.id].file}"))
+                problems.append(
+                    Problem(
+                        str(path),
+                        file_lines.get("id"),
+                        "id",
+                        f"duplicate rule set id {rs.id!r}: already used in {raw[rs.id].file}",
+                    )
+                )
                 continue
             raw[rs.id] = rs
         resolved: dict[str, RuleSet] = {}
@@ -116,27 +136,48 @@ class RuleLibrary:
                 resolved[set_id] = rs
                 return rs
             if rs.extends in chain or rs.extends == set_id:
-                problems.append(Problem(rs.file, at(rs, "extends"), "extends",
-                                        f"circular: {' -> '.join((*chain, set_id, rs.extends))}"))
+                problems.append(
+                    Problem(
+                        rs.file,
+                        at(rs, "extends"),
+                        "extends",
+                        f"circular: {' -> '.join((*chain, set_id, rs.extends))}",
+                    )
+                )
                 return None
             if rs.extends not in raw:
                 close = difflib.get_close_matches(rs.extends, sorted(raw), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                problems.append(Problem(rs.file, at(rs, "extends"), "extends",
-                                        f"no rule set {rs.extends!r}{hint}"))
+                problems.append(
+                    Problem(
+                        rs.file, at(rs, "extends"), "extends", f"no rule set {rs.extends!r}{hint}"
+                    )
+                )
                 return None
             base = resolve(rs.extends, (*chain, set_id))
             if base is None:
                 return None
             for rid in rs.dropped:
                 if base.rule(rid) is None:
-                    problems.append(Problem(rs.file, at(rs, "rules"), "rules",
-                                            f"{rid!r} has enabled: false but {rs.extends!r} "
-                                            f"has no such rule to drop"))
+                    problems.append(
+                        Problem(
+                            rs.file,
+                            at(rs, "rules"),
+                            "rules",
+                            f"{rid!r} has enabled: false but {rs.extends!r} "
+                            f"has no such rule to drop",
+                        )
+                    )
             if base.language != rs.language:
-                problems.append(Problem(rs.file, at(rs, "extends"), "extends",
-                                        f"{rs.extends!r} is in {base.language!r}, this set in "
-                                        f"{rs.language!r}: prompts would mix languages"))
+                problems.append(
+                    Problem(
+                        rs.file,
+                        at(rs, "extends"),
+                        "extends",
+                        f"{rs.extends!r} is in {base.language!r}, this set in "
+                        f"{rs.language!r}: prompts would mix languages",
+                    )
+                )
                 return None
             resolved[set_id] = _merge(base, rs)
             return resolved[set_id]
@@ -149,17 +190,29 @@ class RuleLibrary:
         for rs in resolved.values():
             if rs.default:
                 if rs.language in defaults:
-                    problems.append(Problem(rs.file, at(rs, "default"), "default",
-                                            f"a second default for {rs.language!r} (the first "
-                                            f"is {defaults[rs.language].file})"))
+                    problems.append(
+                        Problem(
+                            rs.file,
+                            at(rs, "default"),
+                            "default",
+                            f"a second default for {rs.language!r} (the first "
+                            f"is {defaults[rs.language].file})",
+                        )
+                    )
                 else:
                     defaults[rs.language] = rs
             for project in rs.projects:
                 key = (project, rs.language)
                 if key in claims:
-                    problems.append(Problem(rs.file, at(rs, "projects"), "projects",
-                                            f"{project!r} in {rs.language!r} is already "
-                                            f"covered by {claims[key].file}"))
+                    problems.append(
+                        Problem(
+                            rs.file,
+                            at(rs, "projects"),
+                            "projects",
+                            f"{project!r} in {rs.language!r} is already "
+                            f"covered by {claims[key].file}",
+                        )
+                    )
                 else:
                     claims[key] = rs
         self.sets = resolved
@@ -182,8 +235,9 @@ class RuleLibrary:
         """Whether any rule file was added, removed or written since the last reload."""
         return self._signature() != self._seen
 
-    async def watch(self, interval: float = 1.0,
-                    on_change: "Callable[[list[Problem]], Any] | None" = None) -> None:
+    async def watch(
+        self, interval: float = 1.0, on_change: "Callable[[list[Problem]], Any] | None" = None
+    ) -> None:
         """Poll the rules folder forever; reload and call ``on_change(problems)`` on a change.
         Rule files are hot-reloaded on their own, not only when a script changes."""
         while True:
@@ -192,11 +246,10 @@ class RuleLibrary:
                 if not self.changed():
                     continue
                 problems = self.reload()
-            except Exception:              # never let the watcher die
+            except Exception:  # never let the watcher die
                 log.exception("coaching rules: reload failed")
                 continue
-            log.info("coaching rules reloaded: %d sets, %d problems", len(self.sets),
-                     len(problems))
+            log.info("coaching rules reloaded: %d sets, %d problems", len(self.sets), len(problems))
             if on_change is not None:
                 try:
                     on_change(problems)

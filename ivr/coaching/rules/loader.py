@@ -3,6 +3,7 @@
 parameters by the type (ivr/coaching/types/). Resolving ``extends`` and picking
 a set for a call is library.py's.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,39 +11,58 @@ from pathlib import Path
 from typing import Any
 
 from ...yamlfile import DocPath, Problem, YamlError, kind_of, load_text
-from ..model import (CHECKLIST_PLACEHOLDERS, CHECKLIST_RULE_PREFIX, DEFAULT_CHECKLIST_PROMPT,
-                     DIRECTIONS, SEVERITIES, ChecklistPrompt, Rule, RuleSet)
+from ..model import (
+    CHECKLIST_PLACEHOLDERS,
+    CHECKLIST_RULE_PREFIX,
+    DEFAULT_CHECKLIST_PROMPT,
+    DIRECTIONS,
+    SEVERITIES,
+    ChecklistPrompt,
+    Rule,
+    RuleSet,
+)
 from ..types import TYPES
 from ..types.params import RuleChecker
 
-TOP_KEYS = ("id", "language", "default", "projects", "extends", "description", "checklist",
-            "rules")
+TOP_KEYS = ("id", "language", "default", "projects", "extends", "description", "checklist", "rules")
 CHECKLIST_KEYS = ("text", "severity", "reason", "items")
 PROMPT_KEYS = ("text", "severity", "reason")
-COMMON_KEYS = ("id", "type", "text", "severity", "reason", "repeat_after", "directions", "spot",
-               "enabled")
+COMMON_KEYS = (
+    "id",
+    "type",
+    "text",
+    "severity",
+    "reason",
+    "repeat_after",
+    "directions",
+    "spot",
+    "enabled",
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
-Lines = dict[str, "int | None"]            # top-level key -> its line in the file
+Lines = dict[str, "int | None"]  # top-level key -> its line in the file
 
 
 def _kind(value: Any) -> str:
     return kind_of(value, article=True)
 
 
-def _prompt(c: RuleChecker, d: dict, path: DocPath, base: ChecklistPrompt,
-            required_text: bool) -> ChecklistPrompt:
+def _prompt(
+    c: RuleChecker, d: dict, path: DocPath, base: ChecklistPrompt, required_text: bool
+) -> ChecklistPrompt:
     text = c.text(d, "text", path, required=required_text, what="the prompt the agent sees")
     allowed = CHECKLIST_PLACEHOLDERS
     c.template(text, allowed, c.line(d, "text"), (*path, "text"))
-    severity = c.choice(c.text(d, "severity", path), SEVERITIES, c.line(d, "severity"),
-                        (*path, "severity"))
+    severity = c.choice(
+        c.text(d, "severity", path), SEVERITIES, c.line(d, "severity"), (*path, "severity")
+    )
     reason = c.text(d, "reason", path)
     c.template(reason, allowed, c.line(d, "reason"), (*path, "reason"))
-    return ChecklistPrompt(text or base.text, severity or base.severity,
-                           reason if reason is not None else base.reason)
+    return ChecklistPrompt(
+        text or base.text, severity or base.severity, reason if reason is not None else base.reason
+    )
 
 
 def _checklist(c: RuleChecker, data: dict) -> tuple[ChecklistPrompt, dict[str, ChecklistPrompt]]:
@@ -59,8 +79,11 @@ def _checklist(c: RuleChecker, data: dict) -> tuple[ChecklistPrompt, dict[str, C
     raw = value.get("items")
     if raw is not None:
         if not isinstance(raw, dict):
-            c.add(c.line(value, "items"), (*path, "items"),
-                  "must be a mapping of checklist item id to {text, severity, reason}")
+            c.add(
+                c.line(value, "items"),
+                (*path, "items"),
+                "must be a mapping of checklist item id to {text, severity, reason}",
+            )
         else:
             for item_id, spec in raw.items():
                 ipath: DocPath = (*path, "items", item_id)
@@ -80,15 +103,18 @@ def _rule(c: RuleChecker, raw: Any, path: DocPath, parent_line: int | None) -> R
     before = len(c.problems)
     rule_id = c.text(raw, "id", path, required=True, what="a short name, e.g. negative_phrasing")
     if rule_id is not None and not _ID.match(rule_id):
-        c.add(c.line(raw, "id"), (*path, "id"), "must be one word of letters, digits, '-', '_' "
-                                                "or '.'")
+        c.add(
+            c.line(raw, "id"), (*path, "id"), "must be one word of letters, digits, '-', '_' or '.'"
+        )
     if rule_id is not None and rule_id.startswith(CHECKLIST_RULE_PREFIX):
-        c.add(c.line(raw, "id"), (*path, "id"),
-              "ids starting with 'checklist.' are the script checklist's own; choose another")
+        c.add(
+            c.line(raw, "id"),
+            (*path, "id"),
+            "ids starting with 'checklist.' are the script checklist's own; choose another",
+        )
     enabled = c.flag(raw, "enabled", path, True)
     if not enabled:
-        c.known_keys(raw, COMMON_KEYS + tuple(k for t in TYPES.values() for k in t.keys()),
-                     path)
+        c.known_keys(raw, COMMON_KEYS + tuple(k for t in TYPES.values() for k in t.keys()), path)
         return False if len(c.problems) == before else None
     names = tuple(TYPES)
     rtype = c.text(raw, "type", path, required=True, what=" | ".join(names))
@@ -104,8 +130,15 @@ def _rule(c: RuleChecker, raw: Any, path: DocPath, parent_line: int | None) -> R
         c.template(reason, kind.placeholders, c.line(raw, "reason"), (*path, "reason"))
     severity = "warning"
     if "severity" in raw:
-        severity = c.choice(c.text(raw, "severity", path), SEVERITIES, c.line(raw, "severity"),
-                            (*path, "severity")) or "warning"
+        severity = (
+            c.choice(
+                c.text(raw, "severity", path),
+                SEVERITIES,
+                c.line(raw, "severity"),
+                (*path, "severity"),
+            )
+            or "warning"
+        )
     repeat = c.number(raw, "repeat_after", path) if "repeat_after" in raw else None
     directions: tuple[str, ...] = ()
     if "directions" in raw:
@@ -116,8 +149,19 @@ def _rule(c: RuleChecker, raw: Any, path: DocPath, parent_line: int | None) -> R
     params = kind.parse(c, raw, path) if kind else {}
     if len(c.problems) != before or rule_id is None or rtype is None or text is None:
         return None
-    return Rule(rule_id, rtype, text, severity, reason, params, repeat, directions, spot,
-                c.file, c.line(raw))
+    return Rule(
+        rule_id,
+        rtype,
+        text,
+        severity,
+        reason,
+        params,
+        repeat,
+        directions,
+        spot,
+        c.file,
+        c.line(raw),
+    )
 
 
 def parse_ruleset(text: str, file: str) -> tuple[RuleSet | None, list[Problem]]:
@@ -138,18 +182,31 @@ def parse_lines(text: str, file: str) -> tuple[RuleSet | None, list[Problem], Li
     return rs, problems, lines
 
 
-def _parse_inner(text: str, file: str
-                 ) -> tuple[RuleSet | None, list[Problem], Lines]:
+def _parse_inner(text: str, file: str) -> tuple[RuleSet | None, list[Problem], Lines]:
     try:
         data = load_text(text, file)
     except YamlError as exc:
         return None, exc.problems, {}
     if data is None:
-        return None, [Problem(file, None, "", "the file is empty: a rule set needs id, "
-                                              "language and rules")], {}
+        return (
+            None,
+            [Problem(file, None, "", "the file is empty: a rule set needs id, language and rules")],
+            {},
+        )
     if not isinstance(data, dict):
-        return None, [Problem(file, 1, "", f"a rule set must be a mapping (id: ..., language: "
-                                           f"..., rules: [...]), not {_kind(data)}")], {}
+        return (
+            None,
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    f"a rule set must be a mapping (id: ..., language: "
+                    f"..., rules: [...]), not {_kind(data)}",
+                )
+            ],
+            {},
+        )
     c = RuleChecker(file, text)
     c.known_keys(data, TOP_KEYS, ())
     set_id = c.text(data, "id", (), required=True, what="a unique name, e.g. seed.en")
@@ -161,8 +218,11 @@ def _parse_inner(text: str, file: str
     default = c.flag(data, "default", (), False)
     projects = c.texts(data, "projects", (), "project names") if "projects" in data else ()
     if not default and not projects and "projects" not in data:
-        c.add(c.line(data), ("projects",),
-              "missing: name the projects this set is for, or say default: true")
+        c.add(
+            c.line(data),
+            ("projects",),
+            "missing: name the projects this set is for, or say default: true",
+        )
     extends = c.text(data, "extends", ()) if "extends" in data else None
     checklist, items = _checklist(c, data)
     rules: list[Rule] = []
@@ -182,8 +242,11 @@ def _parse_inner(text: str, file: str
         if isinstance(rid, str):
             if rid in seen:
                 where = f" (line {seen[rid]})" if seen[rid] else ""
-                c.add(c.line(raw, "id"), (*path, "id"), f"duplicate rule id {rid!r}: already "
-                                                        f"used{where}")
+                c.add(
+                    c.line(raw, "id"),
+                    (*path, "id"),
+                    f"duplicate rule id {rid!r}: already used{where}",
+                )
             else:
                 seen[rid] = c.line(raw, "id")
         got = _rule(c, raw, path, c.line(data, "rules"))
@@ -194,8 +257,22 @@ def _parse_inner(text: str, file: str
     lines = {key: c.line(data, key) for key in TOP_KEYS}
     if c.problems or set_id is None or language is None:
         return None, sorted(c.problems, key=lambda p: p.line or 0), lines
-    return RuleSet(set_id, language, tuple(rules), checklist, items, projects, default, extends,
-                   file, tuple(dropped)), [], lines
+    return (
+        RuleSet(
+            set_id,
+            language,
+            tuple(rules),
+            checklist,
+            items,
+            projects,
+            default,
+            extends,
+            file,
+            tuple(dropped),
+        ),
+        [],
+        lines,
+    )
 
 
 def load_ruleset(path: str | Path) -> RuleSet:
@@ -211,5 +288,3 @@ def load_ruleset(path: str | Path) -> RuleSet:
     if problems or rs is None:
         raise YamlError(problems)
     return rs
-
-

@@ -6,6 +6,7 @@ what it does on a live call (see base.py). Adding a rule type is adding a
 module here (and its test): the rule files, the engine, the spotting grammars
 and ``ivr check`` pick it up by its ``name``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,9 +24,15 @@ def _discover() -> dict[str, type[RuleType]]:
         if info.name in _SHARED or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        found += [v for v in vars(module).values() if isinstance(v, type)
-                  and issubclass(v, RuleType) and v is not RuleType
-                  and v.__module__ == module.__name__ and "name" in v.__dict__]
+        found += [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type)
+            and issubclass(v, RuleType)
+            and v is not RuleType
+            and v.__module__ == module.__name__
+            and "name" in v.__dict__
+        ]
     found.sort(key=lambda t: (t.rank, t.name))
     return {t.name: t for t in found}
 

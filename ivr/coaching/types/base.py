@@ -26,6 +26,7 @@ settings it wants the engine to use (monologue). Hooks fire prompts with
 ``call.fire`` and read the shared speech timing of ``call`` (an
 ``engine.LiveCall``); they never do I/O.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
@@ -35,11 +36,11 @@ from ..model import Rule
 from .params import Param, RuleChecker
 
 if TYPE_CHECKING:
+    from ...speech.recognizer import Utterance
     from ..engine import LiveCall
     from ..matcher import _Said
-    from ...speech.recognizer import Utterance
 
-Hears = Callable[[str, str], bool]          # (speaker, phrase) -> can recognition hear it
+Hears = Callable[[str, str], bool]  # (speaker, phrase) -> can recognition hear it
 
 UNHEARABLE = "the speech model cannot hear its phrases"
 
@@ -53,7 +54,7 @@ class RuleType:
     """A kind of coaching rule, whole (see the module docstring)."""
 
     name: ClassVar[str]
-    rank: ClassVar[int]                       # its place in listings (messages, docs)
+    rank: ClassVar[int]  # its place in listings (messages, docs)
     params: ClassVar[tuple[Param, ...]] = ()
     placeholders: ClassVar[tuple[str, ...]] = ()
 
@@ -88,8 +89,8 @@ class RuleType:
     # ------------------------------------------------------------ one call
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self.cant_check: str | None = None   # why speech cannot judge it (None: it can)
-        self.satisfied_at: float | None = None   # done (a required phrase said)
+        self.cant_check: str | None = None  # why speech cannot judge it (None: it can)
+        self.satisfied_at: float | None = None  # done (a required phrase said)
 
     def unhearable(self, hears: Hears) -> str | None:
         return None
@@ -101,8 +102,7 @@ class RuleType:
     def agent_said(self, call: "LiveCall", u: "Utterance", said: "_Said") -> None:
         pass
 
-    def customer_said(self, call: "LiveCall", u: "Utterance", said: "_Said",
-                      partial: bool) -> None:
+    def customer_said(self, call: "LiveCall", u: "Utterance", said: "_Said", partial: bool) -> None:
         pass
 
     def items_changed(self, call: "LiveCall") -> None:

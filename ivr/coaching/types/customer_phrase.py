@@ -14,6 +14,7 @@ the phrase.
       severity: critical
       phrases: [idiot, stupid]
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
 class CustomerPhrase(RuleType):
     name = "customer_phrase"
     rank = 30
-    params = (Texts("phrases", required="what the customer says"),
-              Text("department"))
+    params = (Texts("phrases", required="what the customer says"), Text("department"))
     placeholders = ("phrase", "department")
 
     @classmethod
@@ -57,8 +57,16 @@ class CustomerPhrase(RuleType):
             steady = call.named_before(f"{r.id}\0{h.phrase}")
             if r.severity == CRITICAL or not steady:
                 return
-        if r.severity == CRITICAL and h.confidence is not None \
-                and h.confidence < call.critical_confidence:
+        if (
+            r.severity == CRITICAL
+            and h.confidence is not None
+            and h.confidence < call.critical_confidence
+        ):
             return
-        call.fire(r, h.at, values={"phrase": h.phrase, "department": r.param("department", "")},
-                  evidence=u.text, phrase=h.phrase)
+        call.fire(
+            r,
+            h.at,
+            values={"phrase": h.phrase, "department": r.param("department", "")},
+            evidence=u.text,
+            phrase=h.phrase,
+        )

@@ -3,6 +3,7 @@ spoke. From both streams' timing: judged on what both parties' audio has shown.
 
     - {id: dead_air, type: dead_air, text: Keep the customer informed., seconds: 8}
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ class DeadAir(RuleType):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.judged: float | None = None          # the end of speech it last fired after
+        self.judged: float | None = None  # the end of speech it last fired after
 
     def clock(self, call: "LiveCall", t: float) -> None:
         if not call.spoke or call.open or call.partial:
@@ -31,6 +32,10 @@ class DeadAir(RuleType):
         seconds = self.rule.param("seconds", 8.0)
         if t - call.last_speech_end <= seconds or self.judged == call.last_speech_end:
             return
-        if call.fire(self.rule, call.last_speech_end + seconds, values={"seconds": seconds},
-                     evidence=f"silence since {call.last_speech_end:.1f} s"):
+        if call.fire(
+            self.rule,
+            call.last_speech_end + seconds,
+            values={"seconds": seconds},
+            evidence=f"silence since {call.last_speech_end:.1f} s",
+        ):
             self.judged = call.last_speech_end

@@ -10,6 +10,7 @@ Only the agent's speech counts.
       text: 'Say "{preferred}", not "{phrase}".'
       replace: {cheap: great value}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,40 +36,55 @@ class _Patterns(Texts):
         pats = self.value(c, d, path)
         for i, pat in enumerate(pats):
             if "{name}" not in pat:
-                c.add(c.line(d, self.key), (*path, self.key, i),
-                      f"{pat!r} has no {{name}} (where the organisation's name goes)")
+                c.add(
+                    c.line(d, self.key),
+                    (*path, self.key, i),
+                    f"{pat!r} has no {{name}} (where the organisation's name goes)",
+                )
         if "names" not in d:
-            c.add(c.line(d, self.key), (*path, "names"),
-                  "missing (patterns need names to fill {name})")
+            c.add(
+                c.line(d, self.key),
+                (*path, "names"),
+                "missing (patterns need names to fill {name})",
+            )
         out[self.key] = pats
 
 
 def _said_as(rule: Rule) -> list[tuple[str, dict[str, str]]]:
     """Every phrase the rule forbids, with what its prompt shows for it."""
     out: list[tuple[str, dict[str, str]]] = [(p, {}) for p in rule.param("phrases", ())]
-    out += [(word, {"preferred": preferred})
-            for word, preferred in (rule.param("replace") or {}).items()]
+    out += [
+        (word, {"preferred": preferred})
+        for word, preferred in (rule.param("replace") or {}).items()
+    ]
     for name in rule.param("names", ()):
-        out += [(pat.replace("{name}", name), {"name": name})
-                for pat in rule.param("patterns") or ("{name}",)]
+        out += [
+            (pat.replace("{name}", name), {"name": name})
+            for pat in rule.param("patterns") or ("{name}",)
+        ]
     return out
 
 
 class ForbiddenPhrase(RuleType):
     name = "forbidden_phrase"
     rank = 20
-    params = (Texts("phrases", what="what the agent must never say"),
-              TextMap("replace", what="discouraged word to the brand's word"),
-              Texts("names", what="names of other organisations"),
-              _Patterns("patterns", what="how presenting as {name} sounds"))
+    params = (
+        Texts("phrases", what="what the agent must never say"),
+        TextMap("replace", what="discouraged word to the brand's word"),
+        Texts("names", what="names of other organisations"),
+        _Patterns("patterns", what="how presenting as {name} sounds"),
+    )
     placeholders = ("phrase", "preferred", "name")
 
     @classmethod
     def check_before(cls, c: RuleChecker, raw: dict, path: DocPath) -> None:
         if not any(k in raw for k in ("phrases", "replace", "names")):
-            c.add(c.line(raw), (*path, "phrases"),
-                  "missing: give phrases (never say), replace (word: preferred word) or "
-                  "names (another organisation's names)")
+            c.add(
+                c.line(raw),
+                (*path, "phrases"),
+                "missing: give phrases (never say), replace (word: preferred word) or "
+                "names (another organisation's names)",
+            )
 
     @classmethod
     def listens(cls, rule: Rule) -> tuple[list[str], list[str]]:
@@ -76,7 +92,7 @@ class ForbiddenPhrase(RuleType):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.shows: dict[str, dict[str, str]] = {}     # phrase key -> prompt values
+        self.shows: dict[str, dict[str, str]] = {}  # phrase key -> prompt values
         phrases = []
         for p, values in _said_as(rule):
             phrases.append(p)
@@ -93,6 +109,10 @@ class ForbiddenPhrase(RuleType):
         hits = self.phrases.in_said(said)
         if hits:
             h = hits[0]
-            values = {"phrase": h.phrase, "preferred": "", "name": "",
-                      **self.shows.get(phrase_key(h.phrase), {})}
+            values = {
+                "phrase": h.phrase,
+                "preferred": "",
+                "name": "",
+                **self.shows.get(phrase_key(h.phrase), {}),
+            }
             call.fire(self.rule, h.at, values=values, evidence=u.text, phrase=h.phrase)

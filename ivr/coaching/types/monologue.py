@@ -6,6 +6,7 @@ these two settings, taken from the call's first monologue rule.
 
     - {id: monologue, type: monologue, text: Ask the customer a question., seconds: 45}
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
 class Monologue(RuleType):
     name = "monologue"
     rank = 60
-    params = (Number("seconds", default=45.0),
-              Number("max_pause", default=2.0),
-              Number("backchannel", default=1.5))
+    params = (
+        Number("seconds", default=45.0),
+        Number("max_pause", default=2.0),
+        Number("backchannel", default=1.5),
+    )
     placeholders = ("seconds",)
 
     def turns(self) -> tuple[float, float]:
@@ -39,6 +42,10 @@ class Monologue(RuleType):
         end = max(t, call.turn_last or t) if talking_now else (call.turn_last or call.turn_start)
         seconds = self.rule.param("seconds", 45.0)
         if end - call.turn_start > seconds:
-            call.fire(self.rule, call.turn_start + seconds, values={"seconds": seconds},
-                      evidence=f"agent talking since {call.turn_start:.1f} s without the "
-                               f"customer speaking")
+            call.fire(
+                self.rule,
+                call.turn_start + seconds,
+                values={"seconds": seconds},
+                evidence=f"agent talking since {call.turn_start:.1f} s without the "
+                f"customer speaking",
+            )

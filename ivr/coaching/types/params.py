@@ -19,6 +19,7 @@ also those between fields when one field is already wrong), and a generic
 schema's messages and its stop-at-the-first-failing-field validators would have
 to be translated back into these anyway.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -36,8 +37,9 @@ def _kind(value: Any) -> str:
 class RuleChecker(Checker):
     """The rule file's checker: typed getters that record every problem."""
 
-    def text(self, d: dict, key: str, path: DocPath, required: bool = False,
-             what: str = "") -> str | None:
+    def text(
+        self, d: dict, key: str, path: DocPath, required: bool = False, what: str = ""
+    ) -> str | None:
         if key not in d:
             if required:
                 self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
@@ -46,8 +48,11 @@ class RuleChecker(Checker):
 
     def as_text(self, value: Any, line: int | None, path: DocPath) -> str | None:
         if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-            hint = (" (a ': ' inside a text makes it a mapping; put the text in quotes)"
-                    if isinstance(value, dict) else "")
+            hint = (
+                " (a ': ' inside a text makes it a mapping; put the text in quotes)"
+                if isinstance(value, dict)
+                else ""
+            )
             self.add(line, path, f"must be text, not {_kind(value)}{hint}")
             return None
         value = str(value).strip()
@@ -79,7 +84,7 @@ class RuleChecker(Checker):
     def texts(self, d: dict, key: str, path: DocPath, what: str) -> tuple[str, ...]:
         value, line = d.get(key), self.line(d, key)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]                      # one text is a list of one
+            value = [value]  # one text is a list of one
         if not isinstance(value, list):
             self.add(line, (*path, key), f"must be a list of texts ({what}), not {_kind(value)}")
             return ()
@@ -89,8 +94,9 @@ class RuleChecker(Checker):
         out = [self.as_text(v, line, (*path, key, i)) for i, v in enumerate(value)]
         return tuple(v for v in out if v is not None)
 
-    def choice(self, value: str | None, options: Iterable[str], line: int | None,
-               path: DocPath) -> str | None:
+    def choice(
+        self, value: str | None, options: Iterable[str], line: int | None, path: DocPath
+    ) -> str | None:
         options = tuple(options)
         if value is not None and value not in options:
             close = difflib.get_close_matches(value, options, n=1)
@@ -99,8 +105,9 @@ class RuleChecker(Checker):
             return None
         return value
 
-    def template(self, value: str | None, allowed: Iterable[str], line: int | None,
-                 path: DocPath) -> None:
+    def template(
+        self, value: str | None, allowed: Iterable[str], line: int | None, path: DocPath
+    ) -> None:
         """A prompt text: only the type's {placeholders}, no stray braces."""
         if value is None:
             return
@@ -162,7 +169,7 @@ class Number(Param):
     def read(self, c: RuleChecker, d: dict, path: DocPath, out: dict[str, Any]) -> None:
         if self.key in d and self.required is None:
             got = self.value(c, d, path)
-            if got is not None:                  # a wrong value leaves the default
+            if got is not None:  # a wrong value leaves the default
                 out[self.key] = got
             elif self.default is not None:
                 out[self.key] = self.default
@@ -178,8 +185,9 @@ class Choice(Param):
     options: tuple[str, ...] = ()
 
     def value(self, c: RuleChecker, d: dict, path: DocPath) -> str | None:
-        got = c.choice(c.text(d, self.key, path), self.options, c.line(d, self.key),
-                       (*path, self.key))
+        got = c.choice(
+            c.text(d, self.key, path), self.options, c.line(d, self.key), (*path, self.key)
+        )
         return got if got is not None else self.default
 
 

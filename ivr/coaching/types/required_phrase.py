@@ -15,6 +15,7 @@ customer's closing phrases are what the customer says.
       within: 20
       phrases: [sorry, i apologise]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,9 +39,11 @@ class _After(Texts):
     def read(self, c: RuleChecker, d: dict, path: DocPath, out: dict[str, Any]) -> None:
         super().read(c, d, path, out)
         if self.key in d and "within" not in d:
-            c.add(c.line(d, self.key), (*path, "within"),
-                  "missing (seconds after the customer's phrase by which the agent must "
-                  "answer)")
+            c.add(
+                c.line(d, self.key),
+                (*path, "within"),
+                "missing (seconds after the customer's phrase by which the agent must answer)",
+            )
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,12 @@ class _Closing(Param):
         if self.key not in d:
             return
         if "after" in d:
-            c.add(c.line(d, self.key), (*path, self.key),
-                  "a rule with after: is already timed from the customer's phrase; "
-                  "closing: cannot be used with it")
+            c.add(
+                c.line(d, self.key),
+                (*path, self.key),
+                "a rule with after: is already timed from the customer's phrase; "
+                "closing: cannot be used with it",
+            )
             return
         out[self.key] = self.value(c, d, path)
 
@@ -61,9 +67,12 @@ class _Closing(Param):
         value = d.get(self.key)
         cpath: DocPath = (*path, self.key)
         if not isinstance(value, dict):
-            c.add(c.line(d, self.key), cpath,
-                  "must be a mapping: agent/customer: [phrases that show the call is closing], "
-                  "wait: seconds")
+            c.add(
+                c.line(d, self.key),
+                cpath,
+                "must be a mapping: agent/customer: [phrases that show the call is closing], "
+                "wait: seconds",
+            )
             return None
         c.known_keys(value, ("agent", "customer", "wait"), cpath)
         out: dict[str, Any] = {"agent": (), "customer": (), "wait": 5.0}
@@ -83,11 +92,13 @@ class _Closing(Param):
 class RequiredPhrase(RuleType):
     name = "required_phrase"
     rank = 10
-    params = (Texts("phrases", required="what the agent must say"),
-              Number("within"),
-              _After("after", what="what the customer says that starts the clock"),
-              Text("item"),
-              _Closing("closing"))
+    params = (
+        Texts("phrases", required="what the agent must say"),
+        Number("within"),
+        _After("after", what="what the customer says that starts the clock"),
+        Text("item"),
+        _Closing("closing"),
+    )
     placeholders = ("phrase", "within")
 
     @classmethod
@@ -105,7 +116,7 @@ class RequiredPhrase(RuleType):
         self.closing_agent = PhraseSet(closing.get("agent", ())) if closing else None
         self.closing_customer = PhraseSet(closing.get("customer", ())) if closing else None
         self.phrase: str | None = None
-        self.via_item = False              # satisfied because its checklist item was done
+        self.via_item = False  # satisfied because its checklist item was done
         self.triggered_at: float | None = None
         self.trigger = ""
         self.closing_at: float | None = None
@@ -117,9 +128,13 @@ class RequiredPhrase(RuleType):
             return f"{UNHEARABLE}: the customer's {', '.join(self.after.texts)}"
         agent = self.closing_agent.texts if self.closing_agent else []
         customer = self.closing_customer.texts if self.closing_customer else []
-        if self.after is None and self.rule.param("within") is None \
-                and (self.closing_agent or self.closing_customer) \
-                and none_heard(hears, agent, AGENT) and none_heard(hears, customer, CUSTOMER):
+        if (
+            self.after is None
+            and self.rule.param("within") is None
+            and (self.closing_agent or self.closing_customer)
+            and none_heard(hears, agent, AGENT)
+            and none_heard(hears, customer, CUSTOMER)
+        ):
             # Timed only from the call's closing, which can never be heard.
             return f"{UNHEARABLE}: the closing ({', '.join([*agent, *customer])})"
         return None
@@ -135,15 +150,18 @@ class RequiredPhrase(RuleType):
         if self.satisfied_at is not None:
             return
         if self.after is not None and self.triggered_at is None:
-            return                      # an answer to nothing yet
+            return  # an answer to nothing yet
         for h in self.phrases.in_said(said):
-            if self.after is not None and self.triggered_at is not None \
-                    and h.at < self.triggered_at:
-                continue                # said before the customer's trigger
+            if (
+                self.after is not None
+                and self.triggered_at is not None
+                and h.at < self.triggered_at
+            ):
+                continue  # said before the customer's trigger
             self.satisfied_at, self.phrase = h.at, h.phrase
             item = call.items.get(self.rule.param("item") or "")
             if item is not None and not item.done:
-                call.tick_item(item, h)     # the rule ticks its checklist item
+                call.tick_item(item, h)  # the rule ticks its checklist item
             return
 
     def customer_said(self, call: "LiveCall", u: Any, said: Any, partial: bool) -> None:
@@ -193,9 +211,13 @@ class RequiredPhrase(RuleType):
             evidence = "the call is closing"
         else:
             evidence = f"not said within {show_number(within)} s"
-        call.fire(r, max(deadline, call.heard_until[AGENT]),
-                  values={"phrase": phrases[0] if phrases else "", "within": within},
-                  evidence=evidence, item_id=item_id if item_id in call.items else None)
+        call.fire(
+            r,
+            max(deadline, call.heard_until[AGENT]),
+            values={"phrase": phrases[0] if phrases else "", "within": within},
+            evidence=evidence,
+            item_id=item_id if item_id in call.items else None,
+        )
 
     def record(self) -> dict[str, Any]:
         r = self.rule
@@ -207,7 +229,12 @@ class RequiredPhrase(RuleType):
             status = "not_triggered"
         else:
             status = "missed"
-        return {"id": r.id, "type": r.type, "status": status,
-                "at": round_time(self.satisfied_at) if self.satisfied_at is not None else None,
-                "phrase": self.phrase, "item": r.param("item"),
-                "cant_check": self.cant_check if status == CANT_CHECK else None}
+        return {
+            "id": r.id,
+            "type": r.type,
+            "status": status,
+            "at": round_time(self.satisfied_at) if self.satisfied_at is not None else None,
+            "phrase": self.phrase,
+            "item": r.param("item"),
+            "cant_check": self.cant_check if status == CANT_CHECK else None,
+        }

@@ -5,6 +5,7 @@ been said. From the agent's final results and their times.
 
     - {id: speaking_rate, type: speaking_rate, text: Slow down a little., max: 170}
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -22,10 +23,12 @@ if TYPE_CHECKING:
 class SpeakingRate(RuleType):
     name = "speaking_rate"
     rank = 70
-    params = (Number("max", required="the most words or syllables per minute"),
-              Choice("unit", options=("words", "syllables"), default="words"),
-              Number("window", default=30.0),
-              Number("min_count", default=12, whole=True))
+    params = (
+        Number("max", required="the most words or syllables per minute"),
+        Choice("unit", options=("words", "syllables"), default="words"),
+        Number("window", default=30.0),
+        Number("min_count", default=12, whole=True),
+    )
     placeholders = ("rate", "max", "unit")
 
     def __init__(self, rule: Rule) -> None:
@@ -35,8 +38,9 @@ class SpeakingRate(RuleType):
 
     def agent_said(self, call: "LiveCall", u: Any, said: Any) -> None:
         if u.end > u.start and u.text:
-            self.said.append((float(u.start), float(u.end), len(normalize(u.text)),
-                              syllables(u.text)))
+            self.said.append(
+                (float(u.start), float(u.end), len(normalize(u.text)), syllables(u.text))
+            )
         unit = self.rule.param("unit", "words")
         window = self.rule.param("window", 30.0)
         col = 3 if unit == "syllables" else 2
@@ -50,6 +54,9 @@ class SpeakingRate(RuleType):
         rate = total / talk * 60.0
         limit = self.rule.param("max")
         if limit is not None and rate > limit:
-            call.fire(self.rule, float(u.end),
-                      values={"rate": round(rate), "max": limit, "unit": unit},
-                      evidence=f"{round(rate)} {unit}/min over the last {total} {unit}")
+            call.fire(
+                self.rule,
+                float(u.end),
+                values={"rate": round(rate), "max": limit, "unit": unit},
+                evidence=f"{round(rate)} {unit}/min over the last {total} {unit}",
+            )

@@ -4,6 +4,7 @@ activity and final results), not their words.
 
     - {id: talk_over, type: talk_over, text: Let the customer finish., overlap: 1.0}
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from .params import Number
 if TYPE_CHECKING:
     from ..engine import LiveCall
 
-SETTLE = 5.0                     # an agent span is judged for good this long after its end
+SETTLE = 5.0  # an agent span is judged for good this long after its end
 
 
 class TalkOver(RuleType):
@@ -26,15 +27,16 @@ class TalkOver(RuleType):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.fired_for: set[float] = set()               # agent span starts that fired
-        self.judged: set[tuple[float, float]] = set()    # agent spans judged for good
+        self.fired_for: set[float] = set()  # agent span starts that fired
+        self.judged: set[tuple[float, float]] = set()  # agent spans judged for good
 
     def speech(self, call: "LiveCall", t: float) -> None:
         """Did the agent start talking while the customer was talking, for long enough?"""
         # (the engine forgets speech a minute old; so does this)
         self.judged = {s for s in self.judged if s[1] >= t - 120.0}
-        agent: list[tuple[float, float | None]] = \
-            [(s.start, s.end) for s in call.spans[AGENT] if (s.start, s.end) not in self.judged]
+        agent: list[tuple[float, float | None]] = [
+            (s.start, s.end) for s in call.spans[AGENT] if (s.start, s.end) not in self.judged
+        ]
         if AGENT in call.open:
             agent.append((call.open[AGENT], None))
         if not agent:
@@ -58,10 +60,17 @@ class TalkOver(RuleType):
                 overlap = min(a_stop, c_stop) - a_start
                 if overlap > need:
                     self.fired_for.add(key)
-                    call.fire(self.rule, a_start + need, values={"overlap": round(overlap, 1)},
-                              evidence=f"agent started at {a_start:.1f} s while the "
-                                       f"customer was speaking ({overlap:.1f} s over)")
+                    call.fire(
+                        self.rule,
+                        a_start + need,
+                        values={"overlap": round(overlap, 1)},
+                        evidence=f"agent started at {a_start:.1f} s while the "
+                        f"customer was speaking ({overlap:.1f} s over)",
+                    )
                     break
-            if a_end is not None and a_end + SETTLE <= t and \
-                    not any(c_end is None for _, c_end in customer):
-                self.judged.add((a_start, a_end))   # over, and late finals had time to come
+            if (
+                a_end is not None
+                and a_end + SETTLE <= t
+                and not any(c_end is None for _, c_end in customer)
+            ):
+                self.judged.add((a_start, a_end))  # over, and late finals had time to come

@@ -7,10 +7,10 @@ not need asyncpg installed (it is the extra ``ivr[postgres]``).
     sqlite::memory:             in memory (tests)
     postgresql://user@host:port/db   (also postgres://); password via PGPASSWORD or ~/.pgpass
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .base import StoreError
@@ -50,10 +50,13 @@ def create_store(url: str, base_dir: str | Path | None = None) -> "SqlStore":
         try:
             from .postgres import PostgresStore
         except ImportError as exc:
-            raise StoreError(f"store.url {url!r} is PostgreSQL, but its driver is missing "
-                             f"({exc}): install the extra, pip install 'ivr[postgres]'") from None
+            raise StoreError(
+                f"store.url {url!r} is PostgreSQL, but its driver is missing "
+                f"({exc}): install the extra, pip install 'ivr[postgres]'"
+            ) from None
         return PostgresStore(target)
     from .sqlite import SqliteStore
+
     return SqliteStore(target)
 
 
