@@ -32,7 +32,6 @@ often as replaying every capture alone says it should. Exit status 1 if not.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import secrets
@@ -44,21 +43,20 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Iterable, Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-
-from harness import (  # noqa: E402
+from harness import (  # noqa: E402 (it puts the checkout on sys.path)
     EOL,
-    USERNAME,
     BenchError,
     Capture,
     FakeAsterisk,
     Replicator,
     ami_recordings,
+    ami_settings,
+    checked,
     cpu_seconds,
     fake_asterisk,
     machine,
     percentile,
+    replay_parser,
     verdict,
     wire,
 )
@@ -67,8 +65,6 @@ from ivr.ami.client import AmiClient, AmiError  # noqa: E402
 from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.bus import CallEventBus  # noqa: E402
 from ivr.calls.tracker import CallTracker  # noqa: E402
-from ivr.config import AmiSettings  # noqa: E402
-from ivr.secret import Secret  # noqa: E402
 
 STAMP = "BenchSent"  # header the fake Asterisk adds in the latency phase
 PHASES = ("throughput", "latency")
@@ -214,10 +210,9 @@ class Pipeline:
         self.probe = Probe(self.tracker)
         self.call_events: Counter[str] = Counter()
         self.bus.subscribe(lambda e: self.call_events.update((e.kind,)))
-        settings = AmiSettings(
-            host="127.0.0.1", port=port, username=USERNAME, secret=Secret(secret)
+        self.ami = AmiClient(
+            ami_settings(port, secret), on_event=self.probe, on_connected=self._resync
         )
-        self.ami = AmiClient(settings, on_event=self.probe, on_connected=self._resync)
         self.resynced = asyncio.Event()
 
     async def _resync(self, ami: AmiClient) -> None:
@@ -335,26 +330,18 @@ def report(result: PhaseResult, expected: Counter[str], window: int, rate: float
         "  call events               "
         + ", ".join(f"{kind} {count}" for kind, count in sorted(result.call_events.items()))
     )
-    problems = check(result, expected)
-    for problem in problems:
-        print(f"  WRONG: {problem}")
-    print(
-        f"  check                     {'FAILED' if problems else 'ok'} "
-        f"(every call ended, none left, call events as replaying each capture alone)"
+    return checked(
+        check(result, expected),
+        "every call ended, none left, call events as replaying each capture alone",
     )
-    return problems
 
 
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    p.add_argument("--calls", type=int, default=1000, help="calls in the throughput phase")
-    p.add_argument("--window", type=int, default=200, help="calls in flight at once")
-    p.add_argument("--rate", type=float, default=2000, help="events/s in the latency phase")
-    p.add_argument("--latency-calls", type=int, default=300, help="calls in the latency phase")
-    p.add_argument(
-        "--captures", type=Path, default=ROOT / "tests" / "data", help="folder of *.ami recordings"
+    p = replay_parser(
+        __doc__, 1000, "calls in the throughput phase", 2000, "events/s in the latency phase"
     )
+    p.add_argument("--latency-calls", type=int, default=300, help="calls in the latency phase")
     a = p.parse_args(argv)
     if min(a.calls, a.window, a.latency_calls) < 1 or a.rate <= 0:
         p.error("--calls, --window, --latency-calls and --rate must be positive")
@@ -393,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         max_seconds=sum(timeouts.values()) + 30.0,
     )
     try:
-        with fake_asterisk(serve, config) as (port, _):
-            results = asyncio.run(run_phases(port, secret, timeouts))
+        with fake_asterisk(serve, config) as pbx:
+            results = asyncio.run(run_phases(pbx.port, pbx.secret, timeouts))
     except (BenchError, AmiError) as e:
         print(f"the replay did not complete: {e}", file=sys.stderr)
         return 1

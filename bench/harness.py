@@ -16,6 +16,7 @@ by replacing the service's methods.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -39,8 +40,13 @@ from typing import Any, Callable, Iterator
 
 import aiohttp
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # benchmarks run from a checkout without installing
+
 from ivr.ami.capture import read as read_capture
 from ivr.calls.tracker import CallTracker
+from ivr.config import AmiSettings, Settings, StoreSettings, WebSettings
 from ivr.secret import Secret
 from ivr.users import User
 
@@ -305,12 +311,21 @@ class FakeAsterisk:
         """The service's AMI connection closed (the run is over)."""
 
 
+@dataclass(frozen=True)
+class FakePbx:
+    """A running fake Asterisk: its AMI port and secret, and the pipe its results
+    (send times ...) come back on."""
+
+    port: int
+    secret: str
+    results: Connection
+
+
 @contextlib.contextmanager
-def fake_asterisk(
-    serve: Callable[[Any, Connection], None], config: Any
-) -> Iterator[tuple[int, Connection]]:
+def fake_asterisk(serve: Callable[[Any, Connection], None], config: Any) -> Iterator[FakePbx]:
     """Run ``serve(config, pipe)`` in its own interpreter (spawn: its CPU is not the
-    benchmark's); yields (port, pipe) once it listens, and joins it afterwards."""
+    benchmark's); yields it once it listens (``config.secret``: its AMI secret), and
+    joins it afterwards."""
     ctx = multiprocessing.get_context("spawn")
     pipe, child = ctx.Pipe(duplex=False)
     server = ctx.Process(target=serve, args=(config, child), name="fake-asterisk", daemon=True)
@@ -323,7 +338,7 @@ def fake_asterisk(
             port = pipe.recv()
         except EOFError:
             raise BenchError("the fake Asterisk failed to start (see above)") from None
-        yield port, pipe
+        yield FakePbx(port, config.secret, pipe)
     finally:
         server.join(10)
         if server.is_alive():
@@ -571,6 +586,26 @@ def scrape(url: str) -> dict[str, list[tuple[dict, float]]]:
 
 
 # --------------------------------------------------------------------- a benchmark's run
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line, described by the first line of its docstring."""
+    return argparse.ArgumentParser(description=doc.partition("\n")[0])
+
+
+def replay_parser(
+    doc: str, calls: int, calls_help: str, rate: float, rate_help: str
+) -> argparse.ArgumentParser:
+    """The command line of a benchmark replaying AMI recordings: --calls, --window
+    (calls in flight at once), --rate, --captures (the recordings' folder)."""
+    p = parser(doc)
+    p.add_argument("--calls", type=int, default=calls, help=calls_help)
+    p.add_argument("--window", type=int, default=200, help="calls in flight at once")
+    p.add_argument("--rate", type=float, default=rate, help=rate_help)
+    p.add_argument(
+        "--captures", type=Path, default=ROOT / "tests" / "data", help="folder of *.ami recordings"
+    )
+    return p
+
+
 def ami_recordings(folder: Path, parser: Any) -> list[Path]:
     """The AMI recordings (*.ami) of ``folder``; an argparse error if there are none.
     Also sets up the log for a benchmark (warnings only)."""
@@ -581,6 +616,34 @@ def ami_recordings(folder: Path, parser: Any) -> list[Path]:
     if not paths:
         parser.error(f"no *.ami recordings in {folder}")
     return paths
+
+
+def ami_settings(port: int, secret: str, **more: Any) -> AmiSettings:
+    """How a service or client logs in to a fake Asterisk."""
+    return AmiSettings(
+        host="127.0.0.1", port=port, username=USERNAME, secret=Secret(secret), **more
+    )
+
+
+def service_settings(pbx: FakePbx, store_dir: str, **more: Any) -> Settings:
+    """A service on a fake Asterisk, its web server on a free port of 127.0.0.1 taking
+    every console, a fresh SQLite store in ``store_dir``; ``more``: the bench's own."""
+    return Settings(
+        ami=ami_settings(pbx.port, pbx.secret, reconnect_min=0.2, reconnect_max=2.0),
+        # port 0: the OS picks a free port; every console comes from 127.0.0.1
+        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
+        store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+        log_level="WARNING",
+        **more,
+    )
+
+
+def checked(problems: list[str], what: str) -> list[str]:
+    """Print what went wrong, then the check line saying what was checked."""
+    for problem in problems:
+        print(f"  WRONG: {problem}")
+    print(f"  check                     {'FAILED' if problems else 'ok'} ({what})")
+    return problems
 
 
 def incomplete(error: Exception) -> int:

@@ -68,7 +68,6 @@ import random
 import re
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter, deque
@@ -77,28 +76,28 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-
-from harness import (  # noqa: E402
+from harness import (  # noqa: E402 (it puts the checkout on sys.path)
     QUEUES,
-    USERNAME,
+    ROOT,
     BenchError,
     Capture,
     Consoles,
     FakeAsterisk,
+    FakePbx,
     GcPauses,
     Replicator,
     agent_users,
     ami_recordings,
+    checked,
     cpu_seconds,
     fake_asterisk,
     header,
     incomplete,
     machine,
+    replay_parser,
     results_of,
     row,
+    service_settings,
     verdict,
     whole_words,
     wire,
@@ -107,16 +106,7 @@ from harness import (  # noqa: E402
 from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent  # noqa: E402
 from ivr.calls.tracker import CallTracker  # noqa: E402
-from ivr.config import (  # noqa: E402
-    AgentGroup,
-    AmiSettings,
-    GroupMember,
-    Settings,
-    ShiftSettings,
-    SpeechSettings,
-    StoreSettings,
-    WebSettings,
-)
+from ivr.config import AgentGroup, GroupMember, ShiftSettings, SpeechSettings  # noqa: E402
 from ivr.secret import Secret  # noqa: E402
 from ivr.server import Service  # noqa: E402
 from ivr.users import User  # noqa: E402
@@ -611,32 +601,20 @@ def supervisor_users(n: int) -> tuple[User, ...]:
 
 async def run(
     a: argparse.Namespace,
-    ami_port: int,
-    ami_secret: str,
+    pbx: FakePbx,
     users: tuple[User, ...],
-    results: Connection,
     stream_timeout: float,
     store_dir: str,
     bosses: tuple[User, ...] = (),
 ) -> RunResult:
-    settings = Settings(
-        ami=AmiSettings(
-            host="127.0.0.1",
-            port=ami_port,
-            username=USERNAME,
-            secret=Secret(ami_secret),
-            reconnect_min=0.2,
-            reconnect_max=2.0,
-        ),
-        # port 0: the OS picks a free port; every console comes from 127.0.0.1
-        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
-        store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+    settings = service_settings(
+        pbx,
+        store_dir,
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),
         scripts=str(ROOT / "scripts"),
         customers=str(ROOT / "scripts" / "customers.csv"),
         users=users + bosses,
-        log_level="WARNING",
         # Every agent serves every project of the recordings, in both queues; a
         # wrap-up lasts until the agent saves it (--wrapup-delay), as in a shift.
         groups=(
@@ -676,7 +654,7 @@ async def run(
                 reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
             except asyncio.TimeoutError:
                 raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
-            rings, pauses, queue_events, queue_actions = await results_of(results, "send times")
+            rings, pauses, queue_events, queue_actions = await results_of(pbx.results, "send times")
             sent = SentTimes(rings, pauses, queue_events, Counter(queue_actions))
             # Let the last pops arrive and the last wrap-ups be saved (bounded).
             t_settle = time.monotonic()
@@ -902,30 +880,23 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
     if queues:
         print(row("queue event sent -> wallboard in", [a - t for t, _, a in queues]))
         print(row("  AMI sent -> service sent_at", [s - t for t, s, _ in queues]))
-    problems = check(r, expected, a.calls)
-    for problem in problems:
-        print(f"  WRONG: {problem}")
-    print(
-        f"  check                     {'FAILED' if problems else 'ok'} (one ringing card per "
-        "ringing event, on that agent's socket; call events as replaying each capture alone; "
-        "no call, card or wrap-up left; every state change and queue event on every "
-        "wallboard; one wrap-up pause per answered call)"
+    return checked(
+        check(r, expected, a.calls),
+        "one ringing card per ringing event, on that agent's socket; call events as "
+        "replaying each capture alone; no call, card or wrap-up left; every state change "
+        "and queue event on every wallboard; one wrap-up pause per answered call",
     )
-    return problems
 
 
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    p.add_argument("--calls", type=int, default=800, help="calls replayed")
-    p.add_argument("--window", type=int, default=200, help="calls in flight at once")
+    p = replay_parser(__doc__, 800, "calls replayed", 1000, "AMI events per second")
     p.add_argument(
         "--agents",
         type=int,
         default=200,
         help="agents, each signed in with one WebSocket (at least --window)",
     )
-    p.add_argument("--rate", type=float, default=1000, help="AMI events per second")
     p.add_argument(
         "--wrapup-delay",
         type=float,
@@ -933,9 +904,6 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds from a card's wrap-up phase to the agent saving the wrap-up",
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the order of the calls' events")
-    p.add_argument(
-        "--captures", type=Path, default=ROOT / "tests" / "data", help="folder of *.ami recordings"
-    )
     p.add_argument("--supervisors", type=int, default=2, help="wallboards open")
     p.add_argument(
         "--state-every", type=int, default=20, help="pause a random agent every N events (0: never)"
@@ -981,20 +949,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with (
-            fake_asterisk(serve, config) as (port, results),
+            fake_asterisk(serve, config) as pbx,
             tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir,
         ):
             result = asyncio.run(
-                run(
-                    a,
-                    port,
-                    ami_secret,
-                    users,
-                    results,
-                    stream_timeout,
-                    store_dir,
-                    supervisor_users(a.supervisors),
-                )
+                run(a, pbx, users, stream_timeout, store_dir, supervisor_users(a.supervisors))
             )
     except BenchError as e:
         return incomplete(e)

@@ -86,7 +86,6 @@ import logging
 import re
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 import uuid as uuidlib
@@ -95,44 +94,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
-
-from harness import (  # noqa: E402
-    EOL,
-    USERNAME,
-    BenchError,
-    Capture,
-    Consoles,
-    FakeAsterisk,
-    GcPauses,
-    LoopLag,
-    Replicator,
-    agent_users,
-    cpu_seconds,
-    fake_asterisk,
-    header,
-    incomplete,
-    machine,
-    percentile,
-    results_of,
-    row,
-    verdict,
-    wire,
-)
+import harness
+from harness import EOL, ROOT, BenchError, cpu_seconds, machine, percentile, wire
 
 from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
 from ivr.calls.tracker import CallTracker  # noqa: E402
-from ivr.config import (  # noqa: E402
-    AmiSettings,
-    Settings,
-    SpeechSettings,
-    StoreSettings,
-    TapSettings,
-    WebSettings,
-)
-from ivr.secret import Secret  # noqa: E402
+from ivr.config import SpeechSettings, TapSettings  # noqa: E402
 from ivr.server import Service  # noqa: E402
 from ivr.speech.recognizer import Utterance  # noqa: E402
 from ivr.speech.vad import VadSettings  # noqa: E402
@@ -160,7 +128,7 @@ WIDTH = 44  # of the report's labels
 class CallShape:
     """The recording, cut where the call is answered and bridged, and who is who in it."""
 
-    capture: Capture
+    capture: harness.Capture
     split: int  # messages[:split]: ring, answer, bridge; the rest: hang-up
     customer_leg: str  # Uniqueid of the caller's channel (in the recording)
     agent_leg: str  # Uniqueid of the agent's channel
@@ -169,7 +137,7 @@ class CallShape:
 
     @classmethod
     def load(cls, path: Path) -> "CallShape":
-        capture = Capture.load(path)
+        capture = harness.Capture.load(path)
         last_bridge = max(
             i for i, m in enumerate(capture.messages) if m.startswith("Event: BridgeEnter" + EOL)
         )
@@ -214,7 +182,12 @@ class CallCopy:
 
 
 def copy_call(
-    shape: CallShape, replicator: Replicator, index: int, login: str, caller: str, start_tick: int
+    shape: CallShape,
+    replicator: harness.Replicator,
+    index: int,
+    login: str,
+    caller: str,
+    start_tick: int,
 ) -> CallCopy:
     """A distinct copy of the recording: fresh ids and channels (as ami_replay copies it),
     the bench's agent for the recording's, a Korean caller, and the support project."""
@@ -292,7 +265,7 @@ class TapConn:
     closed: bool = False
 
 
-class TapAsterisk(FakeAsterisk):
+class TapAsterisk(harness.FakeAsterisk):
     """AMI for the service, Originate of AudioSocket taps, and real-time audio on them.
 
     ``Action: BenchStart`` answers the calls, plays their audio and hangs them
@@ -307,7 +280,7 @@ class TapAsterisk(FakeAsterisk):
         n = len(config.logins)
         self.period_ticks = round(config.period / TICK)
         lead_ticks = round(config.lead / TICK)
-        replicator = Replicator()
+        replicator = harness.Replicator()
         self.calls = [
             copy_call(
                 self.shape,
@@ -573,7 +546,7 @@ class Message:
 
 
 @dataclass
-class PromptConsoles(Consoles):
+class PromptConsoles(harness.Consoles):
     """Each agent's console: the prompts it gets, the script it pops, its taps' state."""
 
     prompts: dict[str, list[Message]] = field(default_factory=lambda: defaultdict(list))
@@ -651,14 +624,14 @@ class RunResult:
     wall_seconds: float
     speech: dict
     loop_lag: list[float]
-    gc: GcPauses
+    gc: harness.GcPauses
     calls_left: int
     streams_left: int
 
 
 def korean_agents(n: int) -> tuple[User, ...]:
     # One Korean name for all: it goes into the phrase-spotting grammar (gave_own_name).
-    return agent_users(n, FIRST_AGENT, name="김민수", position="상담원")
+    return harness.agent_users(n, FIRST_AGENT, name="김민수", position="상담원")
 
 
 def prepare_scripts(folder: Path, repeat_after: float) -> Path:
@@ -677,31 +650,20 @@ def prepare_scripts(folder: Path, repeat_after: float) -> Path:
 
 async def run(
     a: argparse.Namespace,
-    ami_port: int,
-    ami_secret: str,
+    pbx: harness.FakePbx,
     users: tuple[User, ...],
-    results: Connection,
     scripts: Path,
     store_dir: str,
     play_seconds: float,
 ) -> RunResult:
-    settings = Settings(
-        ami=AmiSettings(
-            host="127.0.0.1",
-            port=ami_port,
-            username=USERNAME,
-            secret=Secret(ami_secret),
-            reconnect_min=0.2,
-            reconnect_max=2.0,
-        ),
-        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
-        store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+    settings = harness.service_settings(
+        pbx,
+        store_dir,
         tap=TapSettings(host="127.0.0.1", port=0),
         speech=SpeechSettings(model=a.model, mode="auto", enabled=True),
         scripts=str(scripts),
         customers=str(scripts / "customers.csv"),
         users=users,
-        log_level="WARNING",
     )
     service = Service(settings)
     if service.speech is None:
@@ -712,8 +674,8 @@ async def run(
     stamps = Stamps()
     stamps.install(service)
     consoles = None
-    lag = LoopLag()
-    gc_pauses = GcPauses()
+    lag = harness.LoopLag()
+    gc_pauses = harness.GcPauses()
     try:
         t = time.monotonic()
         await service.start()
@@ -734,9 +696,9 @@ async def run(
             await service.ami.send({"Action": "BenchStart"}, timeout=play_seconds + 60)
         except asyncio.TimeoutError:
             raise BenchError("the fake Asterisk did not finish playing the calls") from None
-        pbx = await results_of(results, "results")
+        sent = await harness.results_of(pbx.results, "results")
         # The last prompts, the calls ending, the streams closing (bounded).
-        expected = sum(u["whole"] for u in pbx["utterances"])
+        expected = sum(u["whole"] for u in sent["utterances"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
             consoles.prompt_rules[RULE] < expected
@@ -760,7 +722,7 @@ async def run(
         }
         mode = stamps.mode or service.speech.default_mode
         return RunResult(
-            pbx=pbx,
+            pbx=sent,
             consoles=consoles,
             stamps=stamps,
             model_path=str(service.speech.model.path),
@@ -864,7 +826,7 @@ RULE_PHRASES = {"바보", "멍청이", "꺼져"}
 
 
 def line(label: str, values_s: list[float]) -> str:
-    return row(label, values_s, WIDTH, 1)
+    return harness.row(label, values_s, WIDTH, 1)
 
 
 def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
@@ -950,7 +912,7 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
         f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
         f"received, {len(samples)} matched"
     )
-    print(header(WIDTH))
+    print(harness.header(WIDTH))
     total = [x.arrived - x.t_end for x in samples]
     print(line("end of utterance -> prompt on WebSocket", total))
     print(line("server: end of utterance -> sent_at", [x.sent_at - x.t_end for x in samples]))
@@ -1012,19 +974,16 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
     if s["dropped"]:
         problems.append(f"the speech stage shed {s['dropped']:.1f} s of audio (backlog)")
     problems += c.problems[:5]
-    for problem in problems:
-        print(f"  WRONG: {problem}")
-    print(
-        f"  check                     {'FAILED' if problems else 'ok'} (every tap connected, "
-        f"every utterance sent whole and prompted once on its agent's socket, no other "
-        f"{RULE} prompt, {SCRIPT} popped, every call ended)"
+    return harness.checked(
+        problems,
+        f"every tap connected, every utterance sent whole and prompted once on its "
+        f"agent's socket, no other {RULE} prompt, {SCRIPT} popped, every call ended",
     )
-    return problems
 
 
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    p = harness.parser(__doc__)
     p.add_argument("--calls", type=int, default=16, help="live calls at once (2 taps each)")
     p.add_argument("--utterances", type=int, default=15, help="times each customer says the phrase")
     p.add_argument(
@@ -1093,16 +1052,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with (
-            fake_asterisk(serve, config) as (port, results),
+            harness.fake_asterisk(serve, config) as pbx,
             tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp,
         ):
             scripts = prepare_scripts(Path(tmp), a.repeat_after)
-            result = asyncio.run(
-                run(a, port, ami_secret, users, results, scripts, tmp, play_seconds)
-            )
+            result = asyncio.run(run(a, pbx, users, scripts, tmp, play_seconds))
     except BenchError as e:
-        return incomplete(e)
-    return verdict(report(a, result, speech_info))
+        return harness.incomplete(e)
+    return harness.verdict(report(a, result, speech_info))
 
 
 if __name__ == "__main__":

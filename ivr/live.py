@@ -27,7 +27,7 @@ from .calls.events import AgentAnswered, CallEnded, CallEvent, CustomerAnswered
 from .calls.model import Call, Direction
 from .coaching.engine import CoachingEngine
 from .coaching.matcher import phrase_key
-from .coaching.model import AGENT, CUSTOMER, CantCheck, Prompt, Tick
+from .coaching.model import AGENT, CUSTOMER, CallCoaching, CantCheck, Prompt, Tick
 from .coaching.rules import RuleLibrary
 from .logs import about
 from .pop import ScriptPop
@@ -53,17 +53,8 @@ class CoachingConsole(Protocol):
     """The agents' consoles, as live coaching tells them about a call (web/view.py
     keeps it per call and pushes it to the agents on the call)."""
 
-    def transcript(
-        self,
-        call_id: str,
-        speaker: str,
-        utterance_id: str,
-        text: str,
-        final: bool,
-        start: float,
-        end: float,
-        source: str,
-    ) -> None: ...
+    def transcript(self, u: Utterance, text: str) -> None:
+        """A line of the call's transcript: what `u` heard, shown as `text`."""
 
     def prompt(self, prompt: Prompt) -> None: ...
 
@@ -73,13 +64,8 @@ class CoachingConsole(Protocol):
 
     def capacity(self, call_id: str, level: int, notice: str, keep: bool) -> None: ...
 
-    def coached(
-        self,
-        call_id: str,
-        adherence: Any,
-        checklist: dict[str, Any],
-        cant_check: list[dict[str, Any]],
-    ) -> None: ...
+    def coached(self, result: CallCoaching) -> None:
+        """The call ended: its adherence score and checklist results."""
 
     def restored(self, call_id: str, live: dict[str, Any]) -> None: ...
 
@@ -189,11 +175,14 @@ class LiveCoaching:
             self._checkpoints.pop(call.call_id, None)
             if result is None:
                 return
-            score = result.score
-            checklist = {item["id"]: item for item in result.checklist}
-            self.console.coached(call.call_id, score, checklist, result.cant_check)
+            self.console.coached(result)
             self.save(
-                call.call_id, checklist, score, result.prompts, result.transcript, result.cant_check
+                call.call_id,
+                result.checklist_by_id,
+                result.score,
+                result.prompts,
+                result.transcript,
+                result.cant_check,
             )
         elif isinstance(event, CallEnded):
             self._modes.pop(call.call_id, None)
@@ -210,16 +199,7 @@ class LiveCoaching:
             # grammar forced the rest of the speech onto.
             text = " · ".join(u.phrases)
         if text:
-            self.console.transcript(
-                u.call_id,
-                u.speaker,
-                f"{u.source[0]}{u.start:.2f}",
-                text,
-                u.final,
-                u.start,
-                u.end,
-                u.source,
-            )
+            self.console.transcript(u, text)
         if u.call_id in self._live:
             self.engine.utterance(u)
 

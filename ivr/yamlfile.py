@@ -92,14 +92,28 @@ def load_text(text: str, file: str) -> Any:
         raise YamlError([Problem(file, None, "", f"YAML: {exc}")]) from None
 
 
-def load(path: Path) -> Any:
+def read_bytes(path: Path) -> bytes:
+    """An admin's file; a YamlError when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise YamlError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+
+
+def decode(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """A file's bytes as text; a YamlError when they are not UTF-8."""
+    try:
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return load_text(text, str(path))
+
+
+def read(path: Path) -> str:
+    return decode(read_bytes(path), path)
+
+
+def load(path: Path) -> Any:
+    return load_text(read(path), str(path))
 
 
 # ---------------------------------------------------------------- checking documents
@@ -171,6 +185,47 @@ class Checker:
         if path and isinstance(path[-1], int):
             line = self.item_lines.get(path, line)
         self.problems.append(Problem(self.file, line, field_name(path), reason))
+
+    def text(
+        self, d: dict, key: str, path: DocPath, required: bool = False, what: str = ""
+    ) -> str | None:
+        """d[key] as stripped text; None (and a problem) when missing, empty or not text."""
+        if key not in d:
+            if required:
+                self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
+            return None
+        return self.as_text(d[key], self.line(d, key), (*path, key))
+
+    def as_text(self, value: Any, line: int | None, path: DocPath) -> str | None:
+        """A value as text, in the loader's own words (each kind of file has its own)."""
+        raise NotImplementedError
+
+    # "not a mapping" (True) or "not mapping" (False) in this file's problems.
+    articles = True
+
+    def kind(self, value: Any) -> str:
+        return kind_of(value, article=self.articles)
+
+    def number(self, d: dict, key: str, path: DocPath, integer: bool = False) -> float | None:
+        """d[key] as a number greater than 0 (an int with ``integer``)."""
+        value = d.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.add(self.line(d, key), (*path, key), f"must be a number, not {self.kind(value)}")
+            return None
+        if value <= 0:
+            self.add(self.line(d, key), (*path, key), "must be greater than 0")
+            return None
+        if integer and int(value) != value:
+            self.add(self.line(d, key), (*path, key), "must be a whole number")
+            return None
+        return int(value) if integer else float(value)
+
+    def flag(self, d: dict, key: str, path: DocPath, default: bool = False) -> bool:
+        value = d.get(key, default)
+        if not isinstance(value, bool):
+            self.add(self.line(d, key), (*path, key), "must be true or false")
+            return default
+        return value
 
     @staticmethod
     def line(d: Any, key: str | None = None) -> int | None:

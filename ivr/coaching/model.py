@@ -190,6 +190,11 @@ class CallCoaching:
     def item(self, item_id: str) -> dict[str, Any] | None:
         return next((i for i in self.checklist if i["id"] == item_id), None)
 
+    @property
+    def checklist_by_id(self) -> dict[str, dict[str, Any]]:
+        """The checklist as the console and the store keep it: item id -> item."""
+        return {item["id"]: item for item in self.checklist}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

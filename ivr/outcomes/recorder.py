@@ -29,7 +29,7 @@ from ..calls.events import (
 )
 from ..calls.model import Call, CallResult
 from .callbacks import CallbackRequest, callbacks_for, diallable
-from .store.base import Store
+from .store import Store
 from .store.records import call_of
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..calls.model import Direction
-from ..yamlfile import Checker, DocPath, Problem, YamlError, kind_of, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, decode, kind_of, load_text, read_bytes
 from . import template
 from .model import (
     BUILTIN_VARIABLES,
@@ -71,6 +71,8 @@ Path_ = DocPath  # where a value sits in the document: ("steps", 2, "text")
 class _Checker(Checker):
     """Collects problems while turning loaded YAML into typed values."""
 
+    articles = False
+
     def mapping(self, value: Any, line: int | None, path: Path_, what: str) -> dict | None:
         if isinstance(value, dict):
             return value
@@ -118,15 +120,6 @@ class _Checker(Checker):
             self.add(line, path, f"must be text, not a {_kind(value)}")
         return None
 
-    def text(
-        self, d: dict, key: str, path: Path_, required: bool = False, what: str = ""
-    ) -> str | None:
-        if key not in d:
-            if required:
-                self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
-            return None
-        return self.as_text(d[key], self.line(d, key), (*path, key))
-
     def ident(self, d: dict, key: str, path: Path_, what: str) -> str | None:
         value = self.text(d, key, path, required=True, what=what)
         if value is not None and not _ID.match(value):
@@ -136,23 +129,6 @@ class _Checker(Checker):
                 "must be one word of letters, digits, '-', '_' or '.'",
             )
             return None
-        return value
-
-    def number(self, d: dict, key: str, path: Path_) -> float | None:
-        value = d.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(self.line(d, key), (*path, key), f"must be a number, not {_kind(value)}")
-            return None
-        if value <= 0:
-            self.add(self.line(d, key), (*path, key), "must be greater than 0")
-            return None
-        return float(value)
-
-    def flag(self, d: dict, key: str, path: Path_) -> bool:
-        value = d.get(key, False)
-        if not isinstance(value, bool):
-            self.add(self.line(d, key), (*path, key), "must be true or false")
-            return False
         return value
 
     def texts(self, value: Any, line: int | None, path: Path_, what: str) -> tuple[str, ...]:
@@ -535,15 +511,8 @@ def parse_script(text: str, file: str, digest: str | None = None) -> Script:
 
 def read_text(path: Path) -> tuple[str, str]:
     """(text, sha256 of the bytes); YamlError if unreadable or not UTF-8."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise YamlError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return text, hashlib.sha256(data).hexdigest()
+    data = read_bytes(path)
+    return decode(data, path, "utf-8-sig"), hashlib.sha256(data).hexdigest()
 
 
 def load_script(path: str | Path) -> Script:

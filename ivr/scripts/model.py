@@ -12,6 +12,10 @@ from enum import Enum
 
 from ..calls.model import Direction
 
+# What the package re-exports (ivr/scripts/__init__.py).
+__all__ = ["BUILTIN_VARIABLES", "ChecklistItem", "Criteria", "Disposition", "FieldDef", "Kind"]
+__all__ += ["Match", "Reply", "Script", "Step"]
+
 
 class Kind(str, Enum):
     STRICT = "strict"  # read word for word (typical for B2C)

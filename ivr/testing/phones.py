@@ -60,7 +60,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Self
 
 from .dialogs import Dialog, dialogs, parse_messages
 from .speech import SynthError, tone_ulaw, ulaw_file
@@ -198,6 +198,25 @@ def _split_addr(addr: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {addr!r}")
     return host, int(port)
+
+
+def _one_call(pbx: str, ip: str, port: int) -> list[str]:
+    """sipp's options for a single call to ``pbx`` from ``ip:port`` (any control port)."""
+    return [pbx, "-m", "1", "-i", ip, "-p", str(port), "-cp", str(free_port("udp", "0.0.0.0"))]
+
+
+def _once(run: "SippRun", timeout: float) -> "SippRun":
+    """Run a one-shot sipp (a REGISTER, an in-dialog request) to its end; SippError if
+    it failed, SippTimeout if it did not end within ``timeout``."""
+    # A lost request is retransmitted; give up well within the timeout.
+    run.cmd += ["-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"]
+    run.start()
+    try:
+        run.wait(timeout)
+    except SippTimeout:
+        run.stop(grace=0.5)
+        raise
+    return run.check()
 
 
 def _wait_bound_udp(run: "SippRun", ip: str, port: int, timeout: float) -> None:
@@ -492,7 +511,93 @@ def _indent(text: str) -> str:
 # ---------------------------------------------------------------- phones
 
 
-class AgentPhone:
+class _AnsweringPhone:
+    """What both kinds of phone share: the address they answer on, how they answer
+    (ring for ``ring_ms``, play ``audio``, hang up after ``talk_ms`` if > 0), and the
+    answering sipp (``uas``)."""
+
+    DEFAULT_IP = AGENT_IP
+
+    def __init__(
+        self,
+        *,
+        log_dir: str | os.PathLike,
+        local_ip: str | None = None,
+        local_port: int | None = None,
+        media_port: int | None = None,
+        answer: bool = True,
+        ring_ms: int = 1000,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.local_ip = local_ip or self.DEFAULT_IP
+        self.local_port = local_port or free_port("udp", self.local_ip)
+        self.media_port = media_port or free_port("udp", self.local_ip, span=3)
+        self.answer = answer
+        self.ring_ms = ring_ms
+        self.talk_ms = talk_ms
+        self.audio = audio
+        self.lifetime_s = lifetime_s
+        self.uas: SippRun | None = None
+
+    def _answering(self) -> list[str]:
+        """sipp arguments of an answering phone: its media address, ring and talk times."""
+        return [
+            "-mi",
+            self.local_ip,
+            "-mp",
+            str(self.media_port),
+            "-set",
+            "ring_ms",
+            str(self.ring_ms),
+            "-set",
+            "talk_ms",
+            str(self.talk_ms),
+        ]
+
+    def _serve(
+        self,
+        name: str,
+        scenario: str,
+        args: list[str],
+        audio: str | os.PathLike | None,
+        timeout: float,
+    ) -> "SippRun":
+        """Start answering on ``local_ip:local_port``; listening when this returns."""
+        ip, port = self.local_ip, self.local_port
+        run = SippRun(
+            name,
+            scenario,
+            ["-i", ip, "-p", str(port), "-cp", str(free_port("udp", "0.0.0.0")), *args],
+            self.log_dir,
+            audio=audio,
+            lifetime_s=self.lifetime_s,
+        )
+        run.start()
+        _wait_bound_udp(run, ip, port, timeout)
+        self.uas = run
+        return run
+
+    def start(self, timeout: float = 10.0) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> int | None:
+        raise NotImplementedError
+
+    async def astart(self, timeout: float = 10.0) -> Self:
+        """``start`` without blocking the event loop."""
+        return await asyncio.to_thread(self.start, timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AgentPhone(_AnsweringPhone):
     """An agent's phone: registers as ``ext``, then answers (or just rings).
 
     ``start()`` sends the REGISTER (and waits for its 200 OK) from
@@ -520,35 +625,20 @@ class AgentPhone:
         ext: str,
         password: str | None = None,
         *,
-        log_dir: str | os.PathLike,
-        local_ip: str = AGENT_IP,
-        local_port: int | None = None,
-        media_port: int | None = None,
-        answer: bool = True,
-        ring_ms: int = 1000,
-        talk_ms: int = 0,
-        audio: str | os.PathLike | None = None,
         expires: int = 3600,
         reject: int | None = None,
-        lifetime_s: float = DEFAULT_LIFETIME_S,
+        **answering: Any,
     ) -> None:
+        """``answering``: log_dir (required), local_ip, local_port, media_port, answer,
+        ring_ms, talk_ms, audio, lifetime_s (see _AnsweringPhone)."""
+        super().__init__(**answering)
         self.pbx = pbx
         _split_addr(pbx)
         self.ext = str(ext)
         # The sandbox's dialplans give agent NNNN the password agentNNNN.
         self.password = password if password is not None else f"agent{self.ext}"
-        self.log_dir = Path(log_dir)
-        self.local_ip = local_ip
-        self.local_port = local_port or free_port("udp", local_ip)
-        self.media_port = media_port or free_port("udp", local_ip, span=3)
-        self.answer = answer
-        self.ring_ms = ring_ms
-        self.talk_ms = talk_ms
-        self.audio = audio
         self.expires = expires
         self.reject = reject
-        self.lifetime_s = lifetime_s
-        self.uas: SippRun | None = None
         self.registered = False
         self._dialogs: dict[str, Dialog] = {}  # Call-ID -> dialog, with our CSeq/SDP counters
 
@@ -556,6 +646,10 @@ class AgentPhone:
     def contact(self) -> str:
         """Where the PBX sends this agent's calls."""
         return f"{self.local_ip}:{self.local_port}"
+
+    def _auth(self, service: str) -> list[str]:
+        """sipp's options to call ``service`` (-s) as this phone's SIP user."""
+        return ["-s", service, "-au", self.ext, "-ap", self.password]
 
     def register(self, expires: int | None = None, timeout: float = 10.0) -> SippRun:
         """REGISTER (or unregister with expires=0) from the phone's port; SippError on failure.
@@ -568,45 +662,21 @@ class AgentPhone:
             f"agent-{self.ext}-{what}",
             "agent_register.xml",
             [
-                self.pbx,
-                "-m",
-                "1",
-                "-i",
-                self.local_ip,
-                "-p",
-                str(self.local_port),
-                "-cp",
-                str(free_port("udp", "0.0.0.0")),
-                "-s",
-                self.ext,
-                "-au",
-                self.ext,
-                "-ap",
-                self.password,
-                "-set",
-                "expires",
-                str(expires),
-                # A lost REGISTER is retransmitted; give up well within timeout.
-                "-recv_timeout",
-                f"{max(1, int(timeout * 1000) - 500)}",
+                *_one_call(self.pbx, self.local_ip, self.local_port),
+                *self._auth(self.ext),
+                *("-set", "expires", str(expires)),
             ],
             self.log_dir,
             lifetime_s=timeout + 5,
         )
-        run.start()
-        try:
-            run.wait(timeout)
-        except SippTimeout:
-            run.stop(grace=0.5)
-            raise
-        run.check()
+        _once(run, timeout)
         self.registered = bool(expires)
         return run
 
     def unregister(self, timeout: float = 10.0) -> SippRun:
         return self.register(expires=0, timeout=timeout)
 
-    def start(self, timeout: float = 10.0) -> "AgentPhone":
+    def start(self, timeout: float = 10.0) -> Self:
         """Register, then start answering; returns once the phone listens."""
         if self.uas is not None and self.uas.running:
             raise SippError(f"agent {self.ext} already started")
@@ -619,40 +689,12 @@ class AgentPhone:
             audio = None
         elif self.answer:
             name, scenario = f"agent-{self.ext}-answer", "agent_answer.xml"
-            args = [
-                "-mi",
-                self.local_ip,
-                "-mp",
-                str(self.media_port),
-                "-set",
-                "ring_ms",
-                str(self.ring_ms),
-                "-set",
-                "talk_ms",
-                str(self.talk_ms),
-            ]
+            args = self._answering()
             audio = self.audio or speech_ulaw(AGENT_TEXT)
         else:
             name, scenario = f"agent-{self.ext}-noanswer", "agent_noanswer.xml"
             args, audio = [], None
-        self.uas = SippRun(
-            name,
-            scenario,
-            [
-                "-i",
-                self.local_ip,
-                "-p",
-                str(self.local_port),
-                "-cp",
-                str(free_port("udp", "0.0.0.0")),
-                *args,
-            ],
-            self.log_dir,
-            audio=audio,
-            lifetime_s=self.lifetime_s,
-        )
-        self.uas.start()
-        _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
+        self._serve(name, scenario, args, audio, timeout)
         return self
 
     def stop(self, unregister: bool = True, grace: float = 5.0) -> int | None:
@@ -663,9 +705,6 @@ class AgentPhone:
         if unregister and self.registered:
             self.unregister()
         return code
-
-    async def astart(self, timeout: float = 10.0) -> "AgentPhone":
-        return await asyncio.to_thread(self.start, timeout)
 
     async def astop(self, unregister: bool = True, grace: float = 5.0) -> int | None:
         return await asyncio.to_thread(self.stop, unregister, grace)
@@ -734,31 +773,10 @@ class AgentPhone:
             f"agent-{self.ext}-calls-{exten}",
             "agent_call.xml",
             [
-                self.pbx,
-                "-m",
-                "1",
-                "-i",
-                self.local_ip,
-                "-mi",
-                self.local_ip,
-                "-p",
-                str(free_port("udp", self.local_ip)),
-                "-mp",
-                str(media_port),
-                "-cp",
-                str(free_port("udp", "0.0.0.0")),
-                "-s",
-                str(exten),
-                "-au",
-                self.ext,
-                "-ap",
-                self.password,
-                "-set",
-                "agent",
-                self.ext,
-                "-set",
-                "talk_ms",
-                str(talk_ms),
+                *_one_call(self.pbx, self.local_ip, free_port("udp", self.local_ip)),
+                *("-mi", self.local_ip, "-mp", str(media_port)),
+                *self._auth(str(exten)),
+                *("-set", "agent", self.ext, "-set", "talk_ms", str(talk_ms)),
             ],
             self.log_dir,
             audio=audio or speech_ulaw(AGENT_TEXT),
@@ -792,15 +810,7 @@ class AgentPhone:
             f"agent-{self.ext}-{what}",
             scenario,
             [
-                self.pbx,
-                "-m",
-                "1",
-                "-i",
-                self.local_ip,
-                "-p",
-                str(free_port("udp", self.local_ip)),
-                "-cp",
-                str(free_port("udp", "0.0.0.0")),
+                *_one_call(self.pbx, self.local_ip, free_port("udp", self.local_ip)),
                 "-set",
                 "ruri",
                 d.remote_target,
@@ -820,19 +830,11 @@ class AgentPhone:
                 "contact",
                 d.local_contact,
                 *args,
-                "-recv_timeout",
-                f"{max(1, int(timeout * 1000) - 500)}",
             ],
             self.log_dir,
             lifetime_s=timeout + 5,
         )
-        run.start()
-        try:
-            run.wait(timeout)
-        except SippTimeout:
-            run.stop(grace=0.5)
-            raise
-        return run.check()
+        return _once(run, timeout)
 
     async def ahold(self, direction: str = "sendonly") -> SippRun:
         return await asyncio.to_thread(self.hold, direction)
@@ -843,12 +845,6 @@ class AgentPhone:
     async def atransfer_attended(self, consult: SippRun) -> SippRun:
         return await asyncio.to_thread(self.transfer_attended, consult)
 
-    def __enter__(self) -> "AgentPhone":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"<AgentPhone {self.ext} at {self.contact} uas={self.uas!r}>"
 
@@ -858,7 +854,7 @@ def _uri(header: str) -> str:
     return header[start + 1 : end] if 0 <= start < end else header.split(";")[0].strip()
 
 
-class CustomerPhone:
+class CustomerPhone(_AnsweringPhone):
     """A customer's phone behind the carrier, for outbound calls (UAS).
 
     The PBX sends calls to customers to TRUNK_PEER, so run this at that
@@ -868,106 +864,58 @@ class CustomerPhone:
     after ``talk_ms`` (> 0). answer=False: rings until cancelled.
     """
 
-    def __init__(
-        self,
-        *,
-        log_dir: str | os.PathLike,
-        local_ip: str = CARRIER_IP,
-        local_port: int | None = None,
-        media_port: int | None = None,
-        answer: bool = True,
-        ring_ms: int = 1000,
-        talk_ms: int = 0,
-        audio: str | os.PathLike | None = None,
-        lifetime_s: float = DEFAULT_LIFETIME_S,
-    ) -> None:
-        self.log_dir = Path(log_dir)
-        self.local_ip = local_ip
-        self.local_port = local_port or free_port("udp", local_ip)
-        self.media_port = media_port or free_port("udp", local_ip, span=3)
-        self.answer = answer
-        self.ring_ms = ring_ms
-        self.talk_ms = talk_ms
-        self.audio = audio
-        self.lifetime_s = lifetime_s
-        self.uas: SippRun | None = None
+    DEFAULT_IP = CARRIER_IP
 
     @property
     def address(self) -> str:
         """HOST:PORT to use as the PBX's TRUNK_PEER."""
         return f"{self.local_ip}:{self.local_port}"
 
-    def start(self, timeout: float = 10.0) -> "CustomerPhone":
+    def start(self, timeout: float = 10.0) -> Self:
         if self.uas is not None and self.uas.running:
             raise SippError(f"customer phone at {self.address} already started")
         if self.answer:
             name, scenario = "customer-answer", "customer_uas.xml"
-            args = [
-                "-mi",
-                self.local_ip,
-                "-mp",
-                str(self.media_port),
-                "-set",
-                "ring_ms",
-                str(self.ring_ms),
-                "-set",
-                "talk_ms",
-                str(self.talk_ms),
-            ]
+            args = self._answering()
             audio = self.audio or speech_ulaw(CUSTOMER_TEXT)
         else:
             name, scenario = "customer-noanswer", "agent_noanswer.xml"
             args, audio = [], None
-        self.uas = SippRun(
-            name,
-            scenario,
-            [
-                "-i",
-                self.local_ip,
-                "-p",
-                str(self.local_port),
-                "-cp",
-                str(free_port("udp", "0.0.0.0")),
-                *args,
-            ],
-            self.log_dir,
-            audio=audio,
-            lifetime_s=self.lifetime_s,
-        )
-        self.uas.start()
-        _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
+        self._serve(name, scenario, args, audio, timeout)
         return self
 
     def stop(self, grace: float = 5.0) -> int | None:
         """Stop (calls in progress get ``grace`` s to end); returns the exit code."""
         return self.uas.stop(grace) if self.uas is not None else None
 
-    async def astart(self, timeout: float = 10.0) -> "CustomerPhone":
-        return await asyncio.to_thread(self.start, timeout)
-
     async def astop(self, grace: float = 5.0) -> int | None:
         return await asyncio.to_thread(self.stop, grace)
-
-    def __enter__(self) -> "CustomerPhone":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<CustomerPhone at {self.address} uas={self.uas!r}>"
 
 
-def _uac_args(
+def _customers(
     pbx: str,
     did: str,
-    local_ip: str,
-    local_port: int | None,
-    media_port: int | None,
-    calls: int,
-    rate: float | None,
-    limit: int | None,
-) -> list[str]:
+    scenario: str,
+    name: str,
+    extra: list[str],
+    *,
+    log_dir: str | os.PathLike,
+    caller: str = DEFAULT_CALLER,
+    audio: str | os.PathLike | None = None,
+    local_ip: str = CARRIER_IP,
+    local_port: int | None = None,
+    media_port: int | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    limit: int | None = None,
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+) -> SippRun:
+    """Customers calling ``did`` through the carrier (UAC): ``calls`` > 1 places that
+    many, ``rate`` new calls per second (default: all at once), at most ``limit`` open
+    at once (default: all); each plays ``audio``. Returns the started run."""
     _split_addr(pbx)
     local_port = local_port or free_port("udp", local_ip)
     media_port = media_port or free_port("udp", local_ip, span=3)
@@ -998,30 +946,34 @@ def _uac_args(
             "-l",
             str(limit if limit is not None else calls),
         ]
-    return args
+    args += ["-set", "caller", caller, *extra]
+    run = SippRun(
+        name,
+        scenario,
+        args,
+        log_dir,
+        audio=audio or speech_ulaw(CUSTOMER_TEXT),
+        lifetime_s=lifetime_s,
+    )
+    return run.start()
 
 
 def call_customer(
     pbx: str,
     did: str,
     *,
-    log_dir: str | os.PathLike,
     digit: str | None = None,
     talk_ms: int = 8000,
     dtmf_delay_ms: int = 1500,
-    audio: str | os.PathLike | None = None,
-    caller: str = DEFAULT_CALLER,
-    local_ip: str = CARRIER_IP,
-    local_port: int | None = None,
-    media_port: int | None = None,
-    calls: int = 1,
-    rate: float | None = None,
-    limit: int | None = None,
-    name: str | None = None,
-    lifetime_s: float = DEFAULT_LIFETIME_S,
     password: str | None = None,
+    caller: str = DEFAULT_CALLER,
+    name: str | None = None,
+    **options: Any,
 ) -> SippRun:
     """Customers call ``did`` through the carrier (customer_ivr.xml); returns the started run.
+
+    ``options``: log_dir (required), audio, local_ip, local_port, media_port, calls,
+    rate, limit, lifetime_s (see _customers).
 
     With ``password`` the caller is a registered softphone rather than the
     carrier: ``caller`` is its SIP user (e.g. "customer") and the INVITE is
@@ -1029,18 +981,12 @@ def call_customer(
 
     Each call: wait for the answer, press ``digit`` (SIP INFO) ``dtmf_delay_ms``
     after it if given, play ``audio``, hang up ``talk_ms`` after the answer
-    (and key), unless the PBX hangs up first (also a success). ``calls`` > 1
-    places that many calls, ``rate`` new calls per second (default: all at
-    once), at most ``limit`` open at once (default: all). Wait for it with
+    (and key), unless the PBX hangs up first (also a success). Wait for it with
     ``run.wait(timeout).check()``: exit code 0 = every call went as planned.
     """
     if digit is not None and (len(str(digit)) != 1 or str(digit) not in "0123456789*#ABCD"):
         raise ValueError(f"digit must be one key of 0-9 * # A-D, not {digit!r}")
-    args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
-    args += [
-        "-set",
-        "caller",
-        caller,
+    extra = [
         "-set",
         "digit",
         "none" if digit is None else str(digit),
@@ -1052,48 +998,25 @@ def call_customer(
         str(talk_ms),
     ]
     if password is not None:
-        args += ["-au", caller, "-ap", password]
-    run = SippRun(
-        name or f"customer-{did}",
-        "customer_ivr.xml",
-        args,
-        log_dir,
-        audio=audio or speech_ulaw(CUSTOMER_TEXT),
-        lifetime_s=lifetime_s,
+        extra += ["-au", caller, "-ap", password]
+    return _customers(
+        pbx, did, "customer_ivr.xml", name or f"customer-{did}", extra, caller=caller, **options
     )
-    return run.start()
 
 
 def abandon_call(
-    pbx: str,
-    did: str,
-    *,
-    log_dir: str | os.PathLike,
-    patience_ms: int = 4000,
-    audio: str | os.PathLike | None = None,
-    caller: str = DEFAULT_CALLER,
-    local_ip: str = CARRIER_IP,
-    local_port: int | None = None,
-    media_port: int | None = None,
-    calls: int = 1,
-    rate: float | None = None,
-    limit: int | None = None,
-    name: str | None = None,
-    lifetime_s: float = DEFAULT_LIFETIME_S,
+    pbx: str, did: str, *, patience_ms: int = 4000, name: str | None = None, **options: Any
 ) -> SippRun:
     """Customers call ``did`` and hang up ``patience_ms`` after dialling
     (customer_abandon.xml): CANCEL if still unanswered, BYE if answered
-    meanwhile (e.g. by the IVR). Returns the started run; exit code 0 = all
-    calls went as planned (whether the PBX counts them as abandoned is for
-    the test to check)."""
-    args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
-    args += ["-set", "caller", caller, "-set", "patience_ms", str(patience_ms)]
-    run = SippRun(
-        name or f"abandon-{did}",
+    meanwhile (e.g. by the IVR). ``options`` as call_customer's. Returns the
+    started run; exit code 0 = all calls went as planned (whether the PBX counts
+    them as abandoned is for the test to check)."""
+    return _customers(
+        pbx,
+        did,
         "customer_abandon.xml",
-        args,
-        log_dir,
-        audio=audio or speech_ulaw(CUSTOMER_TEXT),
-        lifetime_s=lifetime_s,
+        name or f"abandon-{did}",
+        ["-set", "patience_ms", str(patience_ms)],
+        **options,
     )
-    return run.start()

@@ -28,6 +28,14 @@ class SynthError(RuntimeError):
     pass
 
 
+# sox's words for raw 8 kHz G.711 u-law, and for raw signed 16-bit mono PCM.
+ULAW = ["-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8"]
+
+
+def pcm_format(rate: int = 8000) -> list[str]:
+    return ["-t", "raw", "-r", str(rate), "-c", "1", "-e", "signed", "-b", "16"]
+
+
 # A phone line's band, then silence trimmed at both ends (sox effects).
 LINE = [
     "sinc",
@@ -80,57 +88,10 @@ def synth(
         src = ["sox", "-R", str(wav)]
         if telephone:
             ul = Path(tmp) / "s.ul"
-            _run(
-                [
-                    "sox",
-                    "-R",
-                    str(wav),
-                    "-t",
-                    "raw",
-                    "-r",
-                    "8000",
-                    "-c",
-                    "1",
-                    "-e",
-                    "u-law",
-                    "-b",
-                    "8",
-                    str(ul),
-                ]
-            )
-            src = [
-                "sox",
-                "-R",
-                "-t",
-                "raw",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "u-law",
-                "-b",
-                "8",
-                str(ul),
-            ]
+            _run(["sox", "-R", str(wav), *ULAW, str(ul)])
+            src = ["sox", "-R", *ULAW, str(ul)]
         raw = Path(tmp) / "s.raw"
-        _run(
-            [
-                *src,
-                "-t",
-                "raw",
-                "-r",
-                str(rate),
-                "-c",
-                "1",
-                "-e",
-                "signed",
-                "-b",
-                "16",
-                str(raw),
-                *(LINE if line else []),
-            ]
-        )
+        _run([*src, *pcm_format(rate), str(raw), *(LINE if line else [])])
         os.replace(raw, out)
     return out.read_bytes()
 
@@ -166,34 +127,7 @@ def pcm_to_ulaw(pcm: bytes, path: str | os.PathLike) -> Path:
         raw = Path(tmp) / "s.raw"
         raw.write_bytes(pcm)
         ulaw = Path(tmp) / "s.ulaw"
-        _run(
-            [
-                "sox",
-                "-R",
-                "-t",
-                "raw",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "signed",
-                "-b",
-                "16",
-                str(raw),
-                "-t",
-                "raw",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "u-law",
-                "-b",
-                "8",
-                str(ulaw),
-            ]
-        )
+        _run(["sox", "-R", *pcm_format(), str(raw), *ULAW, str(ulaw)])
         os.replace(ulaw, path)
     return path
 
@@ -214,16 +148,7 @@ def tone_ulaw(frequency: int, seconds: float = 60.0, *, volume: float = 0.3) -> 
                 "sox",
                 "-R",
                 "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-e",
-                "u-law",
-                "-b",
-                "8",
-                "-t",
-                "raw",
+                *ULAW,
                 str(raw),
                 "synth",
                 f"{seconds:g}",

@@ -29,7 +29,8 @@ from .hub import Client, ConsoleHub
 from .messages import message
 
 if TYPE_CHECKING:
-    from ..coaching.model import CantCheck, Prompt
+    from ..coaching.model import CallCoaching, CantCheck, Prompt
+    from ..speech.recognizer import Utterance
     from ..tap.taps import TapStatus
 
 log = logging.getLogger(__name__)
@@ -217,31 +218,21 @@ class ConsoleView:
             return Coaching()  # nobody to show it to: not kept
         return self.coaching.setdefault(call_id, Coaching())
 
-    def transcript(
-        self,
-        call_id: str,
-        speaker: str,
-        utterance_id: str,
-        text: str,
-        final: bool,
-        start: float,
-        end: float,
-        source: str,
-    ) -> None:
+    def transcript(self, u: "Utterance", text: str) -> None:
         line = message(
             "transcript",
-            call_id=call_id,
-            speaker=speaker,
-            utterance_id=utterance_id,
+            call_id=u.call_id,
+            speaker=u.speaker,
+            utterance_id=f"{u.source[0]}{u.start:.2f}",
             text=text,
-            final=final,
-            start=start,
-            end=end,
-            source=source,
+            final=u.final,
+            start=u.start,
+            end=u.end,
+            source=u.source,
         )
-        if final:
-            self._of(call_id).transcript.append(line)
-        self._to_call(call_id, line)
+        if u.final:
+            self._of(u.call_id).transcript.append(line)
+        self._to_call(u.call_id, line)
 
     def prompt(self, prompt: "Prompt") -> None:
         sent = message("prompt", **prompt.to_dict())
@@ -271,23 +262,16 @@ class ConsoleView:
             self._of(call_id).notice = notice
         self._to_call(call_id, message("capacity", call_id=call_id, level=level, notice=notice))
 
-    def coached(
-        self,
-        call_id: str,
-        adherence: Any,
-        checklist: dict[str, Any],
-        cant_check: list[dict[str, Any]],
-    ) -> None:
-        """The call ended: its adherence score and checklist results."""
+    def coached(self, result: "CallCoaching") -> None:
         sent = message(
             "coaching",
-            call_id=call_id,
-            adherence=adherence,
-            checklist=checklist,
-            cant_check=cant_check,
+            call_id=result.call_id,
+            adherence=result.score,
+            checklist=result.checklist_by_id,
+            cant_check=result.cant_check,
         )
-        self._of(call_id).summary = sent
-        self._to_call(call_id, sent)
+        self._of(result.call_id).summary = sent
+        self._to_call(result.call_id, sent)
 
     def restored(self, call_id: str, live: dict[str, Any]) -> None:
         """After a service restart: the coaching a call had so far (CoachingEngine.live)."""

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...yamlfile import DocPath, Problem, YamlError, kind_of, load_text
+from ...yamlfile import DocPath, Problem, YamlError, kind_of, load_text, read
 from ..model import (
     CHECKLIST_PLACEHOLDERS,
     CHECKLIST_RULE_PREFIX,
@@ -278,13 +278,7 @@ def _parse_inner(text: str, file: str) -> tuple[RuleSet | None, list[Problem], L
 def load_ruleset(path: str | Path) -> RuleSet:
     """One file on its own (no extends resolved); YamlError with every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise YamlError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    rs, problems = parse_ruleset(text, str(path))
+    rs, problems = parse_ruleset(read(path), str(path))
     if problems or rs is None:
         raise YamlError(problems)
     return rs

@@ -37,15 +37,6 @@ def _kind(value: Any) -> str:
 class RuleChecker(Checker):
     """The rule file's checker: typed getters that record every problem."""
 
-    def text(
-        self, d: dict, key: str, path: DocPath, required: bool = False, what: str = ""
-    ) -> str | None:
-        if key not in d:
-            if required:
-                self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
-            return None
-        return self.as_text(d[key], self.line(d, key), (*path, key))
-
     def as_text(self, value: Any, line: int | None, path: DocPath) -> str | None:
         if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
             hint = (
@@ -59,26 +50,6 @@ class RuleChecker(Checker):
         if not value:
             self.add(line, path, "must not be empty")
             return None
-        return value
-
-    def number(self, d: dict, key: str, path: DocPath, integer: bool = False) -> float | None:
-        value = d.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(self.line(d, key), (*path, key), f"must be a number, not {_kind(value)}")
-            return None
-        if value <= 0:
-            self.add(self.line(d, key), (*path, key), "must be greater than 0")
-            return None
-        if integer and int(value) != value:
-            self.add(self.line(d, key), (*path, key), "must be a whole number")
-            return None
-        return int(value) if integer else float(value)
-
-    def flag(self, d: dict, key: str, path: DocPath, default: bool) -> bool:
-        value = d.get(key, default)
-        if not isinstance(value, bool):
-            self.add(self.line(d, key), (*path, key), "must be true or false")
-            return default
         return value
 
     def texts(self, d: dict, key: str, path: DocPath, what: str) -> tuple[str, ...]:

@@ -54,6 +54,10 @@ _CONTACT_COLS = [
     "created_at",
     "updated_at",
 ]
+# What an import writes of a new contact (the rest comes from calling it).
+_NEW_CONTACT_COLS = [
+    c for c in _CONTACT_COLS if c not in ("id", "last_attempt_at", "last_result", "last_call_id")
+]
 _INSERT_BATCH = 200  # contacts per INSERT statement (well under both backends' limits)
 
 
@@ -197,17 +201,7 @@ class CampaignSql:
             batch.setdefault(c.number, c)
         items = list(batch.values())
         added = 0
-        cols = [
-            "campaign",
-            "number",
-            "name",
-            "fields",
-            "status",
-            "attempts",
-            "next_at",
-            "created_at",
-            "updated_at",
-        ]
+        cols = _NEW_CONTACT_COLS
         async with self.transaction() as tx:
             if not await tx.fetch("SELECT name FROM campaigns WHERE name = ?", [campaign]):
                 raise KeyError(f"no campaign {campaign!r}")
@@ -242,11 +236,7 @@ class CampaignSql:
         return {"added": added, "duplicates": seen - added, "dnc": dnc}
 
     async def claim_contact(
-        self,
-        campaign: str,
-        now: float,
-        exclude: Iterable[str] = (),
-        look_ahead: int = 20,
+        self, campaign: str, now: float, exclude: Iterable[str] = (), look_ahead: int = 20
     ) -> dict[str, Any] | None:
         """Take the most overdue pending contact not on the DNC list and not
         among `exclude` (numbers being called right now) and mark it dialling.
@@ -402,12 +392,11 @@ class CampaignSql:
         *,
         number: str | None = None,
         added_by: str | None = None,
-        now: float | None = None,
     ) -> str | None:
         """The customer of a call asked not to be called again: their number
         (the stored call's, else `number`) goes on the list. Returns the
         number listed, or None when the call's number is unknown."""
-        now = time.time() if now is None else now
+        now = time.time()
         async with self.transaction() as tx:
             rows = await tx.fetch("SELECT customer_num FROM calls WHERE call_id = ?", [call_id])
             raw = (rows[0]["customer_num"] if rows else "") or (number or "")

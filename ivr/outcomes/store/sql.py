@@ -23,7 +23,6 @@ from .base import (
     CallbackStatus,
     CallRecord,
     CallStatus,
-    Store,
     columns,
     json_columns,
 )
@@ -137,9 +136,19 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
+class SqlStore(CampaignSql, SessionSql, AgentStateSql, abc.ABC):
+    """Async outcomes store. Every write is committed when its await returns;
+    a driver (sqlite.py, postgres.py) supplies the connection and transactions."""
+
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
+
+    async def __aenter__(self) -> "SqlStore":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     @abc.abstractmethod
     async def connect(self) -> None: ...
@@ -155,6 +164,7 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         """Keep two services opening at once from migrating together (driver's job)."""
 
     async def open(self) -> None:
+        """Connect and bring the schema up to date (idempotent)."""
         await self.connect()
         try:
             await migrate(self)
@@ -169,6 +179,9 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
     async def upsert_call(
         self, call: Any, script_id: str | None = None, script_version: str | None = None
     ) -> None:
+        """Record a call snapshot (ivr.calls.model.Call). Idempotent by call_id;
+        never touches the wrap-up or speech columns, never turns an ended call
+        back into a live one, and keeps a known script when given none."""
         record = record_of(call, time.time(), script_id, script_version)
         async with self.transaction() as tx:
             await tx.execute(UPSERT_CALL, [_encode(record, c) for c in _UPSERT_COLS])
@@ -185,6 +198,11 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         callback_anyone: bool = False,
         at: float | None = None,
     ) -> None:
+        """Record an agent's wrap-up; committed (durable) when this returns.
+
+        With a callback_at and a known customer number, the scheduled callback
+        is added in the same transaction: for this agent, or for anyone in the
+        project with callback_anyone."""
         at = time.time() if at is None else at
         async with self.transaction() as tx:
             await tx.execute(
@@ -236,6 +254,9 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         *,
         at: float | None = None,
     ) -> None:
+        """Record what the speech coaching saw of a call: checklist results,
+        adherence score (0-100), prompts raised, the two-sided transcript, and
+        the items and rules speech could not check (with why)."""
         at = time.time() if at is None else at
         async with self.transaction() as tx:
             await tx.execute(
@@ -253,6 +274,8 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
             )
 
     async def live_coaching(self) -> dict[str, dict[str, Any]]:
+        """Coaching saved so far of calls still 'live' (checkpoints): after a restart
+        the console shows the same prompts, ticks and transcript as before."""
         async with self.transaction(readonly=True) as tx:
             rows = await tx.fetch(
                 "SELECT call_id, checklist, prompts, transcript, cant_check FROM calls "
@@ -266,6 +289,9 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         }
 
     async def close_interrupted(self, now: float) -> int:
+        """At service start: calls still 'live' were cut off by a crash; mark
+        them 'interrupted' and put callbacks caught 'dialling' back to
+        'pending'. Returns the number of calls closed."""
         async with self.transaction() as tx:
             closed = await tx.execute(
                 "UPDATE calls SET state = ?, updated_at = ? WHERE state = ?",
@@ -295,6 +321,7 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         result: str | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
+        """Calls started in [since, until), oldest first."""
         where, args = [], []
         for clause, value in (
             ("started_at >= ?", since),
@@ -317,6 +344,8 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         return [_call_dict(r) for r in rows]
 
     async def calls_needing_wrapup(self, agent: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Calls this agent answered that are over (ended or interrupted) and
+        have no wrap-up yet, oldest first."""
         async with self.transaction(readonly=True) as tx:
             rows = await tx.fetch(
                 "SELECT * FROM calls WHERE agent = ? AND wrapped_up_at IS NULL "
@@ -359,6 +388,9 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         *,
         now: float | None = None,
     ) -> int:
+        """Add a callback; returns its id. If the number already has an open
+        callback in the project, that one's id is returned instead (a
+        'scheduled' request then moves it to the new time and agent)."""
         if not number:
             raise ValueError("a callback needs a number")
         now = time.time() if now is None else now
@@ -368,6 +400,7 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
             )
 
     async def get_callback(self, callback_id: int) -> dict[str, Any] | None:
+        """The callback with its attempts ('history', oldest first)."""
         async with self.transaction(readonly=True) as tx:
             rows = await tx.fetch(
                 f"SELECT {_CALLBACK_COLS} FROM callbacks WHERE id = ?", [callback_id]
@@ -382,6 +415,7 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         return {**_callback_dict(rows[0]), "history": history}
 
     async def due_callbacks(self, now: float, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending callbacks due at `now`, most overdue first."""
         async with self.transaction(readonly=True) as tx:
             rows = await tx.fetch(
                 f"SELECT {_CALLBACK_COLS} FROM callbacks WHERE status = ? AND due_at <= ? "
@@ -426,6 +460,9 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
         call_id: str | None = None,
         now: float | None = None,
     ) -> None:
+        """Move a callback to `status`. With an attempt_result, an attempt is
+        counted and logged (call_id: the call placed for it); due_at
+        reschedules a retry. Raises KeyError for an unknown id."""
         status = CallbackStatus(status).value  # ValueError on a status we do not know
         now = time.time() if now is None else now
         async with self.transaction() as tx:
@@ -471,3 +508,7 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, Store):
                     SCHEDULED,
                 ],
             )
+
+
+# What the rest of the service types its store as.
+Store = SqlStore
