@@ -22,7 +22,7 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.config import Secret, SpeechSettings, User
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.server import Service
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_coaching import sip, speech_file

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
-from ivr.pbx.phones import AgentPhone, call_customer
-from ivr.speech.probe import lines_to_ulaw
+from ivr.testing.phones import AgentPhone, call_customer
+from ivr.testing.speech import lines_to_ulaw
 from tests.e2e.conftest import sign_in
 from tests.integration.conftest import sign_in_agents
 from tests.e2e.test_coaching import (CALM_CARD, COMPANY_ITEM, COMPANY_PROMPT, korean_console,  # noqa: F401
