@@ -286,7 +286,9 @@ def one_run(
                     calls=count,
                     rate=max(1.0, count / 4),
                     limit=count,
-                    talk_ms=int(a.seconds * 1000),
+                    # hang up 3 s after the dialogue's last line: a longer silence would
+                    # (rightly) raise the dead-air prompt, which the labels do not expect
+                    talk_ms=int(min(a.seconds, dialogues[i].lines[-1].end + 3.0) * 1000),
                     audio=audio[i][1],
                     caller=f"8210555{i:04d}",
                     name=f"customers-{i + 1}",
@@ -393,8 +395,10 @@ def summarise(
     keep = [ln for ln in acc if ln.startswith(("  all", "false critical", "adherence"))]
     out += ["  " + ln.strip() for ln in keep]
     # what went wrong, so a false card can be traced to its dialogue and words
-    wrong = [e for e in score.errors if "false prompt" in e]
-    out += [f"  {e}" for e in wrong[:12]]
+    for kind in ("false prompt", "missed prompt"):
+        # one line per dialogue and rule (the calls playing one dialogue err alike)
+        wrong = sorted({re.sub(r" at [\d.]+", "", e) for e in score.errors if kind in e})
+        out += [f"  {e}" for e in wrong[:12]]
     return out
 
 

@@ -109,6 +109,11 @@ class SpeechSettings:
     # the model's 10 / 3000 at the same accuracy); 0 keeps the model's own setting.
     beam: float = 8.0
     max_active: int = 2000
+    # Transcript recognizers alive at once (in calls and kept warm): each holds some
+    # 20-35 MB of decoding-graph cache (bench/README.md, live_load), so this bounds the
+    # service's memory; streams beyond it are spotted without a transcript until one
+    # is free (counted: ivr_speech_transcript_held_seconds).
+    max_transcripts: int = 16
 
 
 @dataclass(frozen=True)

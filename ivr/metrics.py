@@ -154,6 +154,11 @@ class ServiceCollector:
         audio.add_metric(["refused"], st.refused_seconds)
         yield audio
         yield CounterMetricFamily(
+            "ivr_speech_transcript_held_seconds",
+            "Speech spotted but left out of the transcript while its stream caught up",
+            value=st.held_seconds,
+        )
+        yield CounterMetricFamily(
             "ivr_speech_decode_cpu_seconds", "CPU seconds in Vosk and VAD", value=sp.decode_cpu()
         )
         yield GaugeMetricFamily(

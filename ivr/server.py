@@ -202,6 +202,7 @@ class Service:
                 mode_for_call=self.live.mode_for_call,
                 beam=settings.speech.beam,
                 max_active=settings.speech.max_active,
+                max_transcripts=settings.speech.max_transcripts,
             )
             tap_server = TapServer(settings.tap.host, settings.tap.port, sink_factory=speech.sink)
             taps = TapManager(

@@ -20,6 +20,8 @@ from .grammar import Grammar, build_grammar, fit_phrase, is_unk
 from .models import resolve_model, supports_grammar, tuned
 from .vad import VadGate, VadSettings
 
+WARM_MAX = 24  # free-decoding recognizers kept warm for reuse (SpeechModel.release)
+
 log = logging.getLogger(__name__)
 
 TRANSCRIPT = "transcript"
@@ -146,6 +148,13 @@ class SpeechModel:
         self.grammar_capable = supports_grammar(self.path)
         self._grammars: dict[tuple[tuple[str, ...], tuple[str, ...]], Grammar] = {}
         self._glock = threading.Lock()
+        # Free-decoding recognizers kept for reuse (see release()), per sample rate, and
+        # how many new ones may be in their costly first sentence at once (take_free).
+        self._warm: dict[int, list[Any]] = {}
+        self._cold = 0
+        self.cold_limit = 2  # the speech stage sets it to its number of workers
+        self._free = 0  # free-decoding recognizers alive (in streams and warm)
+        self.free_limit = 16  # the speech stage sets it (speech.max_transcripts)
         log.info("speech model %s loaded in %.1f s", self.path, self.load_seconds)
 
     @classmethod
@@ -160,19 +169,21 @@ class SpeechModel:
                 model = cls._cache[path] = cls(path)
             return model
 
-    def warm_up(self) -> None:
-        """Decode a second of noise once: the first free-decoding recognizer of a process
-        takes ~1 s (the decoding graph is paged in and its caches built); better at start
-        than in the first call's first sentence."""
+    def warm_up(self, recognizers: int = 1) -> None:
+        """Decode two seconds of noise with ``recognizers`` free-decoding recognizers and
+        keep them for the first calls: a new one spends ~0.6 s of CPU on its first
+        sentence (its share of the decoding graph is built as it goes), better at start
+        than in the first calls' greetings."""
         import random
 
         rng = random.Random(0)
         noise = b"".join(
-            int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True) for _ in range(8000)
+            int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True) for _ in range(16000)
         )
-        rec = self.recognizer(8000)
-        rec.AcceptWaveform(noise)
-        rec.FinalResult()
+        for rec in [self.new_free(8000) for _ in range(recognizers)]:
+            rec.AcceptWaveform(noise)
+            rec.FinalResult()
+            self.release(rec, 8000)
 
     def has_word(self, word: str) -> bool:
         return self.model.vosk_model_find_word(word) != -1
@@ -210,9 +221,72 @@ class SpeechModel:
                 )
             rec = KaldiRecognizer(self.model, float(rate), grammar.json())
         else:
+            with self._glock:
+                warm = self._warm.get(rate)
+                if warm:
+                    return warm.pop()
             rec = KaldiRecognizer(self.model, float(rate))
         rec.SetWords(True)
         return rec
+
+    def take_free(self, rate: int) -> tuple[Any, bool] | None:
+        """A free-decoding recognizer for a transcript: (recognizer, is new), a warm one
+        if any; a new one only while fewer than ``cold_limit`` new ones are in their
+        first sentence (each costs ~0.6 s of CPU there); else None, and the sentence
+        goes without a transcript (it is still spotted)."""
+        with self._glock:
+            warm = self._warm.get(rate)
+            if warm:
+                return warm.pop(), False
+            if self._cold >= self.cold_limit or self._free >= self.free_limit:
+                return None
+            self._cold += 1
+            self._free += 1
+        return self.recognizer(rate), True
+
+    def new_free(self, rate: int) -> Any:
+        """A new free-decoding recognizer, counted against ``free_limit`` (but made even
+        beyond it: for warm-up, and for a stream whose only pass is the transcript)."""
+        with self._glock:
+            self._free += 1
+        return self.recognizer(rate)
+
+    def dropped(self) -> None:
+        """A recognizer from take_free is gone for good (not given back)."""
+        with self._glock:
+            self._free = max(0, self._free - 1)
+
+    def warmed(self) -> None:
+        """A new recognizer got through its first sentence (or was dropped)."""
+        with self._glock:
+            self._cold = max(0, self._cold - 1)
+
+    def release(self, rec: Any, rate: int) -> None:
+        """A stream is done with a free-decoding recognizer: keep it for the next one.
+
+        A new recognizer costs ~0.6 s of CPU in its first sentence and ~0.1 s per
+        second of speech after that (measured on the small Korean model): when every
+        agent of a shift greets at once, new recognizers alone put decoding seconds
+        behind. Reset, a used one starts warm. At most WARM_MAX are kept (memory)."""
+        rec.Reset()
+        with self._glock:
+            warm = self._warm.setdefault(rate, [])
+            if len(warm) < WARM_MAX:
+                warm.append(rec)
+            else:
+                self._free = max(0, self._free - 1)
+
+    def warm_recognizers(self) -> int:
+        with self._glock:
+            return sum(len(v) for v in self._warm.values())
+
+    def trim_warm(self, keep: int) -> None:
+        """No calls: keep only ``keep`` warm recognizers per rate (each holds some
+        megabytes of decoding-graph cache), so memory returns after a busy hour."""
+        with self._glock:
+            for warm in self._warm.values():
+                self._free = max(0, self._free - len(warm[keep:]))
+                del warm[keep:]
 
 
 @dataclass
@@ -225,6 +299,7 @@ class DecoderStats:
     finals: int = 0
     partials: int = 0
     segments: int = 0
+    held_samples: int = 0  # speech left out of the transcript while behind (hold_transcript)
 
 
 class _Pass:
@@ -239,15 +314,44 @@ class _Pass:
         self.anchors: list[tuple[int, int]] = []  # (recognizer sample, stream sample)
         self.since_partial = 0
         self.last_partial = ""
+        self.cold = False  # a new free recognizer in its first sentence (take_free)
 
-    def start(self, stream_sample: int) -> None:
+    def start(self, stream_sample: int, must: bool = False) -> bool:
+        """A segment begins; False if this pass sits it out (no recognizer to spare,
+        and another pass hears the segment: ``must`` is for a stream's only pass)."""
         if self.rec is None:
-            self.rec = self.d.model.recognizer(self.d.rate, self.grammar)
+            take_free = getattr(self.d.model, "take_free", None)
+            if self.grammar is None and take_free is not None:
+                got = take_free(self.d.rate)
+                if got is None and not must:
+                    return False
+                self.rec, self.cold = got or (self.d.model.new_free(self.d.rate), False)
+            else:
+                self.rec = self.d.model.recognizer(self.d.rate, self.grammar)
         self.anchors.append((self.rec_samples, stream_sample))
         if len(self.anchors) > 64:
             del self.anchors[:-32]
         self.since_partial = 0
         self.last_partial = ""
+        return True
+
+    def _warmed(self) -> None:
+        if self.cold:
+            self.cold = False
+            self.d.model.warmed()
+
+    def close(self, reuse: bool = True) -> None:
+        """The stream is done with this pass: a free-decoding recognizer goes back to the
+        model for reuse (SpeechModel.release), or is dropped (``reuse`` False: after a
+        failure); a grammar's is cheap to make anew."""
+        self._warmed()
+        rec, self.rec = self.rec, None
+        if rec is None or self.grammar is not None or not hasattr(self.d.model, "release"):
+            return
+        if reuse:
+            self.d.model.release(rec, self.d.rate)
+        else:
+            self.d.model.dropped()
 
     def _rec_to_stream(self, rec_seconds: float) -> int:
         s = int(rec_seconds * self.d.rate)
@@ -290,6 +394,7 @@ class _Pass:
     def end(self) -> None:
         if self.rec is not None:
             self.final(json.loads(self.rec.FinalResult()))
+            self._warmed()
 
     def final(self, result: dict) -> None:
         d = self.d
@@ -379,6 +484,12 @@ class StreamDecoder:
         self._stream_pos = 0  # stream sample reached by the recognizers
         self._out: list = []
         self._drop_transcript = False
+        # Set by the speech stage while this stream is behind: the transcript pass sits
+        # out (the rest of) the sentence so that spotting, which coaching relies on,
+        # catches up instead of audio being shed. Unlike transcript_off, it comes back
+        # with the next sentence once the stream has caught up.
+        self.hold_transcript = False
+        self._live: list[_Pass] = []  # the passes decoding the open segment
         self._gated_at = 0.0  # time.time() when the gate last returned
         self._closing: tuple[float, int] | None = None  # the segment the gate is closing
 
@@ -407,10 +518,16 @@ class StreamDecoder:
         if self._drop_transcript:
             self._drop_transcript = False
             for p in [p for p in self.passes if p.source == TRANSCRIPT]:
-                if self.gate.in_speech:
+                if self.gate.in_speech and p in self._live:
                     p.end()
+                    self._live.remove(p)
                 self.passes.remove(p)
+                p.close()
         self.stats.audio_samples += len(pcm) // 2
+        if self.hold_transcript and self.gate.in_speech:
+            for p in [p for p in self._live if p.source == TRANSCRIPT and len(self._live) > 1]:
+                p.end()  # the sentence so far gets its final; the rest is spotted only
+                self._live.remove(p)
         c0 = time.thread_time()
         events = self.gate.push(pcm)
         self.stats.gate_cpu += time.thread_time() - c0
@@ -436,8 +553,16 @@ class StreamDecoder:
         self._gated_at = time.time()
         self._run(self.gate.flush())
         self._out.append(Heard(self.call_id, self.speaker, self._t(self.gate.offset)))
-        self.passes = []  # the recognizers' memory goes with them
+        for p in self.passes:
+            p.close()  # free-decoding recognizers are kept warm for the next streams
+        self.passes = []
         return self._out
+
+    def drop(self) -> None:
+        """Recognition of this stream failed: let its recognizers go (not for reuse)."""
+        for p in self.passes:
+            p.close(reuse=False)
+        self.passes = []
 
     def _run(self, events) -> None:
         for kind, value in events:
@@ -449,8 +574,12 @@ class StreamDecoder:
                 self._end(value)
 
     def _start(self, stream_sample: int) -> None:
-        for p in self.passes:
-            p.start(stream_sample)
+        self._live = [
+            p
+            for p in self.passes
+            if not (self.hold_transcript and p.source == TRANSCRIPT and len(self.passes) > 1)
+            and p.start(stream_sample, must=len(self.passes) == 1)
+        ]
         self._seg_start = stream_sample
         self._stream_pos = stream_sample
         self.stats.segments += 1
@@ -463,7 +592,9 @@ class StreamDecoder:
         n = len(pcm) // 2
         self._stream_pos += n
         self.stats.decoded_samples += n
-        for p in self.passes:
+        if len(self._live) < len(self.passes):
+            self.stats.held_samples += n
+        for p in self._live:
             p.audio(pcm)
         self.stats.decode_cpu += time.thread_time() - c0
 
@@ -471,10 +602,11 @@ class StreamDecoder:
         c0 = time.thread_time()
         self._closing = (self._gated_at, stream_sample)
         try:
-            for p in self.passes:
+            for p in self._live:
                 p.end()
         finally:
             self._closing = None
+            self._live = []
         self.stats.decode_cpu += time.thread_time() - c0
         self._out.append(
             VoiceActivity(

@@ -63,6 +63,9 @@ from .vad import VadSettings
 log = logging.getLogger(__name__)
 
 NORMAL, NO_TRANSCRIPT, NO_PARTIALS, PAUSED = 0, 1, 2, 3
+# Free-decoding recognizers each worker warms at start (SpeechModel.warm_up) and the
+# model keeps between busy periods: a new one costs ~0.6 s of CPU in its first sentence.
+WARM_PER_WORKER = 2
 STEP_GAP = 2.0  # seconds between two steps up: let the last one take effect
 LAG_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LEVEL_NAMES = {
@@ -81,6 +84,7 @@ class StageStats:
     decoded_seconds: float = 0.0  # handed to Vosk after gating
     shed_seconds: float = 0.0  # deliberately dropped to keep the lag bounded
     refused_seconds: float = 0.0  # of streams not recognised at all (paused: capacity)
+    held_seconds: float = 0.0  # speech spotted but left out of the transcript while behind
     decode_cpu: float = 0.0  # CPU seconds in Vosk
     gate_cpu: float = 0.0  # CPU seconds in the VAD
     finals: int = 0
@@ -98,6 +102,7 @@ class StageStats:
 
     def add(self, s: DecoderStats, rate: int) -> None:
         self.decoded_seconds += s.decoded_samples / rate
+        self.held_seconds += s.held_samples / rate
         self.decode_cpu += s.decode_cpu
         self.gate_cpu += s.gate_cpu
         self.finals += s.finals
@@ -209,6 +214,7 @@ class SpeechStream:
             while True:
                 with self._lock:
                     shed_from, shed = self._stale()
+                    oldest = self._arrivals[0][1] if self._pending and self._arrivals else None
                     data = bytes(self._pending)
                     self._pending.clear()
                     skip, self._skip = self._skip, 0
@@ -219,13 +225,24 @@ class SpeechStream:
                     self.stage._shed_soon(self, shed_from, shed)
                 if self.decoder is None:
                     self.decoder = self.stage._decoder_for(self)
+                # Behind (a burst: every agent greeting at once)? The transcript sits
+                # out until this stream catches up; spotting goes on, nothing is shed.
+                waited = time.monotonic() - oldest if oldest is not None else 0.0
+                held = self.decoder.hold_transcript
+                self.decoder.hold_transcript = waited > (
+                    self.stage.hold_transcript_at / 2 if held else self.stage.hold_transcript_at
+                )
                 if skip:
                     self.stage._publish(self.decoder.skip(skip))
                     self._processed(skip)
                 if data:
                     self.stage._publish(self.decoder.process(data))
                     self._processed(len(data) // 2)
-                    continue
+                    # Back of the queue for what arrived meanwhile: a stream that is
+                    # slow to decode must not keep a worker while others wait (their
+                    # audio would go stale and be shed).
+                    self.stage._submit(self._drain)
+                    return
                 if not self._ending:
                     continue
                 self.stage._publish(self.decoder.finish())
@@ -240,6 +257,8 @@ class SpeechStream:
             with self._lock:
                 self._busy = False
                 self._pending.clear()
+            if self.decoder is not None:
+                self.decoder.drop()
             self._ending = True
             self.stage._stream_finished(self)
 
@@ -325,9 +344,11 @@ class SpeechStage:
         max_backlog: float = 1.5,
         chunk: float = 0.2,
         degrade_at: float = 0.8,
+        hold_transcript_at: float = 0.5,
         recover_after: float = 15.0,
         beam: float | None = None,
         max_active: int | None = None,
+        max_transcripts: int = 16,
     ) -> None:
         self._model_spec = model
         self._beam, self._max_active = beam or None, max_active or None
@@ -345,6 +366,10 @@ class SpeechStage:
         self.max_backlog = max_backlog
         self.chunk = chunk
         self.degrade_at = degrade_at  # a stream this many seconds behind: degrade
+        # A stream this many seconds behind decodes its sentences without the transcript
+        # pass until it has caught up (SpeechStream._drain): before any shedding.
+        self.hold_transcript_at = hold_transcript_at
+        self.max_transcripts = max_transcripts
         self.recover_after = recover_after  # caught up this long: one step back
         self.level = NORMAL
         self.stats = StageStats()
@@ -373,13 +398,16 @@ class SpeechStage:
         assert model is not None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
+            if hasattr(model, "cold_limit"):
+                model.cold_limit = self.workers
+                model.free_limit = self.max_transcripts
             if hasattr(self.model, "warm_up"):
                 # Each worker thread's first free decoding is slow (~0.7 s): pay it now,
                 # one warm-up per thread (the barrier keeps one thread from taking two).
                 barrier = threading.Barrier(self.workers)
 
                 def warm() -> None:
-                    model.warm_up()
+                    model.warm_up(WARM_PER_WORKER)
                     barrier.wait(timeout=60)
 
                 await asyncio.gather(
@@ -558,6 +586,9 @@ class SpeechStage:
                 self._set_level(self.level - 1)
         if self._trim_due and not streams:
             self._trim_due = False
+            trim_warm = getattr(self.model, "trim_warm", None)
+            if trim_warm is not None:
+                trim_warm(WARM_PER_WORKER * self.workers)
             self._submit(_malloc_trim)
 
     def _degrade(self, behind: list[SpeechStream]) -> None:

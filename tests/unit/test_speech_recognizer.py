@@ -171,3 +171,67 @@ def test_ivr_check_lists_per_script_what_the_model_cannot_hear(model):
     assert "acme telecom" in english.unheard
     assert "item named_company" in english.cant_check and "rule customer_abusive" in english.cant_check
     assert "can't check" in str(english) and "acme-support.yaml" in str(english)
+
+
+def test_new_transcript_recognizers_are_rationed_and_reused_warm(model):
+    """A new free-decoding recognizer costs ~0.6 s of CPU in its first sentence: when
+    every agent greets at once, only ``cold_limit`` new ones start; the other streams'
+    sentences are spotted without a transcript (counted as held), and a stream that
+    ends gives its recognizer back warm for the next one."""
+    mode = RecognitionMode.spotting(PHRASES, transcript=True)
+    sentence = synth(f"{AGENT_PHRASE} 입니다", voice="ko") + silence(1.0)
+    saved = model.cold_limit, model.free_limit
+    model.trim_warm(0)
+    model.cold_limit, model.free_limit = 1, 1000  # rationing new ones is what is tested
+    try:
+        first, second = (StreamDecoder(model, call_id=c, speaker="agent", mode=mode)
+                         for c in ("a", "b"))
+        half = len(sentence) // 4 * 2
+        out_first = first.process(sentence[:half])      # takes the only new recognizer
+        out_second = second.process(sentence)            # none to spare: spotting only
+        out_first += first.process(sentence[half:])
+        heard = [u for u in out_second if isinstance(u, Utterance) and u.final]
+        assert any(AGENT_PHRASE in u.text for u in heard)             # still spotted
+        assert second.stats.held_samples > 0
+        assert not any(u.source == "transcript" for u in heard)
+        assert any(u.source == "transcript" for u in out_first
+                   if isinstance(u, Utterance) and u.final)
+        # the first sentence is over: the next new stream may start a transcript
+        assert model.take_free(RATE) is not None
+        model.warmed()
+        model.dropped()
+        first.finish()                                    # its recognizer goes back, warm
+        assert model.warm_recognizers() == 1
+        third = StreamDecoder(model, call_id="c", speaker="agent", mode=mode)
+        out = third.process(sentence) + third.finish()
+        assert any(u.source == "transcript" for u in out if isinstance(u, Utterance) and u.final)
+        assert third.stats.held_samples == 0
+    finally:
+        model.cold_limit, model.free_limit = saved
+        model.trim_warm(0)
+
+
+def test_transcript_recognizers_are_capped_for_memory(model):
+    """speech.max_transcripts bounds the free-decoding recognizers alive (each holds
+    tens of MB): a stream beyond it is spotted without a transcript, and gets one as
+    soon as another stream gives one back."""
+    mode = RecognitionMode.spotting(PHRASES, transcript=True)
+    sentence = synth(f"{AGENT_PHRASE} 입니다", voice="ko") + silence(1.0)
+    saved = model.cold_limit, model.free_limit, model._free
+    model.trim_warm(0)
+    model.cold_limit, model.free_limit, model._free = 10, 1, 0
+    try:
+        first = StreamDecoder(model, call_id="a", speaker="agent", mode=mode)
+        first.process(sentence)
+        second = StreamDecoder(model, call_id="b", speaker="agent", mode=mode)
+        out = second.process(sentence)
+        assert second.stats.held_samples > 0
+        assert any(AGENT_PHRASE in u.text for u in out if isinstance(u, Utterance) and u.final)
+        first.finish()
+        before = second.stats.held_samples
+        out = second.process(sentence) + second.finish()
+        assert second.stats.held_samples == before          # the next sentence has one
+        assert any(u.source == "transcript" for u in out if isinstance(u, Utterance) and u.final)
+    finally:
+        model.cold_limit, model.free_limit, model._free = saved
+        model.trim_warm(0)
