@@ -46,7 +46,8 @@ def endpoint_of(channel: str) -> str:
 
 class CallTracker:
     def __init__(self, customer_endpoints: Iterable[str] = ("trunk", "customer"),
-                 on_event: Callable[[CallEvent], None] | None = None):
+                 on_event: Callable[[CallEvent], None] | None = None, pbx: str = ""):
+        self.pbx = pbx                                 # set on every call (several PBXs)
         self.customer_endpoints = frozenset(customer_endpoints)
         self.calls: dict[str, Call] = {}
         self._leg_call: dict[str, str] = {}           # uniqueid -> call_id
@@ -150,7 +151,7 @@ class CallTracker:
         call = self.calls.get(linkedid)
         new_call = call is None
         if new_call:
-            call = Call(call_id=linkedid, started_at=at)
+            call = Call(call_id=linkedid, started_at=at, pbx=self.pbx)
             self.calls[linkedid] = call
         endpoint = endpoint_of(channel)
         if not channel.startswith(("PJSIP/", "SIP/", "IAX2/")):

@@ -55,6 +55,7 @@ def record_of(call: Call, now: float, script_id: str | None = None,
         cause_txt=call.cause_txt,
         result=result.value if result else None,
         transfers=[dataclasses.asdict(t) for t in call.transfers],
+        pbx=call.pbx,
         updated_at=now,
     )
 

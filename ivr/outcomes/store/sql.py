@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, Sequence
 
 from .campaigns import CampaignSql
+from .dialling import DiallingSql
 from .sessions import SessionSql
 from .base import (OPEN_CALLBACK_STATUSES, SCHEDULED, CallbackRecord, CallbackStatus,
                    CallRecord, CallStatus, Store, columns, json_columns)
@@ -43,6 +44,11 @@ _UPSERT_COLS = ["call_id", *_CALL_COLS, *_SCRIPT_COLS, "updated_at"]
 _STALE = f"(calls.state = '{CallStatus.ENDED.value}' AND excluded.state <> '{CallStatus.ENDED.value}')"
 
 
+# Moments a call passed once: the earliest seen wins (a controller that takes a
+# PBX over learns of a call in progress only from its channel list).
+_FIRST_SEEN = ("queued_at", "agent_ring_at", "agent_answered_at", "answered_at")
+
+
 def _upsert_set(col: str) -> str:
     if col in _SCRIPT_COLS:           # known script kept when the caller has none
         return f"{col} = COALESCE(excluded.{col}, calls.{col})"
@@ -51,6 +57,10 @@ def _upsert_set(col: str) -> str:
                 f"THEN calls.started_at ELSE excluded.started_at END")
     if col == "updated_at":
         return "updated_at = excluded.updated_at"
+    if col in _FIRST_SEEN:            # a call adopted by another controller keeps its times
+        return (f"{col} = CASE WHEN {_STALE} OR (calls.{col} IS NOT NULL AND "
+                f"(excluded.{col} IS NULL OR calls.{col} < excluded.{col})) "
+                f"THEN calls.{col} ELSE excluded.{col} END")
     return f"{col} = CASE WHEN {_STALE} THEN calls.{col} ELSE excluded.{col} END"
 
 
@@ -117,7 +127,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, SessionSql, Store):
+class SqlStore(CampaignSql, DiallingSql, SessionSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 
@@ -290,6 +300,8 @@ class SqlStore(CampaignSql, SessionSql, Store):
         status = CallbackStatus(status).value      # ValueError on a status we do not know
         now = time.time() if now is None else now
         async with self.transaction() as tx:
+            if status != CallbackStatus.DIALLING.value:
+                await self._release_claim(tx, "callbacks", callback_id)
             if attempt_result is None:
                 changed = await tx.execute(
                     "UPDATE callbacks SET status = ?, due_at = COALESCE(?, due_at), "
