@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ class Secret(str):
 
 @dataclass(frozen=True)
 class AmiSettings:
+    """One PBX the service follows over AMI. `ami:` in the config is one such
+    section, or a list of them (several PBXs, each with its own `name`)."""
+
+    name: str = "default"         # how the PBX is known (logs, leases, records)
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "ivr"
@@ -36,6 +41,9 @@ class AmiSettings:
     # Reconnect backoff: first retry after reconnect_min s, doubling up to reconnect_max s.
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+    # Agents (logins) whose phones are on this PBX, for the dialers; empty:
+    # every agent (one PBX).
+    agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,25 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several service instances on one PostgreSQL store (ivr/cluster/).
+
+    Each PBX is followed by one instance at a time: the one holding its lease
+    (a PostgreSQL advisory lock). The others poll every `lease_poll` s and
+    take a PBX over when its holder dies. With SQLite (one machine) every
+    PBX is simply this instance's."""
+
+    # This instance's id (logs, claims); empty: host name, process id and a
+    # random part, new at every start.
+    instance: str = ""
+    lease_poll: float = 1.0
+    # PBXs this instance takes as soon as they are free (its own); the others
+    # it takes only as a standby, once found free at two polls in a row
+    # (their holder died). Empty: every PBX is its own.
+    prefer: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PbxSettings:
     """The sandbox Asterisk that `ivr pbx up` runs (tests, demo, testers)."""
 
@@ -146,6 +173,9 @@ class Settings:
     tap: TapSettings = TapSettings()
     speech: SpeechSettings = SpeechSettings()
     pbx: PbxSettings = PbxSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    # Every PBX followed (`ami` is the first): from a list under `ami:`.
+    pbxs: tuple[AmiSettings, ...] = ()
     scripts: str = "scripts"
     # Optional CSV (number,name,...) used to fill customer names into scripts.
     customers: str = ""
@@ -154,6 +184,10 @@ class Settings:
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
     source: str | None = None
+
+    @property
+    def all_pbxs(self) -> tuple[AmiSettings, ...]:
+        return self.pbxs or (self.ami,)
 
     def path(self, value: str) -> Path:
         p = Path(value)
@@ -173,6 +207,7 @@ _RANGES = {
     "web.session_hours": (0.01, 24.0), "web.idle_minutes": (0.05, 24 * 60.0),
     "web.header_timeout": (0.5, 600.0), "web.body_timeout": (0.5, 3600.0),
     "web.max_connections_per_address": (1, 100000),
+    "cluster.lease_poll": (0.1, 10.0),
 }
 _NESTED = {"TlsSettings": TlsSettings}
 
@@ -183,6 +218,7 @@ _SECTIONS = {
     "tap": TapSettings,
     "speech": SpeechSettings,
     "pbx": PbxSettings,
+    "cluster": ClusterSettings,
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
 _USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
@@ -307,7 +343,10 @@ def load_settings(path: str | os.PathLike | None = None,
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         line = data.line_of(key) if isinstance(data, LineDict) else None
-        if key in _SECTIONS:
+        if key == "ami" and isinstance(value, list):
+            kwargs["pbxs"] = _build_pbxs(value, file, line, problems)
+            kwargs["ami"] = kwargs["pbxs"][0] if kwargs["pbxs"] else AmiSettings()
+        elif key in _SECTIONS:
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
         elif key == "users":
             kwargs["users"] = _build_users(value, file, line, env, problems)
@@ -333,10 +372,39 @@ def load_settings(path: str | os.PathLike | None = None,
     if problems:
         raise YamlError(problems)
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)
-    if env.get(SECRET_ENV):
-        settings = dataclasses.replace(
-            settings, ami=dataclasses.replace(settings.ami, secret=Secret(env[SECRET_ENV])))
+    if env.get(SECRET_ENV) or settings.pbxs:
+        # IVR_AMI_SECRET_<NAME> for one PBX of a list, else IVR_AMI_SECRET.
+        def secret(p: AmiSettings) -> Secret:
+            own = env.get(f"{SECRET_ENV}_{p.name.upper().replace('-', '_')}", "") \
+                if settings.pbxs else ""
+            return Secret(own or env.get(SECRET_ENV) or p.secret)
+        pbxs = tuple(dataclasses.replace(p, secret=secret(p)) for p in settings.all_pbxs)
+        settings = dataclasses.replace(settings, ami=pbxs[0],
+                                       pbxs=pbxs if settings.pbxs else ())
     return settings
+
+
+_PBX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def _build_pbxs(data: list, file: str, line: int | None,
+                problems: list[Problem]) -> tuple[AmiSettings, ...]:
+    """`ami:` as a list: one section per PBX, each with its own unique name."""
+    pbxs: list[AmiSettings] = []
+    if not data:
+        problems.append(Problem(file, line, "ami", "an empty list: name at least one PBX"))
+    for i, item in enumerate(data):
+        where = f"ami[{i}]"
+        pbx = _build_section(AmiSettings, item, file, where, line, problems)
+        if not isinstance(item, dict) or "name" not in item:
+            problems.append(Problem(file, line, where, "each PBX of a list needs a name"))
+        elif not _PBX_NAME.fullmatch(pbx.name):
+            problems.append(Problem(file, line, f"{where}.name",
+                                    "letters, digits, - and _ only (at most 32)"))
+        elif any(p.name == pbx.name for p in pbxs):
+            problems.append(Problem(file, line, f"{where}.name", f"{pbx.name!r} given twice"))
+        pbxs.append(pbx)
+    return tuple(pbxs)
 
 
 def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> list[Problem]:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .ami.client import AmiClient
 from .calls.bus import CallEventBus
 from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
-from .calls.tracker import CallTracker
+from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
 from .config import Settings
 from .coaching.rules import RuleLibrary
 from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
@@ -60,8 +59,18 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.bus = CallEventBus()
-        self.tracker = CallTracker(on_event=self.bus.publish)
-        self.ami = AmiClient(settings.ami, on_event=self.tracker.feed, on_connected=self.resync)
+        # Each PBX: its AMI client and tracker, followed while this instance
+        # holds its lease (ivr/cluster; one machine: always). `ami` and
+        # `tracker` are the first PBX's; `pbx_ami` routes actions by call.
+        self.instance = settings.cluster.instance or new_instance_id()
+        self.leases = create_leases(settings.store.url, self.instance)
+        self.links = [PbxLink(p, self.bus.publish, on_synced=self._pbx_synced)
+                      for p in settings.all_pbxs]
+        self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
+        self.pbx_ami = AmiRouter(self.links) if len(self.links) > 1 else self.ami
+        self.controller = Controller(self.links, self.leases, poll=settings.cluster.lease_poll,
+                                     prefer=settings.cluster.prefer,
+                                     on_let_go=self._stop_dialers)
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
         # Reports read through a second store instance (SQLite: its own connection,
@@ -77,21 +86,31 @@ class Service:
         self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
         self.hub = ConsoleHub()
         # Dialers: one agent pool and one number guard for both, so an agent gets
-        # one dialer call at a time and a number is never called twice at once.
+        # one dialer call at a time and a number is never called twice at once
+        # (across instances: claims and numbers held in the store). One pair per
+        # PBX, placing calls for that PBX's agents, run while it is followed.
         agent_logins = [u.login for u in settings.users if not u.is_supervisor]
         self.agent_pool = AgentPool(lambda project: agent_logins, self._agent_busy)
-        self.numbers = NumberGuard(lambda: [c.customer_num for c in self.tracker.calls.values()])
-        self.callback_dialer = CallbackDialer(self.store, self.ami, agents=self.agent_pool,
-                                              guard=self.numbers)
-        self.campaign_dialer = CampaignDialer(self.store, self.ami, agents=self.agent_pool,
-                                              guard=self.numbers)
+        self.numbers = NumberGuard(lambda: [c.customer_num for c in self.live_calls()])
+        self.dialers: dict[str, tuple[CallbackDialer, CampaignDialer]] = {}
+        for link in self.links:
+            pool = self.agent_pool if not link.agents else AgentPool(
+                lambda project, mine=link.agents: [a for a in agent_logins if a in mine],
+                self._agent_busy)
+            kw = dict(agents=pool, guard=self.numbers, owner=self.instance, pbx=link.name)
+            self.dialers[link.name] = (CallbackDialer(self.store, link.ami, **kw),
+                                       CampaignDialer(self.store, link.ami, **kw))
+        self.callback_dialer, self.campaign_dialer = self.dialers[self.links[0].name]
+        self.settlers = {name: ClaimSettler(self.store, self.instance, callbacks=cb,
+                                            campaigns=camp)
+                         for name, (cb, camp) in self.dialers.items()}
         self.console = ConsoleApp(WebContext(
             auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
-            live_calls=lambda: list(self.tracker.calls.values()),
+            live_calls=self.live_calls,
             save_wrapup=dnc_on_wrapup(self.store, number_of=self._number_of),
             transfer=self.transfer,
             departments=self.departments, problems=self.script_problems,
-            store=self.report_store, on_campaigns_changed=self.campaign_dialer.wake,
+            store=self.report_store, on_campaigns_changed=self._wake_campaigns,
             web=settings.web))
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
@@ -107,7 +126,7 @@ class Service:
                                       mode_for_call=self.live.mode_for_call)
             self.tap_server = TapServer(settings.tap.host, settings.tap.port,
                                         sink_factory=self.speech.sink)
-            self.taps = TapManager(self.ami, self.tap_server,
+            self.taps = TapManager(self.pbx_ami, self.tap_server,
                                    connect_host=settings.tap.connect_host or settings.tap.host,
                                    on_status=self.live.on_tap_status)
         # Order matters: the pop decides the script before the others use it.
@@ -119,15 +138,16 @@ class Service:
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
-        self.bus.subscribe(self.callback_dialer.on_call_event)
-        self.bus.subscribe(self.campaign_dialer.on_call_event)
+        for callbacks, campaigns in self.dialers.values():
+            self.bus.subscribe(callbacks.on_call_event)
+            self.bus.subscribe(campaigns.on_call_event)
         self._runner: web.AppRunner | None = None
         self._site = None
         self._watch: asyncio.Task | None = None
         self._departments: tuple[float, list[str]] = (-1e9, [])
         self._departments_asking: asyncio.Future | None = None
         self._stopped = False
-        self._synced = asyncio.Event()
+        self._started = False
 
     # ------------------------------------------------------------ wiring helpers
     @staticmethod
@@ -145,11 +165,19 @@ class Service:
                 return card.script["id"], str(card.script["version"])
         return None
 
+    def live_calls(self) -> list[Call]:
+        """Calls in progress on every PBX this instance follows."""
+        return [c for link in self.links for c in link.tracker.calls.values()]
+
+    def _wake_campaigns(self) -> None:
+        for _, campaigns in self.dialers.values():
+            campaigns.wake()
+
     def _agent_busy(self, login: str) -> bool:
         """Not free for a dialer call: not signed in to the console, on a call,
         or a call still on their console (ringing, live, wrap-up not saved)."""
         return (not self.console_connected(login) or bool(self.pop.cards_for(login))
-                or login in busy_agents(self.tracker.calls.values()))
+                or login in busy_agents(self.live_calls()))
 
     def _number_of(self, call_id: str) -> str | None:
         """The customer's number of a call on a console (for a wrap-up's DNC)."""
@@ -173,16 +201,31 @@ class Service:
         return f"{scheme}://{host}:{port}"
 
     # ------------------------------------------------------------ PBX actions
-    async def resync(self, ami: AmiClient) -> None:
-        """After every (re)login: reconcile calls with the channels Asterisk has now."""
-        self.tracker.resync_begin()
-        channels = await ami.channels()
-        for channel in channels:
-            self.tracker.resync_channel(channel)
-        self.tracker.resync_end(time.time())
-        self._synced.set()
-        log.info("AMI resync: %d live channels, %d calls in progress",
-                 len(channels), len(self.tracker.calls))
+    async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
+        """After a PBX's resync; the first since this instance took it: close
+        its calls that ended unseen, settle the dialler claims a dead owner
+        left on it (from the PBX), then start its dialers."""
+        if not first:
+            return
+        if self.leases.kind != "local":
+            gone = set(await self.store.live_call_ids(link.name)) - set(link.tracker.calls)
+            closed = await self.store.close_interrupted_on(link.name, gone)
+            if closed:
+                log.warning("PBX %s: %d calls ended while no instance followed it; closed as "
+                            "interrupted", link.name, closed)
+                if self._started:
+                    await self._restore_wrapups()
+        await self.settlers[link.name].settle(link, await self.leases.alive())
+        if self._started:
+            await self._start_dialers(link)
+
+    async def _start_dialers(self, link: PbxLink) -> None:
+        for dialer in self.dialers[link.name]:
+            await dialer.start()
+
+    async def _stop_dialers(self, link: PbxLink) -> None:
+        for dialer in self.dialers[link.name]:
+            await dialer.stop(timeout=2)
 
     async def departments(self) -> list[str]:
         """The PBX's queues (AMI QueueSummary), cached for a minute; consoles that
@@ -209,7 +252,7 @@ class Service:
         customer = call.customer_leg()
         if customer is None or customer.ended_at is not None:
             raise web.HTTPConflict(text="the customer is no longer on the line")
-        reply = await self.ami.send({"Action": "Redirect", "Channel": customer.channel,
+        reply = await self.pbx_ami.send({"Action": "Redirect", "Channel": customer.channel,
                                      "Context": "to-queue", "Exten": department, "Priority": "1"})
         if reply.get("Response") != "Success":
             raise web.HTTPBadGateway(text=f"the PBX refused the transfer: {reply.get('Message')}")
@@ -220,19 +263,24 @@ class Service:
         await self.store.open()
         await self.report_store.open()
         await self.console.ctx.auth.start()
-        closed = await self.store.close_interrupted(time.time())
-        if closed:
-            log.warning("%d calls were live when the service last stopped; closed as interrupted",
-                        closed)
+        await self.leases.start(roles="all")
+        if self.leases.kind == "local":
+            # One machine: every call still 'live' is this service's from before.
+            # Dialler claims are settled from the PBX once it is followed.
+            closed = await self.store.close_interrupted(time.time(), callbacks=False)
+            if closed:
+                log.warning("%d calls were live when the service last stopped; closed as "
+                            "interrupted", closed)
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
         await self._start_speech()
         self.live.start()
-        await self.ami.start()
+        await self.controller.start()
         try:
             # Know which calls are still live before owing wrap-ups for them.
-            await asyncio.wait_for(self._synced.wait(), 5.0)
+            await asyncio.wait_for(asyncio.gather(*(
+                link.synced.wait() for link in self.links if link.following)), 5.0)
         except asyncio.TimeoutError:
             log.warning("no AMI resync yet; the console starts without the live calls")
         await self._restore_wrapups()
@@ -250,8 +298,10 @@ class Service:
             f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in self._site.bound),
             "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
             self.web_url)
-        await self.callback_dialer.start()
-        await self.campaign_dialer.start()
+        self._started = True
+        for link in self.links:
+            if link.following and link.synced.is_set():
+                await self._start_dialers(link)
 
     async def _start_speech(self) -> None:
         if self.speech is None:
@@ -287,9 +337,12 @@ class Service:
         if self._stopped:
             return
         self._stopped = True
-        await self.campaign_dialer.stop(timeout=2)
-        await self.callback_dialer.stop(timeout=2)
-        await self.ami.close()
+        for link in self.links:
+            await self._stop_dialers(link)
+        for settler in self.settlers.values():
+            await settler.close()
+        await self.controller.close()
+        await self.leases.close()
         if self.taps is not None:
             await self.taps.close()
             await self.tap_server.close()

@@ -24,10 +24,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable, Iterable
 
-from ..outbound import OutboundCall
+from ..outbound import OutboundCall, new_call_id
 from ..outcomes.store.campaigns import (CAMPAIGN_SETTINGS, check_name, check_settings,
                                         parse_contacts_csv)
 from .base import DialerBase
+from .common import Outcome
 from .pacing import CallingHours, Pacer
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class CampaignDialer(DialerBase):
         return h
 
     async def start(self) -> None:
-        if not self._reset:
+        if not self._reset and self.standalone:
             n = await self.store.reset_dialling_contacts(self.clock())
             if n:
                 log.warning("%d campaign contacts were being dialled when the service last "
@@ -150,8 +151,10 @@ class CampaignDialer(DialerBase):
             agent = self.agents.pick(project)
             if agent is None:
                 break
-            contact = await self.store.claim_contact(name, now,
-                                                     exclude=self.guard.busy_numbers())
+            call_id = new_call_id()
+            contact = await self.store.claim_contact(
+                name, now, exclude=self.guard.busy_numbers(), owner=self.owner, pbx=self.pbx,
+                call_id=call_id, agent=agent)
             if contact is None:
                 await self._maybe_done(campaign, pacer, now)
                 break
@@ -162,7 +165,8 @@ class CampaignDialer(DialerBase):
                 continue
             self.agents.reserve(agent)
             pacer.placed(now)
-            self._spawn(self._place(campaign, pacer, contact, agent), f"{name}-{contact['id']}")
+            self._spawn(self._place(campaign, pacer, contact, agent, call_id),
+                        f"{name}-{contact['id']}")
             started += 1
         return started
 
@@ -176,7 +180,7 @@ class CampaignDialer(DialerBase):
             await self.store.set_campaign_status(name, "done", now=now)
 
     async def _place(self, campaign: dict[str, Any], pacer: Pacer, contact: dict[str, Any],
-                     agent: str) -> None:
+                     agent: str, call_id: str) -> None:
         number = contact["number"]
         penalty = 0.0
         try:
@@ -184,27 +188,43 @@ class CampaignDialer(DialerBase):
                      number, agent, contact["attempts"] + 1)
             placed, outcome = await self._call(OutboundCall(
                 agent=agent, number=number, project=campaign["project"],
-                campaign=campaign["name"], ring_seconds=self.ring_seconds))
-            now = self.clock()
-            call_id = placed.call_id if placed else None
-            kw: dict[str, Any] = {"call_id": call_id, "agent": agent, "now": now}
-            if outcome.customer_reached:
-                status, kw["next_at"] = "done", None
-            elif outcome.agent_failed:
-                penalty = self.agent_retry
-                status, kw["next_at"], kw["count_attempt"] = "pending", now + 5.0, False
-            elif contact["attempts"] + 1 >= int(campaign["max_attempts"]):
-                status = "failed"
-            else:
-                status = "pending"
-                kw["next_at"] = now + float(campaign["retry_after"])
-            log.info("campaign %s: %s %s -> %s", campaign["name"], number, outcome.result, status)
-            await self._persist(f"contact {contact['id']}", lambda: self.store.finish_contact(
-                contact["id"], status, outcome.result, **kw))
+                campaign=campaign["name"], ring_seconds=self.ring_seconds, call_id=call_id))
+            penalty = await self.record(campaign, contact, outcome, agent, call_id)
         finally:
             self.guard.release(number)
             self.agents.release(agent, penalty)
             pacer.finished()
+
+    async def record(self, campaign: dict[str, Any], contact: dict[str, Any], outcome: Outcome,
+                     agent: str | None, call_id: str | None) -> float:
+        """Write how a call to a contact went; returns the agent's penalty (s)."""
+        now = self.clock()
+        penalty = 0.0
+        kw: dict[str, Any] = {"call_id": call_id, "agent": agent, "now": now}
+        if outcome.customer_reached:
+            status, kw["next_at"] = "done", None
+        elif outcome.agent_failed:
+            penalty = self.agent_retry
+            status, kw["next_at"], kw["count_attempt"] = "pending", now + 5.0, False
+        elif contact["attempts"] + 1 >= int(campaign["max_attempts"]):
+            status = "failed"
+        else:
+            status = "pending"
+            kw["next_at"] = now + float(campaign["retry_after"])
+        log.info("campaign %s: %s %s -> %s", campaign["name"], contact["number"],
+                 outcome.result, status)
+        await self._persist(f"contact {contact['id']}", lambda: self.store.finish_contact(
+            contact["id"], status, outcome.result, **kw))
+        return penalty
+
+    async def settle(self, contact_id: int, outcome: Outcome, agent: str | None,
+                     call_id: str | None) -> None:
+        """A claim left by a controller that died, settled from the PBX."""
+        contact = await self.store.get_contact(contact_id)
+        campaign = contact and await self.store.get_campaign(contact["campaign"])
+        if contact is None or campaign is None:
+            return
+        await self.record(campaign, contact, outcome, agent, call_id)
 
 
 __all__ = ["CAMPAIGN_SETTINGS", "CampaignDialer", "DNC_DISPOSITIONS", "dnc_on_wrapup",

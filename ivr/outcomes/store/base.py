@@ -187,7 +187,7 @@ class Store(abc.ABC):
         adherence score (0-100), prompts raised, the two-sided transcript."""
 
     @abc.abstractmethod
-    async def close_interrupted(self, now: float) -> int:
+    async def close_interrupted(self, now: float, callbacks: bool = True) -> int:
         """At service start: calls still 'live' were cut off by a crash; mark
         them 'interrupted' and put callbacks caught 'dialling' back to
         'pending'. Returns the number of calls closed."""

@@ -192,11 +192,13 @@ class SqlStore(CampaignSql, DiallingSql, SessionSql, Store):
                 call_id, at, at, None if checklist is None else json.dumps(checklist),
                 adherence_score, json.dumps(prompts), json.dumps(transcript)])
 
-    async def close_interrupted(self, now: float) -> int:
+    async def close_interrupted(self, now: float, callbacks: bool = True) -> int:
         async with self.transaction() as tx:
             closed = await tx.execute(
                 "UPDATE calls SET state = ?, updated_at = ? WHERE state = ?",
                 [CallStatus.INTERRUPTED.value, now, CallStatus.LIVE.value])
+            if not callbacks:      # the service settles them from the PBX (ivr/cluster)
+                return closed
             # A callback being placed when we died was never completed.
             await tx.execute(
                 "UPDATE callbacks SET status = ?, last_result = ?, updated_at = ? "

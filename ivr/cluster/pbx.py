@@ -1,0 +1,116 @@
+"""One PBX the service may follow: its AMI client and its call tracker.
+
+A `PbxLink` starts following when this instance holds the PBX's lease
+(controller.py) and resyncs from CoreShowChannels after every (re)login, as
+one service always did after a reconnect: calls in progress are adopted,
+legs gone meanwhile are ended. The tracker's calls carry the PBX's name.
+
+`AmiRouter` is what stages that act on calls (taps, transfers) use when
+there are several PBXs: it sends each action to the PBX that has the leg or
+channel it names.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable, Iterable
+
+from ..ami.client import AmiClient, AmiError
+from ..calls.events import CallEvent
+from ..calls.tracker import CallTracker
+from ..config import AmiSettings
+
+log = logging.getLogger(__name__)
+
+
+class PbxLink:
+    def __init__(self, settings: AmiSettings, publish: Callable[[CallEvent], None], *,
+                 on_synced: Callable[["PbxLink", bool], Awaitable[None]] | None = None):
+        self.name = settings.name
+        self.settings = settings
+        self.tracker = CallTracker(on_event=publish, pbx=self.name)
+        self.ami = AmiClient(settings, on_event=self.tracker.feed, on_connected=self.resync)
+        self.on_synced = on_synced
+        self.following = False
+        self.synced = asyncio.Event()
+        self.resyncs = 0
+        self._first = True              # the first resync since follow()
+
+    def __repr__(self) -> str:
+        return f"PbxLink({self.name!r}, {self.settings.host}:{self.settings.port})"
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return self.settings.agents
+
+    async def follow(self) -> None:
+        """Start following the PBX (the lease is ours)."""
+        self.following = True
+        self._first = True
+        self.synced.clear()
+        await self.ami.start()
+
+    async def let_go(self) -> None:
+        """Stop following (the lease is lost or the service stops). Calls are
+        not ended: they go on, and whoever follows the PBX next adopts them."""
+        self.following = False
+        await self.ami.close()
+
+    async def resync(self, ami: AmiClient) -> None:
+        """After every (re)login: reconcile calls with the channels Asterisk has now."""
+        self.tracker.resync_begin()
+        channels = await ami.channels()
+        for channel in channels:
+            self.tracker.resync_channel(channel)
+        self.tracker.resync_end(time.time())
+        self.resyncs += 1
+        log.info("PBX %s: AMI resync: %d live channels, %d calls in progress",
+                 self.name, len(channels), len(self.tracker.calls))
+        first, self._first = self._first, False
+        if self.on_synced is not None:
+            await self.on_synced(self, first)
+        self.synced.set()
+
+    def has_leg(self, uniqueid: str) -> bool:
+        return any(uniqueid in c.legs for c in self.tracker.calls.values())
+
+    def has_channel(self, channel: str) -> bool:
+        return any(leg.channel == channel for c in self.tracker.calls.values()
+                   for leg in c.legs.values())
+
+
+class AmiRouter:
+    """The AmiClient interface over several PBXs: an action goes to the PBX
+    that has the leg (Exten of a tap Originate) or the channel it names, else
+    to the first PBX followed."""
+
+    def __init__(self, links: Iterable[PbxLink]):
+        self.links = list(links)
+
+    def _for(self, fields: dict[str, Any]) -> AmiClient:
+        channel = str(fields.get("Channel", ""))
+        exten = str(fields.get("Exten", ""))
+        for link in self.links:
+            if link.following and (link.has_leg(exten) or link.has_channel(channel)):
+                return link.ami
+        for link in self.links:
+            if link.following:
+                return link.ami
+        raise AmiError("no PBX is followed by this instance")
+
+    def for_pbx(self, name: str) -> AmiClient:
+        for link in self.links:
+            if link.name == name:
+                return link.ami
+        raise AmiError(f"no PBX {name!r}")
+
+    async def send(self, action: dict, as_list: bool | None = None, timeout: float = 10.0) -> Any:
+        return await self._for(action).send(action, as_list=as_list, timeout=timeout)
+
+    async def originate(self, **fields: Any) -> dict:
+        return await self._for(fields).originate(**fields)
+
+    @property
+    def connected(self) -> bool:
+        return any(link.ami.connected for link in self.links)
