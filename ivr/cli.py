@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 
@@ -17,6 +18,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Service
     settings = _settings(args)
+    if getattr(args, "role", None):
+        from .config import check_roles
+        cluster = dataclasses.replace(settings.cluster, roles=tuple(args.role))
+        problems = check_roles(cluster, settings.bus, settings.source or "<config>")
+        if problems:
+            raise YamlError(problems)
+        settings = dataclasses.replace(settings, cluster=cluster)
     logging.getLogger().setLevel(settings.log_level)
     asyncio.run(Service(settings).run_forever())
     return 0
@@ -141,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     _add_parser = sub.add_parser
     sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)
-    sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--role", choices=["controller", "web"], action="append",
+                       help="with a bus (bus.url): run only this role (see README, Scaling)")
+    serve.set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
     pbx.add_argument("action", choices=["build", "up", "down", "status", "cli"])
     pbx.add_argument("command", nargs="*", help="with cli: an Asterisk CLI command")

@@ -129,7 +129,18 @@ class ClusterSettings:
     # it takes only as a standby, once found free at two polls in a row
     # (their holder died). Empty: every PBX is its own.
     prefer: tuple[str, ...] = ()
+    # What this instance runs: controller (PBXs, calls, dialers, speech) and/or
+    # web (consoles, APIs). Empty: both, in one process. With a bus, one role
+    # per instance (`ivr serve --role web` overrides this).
+    roles: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class BusSettings:
+    """The bus between instances of different roles (ivr/bus): a NATS server,
+    e.g. nats://10.0.0.5:4222. Empty: no bus, everything in one process."""
+
+    url: str = ""
 
 @dataclass(frozen=True)
 class PbxSettings:
@@ -142,6 +153,9 @@ class PbxSettings:
     # Where the sandbox sends calls to customers (the "carrier").
     trunk_peer: str = "127.0.0.2:5060"
     dialplans: str = "dialplans"
+    # Asterisk's systemname: prefixes every Uniqueid, so calls of several PBXs
+    # followed by one service never share an id (ivr/cluster).
+    system_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,7 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     pbx: PbxSettings = PbxSettings()
     cluster: ClusterSettings = ClusterSettings()
+    bus: BusSettings = BusSettings()
     # Every PBX followed (`ami` is the first): from a list under `ami:`.
     pbxs: tuple[AmiSettings, ...] = ()
     scripts: str = "scripts"
@@ -219,6 +234,7 @@ _SECTIONS = {
     "speech": SpeechSettings,
     "pbx": PbxSettings,
     "cluster": ClusterSettings,
+    "bus": BusSettings,
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
 _USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
@@ -365,6 +381,9 @@ def load_settings(path: str | os.PathLike | None = None,
         if speech.mode not in ("auto", "spotting", "transcript"):
             problems.append(Problem(file, line, "speech.mode",
                                     "must be auto, spotting or transcript"))
+    problems += check_roles(kwargs.get("cluster", ClusterSettings()),
+                            kwargs.get("bus", BusSettings()), file,
+                            data.line_of("cluster") if isinstance(data, LineDict) else None)
     web = kwargs.get("web")
     if web is not None:
         line = data.line_of("web") if isinstance(data, LineDict) else None
@@ -405,6 +424,27 @@ def _build_pbxs(data: list, file: str, line: int | None,
             problems.append(Problem(file, line, f"{where}.name", f"{pbx.name!r} given twice"))
         pbxs.append(pbx)
     return tuple(pbxs)
+
+
+ROLES = ("controller", "web")
+
+
+def check_roles(cluster: ClusterSettings, bus: BusSettings, file: str = "<config>",
+                line: int | None = None) -> list[Problem]:
+    unknown = [r for r in cluster.roles if r not in ROLES]
+    if unknown:
+        return [Problem(file, line, "cluster.roles", f"unknown role {unknown[0]!r} "
+                        f"(known: {', '.join(ROLES)})")]
+    roles = set(cluster.roles) or set(ROLES)
+    if bus.url and not bus.url.startswith(("nats://", "tls://")):
+        return [Problem(file, line, "bus.url", "must be nats://host:port")]
+    if not bus.url and roles != set(ROLES):
+        return [Problem(file, line, "cluster.roles",
+                        "a single role needs a bus (bus.url: nats://...) to reach the others")]
+    if bus.url and roles == set(ROLES):
+        return [Problem(file, line, "cluster.roles",
+                        "with a bus, run each role as its own instance: controller or web")]
+    return []
 
 
 def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> list[Problem]:

@@ -17,7 +17,9 @@ from aiohttp import web
 from .calls.bus import CallEventBus
 from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
+from .bus import create_bus
 from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
+from .cluster.roles import ControllerRole, WebRole
 from .config import Settings
 from .coaching.rules import RuleLibrary
 from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
@@ -66,6 +68,8 @@ class Service:
         self.leases = create_leases(settings.store.url, self.instance)
         self.links = [PbxLink(p, self.bus.publish, on_synced=self._pbx_synced)
                       for p in settings.all_pbxs]
+        for link in self.links:
+            link.several = len(self.links) > 1
         self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
         self.pbx_ami = AmiRouter(self.links) if len(self.links) > 1 else self.ami
         self.controller = Controller(self.links, self.leases, poll=settings.cluster.lease_poll,
@@ -138,6 +142,26 @@ class Service:
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
+        # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
+        # or a web front; without one it is both, in one process, as always.
+        self.roles = set(settings.cluster.roles) or {"controller", "web"}
+        self.bus_link = self.role = None
+        if settings.bus.url:
+            self.bus_link = create_bus(settings.bus.url, f"ivr {self.instance}")
+            if "web" in self.roles:
+                self.role = WebRole(self.bus_link, self)
+                # A web front's pop is a replica fed by the controllers' call
+                # events: it records, dials and coaches nothing itself.
+                for stage in (self.recorder, *(d.on_call_event for pair in self.dialers.values()
+                                               for d in pair)):
+                    self.bus.unsubscribe(stage)
+                if self.speech is not None:
+                    for stage in (self.live.on_call_event, self.speech.on_call_event,
+                                  self.taps.on_call_event):
+                        self.bus.unsubscribe(stage)
+                    self.speech = self.tap_server = self.taps = None
+            else:
+                self.role = ControllerRole(self.bus_link, self)
         for callbacks, campaigns in self.dialers.values():
             self.bus.subscribe(callbacks.on_call_event)
             self.bus.subscribe(campaigns.on_call_event)
@@ -188,6 +212,8 @@ class Service:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
+        if isinstance(self.role, ControllerRole):       # consoles are on the web fronts
+            return self.role.console_connected(login)
         return any(c.login == login for c in self.hub.clients)
 
     @property
@@ -216,6 +242,8 @@ class Service:
                 if self._started:
                     await self._restore_wrapups()
         await self.settlers[link.name].settle(link, await self.leases.alive())
+        if isinstance(self.role, ControllerRole):
+            self.role.announce()         # web fronts: the calls of the PBX taken (over)
         if self._started:
             await self._start_dialers(link)
 
@@ -263,7 +291,25 @@ class Service:
         await self.store.open()
         await self.report_store.open()
         await self.console.ctx.auth.start()
-        await self.leases.start(roles="all")
+        self.library.reload()
+        self.rules.reload()
+        self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        if self.bus_link is not None:
+            await self.bus_link.start()
+        if "controller" in self.roles:
+            await self._start_controller()
+        if self.role is not None:
+            await self.role.start()
+        if "web" in self.roles:
+            await self._restore_wrapups()
+            await self._start_web()
+        self._started = True
+        for link in self.links:
+            if link.following and link.synced.is_set():
+                await self._start_dialers(link)
+
+    async def _start_controller(self) -> None:
+        await self.leases.start(roles=",".join(sorted(self.roles)))
         if self.leases.kind == "local":
             # One machine: every call still 'live' is this service's from before.
             # Dialler claims are settled from the PBX once it is followed.
@@ -271,9 +317,6 @@ class Service:
             if closed:
                 log.warning("%d calls were live when the service last stopped; closed as "
                             "interrupted", closed)
-        self.library.reload()
-        self.rules.reload()
-        self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
         await self._start_speech()
         self.live.start()
         await self.controller.start()
@@ -283,7 +326,8 @@ class Service:
                 link.synced.wait() for link in self.links if link.following)), 5.0)
         except asyncio.TimeoutError:
             log.warning("no AMI resync yet; the console starts without the live calls")
-        await self._restore_wrapups()
+
+    async def _start_web(self) -> None:
         app = self.console.build()
         # keepalive_timeout is also how long a client may take to send a request's
         # headers: a connection that never completes one is closed (slowloris).
@@ -298,10 +342,6 @@ class Service:
             f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in self._site.bound),
             "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
             self.web_url)
-        self._started = True
-        for link in self.links:
-            if link.following and link.synced.is_set():
-                await self._start_dialers(link)
 
     async def _start_speech(self) -> None:
         if self.speech is None:
@@ -325,9 +365,10 @@ class Service:
 
     async def _restore_wrapups(self) -> None:
         """Wrap-ups still owed from before a restart come back to the agents' consoles."""
+        live = {c.call_id for c in self.console.ctx.live_calls()}
         for user in self.settings.users:
             for record in await self.store.calls_needing_wrapup(user.login):
-                if record["call_id"] in self.tracker.calls:
+                if record["call_id"] in live:
                     continue          # still live: the pop follows it as usual
                 call = self.recorder.call_from_record(record)
                 script, reason = self.scripts.pop(call, user)
@@ -343,6 +384,10 @@ class Service:
             await settler.close()
         await self.controller.close()
         await self.leases.close()
+        if self.role is not None:
+            await self.role.close()
+        if self.bus_link is not None:
+            await self.bus_link.close()
         if self.taps is not None:
             await self.taps.close()
             await self.tap_server.close()

@@ -35,6 +35,8 @@ class PbxLink:
         self.following = False
         self.synced = asyncio.Event()
         self.resyncs = 0
+        self.system_name = ""
+        self.several = False           # set by the service when it follows several PBXs
         self._first = True              # the first resync since follow()
 
     def __repr__(self) -> str:
@@ -68,9 +70,24 @@ class PbxLink:
         log.info("PBX %s: AMI resync: %d live channels, %d calls in progress",
                  self.name, len(channels), len(self.tracker.calls))
         first, self._first = self._first, False
+        if first:
+            await self._check_system_name(ami)
         if self.on_synced is not None:
             await self.on_synced(self, first)
         self.synced.set()
+
+    async def _check_system_name(self, ami: AmiClient) -> None:
+        """Call ids are Asterisk's Uniqueids: two PBXs without their own
+        systemname (asterisk.conf) can give two calls one id."""
+        try:
+            reply = await ami.send({"Action": "CoreSettings"}, timeout=5.0)
+            self.system_name = str(reply.get("SystemName", "") or "")
+        except (AmiError, asyncio.TimeoutError):
+            return
+        if self.several and not self.system_name:
+            log.warning("PBX %s has no systemname in asterisk.conf: with several PBXs, calls "
+                        "of two PBXs can get the same id. Set a distinct systemname on each.",
+                        self.name)
 
     def has_leg(self, uniqueid: str) -> bool:
         return any(uniqueid in c.legs for c in self.tracker.calls.values())

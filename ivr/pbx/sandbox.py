@@ -47,6 +47,7 @@ class Sandbox:
     ami_user: str
     ami_secret: str
     trunk_peer: str
+    system_name: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Sandbox":
@@ -61,6 +62,7 @@ class Sandbox:
             ami_user=settings.ami.username,
             ami_secret=require_secret(settings),
             trunk_peer=settings.pbx.trunk_peer,
+            system_name=settings.pbx.system_name,
         )
 
     # ------------------------------------------------------------ paths
@@ -138,6 +140,7 @@ class Sandbox:
             "[options]\n"
             "verbose = 2\n"
             "maxcalls = 500\n"
+            + (f"systemname = {self.system_name}\n" if self.system_name else "")
         )
 
     def _install_prompts(self) -> None:

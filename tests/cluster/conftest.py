@@ -30,9 +30,11 @@ from ivr.cluster.lease import NS_PBX, lock_key
 from ivr.config import PbxSettings, Settings
 from ivr.pbx.sandbox import Sandbox, SandboxError
 from tests.conftest import ARTIFACTS, REPO, free_port
-from tests.store_fixtures import postgres_cluster  # noqa: F401
+from tests.nats import NatsServer, NatsUnavailable
+from tests.store_fixtures import postgres_cluster  # noqa: F401,F811
 
-AGENTS = {"1001": "Anna Kovacs", "1002": "Bela Nagy", "1003": "Csilla Toth"}
+AGENTS = {"1001": "Anna Kovacs", "1002": "Bela Nagy", "1003": "Csilla Toth",
+          "1004": "Dora Varga"}
 # Which agent phone is on which PBX (each PBX's dialers call only its agents).
 EAST_AGENTS, WEST_AGENTS = ["1001", "1003"], ["1002"]
 
@@ -45,6 +47,7 @@ def pbx_west(pbx, pbx_settings: Settings):
         ami=dataclasses.replace(pbx_settings.ami, port=free_port()),
         pbx=dataclasses.replace(
             pbx_settings.pbx, instance=f"{pbx_settings.pbx.instance}-west",
+            system_name="west",        # its call ids never clash with east's
             sip_port=free_port(socket.SOCK_DGRAM),
             trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}"))
     sandbox = Sandbox.from_settings(settings)
@@ -141,7 +144,8 @@ class Cluster:
                 "username": sandbox.ami_user, "secret": str(sandbox.ami_secret),
                 "reconnect_min": 0.2, "reconnect_max": 1.0, "agents": agents}
 
-    def instance(self, name: str, prefer: list[str], **extra: Any) -> ServiceProcess:
+    def instance(self, name: str, prefer: list[str] | None = None, **extra: Any
+                 ) -> ServiceProcess:
         users = {login: {"name": n, "secret": self.secrets[login]} for login, n in AGENTS.items()}
         users["boss"] = {"name": "Sara Supervisor", "role": "supervisor",
                          "secret": self.secrets["boss"]}
@@ -151,7 +155,8 @@ class Cluster:
             "store": {"url": self.dsn},
             "web": {"host": "127.0.0.1", "port": free_port()},
             "speech": {"enabled": False},
-            "cluster": {"instance": name, "prefer": prefer, "lease_poll": 0.5},
+            "cluster": {"instance": name, "prefer": prefer or [], "lease_poll": 0.5,
+                        **extra.pop("cluster", {})},
             "scripts": str(REPO / "scripts"),
             "customers": str(REPO / "scripts" / "customers.csv"),
             "users": users,
@@ -208,6 +213,16 @@ class Console:
         self._reader.cancel()
         await self.ws.close()
         await self.http.close()
+
+
+@pytest.fixture(scope="session")
+def nats_server():
+    try:
+        server = NatsServer.start_new()
+    except NatsUnavailable as exc:
+        pytest.fail(f"a NATS server is required (run `bash .ci/setup` as root) but {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""Every subject the instances use, in one place (see ivr/cluster/roles.py).
+
+Per PBX and call:  ivr.call.<pbx>.<call>        call events (controllers -> all)
+                   ivr.pbx.<pbx>.transfer        a console's transfer (request)
+Per agent:         ivr.agent.<login>.console     console messages: coaching, taps
+                   ivr.agent.<login>.mark        checklist marks (both ways)
+                   ivr.agent.<login>.wrapped     a wrap-up saved (web -> controllers)
+Instances:         ivr.presence                  consoles open on each web front
+                   ivr.calls.live                live calls of every controller (request)
+                   ivr.calls.snapshot            a controller's live calls (after an outage)
+                   ivr.departments               the PBXs' queues (request)
+"""
+from .base import token
+
+CALLS = "ivr.call.>"
+AGENTS_CONSOLE = "ivr.agent.*.console"
+AGENTS_MARK = "ivr.agent.*.mark"
+AGENTS_WRAPPED = "ivr.agent.*.wrapped"
+PRESENCE = "ivr.presence"
+LIVE_CALLS = "ivr.calls.live"
+SNAPSHOTS = "ivr.calls.snapshot"
+DEPARTMENTS = "ivr.departments"
+
+
+def call(pbx: str, call_id: str) -> str:
+    return f"ivr.call.{token(pbx or 'default')}.{token(call_id)}"
+
+
+def agent(login: str, what: str) -> str:
+    return f"ivr.agent.{token(login)}.{what}"
+
+
+def transfer(pbx: str) -> str:
+    return f"ivr.pbx.{token(pbx or 'default')}.transfer"
+
+
+def login_of(subject: str) -> str:
+    """ivr.agent.<login>.x -> <login> (as a token: logins are letters and digits)."""
+    return subject.split(".")[2]

@@ -1,0 +1,292 @@
+"""Roles of one program over a bus: controllers and web fronts.
+
+Without a bus, `ivr serve` runs every stage in one process (today's default).
+With `bus.url` (NATS), an instance runs one role:
+
+- **controller** (`ControllerRole`): follows PBXs (leases), tracks calls,
+  pops scripts, records outcomes, runs the dialers, taps and coaches. It
+  publishes every call event (`ivr.call.<pbx>.<call>`) and the coaching it
+  pushes to a console (`ivr.agent.<login>.console`); it hears which
+  consoles are open where (`ivr.presence`), checklist marks and wrap-ups
+  made on any web front, and answers the web fronts' requests (live calls,
+  transfers, departments).
+- **web** (`WebRole`): serves the consoles and the APIs. Its script pop is
+  a replica fed by the call events of every PBX, so an agent signed in on
+  any web front sees their calls from any PBX; wrap-ups go to the shared
+  store; coaching arrives from the controllers. After a (re)connect to the
+  bus it asks the controllers for their live calls: calls it missed are
+  adopted, calls that ended meanwhile are closed.
+
+Both pops run the same code on the same events; the checklist marks that are
+not (ticks from speech on the controller, clicks on a console) are sent
+across, tagged with their origin so nobody applies their own twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..bus import BusError, subjects
+from ..bus.codec import decode_call, decode_event, encode, encode_event
+from ..calls.events import AgentAnswered, AgentRinging, CallEnded, CallEvent, CallStarted
+from ..calls.model import Call, CallState, LegRole
+
+log = logging.getLogger(__name__)
+
+PRESENCE_EVERY = 1.0      # s between a web front's presence messages
+PRESENCE_TTL = 4.0        # s after which a silent web front's consoles count as closed
+
+
+class _MarkHook:
+    """Wraps the pop's mark_item: marks of one origin (speech on controllers,
+    clicks on web fronts) are sent across; marks applied from across are not
+    sent back."""
+
+    def __init__(self, pop: Any, send: Any, wanted: Any):
+        self.pop, self.send, self.wanted = pop, send, wanted
+        self.applying = False
+        self._mark = pop.mark_item
+        pop.mark_item = self.mark_item
+
+    def mark_item(self, login: str, call_id: str, item: str, done: bool,
+                  by: str = "agent") -> bool:
+        ok = self._mark(login, call_id, item, done, by=by)
+        if ok and not self.applying and self.wanted(by):
+            self.send(login, call_id, item, done, by)
+        return ok
+
+    def apply(self, data: dict[str, Any]) -> None:
+        self.applying = True
+        try:
+            self._mark(str(data["login"]), str(data["call_id"]), str(data["item"]),
+                       bool(data["done"]), by=str(data.get("by", "agent")))
+        except Exception:
+            log.debug("mark for %s/%s not applied", data.get("login"), data.get("call_id"))
+        finally:
+            self.applying = False
+
+
+class ControllerRole:
+    def __init__(self, bus: Any, service: Any):
+        self.bus = bus
+        self.service = service
+        self.instance = service.instance
+        self._presence: dict[str, tuple[frozenset[str], float]] = {}
+        self._marks = _MarkHook(service.pop, self._send_mark, lambda by: by == "speech")
+
+    async def start(self) -> None:
+        svc = self.service
+        svc.bus.subscribe(self._publish_event)          # after the pop: cards first
+        svc.live.push = self._push_console
+        await self.bus.subscribe(subjects.PRESENCE, self._on_presence)
+        await self.bus.subscribe(subjects.AGENTS_MARK, self._on_mark)
+        await self.bus.subscribe(subjects.AGENTS_WRAPPED, self._on_wrapped)
+        await self.bus.serve(subjects.LIVE_CALLS, self._live_calls)
+        # After a bus outage the web fronts may have missed call events: tell
+        # them what is live (they also ask, but this instance may come back last).
+        self.bus.on_reconnect.append(self.announce)
+        await self.bus.serve(subjects.DEPARTMENTS, self._departments)
+        for pbx in svc.settings.all_pbxs:
+            await self.bus.serve(subjects.transfer(pbx.name), self._transfer)
+
+    # -- out ---------------------------------------------------------------------
+    def _publish_event(self, event: CallEvent) -> None:
+        self.bus.publish(subjects.call(event.call.pbx, event.call.call_id), encode_event(event))
+
+    def _push_console(self, login: str, message: dict[str, Any]) -> None:
+        self.bus.publish(subjects.agent(login, "console"), {"login": login, "message": message})
+
+    def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
+        self.bus.publish(subjects.agent(login, "mark"), {
+            "login": login, "call_id": call_id, "item": item, "done": done, "by": by,
+            "origin": self.instance})
+
+    # -- in ----------------------------------------------------------------------
+    def _on_presence(self, subject: str, data: dict[str, Any]) -> None:
+        self._presence[str(data.get("instance"))] = (frozenset(data.get("logins") or ()),
+                                                     time.monotonic())
+
+    def console_connected(self, login: str) -> bool:
+        """Is the agent's console open on some web front (heard lately)?"""
+        now = time.monotonic()
+        return any(login in logins and now - at < PRESENCE_TTL
+                   for logins, at in self._presence.values())
+
+    def _on_mark(self, subject: str, data: dict[str, Any]) -> None:
+        if data.get("origin") != self.instance:
+            self._marks.apply(data)
+
+    def _on_wrapped(self, subject: str, data: dict[str, Any]) -> None:
+        self.service.pop.wrapped_up(str(data["login"]), str(data["call_id"]))
+
+    def snapshot(self) -> dict[str, Any]:
+        svc = self.service
+        return {"instance": self.instance, "pbxs": svc.controller.followed,
+                "calls": [encode(c) for c in svc.live_calls()]}
+
+    async def _live_calls(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+        return self.snapshot()
+
+    def announce(self) -> None:
+        """Publish this controller's live calls (after a reconnect or a takeover)."""
+        self.bus.publish(subjects.SNAPSHOTS, self.snapshot())
+
+    async def _departments(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"departments": await self.service.departments()}
+
+    async def _transfer(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+        call = next((c for c in self.service.live_calls() if c.call_id == data.get("call_id")),
+                    None)
+        if call is None:
+            return {"status": 409, "error": "the call is no longer live"}
+        try:
+            await self.service.transfer(call, str(data.get("department", "")))
+        except web.HTTPException as exc:
+            return {"status": exc.status, "error": exc.text}
+        return {"status": 200}
+
+    async def close(self) -> None:
+        pass
+
+
+class WebRole:
+    def __init__(self, bus: Any, service: Any):
+        self.bus = bus
+        self.service = service
+        self.instance = service.instance
+        self.calls: dict[str, Call] = {}           # live calls of every PBX, from the bus
+        self._marks = _MarkHook(service.pop, self._send_mark, lambda by: by != "speech")
+        self._presence_task: asyncio.Task | None = None
+        self._resync_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        svc = self.service
+        ctx = svc.console.ctx
+        ctx.live_calls = lambda: list(self.calls.values())
+        ctx.transfer = self.transfer
+        ctx.save_wrapup = self._wrapped_after(ctx.save_wrapup)
+        svc.departments = self.departments
+        await self.bus.subscribe(subjects.CALLS, self._on_call_event)
+        await self.bus.subscribe(subjects.AGENTS_CONSOLE, self._on_console)
+        await self.bus.subscribe(subjects.AGENTS_MARK, self._on_mark)
+        await self.bus.subscribe(subjects.SNAPSHOTS, lambda s, data: self.apply_snapshot(data))
+        self.bus.on_reconnect.append(self.resync_soon)
+        self._presence_task = asyncio.ensure_future(self._announce())
+        await self.resync()
+
+    # -- calls -------------------------------------------------------------------
+    def _on_call_event(self, subject: str, data: dict[str, Any]) -> None:
+        event = decode_event(data)
+        self._apply(event)
+
+    def _apply(self, event: CallEvent) -> None:
+        if isinstance(event, CallEnded):
+            self.calls.pop(event.call.call_id, None)
+        else:
+            self.calls[event.call.call_id] = event.call
+        self.service.bus.publish(event)
+
+    def resync_soon(self) -> None:
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.ensure_future(self.resync())
+
+    async def resync(self) -> None:
+        """Catch up with the controllers' live calls (after a start or a bus outage)."""
+        try:
+            replies = await self.bus.gather(subjects.LIVE_CALLS, {}, window=0.5)
+        except Exception as exc:
+            log.warning("web: could not ask the controllers for live calls: %s", exc)
+            return
+        for reply in replies:
+            self.apply_snapshot(reply)
+        log.info("web: resynced from %d controllers (PBXs %s): %d live calls", len(replies),
+                 sorted(p for r in replies for p in r.get("pbxs", ())), len(self.calls))
+
+    def apply_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """One controller's live calls: adopt those we missed, end those of its
+        PBXs that are gone."""
+        now = time.time()
+        followed = set(snapshot.get("pbxs", ()))
+        seen: set[str] = set()
+        for data in snapshot.get("calls", ()):
+            call = decode_call(data)
+            seen.add(call.call_id)
+            if call.call_id not in self.calls:
+                for event in _adopted(call, now):
+                    self._apply(event)
+        for call_id, call in list(self.calls.items()):
+            if call_id not in seen and call.pbx in followed:
+                ended = dataclasses.replace(call.snapshot(), state=CallState.ENDED, ended_at=now)
+                self._apply(CallEnded(call=ended, at=now))
+
+    # -- consoles ----------------------------------------------------------------
+    def _on_console(self, subject: str, data: dict[str, Any]) -> None:
+        self.service.hub.to_login(str(data["login"]), data["message"])
+
+    def _on_mark(self, subject: str, data: dict[str, Any]) -> None:
+        if data.get("origin") != self.instance:
+            self._marks.apply(data)
+
+    def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
+        self.bus.publish(subjects.agent(login, "mark"), {
+            "login": login, "call_id": call_id, "item": item, "done": done, "by": by,
+            "origin": self.instance})
+
+    def _wrapped_after(self, save: Any) -> Any:
+        async def save_and_tell(call_id: str, agent: str, *args: Any, **kw: Any) -> None:
+            await save(call_id, agent, *args, **kw)
+            self.bus.publish(subjects.agent(agent, "wrapped"), {"login": agent,
+                                                                "call_id": call_id})
+        return save_and_tell
+
+    async def _announce(self) -> None:
+        while True:
+            logins = sorted({c.login for c in self.service.hub.clients})
+            self.bus.publish(subjects.PRESENCE, {"instance": self.instance, "logins": logins})
+            await asyncio.sleep(PRESENCE_EVERY)
+
+    async def transfer(self, call: Call, department: str) -> None:
+        try:
+            reply = await self.bus.request(subjects.transfer(call.pbx),
+                                           {"call_id": call.call_id, "department": department},
+                                           timeout=10.0)
+        except BusError:
+            raise web.HTTPServiceUnavailable(text="no controller follows that call's PBX now")
+        if reply.get("status") != 200:
+            raise _http_error(int(reply.get("status", 502)), reply.get("error") or "refused")
+
+    async def departments(self) -> list[str]:
+        try:
+            reply = await self.bus.request(subjects.DEPARTMENTS, {}, timeout=5.0)
+        except BusError:
+            return []
+        return list(reply.get("departments") or ())
+
+    async def close(self) -> None:
+        for task in (self._presence_task, self._resync_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def _http_error(status: int, text: str) -> web.HTTPException:
+    cls = {409: web.HTTPConflict, 400: web.HTTPBadRequest}.get(status, web.HTTPBadGateway)
+    return cls(text=text)
+
+
+def _adopted(call: Call, now: float) -> list[CallEvent]:
+    """Events that bring a replica up to a live call it never heard of."""
+    events: list[CallEvent] = [CallStarted(call=call, at=now)]
+    for leg in call.legs.values():
+        if leg.role is not LegRole.AGENT or leg.ended_at is not None:
+            continue
+        if leg.state == "Up":
+            events.append(AgentAnswered(call=call, at=now, agent=leg.endpoint, leg=leg))
+        elif leg.state in ("Ring", "Ringing"):
+            events.append(AgentRinging(call=call, at=now, agent=leg.endpoint, leg=leg))
+    return events

@@ -1,0 +1,128 @@
+"""Controllers and web fronts as separate processes over NATS (real processes).
+
+Two controllers (one per PBX), two web fronts, one NATS server, one
+PostgreSQL store:
+- calls on both PBXs pop on the agents' consoles, whichever web front they
+  signed in on; the wrap-up saved on a web front is in the store and frees
+  the agent on the controller;
+- NATS restarted while a call starts: every instance reconnects, the call
+  still pops on the console, and it is recorded.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ivr.outcomes.store import open_store
+from ivr.pbx.phones import AgentPhone, call_customer
+from tests.cluster.conftest import Cluster, Console, sip, wait_until
+
+pytestmark = pytest.mark.pbx
+
+
+def cards(console: Console, call_id: str | None = None, phase: str | None = None) -> list[dict]:
+    out = [m["card"] for m in console.messages if m.get("type") == "card" and m.get("card")]
+    for m in console.messages:
+        if m.get("type") == "hello":
+            out += m.get("cards") or []
+    return [c for c in out if (call_id is None or c["call_id"] == call_id)
+            and (phase is None or c["phase"] == phase)]
+
+
+async def start_roles(cluster: Cluster, nats_url: str):
+    bus = {"bus": {"url": nats_url}}
+    east = cluster.instance("ctl-east", prefer=["east"], cluster={"roles": ["controller"]},
+                            **bus).start()
+    west = cluster.instance("ctl-west", prefer=["west"], cluster={"roles": ["controller"]},
+                            **bus).start()
+    web1 = cluster.instance("web-1", cluster={"roles": ["web"]}, **bus).start()
+    web2 = cluster.instance("web-2", cluster={"roles": ["web"]}, **bus).start()
+    await east.wait_log(r"PBX east: this instance \(ctl-east\) follows it now")
+    await west.wait_log(r"PBX west: this instance \(ctl-west\) follows it now")
+    await web1.wait_web()
+    await web2.wait_web()
+    return east, west, web1, web2
+
+
+async def test_calls_on_both_pbxs_pop_on_consoles_of_either_web_front(
+        cluster: Cluster, nats_server, tmp_path):
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    store = await open_store(cluster.dsn)
+    dora = await cluster.console(web1, "1004")       # her phone is on PBX east
+    csilla = await cluster.console(web2, "1003")     # hers on PBX west
+    phones = [await AgentPhone(sip(cluster.east), "1004", log_dir=tmp_path, ring_ms=600).astart(),
+              await AgentPhone(sip(cluster.west), "1003", log_dir=tmp_path, ring_ms=600).astart()]
+    try:
+        to_dora = call_customer(sip(cluster.east), "5550199", talk_ms=3000, log_dir=tmp_path,
+                                name="to-dora")
+        to_csilla = call_customer(sip(cluster.west), "5550111", talk_ms=3000, log_dir=tmp_path,
+                                  name="to-csilla")
+
+        async def popped(console: Console, project: str):
+            return next((c for c in cards(console) if c["project"] == project
+                         and c["phase"] == "live"), None)
+        dora_card = await wait_until(lambda: popped(dora, "acme-key-accounts"), 20,
+                                     "the east call live on web-1's console")
+        csilla_card = await wait_until(lambda: popped(csilla, "acme-support"), 20,
+                                       "the west call live on web-2's console")
+        assert dora_card["script"] and csilla_card["script"]
+        # Each console sees its own calls only.
+        assert not cards(dora, csilla_card["call_id"]) and not cards(csilla, dora_card["call_id"])
+        (await to_dora.wait_async(30)).check()
+        (await to_csilla.wait_async(30)).check()
+
+        async def wrapped(call_id: str):
+            got = await store.get_call(call_id)
+            return got if got and got["wrapped_up_at"] and got["state"] == "ended" else None
+        # The console helper wraps up as soon as the card asks for it (web front -> store).
+        dora_rec = await wait_until(lambda: wrapped(dora_card["call_id"]), 15, "east wrap-up")
+        csilla_rec = await wait_until(lambda: wrapped(csilla_card["call_id"]), 15,
+                                      "west wrap-up")
+    finally:
+        for p in phones:
+            await p.astop()
+        await dora.close()
+        await csilla.close()
+    assert (dora_rec["pbx"], dora_rec["wrapped_up_by"], dora_rec["result"]) == \
+        ("east", "1004", "answered")
+    assert (csilla_rec["pbx"], csilla_rec["wrapped_up_by"], csilla_rec["result"]) == \
+        ("west", "1003", "answered")
+    await store.close()
+
+
+async def test_nats_restarted_instances_reconnect_and_nothing_is_lost(
+        cluster: Cluster, nats_server, tmp_path):
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    store = await open_store(cluster.dsn)
+    dora = await cluster.console(web2, "1004")
+    phone = await AgentPhone(sip(cluster.east), "1004", log_dir=tmp_path, ring_ms=400).astart()
+    try:
+        # NATS goes away; a call starts meanwhile; NATS comes back.
+        await asyncio.to_thread(nats_server.kill)
+        started = time.time()
+        call = call_customer(sip(cluster.east), "5550199", talk_ms=8000, log_dir=tmp_path)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(nats_server.start)
+
+        async def live_card():
+            return next((c for c in cards(dora) if c["project"] == "acme-key-accounts"
+                         and c["phase"] == "live" and c["started_at"] >= started - 1), None)
+        card = await wait_until(live_card, 15, "the call popped on the console after NATS came back")
+        for svc in (east, web2):
+            await svc.wait_log(r"bus: NATS connection back", 10)
+        (await call.wait_async(30)).check()
+
+        async def recorded():
+            got = await store.get_call(card["call_id"])
+            return got if got and got["state"] == "ended" and got["wrapped_up_at"] else None
+        rec = await wait_until(recorded, 15, "the call recorded and wrapped up")
+    finally:
+        await phone.astop()
+        await dora.close()
+    assert (rec["pbx"], rec["agent"], rec["result"]) == ("east", "1004", "answered")
+    # One pop for that call on the console (no duplicate card from the replay).
+    ids = {c["call_id"] for c in cards(dora) if c["started_at"] >= started - 1}
+    assert ids == {card["call_id"]}
+    await store.close()
