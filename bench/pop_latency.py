@@ -215,6 +215,7 @@ class FakeAsterisk:
         self.stream = build_stream(recordings, config.calls, config.window, config.logins,
                                    config.seed)
         self.queue_summaries = 0
+        self.logged_in: list[asyncio.StreamWriter] = []
         self._finished = asyncio.Event()
 
     async def run(self) -> None:
@@ -247,6 +248,7 @@ class FakeAsterisk:
                     writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
                                       ("Uptime", 0), ("LastReload", 0),
                                       ("Status", "Fully Booted")))
+                    self.logged_in.append(writer)
                 elif name == "coreshowchannels":
                     writer.write(wire(("Response", "Success"), ("ActionID", aid),
                                       ("EventList", "start"),
@@ -269,7 +271,11 @@ class FakeAsterisk:
                     writer.write(wire(("Response", "Success"), ("ActionID", aid),
                                       ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")))
                 elif name == "benchstart":
-                    tasks.append(asyncio.create_task(self._stream(writer, aid)))
+                    # "To: others": the events go to the other session (a service in
+                    # its own process, bench/scale_out.py); the reply to this one.
+                    target = writer if action.get("to", "").lower() != "others" else next(
+                        (w for w in self.logged_in if w is not writer), writer)
+                    tasks.append(asyncio.create_task(self._stream(target, aid, writer)))
                 else:
                     writer.write(wire(("Response", "Error"), ("ActionID", aid),
                                       ("Message", "Invalid/unknown command")))
@@ -279,7 +285,8 @@ class FakeAsterisk:
             writer.close()
             self._finished.set()
 
-    async def _stream(self, writer: asyncio.StreamWriter, action_id: str) -> None:
+    async def _stream(self, writer: asyncio.StreamWriter, action_id: str,
+                      reply_to: asyncio.StreamWriter | None = None) -> None:
         rings: list[tuple[str, str, float]] = []
         try:
             # Event i is due at start + i/rate; asyncio sleeps in ~1 ms ticks, so
@@ -294,11 +301,12 @@ class FakeAsterisk:
                 writer.write(message + b"\r\n")
                 await writer.drain()
             seconds = time.monotonic() - start
-            writer.write(wire(("Response", "Success"), ("ActionID", action_id),
-                              ("Events", len(self.stream)), ("Calls", self.config.calls),
-                              ("Seconds", f"{seconds:.3f}"),
-                              ("QueueSummaries", self.queue_summaries)))
-            await writer.drain()
+            reply_to = reply_to or writer
+            reply_to.write(wire(("Response", "Success"), ("ActionID", action_id),
+                                ("Events", len(self.stream)), ("Calls", self.config.calls),
+                                ("Seconds", f"{seconds:.3f}"),
+                                ("QueueSummaries", self.queue_summaries)))
+            await reply_to.drain()
         except ConnectionError:
             return
         self.results.send(rings)

@@ -297,6 +297,7 @@ class FakeAsterisk:
         self.lateness: list[float] = []           # seconds each tick went out after its time
         self.max_backlog = 0                      # bytes waiting in a tap socket's buffer
         self.queue_summaries = 0
+        self.logged_in: list[asyncio.StreamWriter] = []
         self._finished = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
@@ -342,6 +343,7 @@ class FakeAsterisk:
                               ("Message", "Authentication accepted")))
             writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
                               ("Uptime", 0), ("LastReload", 0), ("Status", "Fully Booted")))
+            self.logged_in.append(writer)
         elif name == "coreshowchannels":
             writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
                               ("Message", "Channels will follow")))
@@ -377,7 +379,11 @@ class FakeAsterisk:
                 writer.write(wire(("Event", "StatusComplete"), ("ActionID", aid),
                                   ("EventList", "Complete"), ("ListItems", 1)))
         elif name == "benchstart":
-            self._spawn(self._play(writer, aid))
+            # "To: others": the calls go to the other session (a service in its
+            # own process, bench/scale_out.py); the reply to this one.
+            target = writer if action.get("to", "").lower() != "others" else next(
+                (w for w in self.logged_in if w is not writer), writer)
+            self._spawn(self._play(target, aid, writer))
         else:
             writer.write(wire(("Response", "Error"), ("ActionID", aid),
                               ("Message", "Invalid/unknown command")))
@@ -468,7 +474,9 @@ class FakeAsterisk:
             self.tick += 1
 
     # ------------------------------------------------------------ the run
-    async def _play(self, writer: asyncio.StreamWriter, aid: str) -> None:
+    async def _play(self, writer: asyncio.StreamWriter, aid: str,
+                    reply_to: asyncio.StreamWriter | None = None) -> None:
+        reply_to = reply_to or writer
         t0 = time.monotonic()
         clock = asyncio.ensure_future(self._clock(t0))
         try:
@@ -494,10 +502,10 @@ class FakeAsterisk:
                 await writer.drain()
             clock.cancel()
             lateness = sorted(self.lateness)
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Calls", len(self.calls)), ("Ticks", self.tick),
-                              ("Originates", self.originates)))
-            await writer.drain()
+            reply_to.write(wire(("Response", "Success"), ("ActionID", aid),
+                                ("Calls", len(self.calls)), ("Ticks", self.tick),
+                                ("Originates", self.originates)))
+            await reply_to.drain()
             self.results.send({
                 "utterances": self.utterances, "taps": len(self.taps),
                 "tap_errors": self.tap_errors, "originates": self.originates,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import sys
 
@@ -12,19 +11,12 @@ from .yamlfile import YamlError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    return load_settings(args.config, roles=getattr(args, "role", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Service
     settings = _settings(args)
-    if getattr(args, "role", None):
-        from .config import check_roles
-        cluster = dataclasses.replace(settings.cluster, roles=tuple(args.role))
-        problems = check_roles(cluster, settings.bus, settings.source or "<config>")
-        if problems:
-            raise YamlError(problems)
-        settings = dataclasses.replace(settings, cluster=cluster)
     logging.getLogger().setLevel(settings.log_level)
     asyncio.run(Service(settings).run_forever())
     return 0

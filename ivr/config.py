@@ -340,7 +340,8 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
 
 
 def load_settings(path: str | os.PathLike | None = None,
-                  env: dict[str, str] | None = None) -> Settings:
+                  env: dict[str, str] | None = None,
+                  roles: list[str] | tuple[str, ...] | None = None) -> Settings:
     """Read settings from ``path`` (or $IVR_CONFIG, or ./ivr.yaml if present).
 
     Raises YamlError listing every problem; never returns half-checked settings.
@@ -381,6 +382,9 @@ def load_settings(path: str | os.PathLike | None = None,
         if speech.mode not in ("auto", "spotting", "transcript"):
             problems.append(Problem(file, line, "speech.mode",
                                     "must be auto, spotting or transcript"))
+    if roles:                          # `ivr serve --role ...` wins over the file
+        kwargs["cluster"] = dataclasses.replace(kwargs.get("cluster", ClusterSettings()),
+                                                roles=tuple(roles))
     problems += check_roles(kwargs.get("cluster", ClusterSettings()),
                             kwargs.get("bus", BusSettings()), file,
                             data.line_of("cluster") if isinstance(data, LineDict) else None)
