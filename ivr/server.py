@@ -228,11 +228,14 @@ class Service:
 
     # ------------------------------------------------------------ PBX actions
     async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
-        """After a PBX's resync; the first since this instance took it: close
-        its calls that ended unseen, settle the dialler claims a dead owner
-        left on it (from the PBX), then start its dialers."""
-        if not first:
-            return
+        """After every resync of a PBX (login, reconnect, takeover). The first
+        since this instance took it: close its calls that ended unseen, settle
+        the dialler claims a dead owner left on it (from the PBX), then start
+        its dialers."""
+        if first:
+            await self._pbx_taken(link)
+
+    async def _pbx_taken(self, link: PbxLink) -> None:
         if self.leases.kind != "local":
             gone = set(await self.store.live_call_ids(link.name)) - set(link.tracker.calls)
             closed = await self.store.close_interrupted_on(link.name, gone)

@@ -17,6 +17,7 @@ import time
 from typing import Any, Awaitable, Callable, Iterable
 
 from ..ami.client import AmiClient, AmiError
+from ..ami.message import AmiEvent
 from ..calls.events import CallEvent
 from ..calls.tracker import CallTracker
 from ..config import AmiSettings
@@ -26,11 +27,15 @@ log = logging.getLogger(__name__)
 
 class PbxLink:
     def __init__(self, settings: AmiSettings, publish: Callable[[CallEvent], None], *,
-                 on_synced: Callable[["PbxLink", bool], Awaitable[None]] | None = None):
+                 on_synced: Callable[["PbxLink", bool], Awaitable[None]] | None = None,
+                 on_ami_event: Callable[["PbxLink", AmiEvent], None] | None = None):
+        """on_synced(link, first): after each resync (first: the first since
+        follow()); on_ami_event(link, event): every AMI event, after the tracker."""
         self.name = settings.name
         self.settings = settings
         self.tracker = CallTracker(on_event=publish, pbx=self.name)
-        self.ami = AmiClient(settings, on_event=self.tracker.feed, on_connected=self.resync)
+        self.on_ami_event = on_ami_event
+        self.ami = AmiClient(settings, on_event=self._event, on_connected=self.resync)
         self.on_synced = on_synced
         self.following = False
         self.synced = asyncio.Event()
@@ -41,6 +46,11 @@ class PbxLink:
 
     def __repr__(self) -> str:
         return f"PbxLink({self.name!r}, {self.settings.host}:{self.settings.port})"
+
+    def _event(self, event: AmiEvent) -> None:
+        self.tracker.feed(event)
+        if self.on_ami_event is not None:
+            self.on_ami_event(self, event)
 
     @property
     def agents(self) -> tuple[str, ...]:
