@@ -6,7 +6,9 @@ PostgreSQL store:
   signed in on; the wrap-up saved on a web front is in the store and frees
   the agent on the controller;
 - NATS restarted while a call starts: every instance reconnects, the call
-  still pops on the console, and it is recorded.
+  still pops on the console, and it is recorded;
+- a controller's dialer calls for an agent whose console is open on a web
+  front (presence), and again once the wrap-up saved there has freed them.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import time
 
 import pytest
 
+from ivr.dialer import import_campaign
 from ivr.outcomes.store import open_store
-from ivr.pbx.phones import AgentPhone, call_customer
-from tests.cluster.conftest import Cluster, Console, sip, wait_until
+from ivr.pbx.phones import AgentPhone, CustomerPhone, call_customer
+from tests.cluster.conftest import Cluster, Console, carrier_port, sip, wait_until
 
 pytestmark = pytest.mark.pbx
 
@@ -125,4 +128,39 @@ async def test_nats_restarted_instances_reconnect_and_nothing_is_lost(
     # One pop for that call on the console (no duplicate card from the replay).
     ids = {c["call_id"] for c in cards(dora) if c["started_at"] >= started - 1}
     assert ids == {card["call_id"]}
+    await store.close()
+
+
+async def test_a_controller_dials_for_an_agent_whose_console_is_on_a_web_front(
+        cluster: Cluster, nats_server, tmp_path):
+    """Presence crosses the bus (the dialer offers calls to agents with an open
+    console) and so do wrap-ups (the agent is free for the next call)."""
+    store = await open_store(cluster.dsn)
+    await import_campaign(store, "winter", "acme-telesales", "number\n5557301\n5557302\n",
+                          max_in_progress=1, max_per_minute=60, max_attempts=1,
+                          hours_start="00:00", hours_end="24:00", days="daily", timezone="UTC")
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    phone = await AgentPhone(sip(cluster.east), "1001", log_dir=tmp_path, ring_ms=300).astart()
+    carrier = await CustomerPhone(log_dir=tmp_path, local_port=carrier_port(cluster.east),
+                                  ring_ms=300, talk_ms=1500).astart()
+    anna = None
+    try:
+        await asyncio.sleep(3)
+        assert await store.list_contacts("winter", status="done") == [], \
+            "dialled for an agent whose console is not open anywhere"
+        anna = await cluster.console(web2, "1001")
+
+        async def both_done():
+            done = await store.list_contacts("winter", status="done")
+            return len(done) == 2
+        await wait_until(both_done, 60, "both contacts called for the agent on web-2", every=0.3)
+    finally:
+        if anna is not None:
+            await anna.close()
+        await carrier.astop()
+        await phone.astop()
+    calls = [r for r in await store.list_calls(since=time.time() - 120) if r["campaign"] == "winter"]
+    assert sorted((r["customer_num"], r["pbx"], r["agent"]) for r in calls) == \
+        [("5557301", "east", "1001"), ("5557302", "east", "1001")]
+    assert [status for _, status in anna.wrapped] == [200, 200]
     await store.close()
