@@ -270,7 +270,7 @@ class Service:
 
     async def _ask_departments(self) -> list[str]:
         # as_list=None: a refused action resolves at once instead of timing out.
-        replies = await self.ami.send({"Action": "QueueSummary"}, as_list=None)
+        replies = await self.pbx_ami.send({"Action": "QueueSummary"}, as_list=None)
         if not isinstance(replies, list):
             replies = [replies]
         names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"

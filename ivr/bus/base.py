@@ -15,7 +15,8 @@ from typing import Any, Awaitable, Callable
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], "Awaitable[None] | None"]
-Responder = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+# A responder returns None to stay silent (another instance answers that one).
+Responder = Callable[[str, dict[str, Any]], Awaitable["dict[str, Any] | None"]]
 
 
 class BusError(Exception):
@@ -83,7 +84,9 @@ class LocalBus:
                       timeout: float = 2.0) -> dict[str, Any]:
         for pattern, responder in self._responders:
             if matches(pattern, subject):
-                return await asyncio.wait_for(responder(subject, data), timeout)
+                reply = await asyncio.wait_for(responder(subject, data), timeout)
+                if reply is not None:             # None: not this responder's to answer
+                    return reply
         raise BusError(f"nobody answers {subject}")
 
     async def gather(self, subject: str, data: dict[str, Any],
@@ -92,7 +95,9 @@ class LocalBus:
         for pattern, responder in self._responders:
             if matches(pattern, subject):
                 try:
-                    replies.append(await asyncio.wait_for(responder(subject, data), window))
+                    reply = await asyncio.wait_for(responder(subject, data), window)
+                    if reply is not None:
+                        replies.append(reply)
                 except Exception:
                     log.exception("bus responder for %s failed", subject)
         return replies

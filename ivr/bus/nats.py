@@ -106,7 +106,7 @@ class NatsBus:
             except Exception as exc:
                 log.exception("bus: answering %s failed", msg.subject)
                 reply = {"error": str(exc) or type(exc).__name__}
-            if msg.reply:
+            if msg.reply and reply is not None:      # None: another instance answers
                 await self._nc.publish(msg.reply, json.dumps(reply).encode())
         await self._subscribe(subject, on_msg)
 

@@ -139,7 +139,10 @@ class ControllerRole:
     async def _departments(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"departments": await self.service.departments()}
 
-    async def _transfer(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def _transfer(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        pbx = subject.split(".")[2]
+        if pbx not in self.service.controller.followed:
+            return None              # not ours now: the controller following it answers
         call = next((c for c in self.service.live_calls() if c.call_id == data.get("call_id")),
                     None)
         if call is None:
@@ -169,8 +172,8 @@ class WebRole:
         ctx = svc.console.ctx
         ctx.live_calls = lambda: list(self.calls.values())
         ctx.transfer = self.transfer
+        ctx.departments = svc.departments = self.departments
         ctx.save_wrapup = self._wrapped_after(ctx.save_wrapup)
-        svc.departments = self.departments
         await self.bus.subscribe(subjects.CALLS, self._on_call_event)
         await self.bus.subscribe(subjects.AGENTS_CONSOLE, self._on_console)
         await self.bus.subscribe(subjects.AGENTS_MARK, self._on_mark)

@@ -164,3 +164,36 @@ async def test_a_controller_dials_for_an_agent_whose_console_is_on_a_web_front(
         [("5557301", "east", "1001"), ("5557302", "east", "1001")]
     assert [status for _, status in anna.wrapped] == [200, 200]
     await store.close()
+
+
+async def test_a_transfer_asked_on_a_web_front_is_made_by_the_pbx_s_controller(
+        cluster: Cluster, nats_server, tmp_path):
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    store = await open_store(cluster.dsn)
+    dora = await cluster.console(web1, "1004")
+    phone = await AgentPhone(sip(cluster.east), "1004", log_dir=tmp_path, ring_ms=300).astart()
+    try:
+        call = call_customer(sip(cluster.east), "5550199", talk_ms=8000, log_dir=tmp_path)
+
+        async def live():
+            return next((c for c in cards(dora, phase="live")
+                         if c["project"] == "acme-key-accounts"), None)
+        card = await wait_until(live, 20, "the call live on web-1's console")
+        [hello] = [m for m in dora.messages if m.get("type") == "hello"]
+        assert "support" in hello["departments"]          # asked of a controller over NATS
+        # web-1 has no AMI: the controller following east makes the Redirect.
+        r = await dora.http.post(f"/api/calls/{card['call_id']}/transfer",
+                                 json={"department": "support"})
+        assert r.status == 200, await r.text()
+        (await call.wait_async(30)).check()
+
+        async def recorded():
+            got = await store.get_call(card["call_id"])
+            return got if got and got["state"] == "ended" else None
+        rec = await wait_until(recorded, 15, "the transferred call recorded")
+    finally:
+        await phone.astop()
+        await dora.close()
+    assert [(t["kind"], t["target"]) for t in rec["transfers"]] == [("queue", "support")]
+    assert rec["queue"] == "support"
+    await store.close()
