@@ -88,6 +88,9 @@ async def test_the_local_bus_delivers_requests_and_messages():
     await bus.serve("ivr.calls.live", answer)
     bus.publish("ivr.agent.1001.console", {"x": 1})
     bus.publish("ivr.agent.1001.mark", {"x": 2})
+    async def silent(subject, data):
+        return None                     # not this instance's to answer
+    await bus.serve("ivr.calls.live", silent)
     assert await bus.request("ivr.calls.live", {"n": 1}) == {"n": 2}
     assert await bus.gather("ivr.calls.live", {"n": 5}) == [{"n": 6}]
     await asyncio.sleep(0)
