@@ -1,25 +1,39 @@
 #!/bin/sh
 # entrypoint.sh - start Asterisk in the container on the admins' dialplans/.
 #
-# The image holds dialplans/*.conf as written (see docker/Dockerfile). Like
-# `ivr pbx up` (ivr/pbx/sandbox.py), this only changes what differs per run:
-#   manager.conf   [ivr] secret      <- $IVR_AMI_SECRET (required)
-#                  [general] bindaddr <- 0.0.0.0 (the service reaches AMI over
-#                                       the compose network; the [ivr] ACL
-#                                       still permits 127/8 and 172.16/12 only)
-#   extensions.conf [globals] TRUNK_PEER <- $TRUNK_PEER, if set
-#   rtp.conf       [general] rtpstart/rtpend <- $RTP_START/$RTP_END, if set
-#                  (to match the UDP range the container publishes)
-#   pjsip.conf     [transport-udp] external_media_address and
-#                  external_signaling_address <- $SIP_EXTERNAL_ADDRESS, if set
-#                  (the address phones reach the Docker host at)
-# then runs the command given (by default Asterisk in the foreground).
+# Runs as the asterisk user (the image never runs anything as root). Steps:
 #
-# ASTERISK_ETC (default /etc/asterisk) exists so the edits can be tried on a
-# copy of the files: ASTERISK_ETC=/tmp/x IVR_AMI_SECRET=s entrypoint.sh true
+# 1. Secrets, all from the environment, all required: IVR_AMI_SECRET (the AMI
+#    password of user "ivr"; the ivr service logs in with the same one) and
+#    SIP_PASSWORD_<user> for every SIP user that has a password in pjsip.conf
+#    (SIP_PASSWORD_1001 ... SIP_PASSWORD_customer). A missing, short (under 12
+#    characters) or sample value ("agent1001", "change-me", "pick-one" ...)
+#    stops the container with a message saying what to set.
+# 2. The configuration: /etc/asterisk (a volume) gets the image's copy of
+#    dialplans/*.conf at the first start and whenever the image was rebuilt
+#    from other files. Otherwise it keeps what is there, which may be a newer
+#    set that an admin installed with `ivr pbx apply` on the running PBX.
+# 3. Per-run settings, written into /etc/asterisk (the same edits `ivr pbx up`
+#    makes in its sandbox, ivr/pbx/sandbox.py):
+#      manager.conf   [ivr] secret <- $IVR_AMI_SECRET
+#                     [general] bindaddr <- 0.0.0.0 (the service reaches AMI over
+#                     the compose network; the [ivr] ACL still permits 127/8 and
+#                     172.16/12 only, and compose does not publish 5038)
+#      pjsip.conf     every password <- $SIP_PASSWORD_<its section>
+#                     [trunk-identify] match <- the host of $TRUNK_PEER, if set
+#                     (calls are taken as the carrier's only from that address)
+#                     [transport-udp] external_media_address and
+#                     external_signaling_address <- $SIP_EXTERNAL_ADDRESS, if set
+#      extensions.conf [globals] TRUNK_PEER <- $TRUNK_PEER, if set
+#      rtp.conf       [general] rtpstart/rtpend <- $RTP_START/$RTP_END, if set
+# 4. Runs the command given (by default Asterisk in the foreground).
+#
+# ASTERISK_ETC (default /etc/asterisk) and IVR_IMAGE_DIALPLANS exist so the
+# steps can be tried on copies: ASTERISK_ETC=/tmp/x ... entrypoint.sh true
 set -eu
 
 etc=${ASTERISK_ETC:-/etc/asterisk}
+image_set=${IVR_IMAGE_DIALPLANS:-/usr/local/share/ivr/dialplans}
 
 die() {
 	echo "entrypoint: $*" >&2
@@ -97,29 +111,98 @@ set_option() {
 	rm -f "$tmp"
 }
 
-# ------------------------------------------------------------ the AMI password
-secret=${IVR_AMI_SECRET:-}
-if [ -z "$secret" ]; then
-	die "IVR_AMI_SECRET is not set. It is the AMI password of user \"ivr\" and the
-ivr service logs in with the same one. Start with, for example:
-  IVR_AMI_SECRET=\$(openssl rand -hex 16) docker compose -f docker/compose.yaml up --build
-or docker run -e IVR_AMI_SECRET=... (or put IVR_AMI_SECRET=... in docker/.env)."
-fi
-nl='
+# check_secret NAME VALUE: refuse a value that is missing, short, a sample
+# one, or that cannot be written into an Asterisk .conf line.
+check_secret() {
+	case $2 in
+	"")
+		return 1 ;;
+	esac
+	if [ "${#2}" -lt 12 ]; then
+		die "$1 is too short (${#2} characters): use at least 12, e.g. $1=\$(openssl rand -hex 16)"
+	fi
+	lower=$(printf '%s' "$2" | tr 'A-Z' 'a-z')
+	case $lower in
+	*change-me* | *changeme* | *pick-one* | *set-by-installer* | *example* | *password*)
+		die "$1 is a sample value: generate one, e.g. $1=\$(openssl rand -hex 16)" ;;
+	esac
+	nl='
 '
-case $secret in
-*"$nl"* | *";"* | " "* | *" " | "	"* | *"	")
-	die "IVR_AMI_SECRET cannot be written into manager.conf: it must not contain
-';' or a line break, nor start or end with a space or tab. Choose another one."
-	;;
-esac
+	case $2 in
+	*"$nl"* | *";"* | " "* | *" " | "	"* | *"	")
+		die "$1 cannot be written into an Asterisk .conf file: it must not contain
+';' or a line break, nor start or end with a space or tab. Choose another one." ;;
+	esac
+	return 0
+}
 
-set_option "$etc/manager.conf" ivr secret "$secret"
+# sip_users FILE: the sections of pjsip.conf that hold a password, one a line.
+sip_users() {
+	awk '
+		/^[ \t]*\[[^]]+\]/ { name = $0; sub(/^[ \t]*\[/, "", name); sub(/\].*$/, "", name) }
+		/^[ \t]*password[ \t]*=/ { print name }
+	' "$1" | sort -u
+}
+
+# set_passwords FILE: every "password = ..." line gets $SIP_PASSWORD_<section>
+# (the values reach awk through the environment, as in set_option).
+set_passwords() {
+	tmp="$1.entrypoint.$$"
+	(umask 077 && awk '
+		/^[ \t]*\[[^]]+\]/ { name = $0; sub(/^[ \t]*\[/, "", name); sub(/\].*$/, "", name) }
+		/^[ \t]*password[ \t]*=/ {
+			match($0, /^[ \t]*password[ \t]*=[ \t]*/)
+			print substr($0, 1, RLENGTH) ENVIRON["SIP_PASSWORD_" name]
+			next
+		}
+		{ print }
+	' "$1" >"$tmp")
+	cat "$tmp" >"$1"
+	rm -f "$tmp"
+}
+
+# ------------------------------------------------------------ 1. secrets
+if ! check_secret IVR_AMI_SECRET "${IVR_AMI_SECRET:-}"; then
+	die "IVR_AMI_SECRET is not set. It is the AMI password of user \"ivr\" and the
+ivr service logs in with the same one. docker/README.md shows how to generate
+every secret into docker/.env; or docker run -e IVR_AMI_SECRET=... ."
+fi
+
+# ------------------------------------------------------------ 2. the configuration
+[ -f "$image_set/pjsip.conf" ] || die "$image_set holds no dialplans (broken image?)"
+[ -d "$etc" ] && [ -w "$etc" ] || die "$etc is missing or not writable by $(id -un)"
+wanted=$(cat "$image_set/.image-set" 2>/dev/null || echo unknown)
+if [ "$(cat "$etc/.image-set" 2>/dev/null || true)" != "$wanted" ]; then
+	rm -f "$etc"/*.conf
+	cp "$image_set"/*.conf "$etc"/
+	printf '%s\n' '; written by docker/entrypoint.sh' '[options]' 'maxcalls = 500' \
+		>"$etc/asterisk.conf"
+	echo "$wanted" >"$etc/.image-set"
+	echo "entrypoint: installed the image's dialplans into $etc"
+fi
+chmod 640 "$etc"/*.conf
+
+missing=""
+for user in $(sip_users "$etc/pjsip.conf"); do
+	value=$(printenv "SIP_PASSWORD_$user" || true)
+	if ! check_secret "SIP_PASSWORD_$user" "$value"; then
+		missing="$missing SIP_PASSWORD_$user"
+	fi
+done
+if [ -n "$missing" ]; then
+	die "no SIP password for:$missing.
+Every SIP user of pjsip.conf needs one from the environment (at least 12
+characters); docker/README.md shows how to generate them into docker/.env."
+fi
+
+# ------------------------------------------------------------ 3. per-run settings
+set_option "$etc/manager.conf" ivr secret "$IVR_AMI_SECRET"
 set_option "$etc/manager.conf" general bindaddr 0.0.0.0
+set_passwords "$etc/pjsip.conf"
 
-# ------------------------------------------------------------ optional settings
 if [ -n "${TRUNK_PEER:-}" ]; then
 	set_option "$etc/extensions.conf" globals TRUNK_PEER "$TRUNK_PEER"
+	set_option "$etc/pjsip.conf" trunk-identify match "${TRUNK_PEER%:*}"
 fi
 if [ -n "${RTP_START:-}" ]; then
 	set_option "$etc/rtp.conf" general rtpstart "$RTP_START"
@@ -132,14 +215,8 @@ if [ -n "${SIP_EXTERNAL_ADDRESS:-}" ]; then
 	set_option "$etc/pjsip.conf" transport-udp external_signaling_address "$SIP_EXTERNAL_ADDRESS"
 fi
 
-# ------------------------------------------------------------ run
-# /run is empty in a new container; Asterisk (-U asterisk) needs its run folder.
-if [ "$etc" = /etc/asterisk ] && id asterisk >/dev/null 2>&1; then
-	mkdir -p /var/run/asterisk
-	chown asterisk:asterisk /var/run/asterisk
-fi
-
+# ------------------------------------------------------------ 4. run
 if [ "$#" -eq 0 ]; then
-	set -- asterisk -f -U asterisk -G asterisk -vvv
+	set -- asterisk -f -vvv
 fi
 exec "$@"

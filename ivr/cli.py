@@ -1,10 +1,13 @@
-"""The `ivr` command: serve, pbx up|down|status|cli, check, call, demo, hash-secret."""
+"""The `ivr` command: serve, pbx up|down|status|cli|apply|rollback, check, call, demo,
+hash-secret, test."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from pathlib import Path
 
 from .config import Settings, load_settings
 from .yamlfile import YamlError
@@ -30,6 +33,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         root = build_root(settings.pbx.root)
         print(f"sandbox root ready: {root}")
         return 0
+    if args.action in ("apply", "rollback"):
+        return _apply(args, settings)
     sandbox = Sandbox.from_settings(settings)
     if args.action == "up":
         sandbox.ensure_root()
@@ -37,8 +42,11 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         pid = sandbox.start()
         print(f"sandbox PBX '{sandbox.instance}' runs (pid {pid})")
         print(f"  AMI  {sandbox.ami_host}:{sandbox.ami_port} user {sandbox.ami_user}")
-        print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 "
-              "(password agent100N), test customer 'customer'/'customer'")
+        from .web.policy import is_loopback
+        passwords = ("password agent100N), test customer 'customer'/'customer'"
+                     if is_loopback(sandbox.sip_host) else "passwords from $SIP_PASSWORD_<user>), "
+                     "test customer 'customer'")
+        print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 ({passwords}")
         print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550199 key accounts")
         print(f"  logs {sandbox.host_dir / 'log'}")
         return 0
@@ -61,8 +69,53 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     return 2
 
 
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    """`ivr pbx apply|rollback`: see ivr/pbx/apply.py."""
+    from .check import check_dialplans, check_references
+    from .pbx.apply import ApplyError, apply, folder_target, rollback, sandbox_target
+    from .pbx.sandbox import Sandbox, SandboxError
+    if args.etc:
+        target = folder_target(Path(args.etc), args.cli)
+    else:
+        sandbox = Sandbox.from_settings(settings)
+        if sandbox.pid() is None:
+            raise SandboxError(f"sandbox PBX '{sandbox.instance}' is not running "
+                               "(`ivr pbx up` installs dialplans/ as it starts); "
+                               "for another PBX give --etc and --cli")
+        target = sandbox_target(sandbox)
+    dialplans = settings.path(settings.pbx.dialplans)
+    try:
+        if args.action == "rollback":
+            change = rollback(target, dry_run=args.dry_run)
+        else:
+            change = apply(dialplans, target, dry_run=args.dry_run,
+                           check=lambda d: check_references(settings, d)
+                           + check_dialplans(settings, d))
+    except ApplyError as exc:
+        for p in exc.problems:
+            print(p)
+        print(f"ivr pbx {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if not change.changed:
+        print(f"{target.label}: already up to date, nothing to {args.action}")
+        return 0
+    print(change.diff)
+    if args.dry_run:
+        print(f"(dry run) would change {', '.join(change.changed)} and run: "
+              + "; ".join(change.reloads))
+        return 0
+    for command, output in change.outputs.items():
+        print(f"{command}: {output or 'ok'}")
+    for note in change.notes:
+        print(f"note: {note}")
+    print(f"{target.label}: {', '.join(change.changed)} installed; the previous set is kept "
+          + ("(`ivr pbx rollback` puts it back)" if args.action == "apply"
+             else "(run `ivr pbx rollback` again to re-apply)"))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_dialplans
+    from .check import check_dialplans, check_references
     settings = _settings(args)   # config problems raise YamlError, printed by main()
     print(f"config: ok ({settings.source or 'built-in defaults'})")
     from .scripts.check import check_folder
@@ -78,13 +131,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(p)
     print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")
     failed |= bool(problems)
+    # Cross-references need no PBX; loading into the sandbox does (--no-pbx skips it).
+    problems = check_references(settings)
     if not args.no_pbx:
-        problems = check_dialplans(settings)
-        for p in problems:
-            print(p)
-        print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
-              f"({settings.path(settings.pbx.dialplans)})")
-        failed |= bool(problems)
+        problems += check_dialplans(settings)
+    for p in problems:
+        print(p)
+    print(f"dialplans: {'ok' if not problems else f'{len(problems)} problem(s)'} "
+          f"({settings.path(settings.pbx.dialplans)})")
+    failed |= bool(problems)
     return 1 if failed else 0
 
 
@@ -130,6 +185,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.config, wait=args.wait, exit_after=args.exit)
 
 
+def run_tests(pytest_args: list[str]) -> int:
+    """`ivr test [PYTEST ARGS]`: the test suite of the checkout this ivr is installed
+    from (bash .ci/setup installs it editable), run by pytest in the same Python."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "tests").is_dir() or not (checkout / "pyproject.toml").exists():
+        print(f"ivr test: this ivr is installed from {checkout}, which holds no tests; "
+              "run `bash .ci/setup` in a checkout of the repository, then `ivr test` there",
+              file=sys.stderr)
+        return 2
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() and (folder / "ivr" / "cli.py").exists():
+            if folder != checkout:
+                print(f"ivr test: this ivr is installed from {checkout}, not from {folder}; "
+                      f"run `bash .ci/setup` in {folder} first", file=sys.stderr)
+                return 2
+            break
+    os.chdir(checkout)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *pytest_args])
+    return 0   # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -c/-v work before or after the subcommand: `ivr -c x serve` = `ivr serve -c x`.
     common = argparse.ArgumentParser(add_help=False)
@@ -146,8 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with a bus (bus.url): run only this role (see README, Scaling)")
     serve.set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
-    pbx.add_argument("action", choices=["build", "up", "down", "status", "cli"])
+    pbx.add_argument("action", choices=["build", "up", "down", "status", "cli", "apply",
+                                        "rollback"],
+                     help="apply: check dialplans/, install them into the running PBX and "
+                          "reload what changed; rollback: put the previous set back")
     pbx.add_argument("command", nargs="*", help="with cli: an Asterisk CLI command")
+    pbx.add_argument("--etc", help="apply/rollback: the running PBX's configuration folder "
+                                   "(default: the sandbox's), e.g. /etc/asterisk or a "
+                                   "container's volume")
+    pbx.add_argument("--cli", default="asterisk -rx",
+                     help="apply/rollback with --etc: the command that runs an Asterisk CLI "
+                          "command there (default: asterisk -rx)")
+    pbx.add_argument("--dry-run", action="store_true",
+                     help="apply/rollback: check and show the diff, change nothing")
     pbx.set_defaults(func=cmd_pbx)
     chk = sub.add_parser("check", help="validate config and dialplans (and scripts)")
     chk.add_argument("--no-pbx", action="store_true", help="skip loading dialplans into Asterisk")
@@ -170,10 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true",
                       help="stop after the demo call instead of serving until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
+    # Handled in main() before parsing: every argument after `test` goes to pytest.
+    sub.add_parser("test", help="run the test suite (pytest) of this checkout; "
+                                "arguments go to pytest, e.g. ivr test -x tests/unit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"]:
+        return run_tests(argv[1:])
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.verbose = getattr(args, "verbose", False)

@@ -11,7 +11,9 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import signal
 import tempfile
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .server import Service, describe
 log = logging.getLogger(__name__)
 
 AGENT = "1003"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -103,42 +106,47 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
     sandbox = Sandbox.from_settings(settings)
     sandbox.ensure_root()
     sandbox.install()
-    sandbox.start()
-    sip = f"{sandbox.sip_host}:{sandbox.sip_port}"
-    service = Service(settings)
-    done = asyncio.Event()
-
-    def show(event: CallEvent) -> None:
-        print("  " + describe(event), flush=True)
-        if isinstance(event, CallEnded):
-            done.set()
-    service.bus.subscribe(show)
-    # Prompts and checklist ticks, as the agent's console shows them.
-    coached = service.live
-    on_prompt, on_tick = coached.on_prompt, coached.on_tick
-
-    def prompt(p) -> None:
-        print(f"  prompt at {p.at:4.1f}s [{p.severity}] {p.text}", flush=True)
-        on_prompt(p)
-
-    def tick(t) -> None:
-        print(f"  ticked at {t.at:4.1f}s: {t.item_id} (heard {t.phrase!r})", flush=True)
-        on_tick(t)
-    coached.engine.on_prompt, coached.engine.on_tick = prompt, tick
-    await service.start()
-    await service.ami.wait_connected(15)
-    logs = Path(tempfile.mkdtemp(prefix="ivr-demo-"))
-    agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
-                       audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
-    await agent.astart()
-    print()
-    print(f"Agent console:      {service.web_url}/  sign in as {AGENT} / {shown[AGENT]}")
-    for login, secret in shown.items():
-        if login != AGENT:
-            print(f"Supervisor board:   {service.web_url}/  sign in as {login} / {secret}")
-    print(f"Sandbox PBX:        SIP udp {sip}, AMI {sandbox.ami_host}:{sandbox.ami_port}")
-    print()
+    agent = None
+    service = None
     try:
+        # Blocking on purpose: a stop signal is acted on once it has started, so the
+        # clean-up below always finds it. A PBX left running by a demo that was killed
+        # is restarted with these settings.
+        sandbox.start()
+        sip = f"{sandbox.sip_host}:{sandbox.sip_port}"
+        service = Service(settings)
+        done = asyncio.Event()
+
+        def show(event: CallEvent) -> None:
+            print("  " + describe(event), flush=True)
+            if isinstance(event, CallEnded):
+                done.set()
+        service.bus.subscribe(show)
+        # Prompts and checklist ticks, as the agent's console shows them.
+        coached = service.live
+        on_prompt, on_tick = coached.on_prompt, coached.on_tick
+
+        def prompt(p) -> None:
+            print(f"  prompt at {p.at:4.1f}s [{p.severity}] {p.text}", flush=True)
+            on_prompt(p)
+
+        def tick(t) -> None:
+            print(f"  ticked at {t.at:4.1f}s: {t.item_id} (heard {t.phrase!r})", flush=True)
+            on_tick(t)
+        coached.engine.on_prompt, coached.engine.on_tick = prompt, tick
+        await service.start()
+        await service.ami.wait_connected(15)
+        logs = Path(tempfile.mkdtemp(prefix="ivr-demo-"))
+        agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
+                           audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
+        await agent.astart()
+        print()
+        print(f"Agent console:      {service.web_url}/  sign in as {AGENT} / {shown[AGENT]}")
+        for login, secret in shown.items():
+            if login != AGENT:
+                print(f"Supervisor board:   {service.web_url}/  sign in as {login} / {secret}")
+        print(f"Sandbox PBX:        SIP udp {sip}, AMI {sandbox.ami_host}:{sandbox.ami_port}")
+        print(flush=True)
         if wait > 0:
             print(f"Placing the demo call once the agent console is open (or in {wait:.0f} s)...")
             loop = asyncio.get_running_loop()
@@ -150,24 +158,45 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
                                  caller=talk.caller,
                                  audio=speech_file(talk, talk.customer_lines,
                                                    logs / "customer.ulaw"))
-        await asyncio.wait_for(done.wait(), 60)
-        await customer.wait_async(30)
+        try:
+            await asyncio.wait_for(done.wait(), 60)
+            await customer.wait_async(30)
+        finally:
+            if customer.running:
+                await customer.stop_async(grace=1)
         print("\nThe call is over; its wrap-up waits in the agent console.")
         if not exit_after:
-            print("Press Ctrl-C to stop the demo (PBX, phones and service).")
+            print("Press Ctrl-C to stop the demo (PBX, phones and service).", flush=True)
             await asyncio.Event().wait()
     finally:
-        await agent.astop()
-        await service.stop()
-        sandbox.stop()
+        # Also on Ctrl-C, SIGTERM or SIGHUP (the task is cancelled): nothing is left running.
+        if agent is not None:
+            await agent.astop()
+        if service is not None:
+            await service.stop()
+        await asyncio.to_thread(sandbox.stop)
     return 0
+
+
+async def _until_stopped(main: Awaitable[int]) -> int:
+    """Run ``main``; SIGINT, SIGTERM and SIGHUP (Ctrl-C, a process manager, a closed
+    terminal) cancel it, so that its clean-up runs, and the command ends with 0."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("\nStopped: the PBX, the phones and the service are down.", flush=True)
+        return 0
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def run_demo(config: str | None, wait: float = 30.0, exit_after: bool = False) -> int:
     settings, shown = demo_settings(config)
     # The demo prints each call event itself; the service's own log line would repeat it.
     logging.getLogger("ivr.server").setLevel(logging.WARNING)
-    try:
-        return asyncio.run(_demo(settings, shown, wait, exit_after))
-    except KeyboardInterrupt:
-        return 0
+    return asyncio.run(_until_stopped(_demo(settings, shown, wait, exit_after)))

@@ -408,7 +408,8 @@ class Service:
         await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C, a process manager's TERM, a closed terminal's HUP: a clean stop.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()

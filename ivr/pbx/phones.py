@@ -669,8 +669,13 @@ def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str 
                   local_ip: str = CARRIER_IP, local_port: int | None = None,
                   media_port: int | None = None, calls: int = 1, rate: float | None = None,
                   limit: int | None = None, name: str | None = None,
-                  lifetime_s: float = DEFAULT_LIFETIME_S) -> SippRun:
+                  lifetime_s: float = DEFAULT_LIFETIME_S,
+                  password: str | None = None) -> SippRun:
     """Customers call ``did`` through the carrier (customer_ivr.xml); returns the started run.
+
+    With ``password`` the caller is a registered softphone rather than the
+    carrier: ``caller`` is its SIP user (e.g. "customer") and the INVITE is
+    sent again with credentials when the PBX challenges it.
 
     Each call: wait for the answer, press ``digit`` (SIP INFO) ``dtmf_delay_ms``
     after it if given, play ``audio``, hang up ``talk_ms`` after the answer
@@ -686,6 +691,8 @@ def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str 
              "-set", "digit", "none" if digit is None else str(digit),
              "-set", "dtmf_delay_ms", str(dtmf_delay_ms),
              "-set", "talk_ms", str(talk_ms)]
+    if password is not None:
+        args += ["-au", caller, "-ap", password]
     run = SippRun(name or f"customer-{did}", "customer_ivr.xml", args, log_dir,
                   audio=audio or speech_ulaw(CUSTOMER_TEXT), lifetime_s=lifetime_s)
     return run.start()

@@ -8,6 +8,7 @@ test run) can run side by side on different ports.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings, require_secret
-from .asterisk_conf import set_option
+from ..web.policy import is_loopback
+from .asterisk_conf import parse_sections, set_in_section_with, set_option, weak_secret
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +100,34 @@ class Sandbox:
         text = (self.dialplans / name).read_text(encoding="utf-8")
         if name == "pjsip.conf":
             text = set_option(text, "transport-udp", "bind", f"{self.sip_host}:{self.sip_port}")
+            if not is_loopback(self.sip_host):
+                text = self._own_sip_passwords(text)
         elif name == "manager.conf":
             text = set_option(text, "general", "port", str(self.ami_port))
             text = set_option(text, "general", "bindaddr", self.ami_host)
             text = set_option(text, self.ami_user, "secret", self.ami_secret)
         elif name == "extensions.conf":
             text = set_option(text, "globals", "TRUNK_PEER", self.trunk_peer)
+        return text
+
+    def _own_sip_passwords(self, text: str) -> str:
+        """SIP reachable from other machines: the sample passwords of dialplans/
+        (agent1001 ...) are never used; each comes from SIP_PASSWORD_<user>."""
+        missing = []
+        for s in parse_sections(text, "pjsip.conf"):
+            if s.get("password") is None:
+                continue
+            value = os.environ.get(f"SIP_PASSWORD_{s.name}", "")
+            if not value or (why := weak_secret(value)):
+                missing.append(f"SIP_PASSWORD_{s.name}"
+                               + (f" ({why})" if value else ""))
+                continue
+            text = set_in_section_with(text, s.name, "password", value)
+        if missing:
+            raise SandboxError(
+                f"SIP listens on {self.sip_host}, reachable from other machines, so the sample "
+                f"passwords of pjsip.conf are not used: set {', '.join(missing)} in the "
+                "environment (at least 12 characters each, e.g. $(openssl rand -hex 16))")
         return text
 
     def install(self) -> None:
@@ -119,7 +143,7 @@ class Sandbox:
         (etc / "manager.conf").chmod(0o640)
         (etc / "asterisk.conf").write_text(self._asterisk_conf(), encoding="utf-8")
         shutil.copy("/etc/hosts", self.root / "etc/hosts")  # else every call logs failed lookups
-        self._install_prompts()
+        self.install_prompts()
         uid, gid = self._asterisk_ids()
         for path in [self.host_dir, *self.host_dir.rglob("*")]:
             os.chown(path, uid, gid, follow_symlinks=False)
@@ -143,7 +167,7 @@ class Sandbox:
             + (f"systemname = {self.system_name}\n" if self.system_name else "")
         )
 
-    def _install_prompts(self) -> None:
+    def install_prompts(self) -> None:
         """IVR prompts: NAME.wav as given, else NAME.txt spoken by espeak-ng."""
         src = self.dialplans / "prompts"
         dst = self.in_root("/usr/share/asterisk/sounds/en") / "ivr"
@@ -199,13 +223,52 @@ class Sandbox:
             return None
         return pid
 
+    @property
+    def fingerprint_file(self) -> Path:
+        return self.host_dir / "running-config.sha256"
+
+    def fingerprint(self) -> str:
+        """A hash of the installed configuration (ports, secret and dialplans included)."""
+        h = hashlib.sha256()
+        for path in sorted((self.host_dir / "etc").glob("*.conf")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()
+
+    def mark_running_config(self) -> None:
+        """Record that the running Asterisk uses the installed files (after a start or
+        an `ivr pbx apply`)."""
+        self.fingerprint_file.write_text(self.fingerprint() + "\n")
+
+    def _runs_as_installed(self) -> bool:
+        try:
+            recorded = self.fingerprint_file.read_text().strip()
+        except OSError:
+            return False
+        if recorded != self.fingerprint():
+            return False
+        try:
+            wait_fully_booted(self.ami_host, self.ami_port, self.ami_user, self.ami_secret, 3)
+        except SandboxError:
+            return False
+        return True
+
     def start(self, timeout: float = 30.0) -> int:
-        """Start Asterisk in its own session and wait until AMI says FullyBooted."""
+        """Start Asterisk in its own session and wait until AMI says FullyBooted.
+
+        An instance that already runs is kept if it runs the installed files (a
+        second `ivr pbx up`); one that runs other settings (left over by a demo or
+        test that was killed, with another AMI secret or ports) is restarted."""
         _require_root()
         if (pid := self.pid()) is not None:
-            log.info("sandbox %s already runs (pid %d)", self.instance, pid)
-            wait_fully_booted(self.ami_host, self.ami_port, self.ami_user, self.ami_secret, timeout)
-            return pid
+            if self._runs_as_installed():
+                log.info("sandbox %s already runs (pid %d)", self.instance, pid)
+                return pid
+            log.warning("sandbox %s runs (pid %d) with other settings, left over by a run "
+                        "that did not stop it: restarting it", self.instance, pid)
+            self.stop()
+            # Its last threads may still hold the ports for a moment after it is gone.
+            _wait_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, 10)
+            _wait_free_port(self.sip_host, self.sip_port, socket.SOCK_DGRAM, 10)
         _require_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, "AMI")
         _require_free_port(self.sip_host, self.sip_port, socket.SOCK_DGRAM, "SIP")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +289,7 @@ class Sandbox:
             raise SandboxError(
                 f"Asterisk did not boot; see {self.console_log} and "
                 f"{self.host_dir / 'log/messages'}") from None
+        self.mark_running_config()
         return proc.pid
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -240,11 +304,16 @@ class Sandbox:
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and not _is_zombie(pid) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
         self.pidfile.unlink(missing_ok=True)
+        self.fingerprint_file.unlink(missing_ok=True)
         return True
 
     def cli(self, command: str, timeout: float = 15.0) -> str:
@@ -292,6 +361,16 @@ def _is_zombie(pid: int) -> bool:
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise SandboxError("the sandbox PBX needs root (debootstrap and chroot): run as root")
+
+
+def _wait_free_port(host: str, port: int, kind: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _require_free_port(host, port, kind, "")
+            return
+        except SandboxError:
+            time.sleep(0.1)
 
 
 def _require_free_port(host: str, port: int, kind: int, what: str) -> None:

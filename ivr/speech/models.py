@@ -304,39 +304,36 @@ def verify_model(model: InstalledModel, load: bool = False) -> VerifyResult:
 # ------------------------------------------------------------------ fetching
 
 class _Progress:
-    """A progress bar on stderr (tqdm when there is a terminal, else a line every 10 %)."""
+    """Download progress on stderr: one line kept up to date on a terminal (every 1 %),
+    else a line every 10 % (logs). No third-party progress bar is needed."""
 
     def __init__(self, total: int, label: str, enabled: bool = True) -> None:
         self.total = total
         self.done = 0
         self.label = label
         self.enabled = enabled
-        self._bar = None
-        self._last_tenth = -1
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-                self._bar = tqdm(total=total or None, unit="B", unit_scale=True,
-                                 unit_divisor=1024, desc=label)
-            except ImportError:
-                self._bar = None
+        self._tty = enabled and sys.stderr.isatty()
+        self._last_step = -1
 
     def update(self, n: int) -> None:
         self.done += n
-        if not self.enabled:
+        if not self.enabled or not self.total:
             return
-        if self._bar is not None:
-            self._bar.update(n)
-        elif self.total:
-            tenth = int(10 * self.done / self.total)
-            if tenth != self._last_tenth:
-                self._last_tenth = tenth
-                print(f"{self.label}: {self.done / 1e6:.1f} / {self.total / 1e6:.1f} MB "
-                      f"({10 * tenth}%)", file=sys.stderr, flush=True)
+        per = 100 if self._tty else 10
+        step = int(per * self.done / self.total)
+        if step == self._last_step:
+            return
+        self._last_step = step
+        line = (f"{self.label}: {self.done / 1e6:.1f} / {self.total / 1e6:.1f} MB "
+                f"({step * 100 // per}%)")
+        if self._tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        if self._tty and self._last_step >= 0:
+            print(file=sys.stderr, flush=True)
 
 
 def download(url: str, dest: Path, *, expected_size: int | None = None,

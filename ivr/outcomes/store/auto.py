@@ -1,6 +1,6 @@
 """Pick the store implementation from the configured URL (like uvicorn's
 "auto" loop): backends are imported only when chosen, so a SQLite site does
-not need asyncpg installed.
+not need asyncpg installed (it is the extra ``ivr[postgres]``).
 
     sqlite:relative/path.db     relative to base_dir (the config file's folder)
     sqlite:///abs/path.db       absolute
@@ -42,7 +42,11 @@ def create_store(url: str, base_dir: str | Path | None = None) -> Store:
     """The store for `url`, not opened yet."""
     kind, target = parse_url(url, base_dir)
     if kind == "postgres":
-        from .postgres import PostgresStore
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(f"store.url {url!r} is PostgreSQL, but its driver is missing "
+                             f"({exc}): install the extra, pip install 'ivr[postgres]'") from None
         return PostgresStore(target)
     from .sqlite import SqliteStore
     return SqliteStore(target)
