@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Pop latency: AMI event in -> script card out on the agent's WebSocket.
+"""Pop and wallboard latency: AMI event in -> script card out on the agent's
+WebSocket, and agent state change or queue event in -> the supervisors' wallboard.
 
     python bench/pop_latency.py [--calls N] [--window W] [--agents A] [--rate EV_PER_S]
-                                [--wrapup-delay S] [--seed N]
+                                [--wrapup-delay S] [--seed N] [--supervisors S]
+                                [--state-every N]
 
 The whole service runs (``ivr.server.Service``: AMI client, call tracker, bus,
 script pop with the repository's scripts/, outcome recorder on SQLite in a
@@ -34,8 +36,26 @@ card itself carries timing.ami_received_at (the service got the AMI event),
 timing.popped_at (the pop started building the card) and sent_at (the
 console's writer task took it from the agent's outbox), which split the total.
 
+Agent states and the wallboard run as on a real site: every agent is in the
+queues "support" and "sales" (one group; the fake Asterisk answers
+QueueStatus with them, ready), the recordings' QueueMemberStatus events move
+their states (ringing, on a call), each call's end puts its agent in wrap-up
+(the service sends QueuePause; the fake Asterisk answers with the
+QueueMemberPause events app_queue sends) until the wrap-up is saved. Every
+``--state-every`` events the fake Asterisk also pauses a random agent with a
+reason of its own ("bench-N", as a break set in the CLI would) and resumes
+them a while later. ``--supervisors`` supervisors hold the wallboard open.
+
+Latency of the wallboard: a state change from the time.time() just before the
+fake Asterisk writes the QueueMemberPause of "bench-N" to the first
+"wallboard_agent" message naming that reason on a supervisor's socket; a
+queue event from QueueCallerJoin/QueueCallerLeave (the events that change a
+queue's waiting callers) to the matching "wallboard_queue" message (the k-th
+of that queue after the stream started).
+
 Checks: every ringing event sent gives exactly one ringing card, on the
-socket of the agent it rang; the call events are those of replaying each
+socket of the agent it rang; every injected pause and every queue event
+reaches every supervisor once; the call events are those of replaying each
 recording alone times its copies; no call is left in the tracker, no card in
 the pop, every wrap-up is saved. Exit status 1 if not.
 """
@@ -75,13 +95,15 @@ from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa
 from ivr.ami.message import AmiEvent                   # noqa: E402
 from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
 from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
-                        StoreSettings, User, WebSettings)
+from ivr.config import (AgentGroup, AmiSettings, GroupMember, Secret,  # noqa: E402
+                        Settings, ShiftSettings, SpeechSettings, StoreSettings, User,
+                        WebSettings)
 from ivr.server import Service                         # noqa: E402
 
 USERNAME = "bench"
 FIRST_AGENT = 2000
 QUEUES = ("key-accounts", "sales", "support")          # what the sandbox PBX has
+MEMBER_QUEUES = ("sales", "support")                   # every agent's (one group)
 
 
 # --------------------------------------------------------------------- workload
@@ -145,8 +167,57 @@ class _Live:
     pos: int = 0
 
 
+@dataclass(frozen=True)
+class Inject:
+    """A pause (or resume) of an agent that the fake Asterisk makes itself."""
+
+    login: str
+    paused: bool
+    reason: str
+
+
+Item = tuple[bytes | Inject, tuple[str, str] | None, str | None]   # message, ring, queue event
+
+
+def queue_of_event(message: str) -> str | None:
+    """The queue whose waiting callers an event changes (QueueCallerJoin/Leave)."""
+    if message.startswith(("Event: QueueCallerJoin\r\n", "Event: QueueCallerLeave\r\n")):
+        m = re.search(r"^Queue: (.*?)\r$", message, re.M)
+        return m.group(1) if m else None
+    return None
+
+
+def with_state_changes(stream: list[Item], logins: list[str], every: int, hold: int,
+                       seed: int) -> tuple[list[Item], int]:
+    """Every `every` events, pause a random agent (reason "bench-N"); resume
+    them `hold` events later. Returns the stream and the number of pauses."""
+    if every <= 0:
+        return stream, 0
+    rng = random.Random(seed + 1)
+    out: list[Item] = []
+    resumes: dict[int, list[Inject]] = {}
+    paused: set[str] = set()
+    n = 0
+    for i, item in enumerate(stream):
+        out.append(item)
+        for inject in resumes.pop(i, []):
+            out.append((inject, None, None))
+            paused.discard(inject.login)
+        if i % every == every - 1:
+            free = [lg for lg in logins if lg not in paused]
+            if free:
+                login = rng.choice(free)
+                paused.add(login)
+                out.append((Inject(login, True, f"bench-{n}"), None, None))
+                resumes.setdefault(i + hold, []).append(Inject(login, False, ""))
+                n += 1
+    for later in sorted(resumes):
+        out.extend((inject, None, None) for inject in resumes[later])
+    return out, n
+
+
 def build_stream(recordings: list[Recording], calls: int, window: int, logins: list[str],
-                 seed: int) -> list[tuple[bytes, tuple[str, str] | None]]:
+                 seed: int) -> list[Item]:
     """The events of ``calls`` calls, ``window`` of them in flight at once.
 
     Call k replays recording k mod len(recordings). Each next event is the next
@@ -170,11 +241,12 @@ def build_stream(recordings: list[Recording], calls: int, window: int, logins: l
     rng = random.Random(seed)
     active = [start(k) for k in range(min(window, calls))]
     following = len(active)
-    out: list[tuple[bytes, tuple[str, str] | None]] = []
+    out: list[Item] = []
     while active:
         i = rng.randrange(len(active))
         call = active[i]
-        out.append((call.messages[call.pos].encode(), call.rings.get(call.pos)))
+        message = call.messages[call.pos]
+        out.append((message.encode(), call.rings.get(call.pos), queue_of_event(message)))
         call.pos += 1
         if call.pos == len(call.messages):
             free.extend(call.agents)
@@ -198,22 +270,43 @@ class ServerConfig:
     rate: float
     seed: int
     max_seconds: float
+    state_every: int = 0
+    state_hold: int = 200
+
+
+@dataclass
+class SentTimes:
+    """When the fake Asterisk wrote the events the client measures (time.time())."""
+
+    rings: list[tuple[str, str, float]] = field(default_factory=list)  # call id, login
+    pauses: dict[str, float] = field(default_factory=dict)              # reason -> sent
+    queue_events: dict[str, list[float]] = field(default_factory=dict)  # queue -> in order
+    queue_actions: Counter[str] = field(default_factory=Counter)        # the service's asks
 
 
 class FakeAsterisk:
-    """Enough AMI for the service (login, resync, Ping, QueueSummary) plus BenchStart.
+    """Enough AMI for the service (login, resync, Ping, QueueSummary, QueueStatus,
+    QueuePause) plus BenchStart.
 
     ``Action: BenchStart`` streams the calls, paced; its response comes after
-    the last event. Then the ringing events' send times go to the parent
-    through the pipe: a list of (call id, agent login, time.time()).
+    the last event. Then the send times go to the parent through the pipe
+    (a SentTimes). Queue members are kept as app_queue keeps them: a
+    QueuePause (from the service, or injected) changes them and is told with
+    one QueueMemberPause event per queue.
     """
 
     def __init__(self, config: ServerConfig, results: Connection):
         self.config = config
         self.results = results
         recordings = [Recording.load(p) for p in config.captures]
-        self.stream = build_stream(recordings, config.calls, config.window, config.logins,
-                                   config.seed)
+        stream = build_stream(recordings, config.calls, config.window, config.logins,
+                              config.seed)
+        self.stream, self.injected = with_state_changes(stream, config.logins,
+                                                        config.state_every, config.state_hold,
+                                                        config.seed)
+        # (login, queue) -> [paused, reason]
+        self.members = {(lg, q): [False, ""] for lg in config.logins for q in MEMBER_QUEUES}
+        self.sent = SentTimes()
         self.queue_summaries = 0
         self.logged_in: list[asyncio.StreamWriter] = []
         self._finished = asyncio.Event()
@@ -267,6 +360,33 @@ class FakeAsterisk:
                                           ("LongestHoldTime", 0)))
                     writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
                                       ("EventList", "Complete"), ("ListItems", len(QUEUES))))
+                elif name == "queuestatus":                # the resync after login
+                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
+                                      ("EventList", "start"),
+                                      ("Message", "Queue status will follow")))
+                    for queue in QUEUES:
+                        writer.write(wire(("Event", "QueueParams"), ("Queue", queue),
+                                          ("Max", 0), ("Strategy", "rrmemory"), ("Calls", 0),
+                                          ("ActionID", aid)))
+                    for (login, queue), (paused, reason) in self.members.items():
+                        writer.write(self._member("QueueMember", login, queue, aid))
+                    writer.write(wire(("Event", "QueueStatusComplete"), ("ActionID", aid),
+                                      ("EventList", "Complete"),
+                                      ("ListItems", len(QUEUES) + len(self.members))))
+                elif name == "queuepause":                 # wrap-up pauses and their ends
+                    login = action.get("interface", "").partition("/")[2]
+                    paused = action.get("paused", "").lower() in ("true", "1", "yes")
+                    reason = action.get("reason", "")
+                    kind = "wrap-up" if reason.startswith("wrap-up") else \
+                        ("other reason" if paused else "resume")
+                    self.sent.queue_actions[f"QueuePause {kind}"] += 1
+                    if not any((login, q) in self.members for q in MEMBER_QUEUES):
+                        writer.write(wire(("Response", "Error"), ("ActionID", aid),
+                                          ("Message", "Interface not found")))
+                        continue
+                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
+                                      ("Message", "Interface paused successfully")))
+                    writer.write(self._pause(login, paused, action.get("reason", "")))
                 elif name == "ping":
                     writer.write(wire(("Response", "Success"), ("ActionID", aid),
                                       ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")))
@@ -285,19 +405,49 @@ class FakeAsterisk:
             writer.close()
             self._finished.set()
 
+    def _member(self, event: str, login: str, queue: str, action_id: str = "") -> bytes:
+        paused, reason = self.members[(login, queue)]
+        headers = [("Event", event), ("Privilege", "agent,all"), ("Queue", queue),
+                   ("MemberName", f"Agent {login}"), ("Interface", f"PJSIP/{login}"),
+                   ("StateInterface", f"PJSIP/{login}"), ("Membership", "dynamic"),
+                   ("Penalty", 0), ("CallsTaken", 0), ("LastCall", 0),
+                   ("LastPause", int(time.time()) if paused else 0), ("LoginTime", 1),
+                   ("InCall", 0), ("Status", 1), ("Paused", int(paused)),
+                   ("PausedReason", reason), ("Ringinuse", 0), ("Wrapuptime", 0)]
+        if action_id:
+            headers.append(("ActionID", action_id))
+        return wire(*headers)
+
+    def _pause(self, login: str, paused: bool, reason: str) -> bytes:
+        """Pause or resume an agent in every queue, with app_queue's events."""
+        out = b""
+        for queue in MEMBER_QUEUES:
+            self.members[(login, queue)] = [paused, reason if paused else ""]
+            out += self._member("QueueMemberPause", login, queue)
+        return out
+
     async def _stream(self, writer: asyncio.StreamWriter, action_id: str,
                       reply_to: asyncio.StreamWriter | None = None) -> None:
-        rings: list[tuple[str, str, float]] = []
+        sent = self.sent
         try:
             # Event i is due at start + i/rate; asyncio sleeps in ~1 ms ticks, so
             # events due within one tick go out together, like a burst from Asterisk.
             start, interval = time.monotonic(), 1.0 / self.config.rate
-            for i, (message, ring) in enumerate(self.stream):
+            for i, (message, ring, queue) in enumerate(self.stream):
                 delay = start + i * interval - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if isinstance(message, Inject):
+                    data = self._pause(message.login, message.paused, message.reason)
+                    if message.paused:
+                        sent.pauses[message.reason] = time.time()
+                    writer.write(data)
+                    await writer.drain()
+                    continue
                 if ring is not None:
-                    rings.append((ring[0], ring[1], time.time()))
+                    sent.rings.append((ring[0], ring[1], time.time()))
+                if queue is not None:
+                    sent.queue_events.setdefault(queue, []).append(time.time())
                 writer.write(message + b"\r\n")
                 await writer.drain()
             seconds = time.monotonic() - start
@@ -309,7 +459,9 @@ class FakeAsterisk:
             await reply_to.drain()
         except ConnectionError:
             return
-        self.results.send(rings)
+        # Plain values: the parent cannot unpickle this script's classes from a child.
+        self.results.send((sent.rings, sent.pauses, sent.queue_events,
+                           dict(sent.queue_actions)))
 
 
 def serve(config: ServerConfig, results: Connection) -> None:
@@ -318,6 +470,16 @@ def serve(config: ServerConfig, results: Connection) -> None:
 
 
 # --------------------------------------------------------------------- agents' consoles
+async def sign_in(session: aiohttp.ClientSession, base: str, user: User) -> str:
+    """POST /api/login as the sign-in page does; the session cookie (the console's
+    only credential), sent by hand: one shared client session serves every console."""
+    async with session.post(f"{base}/api/login", headers={"Origin": base},
+                            json={"login": user.login, "secret": str(user.secret)}) as r:
+        if r.status != 200:
+            raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
+        return r.cookies["ivr_session"].value
+
+
 @dataclass
 class Pop:
     arrived: float                      # time.time() when the client had the message
@@ -352,14 +514,7 @@ class Consoles:
     _closing: bool = False
 
     async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            # The session cookie (the console's only credential), sent by hand:
-            # one shared session serves every simulated console.
-            self.tokens[user.login] = r.cookies["ivr_session"].value
+        self.tokens[user.login] = await sign_in(self.session, self.base, user)
 
     def _headers(self, login: str) -> dict[str, str]:
         return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
@@ -452,6 +607,70 @@ class Consoles:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+@dataclass
+class Wallboards:
+    """Supervisors' WebSockets: when each state change and queue event arrived."""
+
+    base: str
+    session: aiohttp.ClientSession
+    tokens: dict[str, str] = field(default_factory=dict)
+    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
+    hellos: list[asyncio.Event] = field(default_factory=list)
+    # Per supervisor: reason -> (arrived, sent_at); queue -> [(arrived, sent_at)].
+    pauses: list[dict[str, tuple[float, float]]] = field(default_factory=list)
+    queues: list[dict[str, list[tuple[float, float]]]] = field(default_factory=list)
+    messages: Counter[str] = field(default_factory=Counter)
+    counting: bool = False
+    closed_early: list[str] = field(default_factory=list)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    _closing: bool = False
+
+    async def connect(self, user: User) -> None:
+        cookie = await sign_in(self.session, self.base, user)
+        ws = await self.session.ws_connect(
+            f"{self.base}/ws", headers={"Cookie": f"ivr_session={cookie}", "Origin": self.base},
+            max_msg_size=0)
+        i = len(self.sockets)
+        self.sockets.append(ws)
+        self.hellos.append(asyncio.Event())
+        self.pauses.append({})
+        self.queues.append({})
+        task = asyncio.ensure_future(self._read(i, ws))
+        self.tasks.add(task)
+
+    async def _read(self, i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            while True:
+                msg = await ws.receive()
+                arrived = time.time()
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    if not self._closing:
+                        self.closed_early.append(f"supervisor {i}: {msg.type.name}")
+                    return
+                data = json.loads(msg.data)
+                kind = data.get("type")
+                self.messages[kind] += 1
+                if kind == "hello":
+                    self.hellos[i].set()
+                elif kind == "wallboard_agent":
+                    agent = data["agent"]
+                    for reason in (agent["reason"], agent["then"]):
+                        if reason.startswith("bench-") and reason not in self.pauses[i]:
+                            self.pauses[i][reason] = (arrived, data["sent_at"])
+                elif kind == "wallboard_queue" and self.counting:
+                    self.queues[i].setdefault(data["queue"]["queue"], []).append(
+                        (arrived, data["sent_at"]))
+        except Exception as exc:
+            self.closed_early.append(f"supervisor {i}: reading failed: {exc!r}")
+
+    async def close(self) -> None:
+        self._closing = True
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 # --------------------------------------------------------------------- the run
 @dataclass
 class Observer:
@@ -491,7 +710,9 @@ class RunResult:
     connect_seconds: float
     reply: dict
     rings: list[tuple[str, str, float]]
+    sent: SentTimes
     consoles: Consoles
+    boards: Wallboards
     observer: Observer
     cpu_seconds: float
     wall_seconds: float
@@ -514,8 +735,14 @@ def agent_users(n: int) -> tuple[User, ...]:
                       position="customer adviser") for i in range(n))
 
 
+def supervisor_users(n: int) -> tuple[User, ...]:
+    return tuple(User(login=f"boss{i}", name=f"Supervisor {i}", role="supervisor",
+                      secret=Secret(secrets.token_urlsafe(12))) for i in range(n))
+
+
 async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
-              results: Connection, stream_timeout: float, store_dir: str) -> RunResult:
+              results: Connection, stream_timeout: float, store_dir: str,
+              bosses: tuple[User, ...] = ()) -> RunResult:
     settings = Settings(
         ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
                         secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
@@ -525,11 +752,18 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),
         scripts=str(ROOT / "scripts"), customers=str(ROOT / "scripts" / "customers.csv"),
-        users=users, log_level="WARNING")
+        users=users + bosses, log_level="WARNING",
+        # Every agent serves every project of the recordings, in both queues; a
+        # wrap-up lasts until the agent saves it (--wrapup-delay), as in a shift.
+        groups=(AgentGroup("everyone", ("acme-support", "acme-sales", "acme-telesales",
+                                        "acme-key-accounts"), MEMBER_QUEUES,
+                           tuple(GroupMember(u.login) for u in users)),),
+        shift=ShiftSettings(wrapup_seconds=600))
     service = Service(settings)
     observer = Observer(service)
     service.bus.subscribe(observer)
     consoles = None
+    boards = None
     session = None
     try:
         await service.start()
@@ -542,12 +776,14 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                         cookie_jar=aiohttp.DummyCookieJar())
         consoles = Consoles(f"http://127.0.0.1:{web_port}", session, a.wrapup_delay)
+        boards = Wallboards(f"http://127.0.0.1:{web_port}", session)
         t0 = time.monotonic()
         await asyncio.gather(*(consoles.sign_in(u) for u in users))
         await asyncio.gather(*(consoles.connect(u.login) for u in users))
+        await asyncio.gather(*(boards.connect(b) for b in bosses))
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in consoles.hellos.values())),
-                                   30)
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in [
+                *consoles.hellos.values(), *boards.hellos])), 30)
         except asyncio.TimeoutError:
             raise BenchError("not every console got its hello within 30 s") from None
         connect_seconds = time.monotonic() - t0
@@ -556,6 +792,7 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         gc.callbacks.append(gc_pauses)
         gc_pauses.on = True
         cpu, wall = cpu_seconds(), time.monotonic()
+        boards.counting = True
         # The reply comes after the last event: awaiting it awaits the whole stream.
         try:
             reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
@@ -563,13 +800,15 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
         if not await asyncio.to_thread(results.poll, 30):
             raise BenchError("the fake Asterisk sent no ringing times")
-        rings = await asyncio.to_thread(results.recv)
+        rings, pauses, queue_events, queue_actions = await asyncio.to_thread(results.recv)
+        sent = SentTimes(rings, pauses, queue_events, Counter(queue_actions))
         # Let the last pops arrive and the last wrap-ups be saved (bounded).
         t_settle = time.monotonic()
         deadline = t_settle + a.wrapup_delay + 15
         while time.monotonic() < deadline and (
                 len(consoles.pops) < len(rings) or service.pop.cards or service.tracker.calls
-                or consoles.wrapups_pending):
+                or consoles.wrapups_pending
+                or any(len(p) < len(sent.pauses) for p in boards.pauses)):
             await asyncio.sleep(0.02)
         settle_seconds = time.monotonic() - t_settle
         cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
@@ -583,7 +822,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             pass
         drain_seconds = time.monotonic() - t_drain
         return RunResult(web_port=web_port, connect_seconds=connect_seconds, reply=dict(reply),
-                         rings=rings, consoles=consoles, observer=observer, cpu_seconds=cpu,
+                         rings=rings, sent=sent, consoles=consoles, boards=boards,
+                         observer=observer, cpu_seconds=cpu,
                          wall_seconds=wall, gc=gc_pauses,
                          live_calls_after=len(service.tracker.calls),
                          cards_after=len(service.pop.cards), pending_writes_at_end=pending,
@@ -593,6 +833,8 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         try:
             if consoles is not None:
                 await asyncio.wait_for(consoles.close(), 15)
+            if boards is not None:
+                await asyncio.wait_for(boards.close(), 15)
             if session is not None:
                 await session.close()
         finally:
@@ -639,7 +881,34 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     problems += [f"a console closed early: {e}" for e in c.closed_early[:5]]
     if int(r.reply.get("Events", -1)) < 0:
         problems.append(f"odd BenchStart reply {r.reply}")
+    for i, (pauses, queues) in enumerate(zip(r.boards.pauses, r.boards.queues)):
+        missing_pauses = set(r.sent.pauses) - set(pauses)
+        if missing_pauses:
+            problems.append(f"supervisor {i}: {len(missing_pauses)} state changes never shown, "
+                            f"e.g. {sorted(missing_pauses)[:3]}")
+        for queue, times in r.sent.queue_events.items():
+            if len(queues.get(queue, [])) != len(times):
+                problems.append(f"supervisor {i}: {len(queues.get(queue, []))} updates of queue "
+                                f"{queue} for {len(times)} queue events")
+    problems += [f"a wallboard closed early: {e}" for e in r.boards.closed_early[:5]]
+    answered = r.observer.kinds["AgentAnswered"]
+    if r.sent.queue_actions["QueuePause wrap-up"] != answered:
+        problems.append(f"{r.sent.queue_actions['QueuePause wrap-up']} wrap-up pauses for "
+                        f"{answered} answered calls")
     return problems
+
+
+def wallboard_latencies(r: RunResult) -> tuple[list[tuple[float, float, float]],
+                                               list[tuple[float, float, float]]]:
+    """(sent, sent_at, arrived) of every state change and queue event, per supervisor."""
+    states, queues = [], []
+    for pauses, shown in zip([r.sent.pauses] * len(r.boards.pauses), r.boards.pauses):
+        states += [(pauses[k], *reversed(v)) for k, v in shown.items() if k in pauses]
+    for shown in r.boards.queues:
+        for queue, times in r.sent.queue_events.items():
+            queues += [(t, sent_at, arrived)
+                       for t, (arrived, sent_at) in zip(times, shown.get(queue, []))]
+    return states, queues
 
 
 def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[str]:
@@ -688,12 +957,30 @@ def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[
                                                    for _, p in pops]))
         print(row("  pop, bus, outbox: -> sent_at", [p.sent_at - p.popped_at for _, p in pops]))
         print(row("  WebSocket: sent_at -> client", [p.arrived - p.sent_at for _, p in pops]))
+    states, queues = wallboard_latencies(r)
+    print()
+    print(f"wallboard latency: {len(r.boards.sockets)} supervisors; {len(r.sent.pauses)} state "
+          f"changes (an agent paused, reason bench-N), "
+          f"{sum(len(v) for v in r.sent.queue_events.values())} queue events (callers joining "
+          f"and leaving {', '.join(sorted(r.sent.queue_events))}); the service's own asks: "
+          + ", ".join(f"{k} {n}" for k, n in sorted(r.sent.queue_actions.items())))
+    print("  WebSocket messages in     " + ", ".join(
+        f"{kind} {n}" for kind, n in sorted(r.boards.messages.items())))
+    if states or queues:
+        print(f"  {'(ms)':<38}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+    if states:
+        print(row("state change sent -> wallboard in", [a - t for t, _, a in states]))
+        print(row("  AMI sent -> service sent_at", [s - t for t, s, _ in states]))
+    if queues:
+        print(row("queue event sent -> wallboard in", [a - t for t, _, a in queues]))
+        print(row("  AMI sent -> service sent_at", [s - t for t, s, _ in queues]))
     problems = check(r, expected, a.calls)
     for problem in problems:
         print(f"  WRONG: {problem}")
     print(f"  check                     {'FAILED' if problems else 'ok'} (one ringing card per "
           "ringing event, on that agent's socket; call events as replaying each capture alone; "
-          "no call, card or wrap-up left)")
+          "no call, card or wrap-up left; every state change and queue event on every "
+          "wallboard; one wrap-up pause per answered call)")
     return problems
 
 
@@ -710,6 +997,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1, help="seed of the order of the calls' events")
     p.add_argument("--captures", type=Path, default=ROOT / "tests" / "data",
                    help="folder of *.ami recordings")
+    p.add_argument("--supervisors", type=int, default=2, help="wallboards open")
+    p.add_argument("--state-every", type=int, default=20,
+                   help="pause a random agent every N events (0: never)")
+    p.add_argument("--state-hold", type=int, default=2000,
+                   help="resume a paused agent N events later")
     a = p.parse_args(argv)
     if min(a.calls, a.window, a.agents) < 1 or a.rate <= 0 or a.wrapup_delay < 0:
         p.error("--calls, --window, --agents and --rate must be positive")
@@ -741,12 +1033,13 @@ def main(argv: list[str] | None = None) -> int:
     ami_secret = secrets.token_urlsafe(24)
     config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
                           logins=[u.login for u in users], rate=a.rate, seed=a.seed,
-                          max_seconds=stream_timeout + 120)
+                          max_seconds=stream_timeout + 120, state_every=a.state_every,
+                          state_hold=a.state_hold)
     try:
         with fake_asterisk(serve, config) as (port, results), \
                 tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir:
             result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
-                                     store_dir))
+                                     store_dir, supervisor_users(a.supervisors)))
     except BenchError as e:
         print(f"the benchmark did not complete: {e}", file=sys.stderr)
         return 1

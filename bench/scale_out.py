@@ -267,7 +267,8 @@ async def run_pop(mode: str, a, folder: Path, dsn: str, nats: NatsServer | None,
             cpu0 = {p.name: p.cpu_seconds() for p in procs}
             bus0 = nats_counts(monitor) if monitor else (0, 0)
             await bench_start(port, secret, timeout)
-            rings = await asyncio.to_thread(lambda: results.recv() if results.poll(30) else [])
+            sent = await asyncio.to_thread(lambda: results.recv() if results.poll(30) else ([],))
+            rings = sent[0]           # (call id, login, time.time()) of each ringing event
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and (
                     sum(c in consoles.first_card for c, _, _ in rings) < len(rings)):

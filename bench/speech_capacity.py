@@ -71,7 +71,7 @@ def decode(model, pcm: bytes, mode: RecognitionMode, vad: bool) -> dict:
 
 
 def threads_check(model, pcm: bytes, n: int) -> dict:
-    mode = RecognitionMode.transcript()
+    mode = RecognitionMode.transcript_only()
 
     cpu: list[float] = []
 
@@ -121,9 +121,9 @@ def main() -> int:
     grammar = RecognitionMode.spotting(PHRASES)
     results = {
         "model": str(model.path), "model_load_s": model.load_seconds, "audio_s": args.seconds,
-        "naive": decode(model, pcm, RecognitionMode.transcript(), vad=False),
+        "naive": decode(model, pcm, RecognitionMode.transcript_only(), vad=False),
         "raw-gram": decode(model, pcm, grammar, vad=False),
-        "pipe-full": decode(model, pcm, RecognitionMode.transcript(), vad=True),
+        "pipe-full": decode(model, pcm, RecognitionMode.transcript_only(), vad=True),
         "pipe-gram": decode(model, pcm, grammar, vad=True),
         "threads": threads_check(model, pcm[:int(min(args.seconds, 20) * RATE) * 2],
                                  os.cpu_count() or 2),

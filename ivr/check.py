@@ -19,6 +19,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from .agents.check import check_agent_groups
 from .config import Settings
 from .pbx.crosscheck import crosscheck
 from .pbx.sandbox import CONF_FILES, Sandbox, SandboxError
@@ -61,6 +62,7 @@ def check_dialplans(settings: Settings, dialplans: Path | None = None) -> list[P
                 if not (dialplans / n).exists()]
     if problems:
         return problems
+    problems += check_agent_groups(settings)
     sandbox = dataclasses.replace(
         base, instance=f"check-{os.getpid()}", sip_host="127.0.0.1", ami_host="127.0.0.1",
         sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port())

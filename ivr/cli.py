@@ -47,7 +47,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
                      if is_loopback(sandbox.sip_host) else "passwords from $SIP_PASSWORD_<user>), "
                      "test customer 'customer'")
         print(f"  SIP  udp {sandbox.sip_host}:{sandbox.sip_port}  agents 1001-1004 ({passwords}")
-        print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550199 key accounts")
+        print("  DIDs 5550100 menu (1 sales, 2 support), 5550111 support, 5550122 sales, "
+              "5550199 key accounts")
         print(f"  logs {sandbox.host_dir / 'log'}")
         return 0
     if args.action == "down":
@@ -131,6 +132,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(p)
     print(f"scripts: {'ok' if not problems else f'{len(problems)} problem(s)'} ({scripts_dir})")
     failed |= bool(problems)
+    _check_speech(settings, scripts_dir)
     # Cross-references need no PBX; loading into the sandbox does (--no-pbx skips it).
     problems = check_references(settings)
     if not args.no_pbx:
@@ -141,6 +143,30 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"({settings.path(settings.pbx.dialplans)})")
     failed |= bool(problems)
     return 1 if failed else 0
+
+
+def _check_speech(settings, scripts_dir) -> None:
+    """What the speech model can hear of each script: a summary, not a failure (calls
+    still pop and record; what cannot be heard shows as "can't check")."""
+    if not settings.speech.enabled:
+        print("speech: off (speech.enabled: false)")
+        return
+    from .speech.check import check_hearing
+    from .speech.models import ModelError
+    from .speech.recognizer import SpeechModel
+    try:
+        model = SpeechModel.load(settings.speech.model)
+    except ModelError as exc:
+        print(f"speech: no model, calls are not coached: {exc}")
+        return
+    reports = check_hearing(scripts_dir, model)
+    for r in reports:
+        print(f"speech: {r}")
+    short = [r for r in reports if r.unheard]
+    verdict = ("every script phrase can be heard" if not short else
+               f"{len(short)} of {len(reports)} scripts have phrases it cannot hear "
+               "(their items and rules show \"can't check\" on calls)")
+    print(f"speech: model {model.path}: {verdict}")
 
 
 def cmd_call(args: argparse.Namespace) -> int:

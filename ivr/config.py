@@ -110,6 +110,32 @@ class SpeechSettings:
     mode: str = "auto"
     # false runs the service without taps and speech (e.g. no model installed).
     enabled: bool = True
+    # Free decoding's search (the transcript pass): a narrower beam and fewer active
+    # states cost less CPU per call for a little accuracy (bench/README.md, "Decoder
+    # settings", measures both: on the Korean corpus 8 / 2000 cost 18 % less CPU than
+    # the model's 10 / 3000 at the same accuracy); 0 keeps the model's own setting.
+    beam: float = 8.0
+    max_active: int = 2000
+
+
+@dataclass(frozen=True)
+class SupervisionSettings:
+    """Supervisors listening in on calls (listen, whisper, barge)."""
+
+    # Whether the agent's console says a supervisor is on the line: always,
+    # when_heard (whisper and barge only: the agent hears them anyway), never.
+    tell_agent: str = "always"
+    # How long the supervisor's phone rings before the request is dropped (s).
+    ring_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class RejectSettings:
+    """Agents whose phone refuses a queue call (486 Busy Here, 603 Decline)."""
+
+    # Paused in every queue this long (s), so the queue does not ring them again
+    # every few seconds; then ready again. 0: never paused.
+    pause_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -173,10 +199,54 @@ class User:
     secret: Secret = field(default=Secret(""), repr=False)
     operator_id: str = ""          # what the agent says as "operator number ..."
     position: str = ""             # e.g. "customer adviser"
+    phone: str = ""                # a supervisor's phone (PJSIP endpoint) for listening in
 
     @property
     def is_supervisor(self) -> bool:
         return self.role == "supervisor"
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """An agent in a group; a higher penalty is rung (and dialled) only when
+    every agent with a lower one is busy (Asterisk's queue member penalty)."""
+
+    login: str
+    penalty: int = 0
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """Which agents serve which projects and queues (departments).
+
+    An agent may be in several groups. Signing in adds the agent to the queues
+    of all their groups; the dialers give a call of a project only to agents
+    of a group listing that project."""
+
+    name: str
+    projects: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    agents: tuple[GroupMember, ...] = ()
+    # Where the group and its queues are written (for `ivr check`), not settings.
+    line: int | None = field(default=None, compare=False, repr=False)
+    queue_lines: tuple[int | None, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ShiftSettings:
+    """Agent states: pause reasons, wrap-up time, the wallboard's service level."""
+
+    # What an agent may give as the reason for "not ready".
+    not_ready_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting")
+    # Longest wrap-up (s): then the agent is ready again, saved or not.
+    wrapup_seconds: float = 120.0
+    # Per project: project -> longest wrap-up (s), instead of wrapup_seconds.
+    wrapup_by_project: tuple[tuple[str, float], ...] = ()
+    # Service level: the share of queue calls answered within this many seconds.
+    service_level_seconds: float = 20.0
+
+    def wrapup_limit(self, project: str) -> float:
+        return dict(self.wrapup_by_project).get(project, self.wrapup_seconds)
 
 
 @dataclass(frozen=True)
@@ -186,6 +256,8 @@ class Settings:
     store: StoreSettings = StoreSettings()
     tap: TapSettings = TapSettings()
     speech: SpeechSettings = SpeechSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    rejects: RejectSettings = RejectSettings()
     pbx: PbxSettings = PbxSettings()
     cluster: ClusterSettings = ClusterSettings()
     bus: BusSettings = BusSettings()
@@ -195,6 +267,8 @@ class Settings:
     # Optional CSV (number,name,...) used to fill customer names into scripts.
     customers: str = ""
     users: tuple[User, ...] = ()
+    groups: tuple[AgentGroup, ...] = ()
+    shift: ShiftSettings = ShiftSettings()
     log_level: str = "INFO"
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
@@ -232,12 +306,19 @@ _SECTIONS = {
     "store": StoreSettings,
     "tap": TapSettings,
     "speech": SpeechSettings,
+    "supervision": SupervisionSettings,
+    "rejects": RejectSettings,
     "pbx": PbxSettings,
     "cluster": ClusterSettings,
     "bus": BusSettings,
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
-_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str}
+_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str,
+                "phone": str}
+
+
+# A phone's PJSIP endpoint name (it goes into a dial string: PJSIP/<name>).
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
@@ -272,6 +353,11 @@ def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
         if "name" not in kwargs:
             problems.append(Problem(file, uline, f"{where}.name", "missing"))
             continue
+        if kwargs.get("phone") and not _ENDPOINT.fullmatch(kwargs["phone"]):
+            problems.append(Problem(file, value.line_of("phone") if isinstance(value, LineDict)
+                                    else uline, f"{where}.phone",
+                                    "must be a PJSIP endpoint name, e.g. 1099"))
+            continue
         secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
         kwargs.pop("secret", None)
         if not secret:
@@ -283,6 +369,148 @@ def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
             continue
         users.append(User(login=str(login), secret=Secret(secret), **kwargs))
     return tuple(users)
+
+
+# Words an agent's pause reason may be made of (it travels to Asterisk's
+# PausedReason, and "wrap-up" is the service's own).
+_REASON = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
+WRAPUP_REASON = "wrap-up"
+
+
+def _line(d: Any, key: str | None = None, default: int | None = None) -> int | None:
+    if isinstance(d, LineDict):
+        return d.line_of(key) if key is not None else d.line
+    return default
+
+
+def _build_shift(data: Any, file: str, line: int | None,
+                 problems: list[Problem]) -> ShiftSettings:
+    if data is None:
+        return ShiftSettings()
+    if not isinstance(data, dict):
+        problems.append(Problem(file, line, "shift", "must be a mapping of settings"))
+        return ShiftSettings()
+    kwargs: dict[str, Any] = {}
+    known = ("not_ready_reasons", "wrapup_seconds", "service_level_seconds", "projects")
+    for key, value in data.items():
+        kline, where = _line(data, key, line), f"shift.{key}"
+        if key in ("wrapup_seconds", "service_level_seconds"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 < value <= 86400:
+                problems.append(Problem(file, kline, where, "must be seconds, 1-86400"))
+            else:
+                kwargs[key] = float(value)
+        elif key == "not_ready_reasons":
+            reasons = value if isinstance(value, list) else None
+            if not reasons or not all(isinstance(r, str) and _REASON.fullmatch(r)
+                                      and not r.startswith(WRAPUP_REASON) for r in reasons):
+                problems.append(Problem(file, kline, where, "must be a list of short words "
+                                        f"(letters, digits, spaces, '-'; not {WRAPUP_REASON!r})"))
+            elif len(set(reasons)) != len(reasons):
+                problems.append(Problem(file, kline, where, "lists a reason twice"))
+            else:
+                kwargs[key] = tuple(reasons)
+        elif key == "projects":
+            if not isinstance(value, dict):
+                problems.append(Problem(file, kline, where,
+                                        "must map each project to {wrapup_seconds: N}"))
+                continue
+            limits = []
+            for project, conf in value.items():
+                pline = _line(value, project, kline)
+                seconds = conf.get("wrapup_seconds") if isinstance(conf, dict) else None
+                if not isinstance(conf, dict) or set(conf) != {"wrapup_seconds"} or \
+                        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+                        not 0 < seconds <= 86400:
+                    problems.append(Problem(file, pline, f"{where}.{project}",
+                                            "must be {wrapup_seconds: N} (seconds, 1-86400)"))
+                    continue
+                limits.append((str(project), float(seconds)))
+            kwargs["wrapup_by_project"] = tuple(limits)
+        else:
+            problems.append(Problem(file, kline, where,
+                                    f"unknown setting (known: {', '.join(known)})"))
+    return ShiftSettings(**kwargs)
+
+
+def _words(value: Any) -> list[str] | None:
+    """A list of names (numbers allowed, as YAML reads 1001), or None if it is not one."""
+    if not isinstance(value, list):
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
+            return None
+        out.append(str(v))
+    return out
+
+
+def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...],
+                  problems: list[Problem]) -> tuple[AgentGroup, ...]:
+    """`groups:` name -> {projects: [...], queues: [...], agents: [login, ...] or
+    {login: penalty}}. Unknown agents and empty groups are problems here;
+    unknown queues need the dialplans and are `ivr check`'s (ivr.agents.check)."""
+    if not isinstance(data, dict):
+        problems.append(Problem(file, line, "groups", "must map each group's name to its "
+                                "projects, queues and agents"))
+        return ()
+    roles = {u.login: u.role for u in users}
+    groups = []
+    for name, value in data.items():
+        gline, where = _line(data, name, line), f"groups.{name}"
+        if not isinstance(value, dict):
+            problems.append(Problem(file, gline, where, "must be a mapping (projects, queues, "
+                                    "agents)"))
+            continue
+        for key in value:
+            if key not in ("projects", "queues", "agents"):
+                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
+                                        "unknown setting (known: projects, queues, agents)"))
+        lists: dict[str, list[str]] = {}
+        for key in ("projects", "queues"):
+            words = _words(value.get(key, []))
+            if words is None:
+                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
+                                        "must be a list of names"))
+                words = []
+            lists[key] = words
+        raw = value.get("agents")
+        aline = _line(value, "agents", gline)
+        members: list[GroupMember] = []
+        malformed = False
+        if isinstance(raw, dict):
+            for login, penalty in raw.items():
+                if isinstance(penalty, bool) or not isinstance(penalty, int) or \
+                        not 0 <= penalty <= 1000:
+                    problems.append(Problem(file, _line(raw, login, aline),
+                                            f"{where}.agents.{login}",
+                                            "penalty must be a whole number, 0-1000"))
+                    malformed = True
+                    continue
+                members.append(GroupMember(str(login), penalty))
+        elif raw is not None:
+            words = _words(raw)
+            if words is None:
+                problems.append(Problem(file, aline, f"{where}.agents", "must be a list of "
+                                        "agents' logins, or map each login to a penalty"))
+                malformed = True
+            members = [GroupMember(w) for w in words or []]
+        if not members and not malformed:
+            problems.append(Problem(file, aline, f"{where}.agents",
+                                    "empty group: list at least one agent"))
+        for m in members:
+            role = roles.get(m.login)
+            if role != "agent":
+                mline = _line(raw, m.login, aline) if isinstance(raw, dict) else aline
+                problems.append(Problem(file, mline, f"{where}.agents.{m.login}",
+                                        "unknown agent (not in users)" if role is None
+                                        else "is a supervisor, not an agent"))
+        if len({m.login for m in members}) != len(members):
+            problems.append(Problem(file, aline, f"{where}.agents", "lists an agent twice"))
+        queue_lines = tuple(_line(value, "queues", gline) for _ in lists["queues"])
+        groups.append(AgentGroup(str(name), tuple(lists["projects"]), tuple(lists["queues"]),
+                                 tuple(members), line=gline, queue_lines=queue_lines))
+    return tuple(groups)
 
 
 def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
@@ -367,6 +595,10 @@ def load_settings(path: str | os.PathLike | None = None,
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
         elif key == "users":
             kwargs["users"] = _build_users(value, file, line, env, problems)
+        elif key == "shift":
+            kwargs["shift"] = _build_shift(value, file, line, problems)
+        elif key == "groups":
+            continue
         elif key in _TOP_LEVEL:
             value, err = _check_value(value, _TOP_LEVEL[key])
             if err:
@@ -374,8 +606,24 @@ def load_settings(path: str | os.PathLike | None = None,
             else:
                 kwargs[key] = value
         else:
-            known = ", ".join([*_SECTIONS, *_TOP_LEVEL, "users"])
+            known = ", ".join([*_SECTIONS, *_TOP_LEVEL, "users", "groups", "shift"])
             problems.append(Problem(file, line, key, f"unknown section (known: {known})"))
+    supervision = kwargs.get("supervision")
+    if supervision is not None:
+        line = data.line_of("supervision") if isinstance(data, LineDict) else None
+        if supervision.tell_agent not in ("always", "when_heard", "never"):
+            problems.append(Problem(file, line, "supervision.tell_agent",
+                                    "must be always, when_heard or never"))
+        if not 5 <= supervision.ring_seconds <= 120:
+            problems.append(Problem(file, line, "supervision.ring_seconds", "must be 5-120"))
+    rejects = kwargs.get("rejects")
+    if rejects is not None and not 0 <= rejects.pause_seconds <= 3600:
+        line = data.line_of("rejects") if isinstance(data, LineDict) else None
+        problems.append(Problem(file, line, "rejects.pause_seconds", "must be 0-3600 seconds"))
+    if "groups" in data:   # after the users, whom the groups name
+        kwargs["groups"] = _build_groups(data["groups"], file, data.line_of("groups")
+                                         if isinstance(data, LineDict) else None,
+                                         kwargs.get("users", ()), problems)
     speech = kwargs.get("speech")
     if speech is not None:
         line = data.line_of("speech") if isinstance(data, LineDict) else None

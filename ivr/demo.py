@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .calls.events import CallEnded, CallEvent
-from .config import Secret, Settings, User, load_settings
+from .config import AgentGroup, GroupMember, Secret, Settings, User, load_settings
 from .pbx.sandbox import Sandbox
 from .server import Service, describe
 
@@ -88,6 +88,10 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
     for u in users:
         if u.login == AGENT or u.is_supervisor:
             shown[u.login] = str(u.secret)
+    groups = settings.groups
+    if not any(m.login == AGENT for g in groups for m in g.agents):
+        groups = (*groups, AgentGroup("demo-support", projects=("acme-support",),
+                                      queues=("support",), agents=(GroupMember(AGENT),)))
     pbx = settings.pbx
     if pbx.instance == "default":
         pbx = dataclasses.replace(pbx, instance="demo")
@@ -97,7 +101,7 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
         pbx = dataclasses.replace(pbx, dialplans=str(repo / "dialplans"))
         scripts = str(repo / "scripts")
     return dataclasses.replace(settings, ami=ami, pbx=pbx, users=tuple(users),
-                               scripts=scripts), shown
+                               groups=groups, scripts=scripts), shown
 
 
 async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_after: bool) -> int:
@@ -140,6 +144,10 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
         agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
                            audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
         await agent.astart()
+        # Signed in to the support queue afresh, ready (as signing in to the console
+        # does; Asterisk may remember a break or wrap-up from an earlier demo).
+        await service.agent_states.set_state(AGENT, "offline", by="demo")
+        await service.agent_states.log_in(AGENT, by="demo")
         print()
         print(f"Agent console:      {service.web_url}/  sign in as {AGENT} / {shown[AGENT]}")
         for login, secret in shown.items():

@@ -7,13 +7,14 @@ and handed to the web console as a CallCard. The card then follows the call
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallEnded,
-                           CallEvent, CallTransferred)
+from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentMoved, AgentRinging,
+                           CallEnded, CallEvent, CallTransferred)
 from .calls.model import Call
 from .config import User
 
@@ -57,7 +58,8 @@ class CallCard:
             "department": c.department, "project": c.project, "campaign": c.campaign,
             "agent": c.agent,
             "started_at": c.started_at, "answered_at": c.answered_at, "ended_at": c.ended_at,
-            "hold_seconds": c.hold_seconds,
+            "hold_seconds": c.hold_seconds, "hold_started_at": c.hold_started_at,
+            "transfers": [dataclasses.asdict(t) for t in c.transfers],
             "result": c.result.value if c.result else None,
             "transferred_to": self.transferred_to,
             "script": self.script,
@@ -110,9 +112,16 @@ class ScriptPop:
             if card is not None and card.phase == "live":
                 card.phase = "wrapup"
         elif isinstance(event, CallTransferred):
+            by = call.transfers[-1].by_agent if call.transfers else None
             for (login, call_id), card in self.cards.items():
-                if call_id == call.call_id and card.phase == "live":
+                # The agent who transferred, not the one who took the call.
+                if call_id == call.call_id and card.phase == "live" and login == (by or login):
                     card.transferred_to = event.target
+        elif isinstance(event, AgentMoved):
+            # The consultation call's line joined the customer's call: that card goes.
+            if (event.agent, call.call_id) in self.cards:
+                self._drop(event.agent, call.call_id)
+                return
         if isinstance(event, CallEnded):
             for (login, call_id), card in list(self.cards.items()):
                 if call_id != call.call_id:

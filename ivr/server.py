@@ -1,8 +1,11 @@
 """The service's lifecycle: build each stage, wire them, start and stop them.
 
-Data path: AMI events -> call tracker -> call event bus -> {script pop, outcome
-recorder, web console board, log}. Each stage only knows the bus or the small
-callbacks given here; none knows the others.
+Data path: AMI events -> {call tracker, agent states, queue board};
+call tracker -> call event bus -> {script pop, agent states, outcome recorder,
+web console board, dialers, log}; agent states and queue board -> wallboard
+and the outcomes store. Each stage only knows the bus or the small callbacks
+given here; none knows the others. What is asked of the PBX goes through
+ami/actions.py.
 """
 from __future__ import annotations
 
@@ -14,28 +17,39 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .agents import AgentGroups, AgentStates, StateChange
+from .ami.actions import PbxActions
+from .ami.message import AmiEvent
+from .bus import create_bus
 from .calls.bus import CallEventBus
 from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
-from .bus import create_bus
+from .calls.queues import QueueBoard, day_start
 from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
 from .cluster.roles import ControllerRole, WebRole
 from .config import Settings
 from .coaching.rules import RuleLibrary
 from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
                      dnc_on_wrapup)
+from .outcomes.agent_states import AgentStateRecorder
 from .outcomes.recorder import OutcomeRecorder
+from .outcomes.reports import queue_day
 from .outcomes.store.auto import create_store
+from . import metrics
 from .live import LiveCoaching
 from .pop import ScriptPop
+from .rejections import RejectPauses
 from .scripts.customers import CustomerDirectory
 from .scripts.library import ScriptLibrary
 from .scripts.source import LibraryScriptSource
+from .supervision import Supervision
+from .transfers import ConsoleTransfers
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
 from .web.guard import make_site
 from .web.hub import ConsoleHub
 from .web.policy import is_loopback, refuse_weak_exposure
+from .web.shift import ShiftWeb
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +76,18 @@ class Service:
         self.settings = settings
         self.bus = CallEventBus()
         # Each PBX: its AMI client and tracker, followed while this instance
-        # holds its lease (ivr/cluster; one machine: always). `ami` and
-        # `tracker` are the first PBX's; `pbx_ami` routes actions by call.
+        # holds its lease (ivr/cluster; one machine: always). `ami`, `tracker`
+        # and `pbx` are the first PBX's; `pbx_ami` routes actions by call.
         self.instance = settings.cluster.instance or new_instance_id()
         self.leases = create_leases(settings.store.url, self.instance)
-        self.links = [PbxLink(p, self.bus.publish, on_synced=self._pbx_synced)
-                      for p in settings.all_pbxs]
+        self.links = [PbxLink(p, self.bus.publish, on_synced=self._pbx_synced,
+                              on_ami_event=self._ami_event) for p in settings.all_pbxs]
         for link in self.links:
             link.several = len(self.links) > 1
         self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
         self.pbx_ami = AmiRouter(self.links) if len(self.links) > 1 else self.ami
+        self.actions = {link.name: PbxActions(link.ami) for link in self.links}
+        self.pbx = self.actions[self.links[0].name]
         self.controller = Controller(self.links, self.leases, poll=settings.cluster.lease_poll,
                                      prefer=settings.cluster.prefer,
                                      on_let_go=self._stop_dialers)
@@ -89,18 +105,30 @@ class Service:
         self.pop = ScriptPop(self.scripts, users, on_card=self._card_changed)
         self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
         self.hub = ConsoleHub()
+        # Agent states (owned by Asterisk's queues) and the queues' live figures:
+        # both pushed to the wallboard; state changes recorded in the store.
+        self.groups = AgentGroups(settings.groups)
+        self.agent_log = AgentStateRecorder(self.store)
+        self.agent_states = AgentStates(self.groups, self.pbx, settings.shift,
+                                        names={u.login: u.name for u in settings.users},
+                                        on_change=self._agent_changed)
+        self.queue_board = QueueBoard(settings.shift.service_level_seconds,
+                                      on_change=self._queue_changed, queues=self.groups.queues)
+        self.shift = ShiftWeb(self.agent_states, self.queue_board, self.hub)
         # Dialers: one agent pool and one number guard for both, so an agent gets
-        # one dialer call at a time and a number is never called twice at once
-        # (across instances: claims and numbers held in the store). One pair per
-        # PBX, placing calls for that PBX's agents, run while it is followed.
-        agent_logins = [u.login for u in settings.users if not u.is_supervisor]
-        self.agent_pool = AgentPool(lambda project: agent_logins, self._agent_busy)
+        # one dialer call at a time and a number is never called twice at once;
+        # only ready agents of the call's project's groups are offered calls.
+        # Across instances, claims and numbers being dialled are held in the store;
+        # one pair of dialers per PBX, for that PBX's agents, while it is followed.
+        self.agent_pool = AgentPool(self.agent_states.ready_agents, self._agent_busy,
+                                    penalty_of=self.agent_states.penalty)
         self.numbers = NumberGuard(lambda: [c.customer_num for c in self.live_calls()])
         self.dialers: dict[str, tuple[CallbackDialer, CampaignDialer]] = {}
         for link in self.links:
             pool = self.agent_pool if not link.agents else AgentPool(
-                lambda project, mine=link.agents: [a for a in agent_logins if a in mine],
-                self._agent_busy)
+                lambda project, mine=link.agents: [a for a in self.agent_states.ready_agents(
+                    project) if a in mine],
+                self._agent_busy, penalty_of=self.agent_states.penalty)
             kw = dict(agents=pool, guard=self.numbers, owner=self.instance, pbx=link.name)
             self.dialers[link.name] = (CallbackDialer(self.store, link.ami, **kw),
                                        CampaignDialer(self.store, link.ami, **kw))
@@ -108,26 +136,48 @@ class Service:
         self.settlers = {name: ClaimSettler(self.store, self.instance, callbacks=cb,
                                             campaigns=camp)
                          for name, (cb, camp) in self.dialers.items()}
+        # Supervisors listening in; agents' attended transfers from the console;
+        # agents whose phone refuses queue calls paused for a while.
+        self.supervision = Supervision(self.ami, settings.supervision, users,
+                                       push_agent=self.hub.to_login,
+                                       push_supervisor=self._to_supervisor,
+                                       live_call=self.tracker.calls.get)
+        agent_logins = [u.login for u in settings.users if not u.is_supervisor]
+        self.transfers = ConsoleTransfers(self.ami, self.tracker.calls.get,
+                                          agents=lambda: agent_logins,
+                                          departments=self.pbx.departments,
+                                          push=self.hub.to_login)
+        self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
         self.console = ConsoleApp(WebContext(
             auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
             live_calls=self.live_calls,
-            save_wrapup=dnc_on_wrapup(self.store, number_of=self._number_of),
-            transfer=self.transfer,
-            departments=self.departments, problems=self.script_problems,
+            save_wrapup=self._save_wrapup,
+            transfer=self.pbx.transfer,
+            departments=self.pbx.departments, problems=self.script_problems, health=self.health,
+            coaching=lambda call_id: self.live.snapshot(call_id),
+            metrics=lambda: metrics.render(self._metrics),
             store=self.report_store, on_campaigns_changed=self._wake_campaigns,
-            web=settings.web))
+            web=settings.web, supervision=self.supervision, transfers=self.transfers,
+            agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
+                            if not u.is_supervisor], shift=self.shift))
+        self._dnc_wrapup = dnc_on_wrapup(self.store, number_of=self._number_of)
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
-        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
-                                 save=self.store.save_coaching, mode=settings.speech.mode)
         self.speech = self.tap_server = self.taps = None
+        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
+                                 save=self.recorder.save_coaching, mode=settings.speech.mode,
+                                 model=lambda: self.speech.model if self.speech else None)
         if settings.speech.enabled:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
             self.speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
                                       on_activity=self.live.on_activity,
-                                      mode_for_call=self.live.mode_for_call)
+                                      on_heard=self.live.on_heard, on_gap=self.live.on_gap,
+                                      on_capacity=self.live.on_capacity,
+                                      mode_for_call=self.live.mode_for_call,
+                                      beam=settings.speech.beam,
+                                      max_active=settings.speech.max_active)
             self.tap_server = TapServer(settings.tap.host, settings.tap.port,
                                         sink_factory=self.speech.sink)
             self.taps = TapManager(self.pbx_ami, self.tap_server,
@@ -139,9 +189,16 @@ class Service:
             self.bus.subscribe(self.live.on_call_event)
             self.bus.subscribe(self.speech.on_call_event)
             self.bus.subscribe(self.taps.on_call_event)
+        self.bus.subscribe(self.agent_states.on_call_event)
         self.bus.subscribe(self.recorder)
+        self.bus.subscribe(self.supervision.on_call_event)
+        self.bus.subscribe(self.transfers.on_call_event)
+        self.bus.subscribe(self.rejects.on_call_event)
         self.bus.subscribe(self.console.call_event)
         self.bus.subscribe(self._log_event)
+        for callbacks, campaigns in self.dialers.values():
+            self.bus.subscribe(callbacks.on_call_event)
+            self.bus.subscribe(campaigns.on_call_event)
         # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
         # or a web front; without one it is both, in one process, as always.
         self.roles = set(settings.cluster.roles) or {"controller", "web"}
@@ -151,9 +208,11 @@ class Service:
             if "web" in self.roles:
                 self.role = WebRole(self.bus_link, self)
                 # A web front's pop is a replica fed by the controllers' call
-                # events: it records, dials and coaches nothing itself.
-                for stage in (self.recorder, *(d.on_call_event for pair in self.dialers.values()
-                                               for d in pair)):
+                # events: it records, dials, coaches and acts on no PBX itself.
+                for stage in (self.recorder, self.agent_states.on_call_event,
+                              self.supervision.on_call_event, self.transfers.on_call_event,
+                              self.rejects.on_call_event,
+                              *(d.on_call_event for pair in self.dialers.values() for d in pair)):
                     self.bus.unsubscribe(stage)
                 if self.speech is not None:
                     for stage in (self.live.on_call_event, self.speech.on_call_event,
@@ -162,14 +221,11 @@ class Service:
                     self.speech = self.tap_server = self.taps = None
             else:
                 self.role = ControllerRole(self.bus_link, self)
-        for callbacks, campaigns in self.dialers.values():
-            self.bus.subscribe(callbacks.on_call_event)
-            self.bus.subscribe(campaigns.on_call_event)
+        self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
         self._site = None
         self._watch: asyncio.Task | None = None
-        self._departments: tuple[float, list[str]] = (-1e9, [])
-        self._departments_asking: asyncio.Future | None = None
+        self._rules_watch: asyncio.Task | None = None
         self._stopped = False
         self._started = False
 
@@ -183,11 +239,23 @@ class Service:
         if self.console is not None:
             self.console.card_changed(login, call_id, card)
 
+    def _to_supervisor(self, login: str, message: dict) -> None:
+        for c in list(self.hub.clients):
+            if c.login == login and c.role == "supervisor":
+                c.send(dict(message))
+
     def _script_of(self, call_id: str) -> tuple[str, str] | None:
         for (_, cid), card in self.pop.cards.items():
             if cid == call_id and card.script:
                 return card.script["id"], str(card.script["version"])
         return None
+
+    def _ami_event(self, link: PbxLink, event: AmiEvent) -> None:
+        # After the link's tracker. Agent states and the queue board follow the
+        # first PBX (several PBXs: one centre's agents are on one of them).
+        if link is self.links[0]:
+            self.agent_states.on_ami_event(event)
+            self.queue_board.on_ami_event(event)
 
     def live_calls(self) -> list[Call]:
         """Calls in progress on every PBX this instance follows."""
@@ -197,10 +265,25 @@ class Service:
         for _, campaigns in self.dialers.values():
             campaigns.wake()
 
+    def _agent_changed(self, change: StateChange) -> None:
+        self.agent_log(change)
+        self.shift.agent_changed(change)
+
+    def _queue_changed(self, figures) -> None:
+        self.shift.queue_changed(figures)
+
+    async def _save_wrapup(self, **wrapup) -> None:
+        """Durable first (and a do-not-call wish honoured), then the wrap-up pause ends."""
+        await self._dnc_wrapup(**wrapup)
+        try:
+            await self.agent_states.wrapup_saved(wrapup["agent"], wrapup["call_id"])
+        except Exception:
+            log.exception("agent %s: ending the wrap-up pause failed", wrapup["agent"])
+
     def _agent_busy(self, login: str) -> bool:
-        """Not free for a dialer call: not signed in to the console, on a call,
-        or a call still on their console (ringing, live, wrap-up not saved)."""
-        return (not self.console_connected(login) or bool(self.pop.cards_for(login))
+        """Not free for a dialer call beyond what their state says: the console
+        is not open (nobody would see the script), or a leg of theirs is live."""
+        return (not self.console_connected(login)
                 or login in busy_agents(self.live_calls()))
 
     def _number_of(self, call_id: str) -> str | None:
@@ -208,13 +291,32 @@ class Service:
         return next((c.call.customer_num for (_, cid), c in self.pop.cards.items()
                      if cid == call_id), None)
 
+    def health(self) -> dict[str, dict]:
+        """Each component's state for /api/health (and a container's health check)."""
+        speech_on = self.settings.speech.enabled
+        return {
+            "ami": {"ok": self.ami.connected,
+                    "detail": "connected" if self.ami.connected else "not connected to Asterisk"},
+            "store": {"ok": not self.recorder.failing,
+                      "detail": f"{self.recorder.pending} writes waiting, failing: retrying"
+                      if self.recorder.failing else f"{self.recorder.pending} writes waiting"},
+            "speech": {"ok": self.speech is not None or not speech_on,
+                       "detail": ("off (speech.enabled: false)" if not speech_on else
+                                  "no speech model: calls are not coached" if self.speech is None
+                                  else f"capacity level {self.speech.level}, worst lag "
+                                       f"{self.speech.lag:.1f} s")},
+            "taps": {"ok": self.tap_server is None or self.tap_server.listening or not speech_on,
+                     "detail": "off" if self.tap_server is None else
+                     ("listening" if self.tap_server.listening else "not listening")},
+        }
+
     def script_problems(self) -> list[str]:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
         if isinstance(self.role, ControllerRole):       # consoles are on the web fronts
             return self.role.console_connected(login)
-        return any(c.login == login for c in self.hub.clients)
+        return self.hub.connected(login)
 
     @property
     def web_url(self) -> str:
@@ -228,10 +330,23 @@ class Service:
 
     # ------------------------------------------------------------ PBX actions
     async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
-        """After every resync of a PBX (login, reconnect, takeover). The first
-        since this instance took it: close its calls that ended unseen, settle
-        the dialler claims a dead owner left on it (from the PBX), then start
-        its dialers."""
+        """After every resync of a PBX (login, reconnect, takeover; the calls are
+        reconciled by the link). The first PBX's queues give the agent states.
+        The first resync since this instance took a PBX: close its calls that
+        ended unseen, settle the dialler claims a dead owner left on it (from
+        the PBX), then start its dialers."""
+        if link is self.links[0]:
+            try:
+                status = await self.pbx.queue_status()
+                self.queue_board.resync(status)
+                await self.agent_states.resync(status)
+            except Exception:
+                log.exception("AMI resync: queue status unavailable; agent states kept as "
+                              "they were")
+            try:
+                await self.rejects.resync()
+            except Exception as exc:
+                log.warning("rejection pauses not resynced: %s", exc)
         if first:
             await self._pbx_taken(link)
 
@@ -242,7 +357,7 @@ class Service:
             if closed:
                 log.warning("PBX %s: %d calls ended while no instance followed it; closed as "
                             "interrupted", link.name, closed)
-                if self._started:
+                if self._started and "web" in self.roles:
                     await self._restore_wrapups()
         await self.settlers[link.name].settle(link, await self.leases.alive())
         if isinstance(self.role, ControllerRole):
@@ -258,45 +373,23 @@ class Service:
         for dialer in self.dialers[link.name]:
             await dialer.stop(timeout=2)
 
-    async def departments(self) -> list[str]:
-        """The PBX's queues (AMI QueueSummary), cached for a minute; consoles that
-        connect together share one request."""
-        at, names = self._departments
-        if time.monotonic() - at < (60 if names else 5):
-            return names
-        if self._departments_asking is None or self._departments_asking.done():
-            self._departments_asking = asyncio.ensure_future(self._ask_departments())
-        return await asyncio.shield(self._departments_asking)
-
-    async def _ask_departments(self) -> list[str]:
-        # as_list=None: a refused action resolves at once instead of timing out.
-        replies = await self.pbx_ami.send({"Action": "QueueSummary"}, as_list=None)
-        if not isinstance(replies, list):
-            replies = [replies]
-        names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"
-                        and r.get("Queue")})
-        self._departments = (time.monotonic(), names)
-        return names
-
-    async def transfer(self, call: Call, department: str) -> None:
-        """Send the customer into another department's queue (AMI Redirect)."""
-        customer = call.customer_leg()
-        if customer is None or customer.ended_at is not None:
-            raise web.HTTPConflict(text="the customer is no longer on the line")
-        reply = await self.pbx_ami.send({"Action": "Redirect", "Channel": customer.channel,
-                                     "Context": "to-queue", "Exten": department, "Priority": "1"})
-        if reply.get("Response") != "Success":
-            raise web.HTTPBadGateway(text=f"the PBX refused the transfer: {reply.get('Message')}")
-
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         refuse_weak_exposure(self.settings)
         await self.store.open()
         await self.report_store.open()
         await self.console.ctx.auth.start()
+        # Where each agent was when last seen, and today's queue figures so far.
+        recorded = await self.store.last_agent_states()
+        self.agent_states.restore(recorded)
+        self.agent_log.seed(recorded)
+        self.queue_board.seed(await queue_day(self.store, day_start(time.time()),
+                                              self.settings.shift.service_level_seconds))
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
+        self._rules_watch = asyncio.ensure_future(self.rules.watch(
+            on_change=lambda problems: self.console.scripts_changed(self.script_problems())))
         if self.bus_link is not None:
             await self.bus_link.start()
         if "controller" in self.roles:
@@ -313,6 +406,9 @@ class Service:
 
     async def _start_controller(self) -> None:
         await self.leases.start(roles=",".join(sorted(self.roles)))
+        # Coaching checkpoints of calls live at the last stop, before they are closed:
+        # the calls Asterisk still has come back with their prompts and ticks.
+        self.live.restored = await self.store.live_coaching()
         if self.leases.kind == "local":
             # One machine: every call still 'live' is this service's from before.
             # Dialler claims are settled from the PBX once it is followed.
@@ -360,10 +456,10 @@ class Service:
             self.bus.unsubscribe(self.taps.on_call_event)
             self.speech = self.tap_server = self.taps = None
             return
+        await asyncio.to_thread(self.live.prepare)
         await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:
-        self.rules.reload()    # rule files live beside the scripts
         self.console.scripts_changed(self.script_problems())
 
     async def _restore_wrapups(self) -> None:
@@ -385,6 +481,9 @@ class Service:
             await self._stop_dialers(link)
         for settler in self.settlers.values():
             await settler.close()
+        await self.supervision.close()
+        await self.rejects.close()
+        await self.agent_states.close()
         await self.controller.close()
         await self.leases.close()
         if self.role is not None:
@@ -398,9 +497,12 @@ class Service:
         await self.live.close()
         if self._watch:
             self._watch.cancel()
+        if self._rules_watch:
+            self._rules_watch.cancel()
         if self._runner:
             await self._runner.cleanup()
         await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.agent_log.close(timeout=10)
         await self.report_store.close()
         await self.store.close()
 

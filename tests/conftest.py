@@ -6,13 +6,15 @@ product on the real stack, and a missing piece must be seen.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
 
 import pytest
 
-from ivr.config import AmiSettings, PbxSettings, Secret, Settings, TapSettings, WebSettings
+from ivr.config import (AgentGroup, AmiSettings, GroupMember, PbxSettings, Secret, Settings,
+                        TapSettings, WebSettings)
 from ivr.pbx.sandbox import Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,32 @@ def _unavailable(reason: str):
     pytest.fail(f"the sandbox PBX is required (run `bash .ci/setup` as root) but {reason}")
 
 
+# The groups of ivr.example.yaml (without penalties): the queues' members as
+# the static queues.conf had them before membership became dynamic.
+TEST_GROUPS = (
+    AgentGroup("sales", ("acme-sales", "acme-telesales"), ("sales",),
+               (GroupMember("1001"), GroupMember("1002"))),
+    AgentGroup("support", ("acme-support",), ("support",),
+               (GroupMember("1003"), GroupMember("1001"))),
+    AgentGroup("key-accounts", ("acme-key-accounts",), ("key-accounts",),
+               (GroupMember("1004"),)),
+)
+
+
+def reset_queues(sandbox: Sandbox) -> None:
+    """Every queue empty again: members are dynamic, and a test's sign-ins and
+    pauses would otherwise outlive it in the session's PBX."""
+    queue = None
+    for line in sandbox.cli("queue show").splitlines():
+        m = re.match(r"^(\S+) has \d+ calls", line)
+        if m:
+            queue = m.group(1)
+            continue
+        m = re.search(r"\((PJSIP/[^\s)]+)", line)
+        if m and queue is not None:
+            sandbox.cli(f"queue remove member {m.group(1)} from {queue}")
+
+
 @pytest.fixture(scope="session")
 def pbx_settings() -> Settings:
     """Settings for this test run's own PBX instance: fresh ports and password."""
@@ -44,6 +72,7 @@ def pbx_settings() -> Settings:
                         sip_port=free_port(socket.SOCK_DGRAM),
                         trunk_peer=f"127.0.0.2:{free_port(socket.SOCK_DGRAM, '127.0.0.2')}",
                         dialplans=str(REPO / "dialplans")),
+        groups=TEST_GROUPS,
     )
 
 

@@ -84,6 +84,12 @@ def make_call(kind: CallResult | str, call_id: str = "", *, at: float = T0, proj
         call.queued_at, call.agent_ring_at, call.agents_rung = at + 5, at + 6, ["1002"]
         call.abandoned = True
         end, call.cause, call.cause_txt = at + 25, 16, "Normal Clearing"
+    elif kind is CallResult.QUEUE_TIMEOUT:
+        call.direction, call.did, call.queue = Direction.INBOUND, "5550100", "support"
+        call.ivr_choice, call.ivr_keys, call.ivr_exit = "invalid", "97", "wrong_key"
+        call.queued_at, call.agent_ring_at, call.agents_rung = at + 5, at + 6, ["1002"]
+        call.queue_result = "TIMEOUT"
+        end, call.cause, call.cause_txt = at + 305, 16, "Normal Clearing"
     elif kind is CallResult.IVR_HANGUP:
         call.direction, call.did = Direction.INBOUND, "5550100"
         end, call.cause, call.cause_txt = at + 8, 16, "Normal Clearing"

@@ -83,6 +83,11 @@ class AmiClient:
         self.on_connected = on_connected
         self.state = "disconnected"
         self.logins = 0
+        # When the connection was last lost (None: never), and when the PBX
+        # last started (from FullyBooted's Uptime at each login): a PBX that
+        # started after the loss crashed or restarted, taking its calls down.
+        self.lost_at: float | None = None
+        self.pbx_started_at: float | None = None
         self._closing = False
         self._delay = 0.0
         self._connected = asyncio.Event()
@@ -149,6 +154,8 @@ class AmiClient:
             log.exception("AMI: resync after login failed; calls already tracked are kept")
 
     def _lost(self, manager: Manager, exc: Any) -> None:
+        if self._connected.is_set():
+            self.lost_at = time.time()
         self._connected.clear()
         if not self._closing:
             self._set_state("disconnected")
@@ -156,6 +163,8 @@ class AmiClient:
 
     def _dispatch(self, manager: Manager, message: Any) -> None:
         try:
+            if message.get("Event") == "FullyBooted" and str(message.get("Uptime", "")).isdigit():
+                self.pbx_started_at = time.time() - int(message.get("Uptime"))
             self.on_event(AmiEvent.from_headers(message, time.time()))
         except Exception:
             # One bad event (or a bug in a handler) must not kill the connection.

@@ -37,27 +37,42 @@ class AmiEvent:
     dest_chan_vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Wall-clock time the service received the event.
     received: float = 0.0
+    # Channel variables of the other channels an event names, by prefix
+    # (ChanSpyStart: "Spyer", "Spyee"; AttendedTransfer: "Transferee" ...).
+    other_vars: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
 
     def get(self, key: str, default: str = "") -> str:
         return self.fields.get(key, default)
+
+    def vars_of(self, prefix: str) -> Mapping[str, str]:
+        """The channel variables of the channel named by ``prefix`` ("" for the event's own)."""
+        if prefix == "":
+            return self.chan_vars
+        if prefix == "Dest":
+            return self.dest_chan_vars
+        return self.other_vars.get(prefix, _EMPTY)
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, Any], received: float | None = None) -> "AmiEvent":
         fields: dict[str, str] = {}
         chan_vars: dict[str, str] = {}
         dest_vars: dict[str, str] = {}
+        other: dict[str, dict[str, str]] = {}
         for key, value in headers.items():
             if key == "ChanVariable":
                 chan_vars.update(_vars(value))
             elif key == "DestChanVariable":
                 dest_vars.update(_vars(value))
+            elif key.endswith("ChanVariable") and key[0].isalpha():
+                other.setdefault(key[:-len("ChanVariable")], {}).update(_vars(value))
             elif isinstance(value, list):
                 fields[key] = str(value[0]) if value else ""
             else:
                 fields[key] = str(value)
         return cls(name=fields.get("Event", ""), fields=fields, chan_vars=chan_vars,
                    dest_chan_vars=dest_vars,
-                   received=time.time() if received is None else received)
+                   received=time.time() if received is None else received,
+                   other_vars=other or _EMPTY)
 
     @classmethod
     def parse(cls, block: str, received: float | None = None) -> "AmiEvent | None":

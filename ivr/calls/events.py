@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Call, Leg
+from .model import Call, Leg, Monitor
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,27 @@ class AgentMissed(CallEvent):
 
 
 @dataclass(frozen=True)
+class AgentRejected(CallEvent):
+    """An agent's phone refused the call (486 Busy Here, 603 Decline): the agent
+    pressed busy or reject, or the phone is set to do-not-disturb."""
+
+    agent: str
+    leg: Leg
+    cause: int
+
+
+@dataclass(frozen=True)
+class AgentMoved(CallEvent):
+    """An agent's line left this call for another one: a phone's attended
+    transfer joined the consultation call (this call) to the customer's call
+    (``to_call``). The agent's part of this call is over, with nothing to wrap up."""
+
+    agent: str
+    leg: Leg
+    to_call: str
+
+
+@dataclass(frozen=True)
 class CustomerAnswered(CallEvent):
     """Outbound: the customer picked up."""
 
@@ -91,3 +112,15 @@ class CallTransferred(CallEvent):
 @dataclass(frozen=True)
 class CallEnded(CallEvent):
     pass
+
+
+@dataclass(frozen=True)
+class MonitorStarted(CallEvent):
+    """A supervisor's phone began listening in on the call (or whispering, or barging in)."""
+
+    monitor: Monitor
+
+
+@dataclass(frozen=True)
+class MonitorEnded(CallEvent):
+    monitor: Monitor

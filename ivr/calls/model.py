@@ -35,7 +35,8 @@ class CallResult(str, Enum):
 
     ANSWERED = "answered"
     ABANDONED = "abandoned"      # the customer hung up while queued
-    NO_ANSWER = "no_answer"      # rang, nobody picked up
+    QUEUE_TIMEOUT = "queue_timeout"  # waited the queue's longest wait and was sent away
+    NO_ANSWER = "no_answer"      # rang, nobody picked up (or the queue had nobody)
     IVR_HANGUP = "ivr_hangup"    # the customer left in the menu, before any queue
     FAILED = "failed"            # could not be connected (busy, congestion, error)
 
@@ -61,6 +62,8 @@ class Leg:
     ended_at: float | None = None
     cause: int | None = None
     cause_txt: str = ""
+    queue: str = ""               # the queue this leg waited in, if any
+    moved_from: str = ""          # joined this call from another one (a phone's attended transfer)
 
 
 @dataclass
@@ -69,6 +72,29 @@ class Transfer:
     kind: str                     # blind | attended | queue
     by_agent: str | None
     target: str                   # extension, queue or channel the call went to
+    to_agent: str | None = None   # the agent who took the call on (once one answered)
+    consult_call: str | None = None   # a phone's attended transfer: the consultation call
+
+
+# Supervisor monitoring modes (dialplans/extensions.conf [supervisor-monitor]).
+MONITOR_MODES = ("listen", "whisper", "barge")
+# The service names a supervisor's monitoring channel (Originate ChannelId) with
+# this prefix: that channel is no party of any call, and its ChanSpyStart says
+# which call a supervisor listens to.
+MONITOR_CHANNEL_PREFIX = "monitor-"
+
+
+@dataclass
+class Monitor:
+    """A supervisor listening in on the call (or whispering to the agent, or barging in)."""
+
+    supervisor: str               # the supervisor's login (MONITOR_BY), else their phone
+    phone: str                    # the supervisor's phone (endpoint)
+    mode: str                     # listen | whisper | barge
+    agent: str | None             # the agent whose line was monitored
+    started_at: float
+    ended_at: float | None = None
+    spyer: str = ""               # Uniqueid of the supervisor's channel
 
 
 @dataclass
@@ -84,6 +110,8 @@ class Call:
     customer_num: str = ""
     customer_name: str = ""
     ivr_choice: str = ""
+    ivr_keys: str = ""            # every key pressed in the menu, in order
+    ivr_exit: str = ""            # the menu rule that ended it: key | no_key | wrong_key
     department: str = ""
     project: str = ""
     campaign: str = ""
@@ -91,14 +119,17 @@ class Call:
     agents_rung: list[str] = field(default_factory=list)
     agent: str | None = None      # the agent who answered (the latest, after transfers)
     queued_at: float | None = None
+    queue_result: str = ""        # why the queue wait ended unanswered (QUEUESTATUS: TIMEOUT ...)
     agent_ring_at: float | None = None
     agent_answered_at: float | None = None
     answered_at: float | None = None   # agent and customer connected
     ended_at: float | None = None
     hold_started_at: float | None = None
     hold_seconds: float = 0.0
+    hold_by: str = ""             # Uniqueid of the leg that put the call on hold
     abandoned: bool = False
     transfers: list[Transfer] = field(default_factory=list)
+    monitors: list[Monitor] = field(default_factory=list)
     cause: int | None = None
     cause_txt: str = ""
     variables: dict[str, str] = field(default_factory=dict)
@@ -111,6 +142,10 @@ class Call:
             return None
         if self.answered_at is not None:
             return CallResult.ANSWERED
+        if self.queue_result == "TIMEOUT":
+            return CallResult.QUEUE_TIMEOUT
+        if self.queue_result and not self.abandoned:
+            return CallResult.NO_ANSWER     # the queue had nobody (FULL, JOINEMPTY, LEAVEEMPTY ...)
         if self.abandoned or (self.queued_at is not None and self.direction is Direction.INBOUND):
             return CallResult.ABANDONED
         if self.direction is Direction.INBOUND and not self.agents_rung:
@@ -146,7 +181,8 @@ class Call:
         return dataclasses.replace(
             self,
             agents_rung=list(self.agents_rung),
-            transfers=list(self.transfers),
+            transfers=[dataclasses.replace(t) for t in self.transfers],
+            monitors=[dataclasses.replace(m) for m in self.monitors],
             variables=dict(self.variables),
             legs={k: dataclasses.replace(v) for k, v in self.legs.items()},
         )

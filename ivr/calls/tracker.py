@@ -5,30 +5,49 @@ tested on event sequences captured from a real Asterisk and benchmarked by
 replaying them. It tolerates missing fields, unknown channels (it builds the
 leg from whatever event names it first) and events for calls it never saw.
 After an AMI reconnect, ``resync`` reconciles the live channel list: calls in
-progress are kept or adopted, legs that vanished while we were away are ended.
+progress are kept or adopted, legs that vanished while we were away are ended
+(at the moment the connection was lost, which the caller passes in).
+
+Besides the parties of a call it follows what happens to them: holds (Hold,
+Unhold), transfers (a phone's REFER with Replaces joins the consultation call
+to the customer's call; the console's AMI Atxfer consults within the call),
+supervisors listening in (ChanSpyStart/Stop of the service's monitoring
+channels, named MONITOR_CHANNEL_PREFIX...) and phones that refuse a call.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from typing import Callable, Iterable
 
 from ..ami.message import AmiEvent
-from .events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallBridged, CallEnded,
-                     CallEvent, CallHeld, CallQueued, CallResumed, CallStarted,
-                     CallTransferred, CallUpdated, CustomerAnswered)
-from .model import Call, CallState, Direction, Leg, LegRole, Transfer
+from .events import (AgentAnswered, AgentLeft, AgentMissed, AgentMoved, AgentRejected,
+                     AgentRinging, CallBridged, CallEnded, CallEvent, CallHeld, CallQueued,
+                     CallResumed, CallStarted, CallTransferred, CallUpdated, CustomerAnswered,
+                     MonitorEnded, MonitorStarted)
+from .model import (MONITOR_CHANNEL_PREFIX, MONITOR_MODES, Call, CallState, Direction, Leg,
+                    LegRole, Monitor, Transfer)
 
 log = logging.getLogger(__name__)
 
 # Channels the service itself creates (audio taps) or that carry no party.
 IGNORED_CHANNEL_PREFIXES = ("AudioSocket/", "Snoop/", "WebSocket/", "Message/")
+# Channels with these Uniqueids (chosen by the service) are no party either.
+IGNORED_UNIQUEID_PREFIXES = (MONITOR_CHANNEL_PREFIX,)
+
+# Hangup causes of a phone that refused a call: 17 user busy (486), 21 call
+# rejected (603 Decline).
+REJECT_CAUSES = frozenset({17, 21})
 
 # Channel variables (manager.conf channelvars) -> Call attributes.
 VARIABLE_FIELDS = {
     "DID": "did",
     "DIALLED": "dialled",
     "IVR_CHOICE": "ivr_choice",
+    "IVR_KEYS": "ivr_keys",
+    "IVR_EXIT": "ivr_exit",
+    "QUEUE_RESULT": "queue_result",
     "DEPARTMENT": "department",
     "PROJECT": "project",
     "CAMPAIGN": "campaign",
@@ -55,6 +74,14 @@ class CallTracker:
         self._ignored: OrderedDict[str, None] = OrderedDict()
         self._announced_ring: set[str] = set()         # agent legs already reported ringing
         self._touched: dict[str, int] = {}             # uniqueid -> resync generation
+        self._monitor_call: dict[str, str] = {}        # supervisor channel uniqueid -> call_id
+        self._monitors_seen: dict[str, AmiEvent] = {}  # monitoring channels in the last resync
+        # Lines that joined while an agent consults (console attended transfer):
+        # their variables (another queue, project ...) wait for the transfer.
+        self._consult_vars: dict[str, dict[str, str]] = {}
+        # After such a transfer only the consulted lines (and later ones) speak
+        # for the call's variables: the customer's line still says the old queue.
+        self._var_legs: dict[str, set[str]] = {}       # call_id -> uniqueids
         self._generation = 0
         self._out: list[CallEvent] = []
         self._on_event = on_event
@@ -73,6 +100,8 @@ class CallTracker:
             "QueueCallerJoin": self._on_queue_join,
             "QueueCallerAbandon": self._on_queue_abandon,
             "AgentCalled": self._on_agent_called,
+            "ChanSpyStart": self._on_chanspy_start,
+            "ChanSpyStop": self._on_chanspy_stop,
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
             "Hangup": self._on_hangup,
@@ -95,10 +124,14 @@ class CallTracker:
     def resync_begin(self) -> None:
         """Called right after (re)login, before asking Asterisk for its channel list."""
         self._generation += 1
+        self._monitors_seen = {}
 
     def resync_channel(self, ev: AmiEvent) -> list[CallEvent]:
         """One CoreShowChannel entry: adopt or refresh that leg."""
         self._out = []
+        if ev.get("Uniqueid").startswith(MONITOR_CHANNEL_PREFIX):
+            self._monitors_seen[ev.get("Uniqueid")] = ev     # settled in resync_end
+            return []
         leg, call = self._leg(ev, "", create=True)
         if leg is not None and call is not None:
             if ev.get("BridgeId"):
@@ -110,15 +143,22 @@ class CallTracker:
                 self._on_event(e)
         return out
 
-    def resync_end(self, at: float) -> list[CallEvent]:
-        """End every leg Asterisk no longer has: it hung up while we were away."""
+    def resync_end(self, at: float, why: str = "ended while AMI was disconnected",
+                   now: float | None = None) -> list[CallEvent]:
+        """End every leg Asterisk no longer has: it hung up while we were away.
+
+        ``at``: when those legs are taken to have ended, i.e. when the AMI
+        connection was lost (a PBX that crashed took its calls down with it
+        then; the reconnect time would add the outage to every call's talk
+        time). ``why`` becomes their hangup cause text."""
         self._out = []
+        now = at if now is None else now
+        self._resync_monitors(at, now)
         for call in list(self.calls.values()):
             for leg in list(call.legs.values()):
                 if leg.ended_at is None and self._touched.get(leg.uniqueid, 0) < self._generation:
-                    log.info("call %s: leg %s ended while AMI was disconnected",
-                             call.call_id, leg.channel)
-                    self._end_leg(call, leg, at, None, "ended while AMI was disconnected")
+                    log.info("call %s: leg %s %s", call.call_id, leg.channel, why)
+                    self._end_leg(call, leg, at, None, why)
         out, self._out = self._out, []
         if self._on_event:
             for e in out:
@@ -134,7 +174,8 @@ class CallTracker:
         channel = ev.get(prefix + "Channel")
         if not uniqueid or uniqueid in self._gone or uniqueid in self._ignored:
             return None, None
-        if channel.startswith(IGNORED_CHANNEL_PREFIXES):
+        if channel.startswith(IGNORED_CHANNEL_PREFIXES) or \
+                uniqueid.startswith(IGNORED_UNIQUEID_PREFIXES):
             self._remember(self._ignored, uniqueid)
             return None, None
         call_id = self._leg_call.get(uniqueid)
@@ -165,12 +206,16 @@ class CallTracker:
         call.legs[uniqueid] = leg
         self._leg_call[uniqueid] = linkedid
         self._touched[uniqueid] = self._generation
+        if call.state is CallState.ON_HOLD and role is not LegRole.CUSTOMER:
+            self._consult_vars[uniqueid] = {}
+        elif linkedid in self._var_legs and role is not LegRole.CUSTOMER:
+            self._var_legs[linkedid].add(uniqueid)
         self._refresh(call, leg, ev, prefix, quiet=True)
         if uniqueid == linkedid and role is LegRole.CUSTOMER and not call.did:
             # An inbound SIP channel is created on the number the caller dialled.
             call.did = ev.get(prefix + "Exten")
-        self._update_call_fields(call, ev.dest_chan_vars if prefix else ev.chan_vars, at,
-                                 quiet=True)
+        if uniqueid not in self._consult_vars:
+            self._update_call_fields(call, ev.vars_of(prefix), at, quiet=True)
         if new_call:
             self._emit(CallStarted, call, at)
         return leg, call
@@ -190,9 +235,13 @@ class CallTracker:
         if leg.role is LegRole.CUSTOMER and call.direction is not Direction.OUTBOUND:
             call.customer_num = call.customer_num or leg.caller_num
             call.customer_name = call.customer_name or leg.caller_name
-        if not quiet:
-            self._update_call_fields(call, ev.dest_chan_vars if prefix else ev.chan_vars,
-                                     ev.received)
+        if leg.uniqueid in self._consult_vars:
+            self._consult_vars[leg.uniqueid].update(ev.vars_of(prefix))
+        # A line that joined from another call (a phone's attended transfer)
+        # carries that call's variables: they say nothing about this one.
+        elif not quiet and not leg.moved_from and \
+                leg.uniqueid in self._var_legs.get(call.call_id, (leg.uniqueid,)):
+            self._update_call_fields(call, ev.vars_of(prefix), ev.received)
 
     def _update_call_fields(self, call: Call, variables, at: float, quiet: bool = False) -> None:
         changed = False
@@ -204,6 +253,10 @@ class CallTracker:
             if attr and value and getattr(call, attr) != value:
                 setattr(call, attr, value)
                 changed = True
+                if attr == "queue_result":
+                    # Asterisk reports a queue timeout as QueueCallerAbandon too;
+                    # the dialplan's QUEUE_RESULT says the caller did not give up.
+                    call.abandoned = False
             elif name == "CALL_DIRECTION" and value:
                 try:
                     direction = Direction(value.lower())
@@ -299,13 +352,16 @@ class CallTracker:
                 call.agent_answered_at = call.agent_answered_at or at
                 if call.direction is not Direction.OUTBOUND and call.answered_at is None:
                     call.answered_at = at
-                if call.state is not CallState.BRIDGED:
+                if call.state not in (CallState.BRIDGED, CallState.ON_HOLD):
                     call.state = CallState.ANSWERED
+                last = call.transfers[-1] if call.transfers else None
+                if last is not None and last.to_agent is None and last.by_agent != dest.endpoint:
+                    last.to_agent = dest.endpoint     # took the call after a blind/queue transfer
                 self._emit(AgentAnswered, call, at, agent=dest.endpoint, leg=dest)
             elif dest.role is LegRole.CUSTOMER:
                 if call.answered_at is None:
                     call.answered_at = at
-                if call.state is not CallState.BRIDGED:
+                if call.state not in (CallState.BRIDGED, CallState.ON_HOLD):
                     call.state = CallState.ANSWERED
                 self._emit(CustomerAnswered, call, at, leg=dest)
         elif dest.role is LegRole.AGENT:
@@ -331,30 +387,46 @@ class CallTracker:
             leg.bridge = ""
 
     def _on_hold(self, ev: AmiEvent) -> None:
+        # Raised on the line that asked for the hold: the agent's hold button
+        # (a re-INVITE sendonly/inactive) or the console's consultation.
         leg, call = self._leg(ev, "")
-        if call is None or call.state is CallState.ON_HOLD:
+        if leg is None or call is None or call.state is CallState.ON_HOLD:
             return
         call.state = CallState.ON_HOLD
         call.hold_started_at = ev.received
+        call.hold_by = leg.uniqueid
         self._emit(CallHeld, call, ev.received)
 
     def _on_unhold(self, ev: AmiEvent) -> None:
         leg, call = self._leg(ev, "")
         if call is None or call.state is not CallState.ON_HOLD:
             return
-        call.hold_seconds += ev.received - (call.hold_started_at or ev.received)
+        self._end_hold(call, ev.received)
+
+    def _end_hold(self, call: Call, at: float, emit: bool = True) -> None:
+        if call.hold_started_at is not None:
+            call.hold_seconds += max(0.0, at - call.hold_started_at)
         call.hold_started_at = None
-        call.state = CallState.BRIDGED
-        self._emit(CallResumed, call, ev.received)
+        call.hold_by = ""
+        if call.state is CallState.ON_HOLD:
+            call.state = CallState.BRIDGED
+            if emit:
+                self._emit(CallResumed, call, at)
 
     def _on_queue_join(self, ev: AmiEvent) -> None:
         leg, call = self._leg(ev, "")
-        if call is None:
+        if leg is None or call is None:
             return
         queue = ev.get("Queue")
         at = ev.received
+        leg.queue = queue
+        if call.agent_answered_at is not None and leg.role is not LegRole.CUSTOMER:
+            # An agent consults a queue (console attended transfer): the agent's
+            # line waits there, not the customer. AttendedTransfer records it.
+            return
         if call.agent_answered_at is not None:
             # Back in a queue after an agent had it: the agent transferred the call.
+            self._var_legs.pop(call.call_id, None)    # the customer's line speaks again
             already = call.transfers and call.transfers[-1].at >= at - 2.0
             call.queue = queue
             call.state = CallState.TRANSFERRED
@@ -378,9 +450,83 @@ class CallTracker:
                        ("Transferee", "Transferer"))
 
     def _on_attended_transfer(self, ev: AmiEvent) -> None:
-        target = ev.get("TransferTargetChannel") or ev.get("SecondTransfererConnectedLineNum") \
-            or ev.get("DestApp")
-        self._transfer(ev, "attended", target, ("OrigTransferer", "Transferee", "SecondTransferer"))
+        if ev.get("Result") not in ("", "Success"):
+            return
+        at = ev.received
+        transferee, call = self._leg(ev, "Transferee")
+        orig, orig_call = self._leg(ev, "OrigTransferer")
+        second, _ = self._leg(ev, "SecondTransferer")
+        target, target_call = self._leg(ev, "TransferTarget")
+        call = call or orig_call
+        if call is None:
+            return
+        by_agent = next((l.endpoint for l in (orig, second)
+                         if l is not None and l.role is LegRole.AGENT), None)
+        consult = None
+        if target is not None and target_call is not None and target_call is not call:
+            # A phone's consultation call has a Linkedid of its own: the target's
+            # line now talks to the customer, so it becomes part of this call.
+            consult = target_call.call_id
+            self._move_leg(target_call, target, call, at)
+        # The console consulted within the call: its lines now belong to the call.
+        consulted = [l for l in call.legs.values() if l.uniqueid in self._consult_vars]
+        queue_leg = next((l for l in consulted if l.queue and l.ended_at is None), None)
+        if queue_leg is not None:
+            name = queue_leg.queue
+        elif target is not None and target.channel.startswith("Local/"):
+            name = ev.get("TransferTargetExten") or endpoint_of(target.channel).split("@")[0]
+        elif target is not None:
+            name = target.endpoint
+        else:
+            name = next((l.endpoint for l in consulted if l.role is LegRole.AGENT),
+                        ev.get("TransferTargetChannel") or ev.get("DestApp") or "")
+        if queue_leg is not None:
+            call.queue = call.department = name      # transferred into that queue
+        for leg in consulted:
+            saved = self._consult_vars.pop(leg.uniqueid, {})
+            if leg is queue_leg:
+                self._update_call_fields(call, saved, at)   # the queue's project from now on
+        if queue_leg is not None:
+            # The queue's line and the agents it rang carry the new queue's
+            # variables; the customer's and the consulting half of the Local
+            # channel still carry the old ones.
+            self._var_legs[call.call_id] = {queue_leg.uniqueid} | {
+                l.uniqueid for l in consulted if l.role is LegRole.AGENT}
+        to_agent = target.endpoint if target is not None and target.role is LegRole.AGENT \
+            and target.answered_at is not None else self._answered_agent(call, besides=by_agent)
+        call.transfers.append(Transfer(at=at, kind="attended", by_agent=by_agent, target=name,
+                                       to_agent=to_agent, consult_call=consult))
+        self._end_hold(call, at, emit=False)
+        if to_agent is not None:
+            call.agent = to_agent
+            call.state = CallState.BRIDGED
+        else:
+            call.state = CallState.TRANSFERRED
+        self._emit(CallTransferred, call, at, how="attended", target=name)
+        if consult is not None and target is not None and target.role is LegRole.AGENT \
+                and target.answered_at is not None:
+            # The second agent's console takes the customer's call (script, coaching).
+            self._emit(AgentAnswered, call, at, agent=target.endpoint, leg=target)
+
+    def _answered_agent(self, call: Call, besides: str | None = None) -> str | None:
+        """The agent whose line is up in the call (the latest to answer), if any."""
+        legs = [l for l in call.agent_legs() if l.ended_at is None and l.answered_at is not None
+                and l.endpoint != besides]
+        return max(legs, key=lambda l: l.answered_at).endpoint if legs else None
+
+    def _move_leg(self, src: Call, leg: Leg, dst: Call, at: float) -> None:
+        src.legs.pop(leg.uniqueid, None)
+        dst.legs[leg.uniqueid] = leg
+        self._leg_call[leg.uniqueid] = dst.call_id
+        leg.moved_from = src.call_id
+        if leg.role is LegRole.AGENT:
+            if leg.endpoint not in dst.agents_rung:
+                dst.agents_rung.append(leg.endpoint)
+            if src.agent == leg.endpoint:
+                src.agent = self._answered_agent(src) or src.agent
+            self._emit(AgentMoved, src, at, agent=leg.endpoint, leg=leg, to_call=dst.call_id)
+        if all(l.ended_at is not None for l in src.legs.values()):
+            self._finish(src, at, leg)
 
     def _transfer(self, ev: AmiEvent, kind: str, target: str, prefixes: tuple[str, ...]) -> None:
         if ev.get("Result") not in ("", "Success"):
@@ -413,22 +559,91 @@ class CallTracker:
         self._leg_call.pop(leg.uniqueid, None)
         self._touched.pop(leg.uniqueid, None)
         self._announced_ring.discard(leg.uniqueid)
+        self._consult_vars.pop(leg.uniqueid, None)
         self._remember(self._gone, leg.uniqueid)
+        if leg.role is LegRole.AGENT and leg.answered_at is None and cause in REJECT_CAUSES:
+            self._emit(AgentRejected, call, at, agent=leg.endpoint, leg=leg, cause=cause)
         if any(l.ended_at is None for l in call.legs.values()):
+            if call.hold_by == leg.uniqueid:
+                self._end_hold(call, at)           # who held the call is gone
             if leg.role is LegRole.AGENT and leg.answered_at is not None and \
                     leg.dial_status in ("ANSWER", ""):
+                if call.agent == leg.endpoint:     # e.g. a cancelled consultation's target
+                    call.agent = self._answered_agent(call) or call.agent
                 self._emit(AgentLeft, call, at, agent=leg.endpoint, leg=leg)
             return
-        # Last leg gone: the call is over. Its cause is the customer's line's.
-        customer = call.customer_leg() or call.legs.get(call.call_id) or leg
+        self._finish(call, at, leg)
+
+    def _finish(self, call: Call, at: float, last: Leg) -> None:
+        """Last leg gone: the call is over. Its cause is the customer's line's."""
+        customer = call.customer_leg() or call.legs.get(call.call_id) or last
         call.cause, call.cause_txt = customer.cause, customer.cause_txt
         if call.hold_started_at is not None:
-            call.hold_seconds += at - call.hold_started_at
+            call.hold_seconds += max(0.0, at - call.hold_started_at)
             call.hold_started_at = None
+        for m in call.monitors:
+            if m.ended_at is None:
+                m.ended_at = at
+                self._monitor_call.pop(m.spyer, None)
         call.ended_at = at
         call.state = CallState.ENDED
-        del self.calls[call.call_id]
+        self.calls.pop(call.call_id, None)
+        self._var_legs.pop(call.call_id, None)
         self._emit(CallEnded, call, at)
+
+    # ------------------------------------------------------------ supervisors
+    def _on_chanspy_start(self, ev: AmiEvent) -> None:
+        spyer = ev.get("SpyerUniqueid")
+        if not spyer.startswith(MONITOR_CHANNEL_PREFIX):
+            return          # the service's own audio taps spy too
+        leg, call = self._leg(ev, "Spyee", create=False)
+        if leg is None or call is None:
+            return
+        mode = ev.get("SpyerExten")
+        self._start_monitor(call, leg, spyer, endpoint_of(ev.get("SpyerChannel")),
+                            ev.vars_of("Spyer").get("MONITOR_BY", ""),
+                            mode if mode in MONITOR_MODES else "listen", ev.received)
+
+    def _start_monitor(self, call: Call, leg: Leg, spyer: str, phone: str, by: str, mode: str,
+                       at: float) -> None:
+        if spyer in self._monitor_call:
+            return
+        m = Monitor(supervisor=by or phone, phone=phone, mode=mode,
+                    agent=leg.endpoint if leg.role is LegRole.AGENT else None,
+                    started_at=at, spyer=spyer)
+        call.monitors.append(m)
+        self._monitor_call[spyer] = call.call_id
+        self._emit(MonitorStarted, call, at, monitor=dataclasses.replace(m))
+
+    def _on_chanspy_stop(self, ev: AmiEvent) -> None:
+        self._end_monitor(ev.get("SpyerUniqueid"), ev.received)
+
+    def _end_monitor(self, spyer: str, at: float) -> None:
+        call = self.calls.get(self._monitor_call.pop(spyer, ""))
+        if call is None:
+            return
+        for m in call.monitors:
+            if m.spyer == spyer and m.ended_at is None:
+                m.ended_at = at
+                self._emit(MonitorEnded, call, at, monitor=dataclasses.replace(m))
+
+    def _resync_monitors(self, at: float, now: float) -> None:
+        """Monitoring channels after a reconnect: end those gone, adopt those we never saw."""
+        for spyer in list(self._monitor_call):
+            if spyer not in self._monitors_seen:
+                self._end_monitor(spyer, at)
+        for spyer, ev in self._monitors_seen.items():
+            if spyer in self._monitor_call or ev.get("Application") != "ChanSpy":
+                continue
+            target = ev.get("ApplicationData").split(",")[0]
+            call = self.calls.get(self._leg_call.get(target, ""))
+            if call is None:
+                continue
+            mode = ev.get("Exten")
+            self._start_monitor(call, call.legs[target], spyer, endpoint_of(ev.get("Channel")),
+                                ev.chan_vars.get("MONITOR_BY", ""),
+                                mode if mode in MONITOR_MODES else "listen",
+                                now - _duration(ev.get("Duration")))
 
     def _adopt_state(self, call: Call, leg: Leg, ev: AmiEvent) -> None:
         """A leg seen in the channel list after a reconnect: catch up on its state."""
@@ -448,3 +663,12 @@ class CallTracker:
         elif leg.role is LegRole.CUSTOMER and leg.state == "Up" and call.direction is Direction.OUTBOUND:
             call.answered_at = call.answered_at or at
         self._update_call_fields(call, ev.chan_vars, at)
+
+
+def _duration(text: str) -> float:
+    """CoreShowChannel's Duration '01:02:03' -> seconds (0 if unreadable)."""
+    try:
+        h, m, s = (int(x) for x in text.split(":"))
+    except ValueError:
+        return 0.0
+    return float(h * 3600 + m * 60 + s)

@@ -70,15 +70,25 @@ class PbxLink:
         await self.ami.close()
 
     async def resync(self, ami: AmiClient) -> None:
-        """After every (re)login: reconcile calls with the channels Asterisk has now."""
+        """After every (re)login: reconcile calls with the channels Asterisk has now.
+
+        Calls that ended meanwhile are closed at the moment AMI was lost: a
+        PBX that crashed took them down then, and the reconnect time would add
+        the whole outage to their talk time."""
         self.tracker.resync_begin()
         channels = await ami.channels()
         for channel in channels:
             self.tracker.resync_channel(channel)
-        self.tracker.resync_end(time.time())
+        now = time.time()
+        lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now
+        restarted = ami.pbx_started_at is not None and ami.pbx_started_at > lost - 1.0
+        why = "the PBX restarted" if restarted and ami.logins > 1 else \
+            "ended while AMI was disconnected"
+        self.tracker.resync_end(lost, why, now=now)
         self.resyncs += 1
-        log.info("PBX %s: AMI resync: %d live channels, %d calls in progress",
-                 self.name, len(channels), len(self.tracker.calls))
+        log.info("PBX %s: AMI resync: %d live channels, %d calls in progress%s",
+                 self.name, len(channels), len(self.tracker.calls),
+                 f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "")
         first, self._first = self._first, False
         if first:
             await self._check_system_name(ami)

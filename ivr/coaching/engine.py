@@ -38,14 +38,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .matcher import Hit, PhraseSet, normalize, phrase_key, prepare, syllables
-from .model import (AGENT, CHECKLIST_RULE_PREFIX, CUSTOMER, CUSTOMER_PHRASE, DEAD_AIR,
+from .model import (AGENT, CHECKLIST_RULE_PREFIX, CRITICAL, CUSTOMER, CUSTOMER_PHRASE, DEAD_AIR,
                     FORBIDDEN_PHRASE, MONOLOGUE, REQUIRED_PHRASE, SPEAKERS, SPEAKING_RATE,
-                    TALK_OVER, CallCoaching, Prompt, Rule, RuleSet, Tick, empty_ruleset)
-from .score import adherence, item_status
+                    TALK_OVER, CallCoaching, CantCheck, Prompt, Rule, RuleSet, Tick,
+                    empty_ruleset)
+from .score import CANT_CHECK, adherence, item_status
 
 log = logging.getLogger(__name__)
 
 RulesetFor = Callable[[str, str], RuleSet]
+Hears = Callable[[str, str], bool]          # (speaker, phrase) -> can recognition hear it
+
+UNHEARABLE = "the speech model cannot hear its phrases"
+BEHIND = "speech recognition was behind at the deadline"
+NO_AUDIO = "no audio of the agent reached speech recognition"
 
 
 class _SafeDict(dict):
@@ -82,14 +88,16 @@ class _Item:
     at: float | None = None
     by: str | None = None
     phrase: str | None = None
+    cant_check: str | None = None          # why speech cannot judge it (None: it can)
 
     def to_dict(self) -> dict[str, Any]:
-        status = item_status(self.done, self.at, self.within)
+        status = item_status(self.done, self.at, self.within, self.cant_check)
         return {"id": self.id, "label": self.label, "weight": self.weight,
                 "within": self.within, "done": self.done,
                 "at": _r(self.at) if self.at is not None else None, "by": self.by,
                 "phrase": self.phrase, "in_time": status == "done" if self.done else False,
-                "status": status, "missed": status == "missed"}
+                "status": status, "missed": status == "missed",
+                "cant_check": self.cant_check if status == CANT_CHECK else None}
 
 
 @dataclass
@@ -106,6 +114,7 @@ class _RuleState:
     triggered_at: float | None = None
     trigger: str = ""
     closing_at: float | None = None
+    cant_check: str | None = None          # why speech cannot judge it (None: it can)
 
 
 @dataclass
@@ -131,6 +140,11 @@ class _Live:
     rules: list[_RuleState]
     fired: dict[str, float] = field(default_factory=dict)       # rule id -> last fired at
     prompts: list[Prompt] = field(default_factory=list)
+    # How far recognition has got through each party's audio (call time line, s): a
+    # deadline is judged on this clock, never on the wall clock alone.
+    heard_until: dict[str, float] = field(default_factory=lambda: {AGENT: 0.0, CUSTOMER: 0.0})
+    gaps: dict[str, list] = field(default_factory=lambda: {AGENT: [], CUSTOMER: []})
+    stable: dict[str, set] = field(default_factory=lambda: {AGENT: set(), CUSTOMER: set()})
     transcript: list[dict[str, Any]] = field(default_factory=list)
     # who is talking
     open: dict[str, float] = field(default_factory=dict)        # speaker -> segment start
@@ -138,7 +152,7 @@ class _Live:
     spans: dict[str, deque] = field(default_factory=lambda: {AGENT: deque(maxlen=200),
                                                              CUSTOMER: deque(maxlen=200)})
     last_speech_end: float = 0.0
-    heard: bool = False
+    spoke: bool = False
     dead_air_judged: float | None = None                        # last_speech_end judged
     talk_over_judged: set = field(default_factory=set)          # agent span starts that fired
     turn_start: float | None = None                             # agent's monologue turn
@@ -147,6 +161,11 @@ class _Live:
 
     def t(self, now: float) -> float:
         return now - self.answered_at
+
+    @property
+    def heard(self) -> float:
+        """Audio time both parties' recognition has reached."""
+        return min(self.heard_until.values())
 
 
 class CoachingEngine:
@@ -159,18 +178,32 @@ class CoachingEngine:
 
     def __init__(self, ruleset_for: RulesetFor, on_prompt: Callable[[Prompt], None],
                  on_tick: Callable[[Tick], None], *, default_language: str = "en",
-                 final_grace: float = 2.0) -> None:
+                 final_grace: float = 2.0, max_lag: float = 3.0,
+                 critical_confidence: float = 0.9,
+                 on_cant_check: Callable[[CantCheck], None] | None = None) -> None:
         self.ruleset_for = ruleset_for
         self.on_prompt = on_prompt
         self.on_tick = on_tick
+        self.on_cant_check = on_cant_check
         self.default_language = default_language
         self.final_grace = final_grace
+        # A deadline whose party recognition has not reached this long after it passed
+        # (wall clock) is "can't check": a late "missed" would be wrong or too late.
+        self.max_lag = max_lag
+        # A critical card needs the words that fired it recognised at least this sure.
+        self.critical_confidence = critical_confidence
         self.calls: dict[str, _Live] = {}
 
     # ------------------------------------------------------------ calls
     def start_call(self, call_id: str, script: dict | None, direction: Any, answered_at: float,
-                   *, language: str | None = None, project: str | None = None) -> None:
-        """A call was answered: coach it with its script's checklist and its rule set."""
+                   *, language: str | None = None, project: str | None = None,
+                   hears: Hears | None = None) -> None:
+        """A call was answered: coach it with its script's checklist and its rule set.
+
+        ``hears(speaker, phrase)``: whether that party's speech recognition can hear
+        the phrase at all (its words are in the model's vocabulary and, when
+        spotting, in that party's grammar). Items and rules with no phrase it can
+        hear are "can't check" from the start: never prompted, never scored."""
         direction = str(getattr(direction, "value", direction) or "")
         language = language or (script or {}).get("language") or self.default_language
         project = project or (script or {}).get("project") or ""
@@ -184,8 +217,10 @@ class CoachingEngine:
                                     float(within) if within is not None else None,
                                     PhraseSet(phrases))
         rules = [self._compile(r) for r in ruleset.rules if r.applies_to(direction)]
-        self.calls[call_id] = _Live(call_id, float(answered_at), direction, language, project,
-                                    (script or {}).get("id"), ruleset, items, rules)
+        c = self.calls[call_id] = _Live(call_id, float(answered_at), direction, language,
+                                        project, (script or {}).get("id"), ruleset, items, rules)
+        if hears is not None:
+            self._unhearable(c, hears)
 
     def end_call(self, call_id: str, now: float) -> CallCoaching | None:
         """The call ended: its coaching record (None for a call never started)."""
@@ -200,20 +235,57 @@ class CoachingEngine:
                 continue
             if rs.satisfied_at is not None:
                 status = "done"
+            elif rs.cant_check:
+                status = CANT_CHECK
             elif r.param("after") and rs.triggered_at is None:
                 status = "not_triggered"
             else:
                 status = "missed"
             rules.append({"id": r.id, "type": r.type, "status": status,
                           "at": _r(rs.satisfied_at) if rs.satisfied_at is not None else None,
-                          "phrase": rs.phrase, "item": r.param("item")})
+                          "phrase": rs.phrase, "item": r.param("item"),
+                          "cant_check": rs.cant_check if status == CANT_CHECK else None})
         transcript = sorted(c.transcript, key=lambda e: (e["start"], e["end"]))
         return CallCoaching(
             call_id=c.call_id, project=c.project, language=c.language, direction=c.direction,
             script_id=c.script_id, answered_at=c.answered_at,
             duration=_r(max(0.0, c.t(now))), checklist=checklist,
             adherence=adherence(checklist), rules=rules,
-            prompts=[p.to_dict() for p in c.prompts], transcript=transcript)
+            prompts=[p.to_dict() for p in c.prompts], transcript=transcript,
+            cant_check=self._cant_checks(c))
+
+    def restore(self, call_id: str, saved: dict[str, Any], now: float) -> None:
+        """After a service restart: the coaching a call had so far (a checkpoint from
+        ``live``), so nothing already prompted fires again and nothing ticked is lost.
+        The audio between the checkpoint and now was never heard: a gap."""
+        c = self.calls.get(call_id)
+        if c is None:
+            return
+        for entry in (saved.get("checklist") or {}).values() if isinstance(
+                saved.get("checklist"), dict) else saved.get("checklist") or []:
+            item = c.items.get(entry.get("id"))
+            if item is not None and entry.get("done"):
+                item.done, item.at, item.by, item.phrase = (True, entry.get("at"),
+                                                            entry.get("by"), entry.get("phrase"))
+        for p in saved.get("prompts") or []:
+            try:
+                prompt = Prompt(**p)
+            except TypeError:
+                continue
+            c.prompts.append(prompt)
+            c.fired[prompt.rule_id] = max(c.fired.get(prompt.rule_id, prompt.at), prompt.at)
+        c.transcript = list(saved.get("transcript") or []) + c.transcript
+        for rs in c.rules:
+            item = c.items.get(rs.rule.param("item") or "")
+            if item is not None and item.done and rs.rule.type == REQUIRED_PHRASE \
+                    and not rs.rule.param("after"):
+                rs.satisfied_at, rs.phrase, rs.via_item = item.at, item.phrase, True
+        # What each party's recognition had reached is not saved; the end of their last
+        # recognised words stands for it (a deadline in between is "can't check").
+        for speaker in SPEAKERS:
+            since = max((float(e.get("end", 0.0)) for e in c.transcript
+                         if e.get("speaker") == speaker), default=0.0)
+            self.gap(call_id, speaker, since, c.t(now), "the service was restarted")
 
     def live(self, call_id: str) -> dict[str, Any] | None:
         """The call's coaching so far (e.g. for a console that reconnects)."""
@@ -222,59 +294,101 @@ class CoachingEngine:
             return None
         checklist = [i.to_dict() for i in c.items.values()]
         return {"call_id": call_id, "checklist": checklist, "adherence": adherence(checklist),
-                "prompts": [p.to_dict() for p in c.prompts]}
+                "prompts": [p.to_dict() for p in c.prompts],
+                "transcript": sorted(c.transcript, key=lambda e: (e["start"], e["end"])),
+                "cant_check": self._cant_checks(c)}
+
+    @staticmethod
+    def _cant_checks(c: _Live) -> list[dict[str, str]]:
+        """Items and rules speech cannot judge on this call, with why."""
+        out = [{"id": i.id, "kind": "item", "reason": i.cant_check}
+               for i in c.items.values() if i.cant_check
+               and item_status(i.done, i.at, i.within, i.cant_check) == CANT_CHECK]
+        out += [{"id": rs.rule.id, "kind": "rule", "reason": rs.cant_check}
+                for rs in c.rules if rs.cant_check and rs.satisfied_at is None]
+        return out
 
     # ------------------------------------------------------------ input
     def utterance(self, u) -> None:
         c = self.calls.get(u.call_id)
         if c is None or u.speaker not in SPEAKERS:
             return
+        self._reached(c, u.speaker, float(u.end))
         if not u.final:
             if u.text:
                 c.partial.setdefault(u.speaker, float(u.start))
-                c.heard = True
+                c.spoke = True
                 if u.speaker != AGENT:
-                    # Customer cards are a heads-up: raise them as soon as a partial
-                    # result names the phrase (~0.2 s after the words), not ~0.6 s
-                    # later when the voice detector closes the utterance.
-                    self._customer_cards(c, u, prepare(u))
+                    # A heads-up card may come from a partial result, ~0.5 s before the
+                    # final: only a non-critical one, and only once two partials in a row
+                    # name the phrase (a single partial is often a forced guess).
+                    self._customer_cards(c, u, prepare(u), partial=True)
             return
         c.partial.pop(u.speaker, None)
+        c.stable[u.speaker] = set()
         if not u.text and not u.phrases:
             return
-        c.heard = True
-        c.transcript.append({"speaker": u.speaker, "text": u.text, "start": _r(u.start),
-                             "end": _r(u.end), "phrases": list(u.phrases),
-                             "confidence": getattr(u, "confidence", None)})
+        c.spoke = True
+        source = getattr(u, "source", "transcript")
+        # A spotting pass hears only its phrases; the words it forced the rest onto are
+        # not a transcript, so the record keeps what was spotted.
+        shown = " · ".join(u.phrases) if source == "spotting" else u.text
+        if shown:
+            c.transcript.append({"speaker": u.speaker, "text": shown, "start": _r(u.start),
+                                 "end": _r(u.end), "phrases": list(u.phrases),
+                                 "confidence": getattr(u, "confidence", None),
+                                 "source": source})
         self._speech(c, u.speaker, float(u.start), float(u.end))
         if u.speaker == AGENT:
             self._agent_said(c, u)
         else:
             self._customer_said(c, u)
-        self._talk_over(c, float(u.end))
+        self._talk_over(c, c.heard)
 
     def activity(self, a) -> None:
         c = self.calls.get(a.call_id)
         if c is None or a.speaker not in SPEAKERS:
             return
-        c.heard = True
+        c.spoke = True
+        self._reached(c, a.speaker, float(a.start if a.end is None else a.end))
         if a.end is None:
             c.open[a.speaker] = float(a.start)
             if a.speaker == AGENT:
                 self._turn(c, float(a.start), float(a.start))
-            self._talk_over(c, float(a.start))
+            self._talk_over(c, c.heard)
         else:
             c.open.pop(a.speaker, None)
             c.partial.pop(a.speaker, None)     # the segment is over (its final, if any, came)
             self._speech(c, a.speaker, float(a.start), float(a.end))
-            self._talk_over(c, float(a.end))
+            self._talk_over(c, c.heard)
+
+    def progress(self, call_id: str, speaker: str, heard_until: float) -> None:
+        """Recognition has processed ``speaker``'s audio up to ``heard_until`` (call time
+        line): every final result for speech before it has been delivered, except that
+        of a segment still open (see ``activity``)."""
+        c = self.calls.get(call_id)
+        if c is not None and speaker in SPEAKERS:
+            self._reached(c, speaker, float(heard_until))
+
+    def gap(self, call_id: str, speaker: str, start: float, end: float, reason: str) -> None:
+        """Audio of ``speaker`` from ``start`` to ``end`` was not recognised (shed under
+        load, or lost): what should have been said then cannot be checked."""
+        c = self.calls.get(call_id)
+        if c is not None and speaker in SPEAKERS and end > start:
+            c.gaps[speaker].append((float(start), float(end), reason))
+
+    @staticmethod
+    def _reached(c: _Live, speaker: str, t: float) -> None:
+        if t > c.heard_until[speaker]:
+            c.heard_until[speaker] = t
 
     def tick(self, now: float) -> None:
         for c in list(self.calls.values()):
-            t = c.t(now)
-            if t < 0:
+            wall = c.t(now)
+            if wall < 0:
                 continue
-            self._deadlines(c, t)
+            self._deadlines(c, wall)
+            t = c.heard                    # dynamics: what both parties' audio has shown
             self._talk_over(c, t)
             for rs in c.rules:
                 if rs.rule.type == DEAD_AIR:
@@ -305,7 +419,8 @@ class CoachingEngine:
         return True
 
     # ------------------------------------------------------------ phrases for grammars
-    def spotting_phrases(self, script: Any, language: str | None = None) -> list[str]:
+    def spotting_phrases(self, script: Any, language: str | None = None,
+                         speaker: str | None = None) -> list[str]:
         """Every phrase this call's coaching listens for: the checklist's (in ``language``)
         and the rule set's (rules with ``spot: false`` left out). For a phrase-spotting
         grammar: RecognitionMode.spotting(engine.spotting_phrases(script, lang)).
@@ -318,18 +433,18 @@ class CoachingEngine:
             s = script or {}
             language = language or s.get("language") or self.default_language
             project, direction = s.get("project") or "", s.get("direction") or ""
-            for it in s.get("checklist") or []:
+            for it in s.get("checklist") or [] if speaker != CUSTOMER else []:
                 out += list((it.get("phrases") or {}).get(language) or [])
         else:                                   # a Script dataclass
             language = language or script.language or self.default_language
             project = script.project
             direction = str(getattr(script.direction, "value", script.direction))
-            for it in script.checklist:
+            for it in script.checklist if speaker != CUSTOMER else ():
                 out += [p for p in it.phrases.get(language, ()) if "{" not in p]
         ruleset = self._ruleset(project, language)
         for r in ruleset.rules:
             if r.spot and (not direction or r.applies_to(direction)):
-                out += rule_phrases(r)
+                out += rule_phrases(r, speaker)
         seen: dict[str, str] = {}
         for p in out:
             key = phrase_key(p)
@@ -493,16 +608,28 @@ class CoachingEngine:
             return
 
     # ---- what the customer said
-    def _customer_cards(self, c: _Live, u, said) -> None:
+    def _customer_cards(self, c: _Live, u, said, partial: bool = False) -> None:
+        seen: set[str] = set()
         for rs in c.rules:
             r = rs.rule
-            if r.type == CUSTOMER_PHRASE:
-                hits = rs.phrases.in_said(said)
-                if hits:
-                    h = hits[0]
-                    self._fire(c, r, h.at, values={"phrase": h.phrase,
-                                                   "department": r.param("department", "")},
-                               evidence=u.text, phrase=h.phrase)
+            if r.type != CUSTOMER_PHRASE:
+                continue
+            hits = rs.phrases.in_said(said)
+            if not hits:
+                continue
+            h = hits[0]
+            key = f"{r.id}\0{h.phrase}"
+            seen.add(key)
+            if partial and (r.severity == CRITICAL or key not in c.stable[CUSTOMER]):
+                continue
+            if r.severity == CRITICAL and h.confidence is not None \
+                    and h.confidence < self.critical_confidence:
+                continue
+            self._fire(c, r, h.at, values={"phrase": h.phrase,
+                                           "department": r.param("department", "")},
+                       evidence=u.text, phrase=h.phrase)
+        if partial:
+            c.stable[CUSTOMER] = seen
 
     def _customer_said(self, c: _Live, u) -> None:
         said = prepare(u)
@@ -520,17 +647,41 @@ class CoachingEngine:
                         rs.closing_at = hits[0].at
 
     # ---- deadlines
-    def _deadlines(self, c: _Live, t: float) -> None:
+    def _judge(self, c: _Live, deadline: float, wall: float, obj: _Item | _RuleState,
+               rule_id: str) -> bool:
+        """Whether a deadline can be judged now, on the agent's audio clock.
+
+        Judged once recognition has processed the agent's audio past the deadline
+        (and the final of a sentence begun before it, up to ``final_grace``). If it
+        has not got there ``max_lag`` seconds after the deadline, or the agent's
+        audio before the deadline was not all recognised, the item or rule is
+        "can't check": no prompt (a late or guessed "missed" is worse than none)."""
+        if wall < deadline or obj.cant_check or rule_id in c.fired:
+            return False
+        lost = [g for g in c.gaps[AGENT] if g[0] < deadline]
+        if lost:
+            self._cant(c, obj, lost[0][2])
+            return False
+        heard = c.heard_until[AGENT]
+        if heard >= deadline and not self._agent_busy(c, deadline, heard):
+            return True
+        if wall >= deadline + self.max_lag:
+            self._cant(c, obj, BEHIND if heard > 0 or c.open.get(AGENT) is not None
+                       or c.spans[AGENT] else NO_AUDIO)
+        return False
+
+    def _deadlines(self, c: _Live, wall: float) -> None:
         for item in c.items.values():
-            if item.done or item.within is None or t < item.within:
+            if item.done or item.within is None:
                 continue
-            if self._agent_busy(c, item.within, t):
+            rid = CHECKLIST_RULE_PREFIX + item.id
+            if not self._judge(c, item.within, wall, item, rid):
                 continue
             p = c.ruleset.item_prompt(item.id)
             values = {"label": item.label, "within": item.within, "item": item.id}
-            rule = Rule(CHECKLIST_RULE_PREFIX + item.id, REQUIRED_PHRASE, p.text, p.severity,
-                        p.reason)
-            self._fire(c, rule, t, rule_id=rule.id, values=values, item_id=item.id,
+            rule = Rule(rid, REQUIRED_PHRASE, p.text, p.severity, p.reason)
+            self._fire(c, rule, max(item.within, c.heard_until[AGENT]), rule_id=rid,
+                       values=values, item_id=item.id,
                        evidence=f"not said within {_show(item.within)} s")
         for rs in c.rules:
             r = rs.rule
@@ -549,7 +700,7 @@ class CoachingEngine:
             if rs.closing_at is not None:
                 closing = rs.closing_at + r.param("closing", {}).get("wait", 5.0)
                 deadline = closing if deadline is None else min(deadline, closing)
-            if deadline is None or t < deadline or self._agent_busy(c, deadline, t):
+            if deadline is None or not self._judge(c, deadline, wall, rs, r.id):
                 continue
             phrases = r.param("phrases", ())
             if rs.after is not None:
@@ -558,9 +709,50 @@ class CoachingEngine:
                 evidence = "the call is closing"
             else:
                 evidence = f"not said within {_show(within)} s"
-            self._fire(c, r, t, values={"phrase": phrases[0] if phrases else "",
-                                        "within": within}, evidence=evidence,
-                       item_id=item_id if item_id in c.items else None)
+            self._fire(c, r, max(deadline, c.heard_until[AGENT]),
+                       values={"phrase": phrases[0] if phrases else "", "within": within},
+                       evidence=evidence, item_id=item_id if item_id in c.items else None)
+
+    def _cant(self, c: _Live, obj: _Item | _RuleState, reason: str) -> None:
+        if obj.cant_check:
+            return
+        obj.cant_check = reason
+        if isinstance(obj, _Item):
+            event = CantCheck(c.call_id, obj.id, "item", reason)
+        else:
+            event = CantCheck(c.call_id, obj.rule.id, "rule", reason)
+        if self.on_cant_check is not None:
+            try:
+                self.on_cant_check(event)
+            except Exception:
+                log.exception("coaching: on_cant_check failed for %s", event.id)
+
+    def _unhearable(self, c: _Live, hears: Hears) -> None:
+        """At the start: what no phrase the recognition can hear could ever satisfy."""
+        def none(phrases, speaker: str) -> bool:
+            return not any(hears(speaker, p) for p in phrases)
+
+        for item in c.items.values():
+            if item.phrases and none(item.phrases.texts, AGENT):
+                self._cant(c, item, f"{UNHEARABLE} ({', '.join(item.phrases.texts)})")
+        for rs in c.rules:
+            r = rs.rule
+            if r.type in (REQUIRED_PHRASE, FORBIDDEN_PHRASE) and rs.phrases \
+                    and none(rs.phrases.texts, AGENT):
+                self._cant(c, rs, f"{UNHEARABLE} ({', '.join(rs.phrases.texts)})")
+            elif r.type == REQUIRED_PHRASE and rs.after is not None \
+                    and none(rs.after.texts, CUSTOMER):
+                self._cant(c, rs, f"{UNHEARABLE}: the customer's {', '.join(rs.after.texts)}")
+            elif r.type == REQUIRED_PHRASE and rs.after is None and r.param("within") is None \
+                    and (rs.closing_agent or rs.closing_customer) \
+                    and none(rs.closing_agent.texts if rs.closing_agent else (), AGENT) \
+                    and none(rs.closing_customer.texts if rs.closing_customer else (), CUSTOMER):
+                # Timed only from the call's closing, which can never be heard.
+                closing = [*(rs.closing_agent.texts if rs.closing_agent else ()),
+                           *(rs.closing_customer.texts if rs.closing_customer else ())]
+                self._cant(c, rs, f"{UNHEARABLE}: the closing ({', '.join(closing)})")
+            elif r.type == CUSTOMER_PHRASE and none(rs.phrases.texts, CUSTOMER):
+                self._cant(c, rs, f"{UNHEARABLE} ({', '.join(rs.phrases.texts)})")
 
     # ---- dynamics
     def _talk_over(self, c: _Live, t: float) -> None:
@@ -607,7 +799,7 @@ class CoachingEngine:
                     span.judged = True    # over, and late finals had time to come: done
 
     def _dead_air(self, c: _Live, rs: _RuleState, t: float) -> None:
-        if not c.heard or c.open or c.partial:
+        if not c.spoke or c.open or c.partial:
             return
         seconds = rs.rule.param("seconds", 8.0)
         if t - c.last_speech_end <= seconds or c.dead_air_judged == c.last_speech_end:
@@ -649,20 +841,28 @@ class CoachingEngine:
                        evidence=f"{round(rate)} {unit}/min over the last {total} {unit}")
 
 
-def rule_phrases(r: Rule) -> list[str]:
-    """Every phrase a rule listens for (either speaker), for grammars."""
-    out: list[str] = []
-    if r.type in (REQUIRED_PHRASE, CUSTOMER_PHRASE, FORBIDDEN_PHRASE):
-        out += list(r.param("phrases", ()))
+def rule_phrases(r: Rule, speaker: str | None = None) -> list[str]:
+    """Every phrase a rule listens for in ``speaker``'s speech (either side if None)."""
+    agent: list[str] = []
+    customer: list[str] = []
+    if r.type in (REQUIRED_PHRASE, FORBIDDEN_PHRASE):
+        agent += list(r.param("phrases", ()))
+    if r.type == CUSTOMER_PHRASE:
+        customer += list(r.param("phrases", ()))
     if r.type == REQUIRED_PHRASE:
-        out += list(r.param("after", ()) or ())
+        customer += list(r.param("after", ()) or ())
         closing = r.param("closing") or {}
-        out += list(closing.get("agent", ())) + list(closing.get("customer", ()))
+        agent += list(closing.get("agent", ()))
+        customer += list(closing.get("customer", ()))
     if r.type == FORBIDDEN_PHRASE:
-        out += list((r.param("replace") or {}).keys())
+        agent += list((r.param("replace") or {}).keys())
         for name in r.param("names", ()):
-            out += [p.replace("{name}", name) for p in (r.param("patterns") or ("{name}",))]
-    return out
+            agent += [p.replace("{name}", name) for p in (r.param("patterns") or ("{name}",))]
+    if speaker == AGENT:
+        return agent
+    if speaker == CUSTOMER:
+        return customer
+    return agent + customer
 
 
 def phrases_of(rules: Iterable[Rule]) -> list[str]:

@@ -10,8 +10,9 @@ dropped as the phrase-spotting grammar does, hyphens as spaces), then:
   spaces: Korean writes particles onto words (회사명 + 입니다 ->
   "에이스텔레콤입니다") and Vosk's Korean model outputs morpheme-like pieces
   ("말씀 해 주세요"), so "에이스 텔레콤" matches "에이스텔레콤입니다" and
-  "말씀해 주세요" matches "말씀 해 주세요". The price: a Korean phrase also
-  matches inside a longer word, so keep Korean phrases at least a word long.
+  "말씀해 주세요" matches "말씀 해 주세요". A Korean phrase must begin where a
+  recognised word begins (particles attach after a word, never before it), so
+  "꺼져" is not found inside "안꺼져" nor "바보" inside "이바보야" read as one word.
 
 An Utterance from phrase-spotting mode also lists the script phrases the
 grammar heard (``Utterance.phrases``, as written): those count as said too.
@@ -78,6 +79,7 @@ class Hit:
     phrase: str                   # the phrase as written
     at: float                     # when it was said (seconds on the call's time line)
     index: int                    # where in the utterance (token or character), for order
+    confidence: float | None = None   # the least sure of its recognised words (if known)
 
 
 class _Said:
@@ -88,18 +90,23 @@ class _Said:
         self.end = end
         self.tokens: list[str] = []
         self.token_end: list[float | None] = []
+        self.token_conf: list[float | None] = []
         if words:
             for w in words:
                 for tok in normalize(w.word):
                     self.tokens.append(tok)
                     self.token_end.append(float(w.end))
+                    self.token_conf.append(float(w.conf))
         if not self.tokens:
             self.tokens = normalize(text)
             self.token_end = [None] * len(self.tokens)
+            self.token_conf = [None] * len(self.tokens)
         self.joined = "".join(self.tokens)
-        # character offset in `joined` -> token index
+        # character offset in `joined` -> token index; offsets where a token begins
         self.char_token: list[int] = []
+        self.starts: set[int] = set()
         for i, tok in enumerate(self.tokens):
+            self.starts.add(len(self.char_token))
             self.char_token.extend([i] * len(tok))
         self.spotted = {phrase_key(p) for p in spotted}
 
@@ -107,20 +114,27 @@ class _Said:
         t = self.token_end[token] if 0 <= token < len(self.token_end) else None
         return self.end if t is None else t
 
+    def _conf(self, first: int, last: int) -> float | None:
+        confs = [c for c in self.token_conf[first:last + 1] if c is not None]
+        return min(confs) if confs else None
+
     def find(self, phrase: Phrase) -> Hit | None:
         if not phrase.tokens:
             return None
         if phrase.spaceless:
             key = phrase.key
             pos = self.joined.find(key)
+            while pos >= 0 and pos not in self.starts:
+                pos = self.joined.find(key, pos + 1)
             if pos >= 0:
-                last = self.char_token[pos + len(key) - 1]
-                return Hit(phrase.text, self._time(last), pos)
+                first, last = self.char_token[pos], self.char_token[pos + len(key) - 1]
+                return Hit(phrase.text, self._time(last), pos, self._conf(first, last))
         else:
             k = len(phrase.tokens)
             for i in range(len(self.tokens) - k + 1):
                 if tuple(self.tokens[i:i + k]) == phrase.tokens:
-                    return Hit(phrase.text, self._time(i + k - 1), len("".join(self.tokens[:i])))
+                    return Hit(phrase.text, self._time(i + k - 1), len("".join(self.tokens[:i])),
+                               self._conf(i, i + k - 1))
         if phrase.key in self.spotted:
             return Hit(phrase.text, self.end, len(self.joined))
         return None

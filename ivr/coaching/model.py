@@ -159,13 +159,31 @@ class Tick:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CantCheck:
+    """Speech cannot judge this checklist item or rule on this call, and why.
+
+    Shown on the console ("can't check" instead of a guessed "missed") and kept in
+    the record; the item is left out of the adherence score unless it is done."""
+
+    call_id: str
+    id: str                     # checklist item id or rule id
+    kind: str                   # "item" | "rule"
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class CallCoaching:
     """A finished call's coaching record, every field JSON-able.
 
     checklist:  [{id, label, weight, within, done, at, by, phrase, in_time, missed}]
     adherence:  {score (0-100 or None), earned, total, in_time, late, missed}
-    rules:      [{id, type, status: done|missed|not_triggered, at, phrase}]  (required phrases)
+    rules:      [{id, type, status: done|missed|not_triggered|cant_check, at, phrase}]
+                (required phrases)
+    cant_check: [{id, kind: item|rule, reason}]  what speech could not judge
     prompts:    [Prompt.to_dict()]
     transcript: [{speaker, text, start, end, phrases}]   (final utterances, both sides)
     """
@@ -182,6 +200,7 @@ class CallCoaching:
     rules: list[dict[str, Any]]
     prompts: list[dict[str, Any]]
     transcript: list[dict[str, Any]]
+    cant_check: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def score(self) -> int | None:

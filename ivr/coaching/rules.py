@@ -26,12 +26,13 @@ set, else (for "en-GB") the same for "en", else an empty set.
 """
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import re
 import string
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 from ..yamlfile import Checker, DocPath, Problem, YamlError, kind_of, load_text
@@ -473,6 +474,9 @@ class RuleLibrary:
         self.folder = Path(folder)
         self.sets: dict[str, RuleSet] = {}
         self._problems: list[Problem] = []
+        # Per file: the last version that parsed (a broken edit keeps serving it).
+        self._good: dict[str, tuple[RuleSet, dict[str, int | None]]] = {}
+        self._seen: tuple = ()
 
     @classmethod
     def load(cls, folder: str | Path) -> "RuleLibrary":
@@ -504,7 +508,11 @@ class RuleLibrary:
         def at(rs: RuleSet, key: str) -> int | None:
             return lines.get(rs.file, {}).get(key)
 
-        for path in self.files():
+        self._seen = self._signature()
+        files = self.files()
+        for gone in set(self._good) - {str(p) for p in files}:
+            del self._good[gone]
+        for path in files:
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -512,6 +520,13 @@ class RuleLibrary:
                 continue
             rs, probs, file_lines = _parse(text, str(path))
             problems += probs
+            if rs is None and str(path) in self._good:
+                # Keep coaching with the last good version until the file is fixed.
+                rs, file_lines = self._good[str(path)]
+                problems.append(Problem(str(path), None, "",
+                                        "the last good version of this file is still in use"))
+            elif rs is not None:
+                self._good[str(path)] = (rs, file_lines)
             if rs is None:
                 continue
             lines[rs.file] = file_lines
@@ -582,6 +597,41 @@ class RuleLibrary:
         for p in problems:
             log.warning("coaching rules: %s", p)
         return problems
+
+    def _signature(self) -> tuple:
+        out = []
+        for path in self.files():
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    def changed(self) -> bool:
+        """Whether any rule file was added, removed or written since the last reload."""
+        return self._signature() != self._seen
+
+    async def watch(self, interval: float = 1.0,
+                    on_change: "Callable[[list[Problem]], Any] | None" = None) -> None:
+        """Poll the rules folder forever; reload and call ``on_change(problems)`` on a change.
+        Rule files are hot-reloaded on their own, not only when a script changes."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not self.changed():
+                    continue
+                problems = self.reload()
+            except Exception:              # never let the watcher die
+                log.exception("coaching rules: reload failed")
+                continue
+            log.info("coaching rules reloaded: %d sets, %d problems", len(self.sets),
+                     len(problems))
+            if on_change is not None:
+                try:
+                    on_change(problems)
+                except Exception:
+                    log.exception("coaching rules: on_change failed")
 
     def ruleset_for(self, project: str | None, language: str | None) -> RuleSet:
         language = (language or "en").strip()

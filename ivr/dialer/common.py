@@ -59,17 +59,21 @@ class NumberGuard:
 class AgentPool:
     """Who may take a dialer's call now.
 
-    Available = listed for the project by `agents_for`, not `is_busy` (the
-    service: on a live call, or not signed in), not already given a dialer
-    call, and past the short `after_call_gap` since their last dialer call
-    (time to save a wrap-up). Of those, the one idle longest gets the call.
+    Available = listed for the project by `agents_for` (the service: the
+    ready agents of the project's groups, see AgentStates.ready_agents), not
+    `is_busy` (the service: console closed, or a live leg), not already given
+    a dialer call, and past the short `after_call_gap` since their last dialer
+    call. Of those, the lowest `penalty_of(agent, project)`, then the one
+    idle longest, gets the call.
     """
 
     def __init__(self, agents_for: Callable[[str], Iterable[str]],
                  is_busy: Callable[[str], bool], *, after_call_gap: float = 5.0,
+                 penalty_of: Callable[[str, str], int] | None = None,
                  clock: Callable[[], float] = time.time):
         self.agents_for = agents_for
         self.is_busy = is_busy
+        self.penalty_of = penalty_of
         self.after_call_gap = after_call_gap
         self.clock = clock
         self._reserved: set[str] = set()
@@ -87,20 +91,24 @@ class AgentPool:
             return False
 
     def pick(self, project: str, only: str | None = None) -> str | None:
-        """An available agent of the project (`only`: that agent or nobody)."""
+        """An available agent of the project (`only`: that agent, if they are
+        one of the project's, or nobody)."""
         now = self.clock()
+        try:
+            candidates = list(dict.fromkeys(self.agents_for(project)))
+        except Exception:
+            log.exception("agents_for(%r) failed", project)
+            return None
         if only is not None:
-            candidates = [only]
-        else:
-            try:
-                candidates = list(dict.fromkeys(self.agents_for(project)))
-            except Exception:
-                log.exception("agents_for(%r) failed", project)
-                return None
+            candidates = [only] if only in candidates else []
         free = [a for a in candidates if self.available(a, now)]
         if not free:
             return None
-        return min(free, key=lambda a: (self._last_call.get(a, 0.0), candidates.index(a)))
+
+        def penalty(agent: str) -> int:
+            return self.penalty_of(agent, project) if self.penalty_of is not None else 0
+        return min(free, key=lambda a: (penalty(a), self._last_call.get(a, 0.0),
+                                        candidates.index(a)))
 
     def reserve(self, agent: str) -> None:
         self._reserved.add(agent)

@@ -1,7 +1,7 @@
 """Which ended calls need a callback ("a call must not be lost").
 
 A pure function of the call, so the rule is tested without a store: an
-inbound call that was abandoned in the queue, rang out unanswered or could not
+inbound call that was abandoned in the queue, timed out there, rang out unanswered or could not
 be connected is called back, by anyone in its project, if we know a number
 that can be dialled. Customers who hung up in the IVR menu left before asking
 for anyone, so they are not (pass `results` to change that).
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from ..calls.model import Call, CallResult, CallState, Direction
 
-CALLBACK_RESULTS = frozenset({CallResult.ABANDONED, CallResult.NO_ANSWER, CallResult.FAILED})
+CALLBACK_RESULTS = frozenset({CallResult.ABANDONED, CallResult.QUEUE_TIMEOUT, CallResult.NO_ANSWER,
+                              CallResult.FAILED})
 
 # Something that can be dialled back: digits, optionally a leading +
 # ("anonymous", "unknown", "restricted", "" are not).
@@ -25,7 +26,7 @@ class CallbackRequest:
     call_id: str
     number: str
     project: str
-    reason: str               # the call's result: abandoned | no_answer | failed
+    reason: str               # the call's result: abandoned | queue_timeout | no_answer | failed
     due_at: float
     agent: str | None = None  # None: anyone in the project
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from ..calls.events import (AgentAnswered, AgentRinging, CallEnded, CallEvent, CallQueued,
                             CallStarted, CallTransferred, CallUpdated, CustomerAnswered)
@@ -50,7 +50,7 @@ _Op = _Upsert | _Write
 @dataclass
 class _CallQueue:
     call_id: str
-    snapshot: Call
+    snapshot: Call | None
     script: tuple[str | None, str | None] = (None, None)
     ops: deque[_Op] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
@@ -69,6 +69,7 @@ class OutcomeRecorder:
         self.callback_delay = callback_delay
         self.retry_delays = tuple(retry_delays)
         self.failures = 0                       # failed write attempts, for health checks
+        self._failing: set[str] = set()         # calls whose current write keeps failing
         self._calls: dict[str, _CallQueue] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()   # written ended calls, oldest first
         self._closed = False
@@ -101,6 +102,27 @@ class OutcomeRecorder:
             if call.result is CallResult.ANSWERED and diallable(call.customer_num):
                 self._push(q, _Write("resolve callbacks", _resolver(call)))
 
+    def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
+                      score: float | None, prompts: list[Any], transcript: list[Any],
+                      cant_check: list[Any] | None = None) -> None:
+        """A call's coaching result: written after its record, retried like it."""
+        if self._closed:
+            log.error("coaching result of call %s after the recorder closed: not saved", call_id)
+            return
+        q = self._calls.get(call_id)
+        if q is None:
+            q = self._calls[call_id] = _CallQueue(call_id, None, ended=True)
+
+        def run(store: Store) -> Awaitable[object]:
+            return store.save_coaching(call_id, checklist, score, prompts, transcript,
+                                       cant_check)
+        self._push(q, _Write("coaching result", run))
+
+    @property
+    def failing(self) -> bool:
+        """Some write keeps failing (the store is down or unwritable): for /api/health."""
+        return bool(self._failing)
+
     def set_script(self, call_id: str, script_id: str | None,
                    script_version: str | None) -> None:
         """The pop stage chose this call's script: record it with the call."""
@@ -110,7 +132,8 @@ class OutcomeRecorder:
                         script_id, call_id)
             return
         q.script = (script_id, script_version)
-        self._push(q, _Upsert(q.snapshot))
+        if q.snapshot is not None:
+            self._push(q, _Upsert(q.snapshot))
 
     @staticmethod
     def call_from_record(record: dict) -> Call:
@@ -135,7 +158,8 @@ class OutcomeRecorder:
         try:
             await asyncio.wait_for(self.drain(), timeout)
         except asyncio.TimeoutError:
-            lost = {q.call_id: len(q.ops) for q in self._calls.values() if q.ops}
+            lost = {q.call_id: [op.what if isinstance(op, _Write) else "call record"
+                                for op in q.ops] for q in self._calls.values() if q.ops}
             log.error("outcome recorder closing with unwritten outcomes of %d calls: %s",
                       len(lost), lost)
             for q in self._calls.values():
@@ -179,10 +203,12 @@ class OutcomeRecorder:
                 if attempt:
                     log.info("call %s: outcome written after %d failed attempts",
                              q.call_id, attempt)
+                self._failing.discard(q.call_id)
                 return
             except Exception:
                 attempt += 1
                 self.failures += 1
+                self._failing.add(q.call_id)
                 what = "call record" if isinstance(op, _Upsert) else op.what
                 if attempt == 1:
                     log.exception("call %s: writing %s failed; retrying", q.call_id, what)

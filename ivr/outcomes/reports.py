@@ -7,7 +7,9 @@ Figures (over the calls *started* in [since, until)):
 - answered: the agent and the customer talked (result 'answered').
 - offered: calls that ended asking for someone, i.e. all ended calls except
   those the caller left in the IVR menu; answer_rate = answered / offered.
-- abandonment_rate = abandoned / inbound calls that reached a queue.
+- abandonment_rate = abandoned / inbound calls that reached a queue;
+  queue_timeout (callers who waited the queue's longest wait and were sent
+  away: not abandoned, they did not give up) and queue_timeout_rate apart.
 - asa (average speed of answer): answered inbound calls' wait from entering
   the queue (or, without a queue, from the agent's phone ringing) to the
   agent's answer, in seconds.
@@ -20,6 +22,8 @@ Figures (over the calls *started* in [since, until)):
   the calls that have one, and how many have one.
 - callbacks (now, not over the period): pending ones due now, and of those
   overdue (due more than `overdue_after` s ago), and scheduled for later.
+- shift (per agent, from the agent state changes; see agent_times): login,
+  ready, not-ready (by reason), on-call and wrap-up time, occupancy.
 
 Per agent means per answering agent (`calls.agent`): calls nobody answered
 count under the project only (and under agent "" in `agents`).
@@ -45,15 +49,17 @@ from typing import Any, AsyncIterator
 EXPORT_COLUMNS = (
     "call_id", "started_at", "direction", "state", "result", "project", "campaign",
     "script_id", "script_version", "did", "dialled", "customer_num", "customer_name",
-    "department", "queue", "ivr_choice", "agents_rung", "agent", "queue_wait_seconds",
+    "department", "queue", "ivr_choice", "ivr_keys", "ivr_exit", "queue_result", "agents_rung",
+    "agent", "queue_wait_seconds",
     "ring_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds", "answered_at", "ended_at",
-    "cause", "cause_txt", "transfers", "disposition", "notes", "callback_at", "wrapped_up_by",
+    "cause", "cause_txt", "transfers", "monitors", "disposition", "notes", "callback_at",
+    "wrapped_up_by",
     "wrapped_up_at", "adherence_score",
 )
 _TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "callback_at",
                            "wrapped_up_at"})
 _STORED = [c for c in EXPORT_COLUMNS if c != "wrapup_seconds"]
-_JSON = frozenset({"agents_rung", "transfers"})
+_JSON = frozenset({"agents_rung", "transfers", "monitors"})
 
 # Wrap-up time of a call, in SQL both backends speak (no GREATEST / MAX(a, b)).
 _WRAPUP = ("(CASE WHEN wrapped_up_at IS NOT NULL AND ended_at IS NOT NULL "
@@ -69,6 +75,7 @@ SELECT project, agent, disposition,
   SUM(CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END) AS answered,
   SUM(CASE WHEN result IS NOT NULL AND result <> 'ivr_hangup' THEN 1 ELSE 0 END) AS offered,
   SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned,
+  SUM(CASE WHEN result = 'queue_timeout' THEN 1 ELSE 0 END) AS queue_timeout,
   SUM(CASE WHEN result IS NOT NULL AND direction = 'inbound' AND queued_at IS NOT NULL
       THEN 1 ELSE 0 END) AS queued,
   SUM(CASE WHEN result = 'no_answer' THEN 1 ELSE 0 END) AS no_answer,
@@ -92,7 +99,8 @@ GROUP BY project, agent, disposition
 """
 
 # Additive figures: summed over groups; the rest are derived from them.
-_SUMS = ("calls", "live", "inbound", "outbound", "answered", "offered", "abandoned", "queued",
+_SUMS = ("calls", "live", "inbound", "outbound", "answered", "offered", "abandoned",
+         "queue_timeout", "queued",
          "no_answer", "failed", "asa_sum", "asa_n", "handle_sum", "handle_n", "talk_sum",
          "hold_sum", "wrapup_sum", "wrapup_n", "wrapups_owed", "adherence_sum", "adherence_n")
 
@@ -143,10 +151,12 @@ def _figures(acc: dict[str, Any]) -> dict[str, Any]:
         "calls": int(s["calls"]), "live": int(s["live"]),
         "inbound": int(s["inbound"]), "outbound": int(s["outbound"]),
         "answered": int(s["answered"]), "offered": int(s["offered"]),
-        "abandoned": int(s["abandoned"]), "no_answer": int(s["no_answer"]),
+        "abandoned": int(s["abandoned"]), "queue_timeout": int(s["queue_timeout"]),
+        "no_answer": int(s["no_answer"]),
         "failed": int(s["failed"]),
         "answer_rate": _ratio(s["answered"], s["offered"]),
         "abandonment_rate": _ratio(s["abandoned"], s["queued"]),
+        "queue_timeout_rate": _ratio(s["queue_timeout"], s["queued"]),
         "asa": _ratio(s["asa_sum"], s["asa_n"], 1),
         "aht": _ratio(s["handle_sum"], s["handle_n"], 1),
         "avg_talk": _ratio(s["talk_sum"], s["handle_n"], 1),
@@ -198,7 +208,8 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
         series = await tx.fetch(
             f"SELECT ({_floor_seconds()} - ?) / ? AS b, COUNT(*) AS calls, "
             f"SUM(CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END) AS answered, "
-            "SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned "
+            "SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, "
+            "SUM(CASE WHEN result = 'queue_timeout' THEN 1 ELSE 0 END) AS queue_timeout "
             f"FROM calls{where} GROUP BY b ORDER BY b", [start, bucket, *args])
         cb_where, cb_args = ["status = 'pending'"], []
         if project is not None:
@@ -237,19 +248,108 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
                 for n in names]
 
     per_bucket = {int(r["b"]): r for r in series}
+    shift = await agent_times(store, since, until, agent=agent, now=now)
+    agent_rows = table(agents, cb_agents, "agent")
+    named = {row["agent"] for row in agent_rows}
+    agent_rows += [{"agent": a, **_figures(_new()), "callbacks": zero}
+                   for a in sorted(set(shift) - named)]
+    for row in agent_rows:
+        row["shift"] = shift.get(row["agent"]) or _shift_figures({})
     return {
         "since": since, "until": until, "now": now, "project": project, "agent": agent,
         "overdue_after": overdue_after,
         "total": {**_figures(total), "callbacks": cb_total},
         "projects": table(projects, cb_projects, "project"),
-        "agents": table(agents, cb_agents, "agent"),
+        "agents": agent_rows,
         "series": {"bucket_seconds": bucket, "start": start, "points": [
             {"at": start + i * bucket,
              "calls": int(per_bucket[i]["calls"]) if i in per_bucket else 0,
              "answered": int(_num(per_bucket[i]["answered"])) if i in per_bucket else 0,
-             "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0}
+             "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0,
+             "queue_timeout": int(_num(per_bucket[i]["queue_timeout"])) if i in per_bucket else 0}
             for i in range(n_buckets)]},
     }
+
+
+# -- agent states (shift) ---------------------------------------------------------
+
+# Each state row's overlap with [since, until), clipped at `now` for open rows.
+_STATE_TIMES_SQL = """
+SELECT agent, state, reason,
+  SUM((CASE WHEN COALESCE(ended_at, ?) < ? THEN COALESCE(ended_at, ?) ELSE ? END)
+      - (CASE WHEN started_at > ? THEN started_at ELSE ? END)) AS seconds
+FROM agent_states
+WHERE started_at < ? AND started_at < ? AND (ended_at IS NULL OR ended_at > ?) {extra}
+GROUP BY agent, state, reason
+"""
+# Handle time (ringing, talking, wrap-up) over the time the agent was available
+# for it (the same plus ready): not ready and offline do not count.
+_HANDLING = ("ringing", "on_call", "wrapup")
+
+
+def _shift_figures(times: dict[tuple[str, str], float]) -> dict[str, Any]:
+    by_state: dict[str, float] = {}
+    not_ready: dict[str, float] = {}
+    for (state, reason), secs in times.items():
+        by_state[state] = by_state.get(state, 0.0) + secs
+        if state == "not_ready":
+            not_ready[reason or "(no reason)"] = not_ready.get(reason or "(no reason)", 0.0) + secs
+    handling = sum(by_state.get(s, 0.0) for s in _HANDLING)
+    available = handling + by_state.get("ready", 0.0)
+    r = lambda x: round(x, 1)   # noqa: E731
+    return {
+        "login_time": r(sum(v for s, v in by_state.items() if s != "offline")),
+        "ready_time": r(by_state.get("ready", 0.0)),
+        "not_ready_time": r(by_state.get("not_ready", 0.0)),
+        "not_ready_by_reason": {k: r(v) for k, v in sorted(not_ready.items())},
+        "ringing_time": r(by_state.get("ringing", 0.0)),
+        "on_call_time": r(by_state.get("on_call", 0.0)),
+        "wrapup_time": r(by_state.get("wrapup", 0.0)),
+        "occupancy": _ratio(handling, available),
+    }
+
+
+async def agent_times(store: Any, since: float, until: float, *, agent: str | None = None,
+                      now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per agent over [since, until): login time (any state but offline),
+    ready time, not-ready time in total and by reason, ringing, on-call and
+    wrap-up time, and occupancy = (ringing + on call + wrap-up) / (the same +
+    ready). A state still going counts up to `now`."""
+    import time as _time
+    now = _time.time() if now is None else now
+    end = min(until, now)
+    extra, args = "", []
+    if agent is not None:
+        extra, args = "AND agent = ?", [agent]
+    async with store.transaction(readonly=True) as tx:
+        rows = await tx.fetch(_STATE_TIMES_SQL.format(extra=extra),
+                              [now, end, now, end, since, since, until, now, since, *args])
+    per: dict[str, dict[tuple[str, str], float]] = {}
+    for row in rows:
+        secs = _num(row["seconds"])
+        if secs > 0:
+            per.setdefault(row["agent"], {})[(row["state"], row["reason"])] = secs
+    return {a: _shift_figures(times) for a, times in sorted(per.items())}
+
+
+async def queue_day(store: Any, since: float, threshold: float) -> list[dict[str, Any]]:
+    """Per queue, callers who entered it since `since` (e.g. today): answered
+    (and within `threshold` s), the sum of their waits, abandoned, and the
+    others who left unanswered (sent on when the queue's time ran out)."""
+    async with store.transaction(readonly=True) as tx:
+        return await tx.fetch(
+            "SELECT queue, "
+            "SUM(CASE WHEN agent_answered_at IS NOT NULL THEN 1 ELSE 0 END) AS answered, "
+            "SUM(CASE WHEN agent_answered_at IS NOT NULL AND agent_answered_at - queued_at <= ? "
+            "THEN 1 ELSE 0 END) AS answered_in_time, "
+            "SUM(CASE WHEN agent_answered_at IS NOT NULL THEN agent_answered_at - queued_at "
+            "ELSE 0 END) AS wait_sum, "
+            "SUM(CASE WHEN agent_answered_at IS NULL AND result = 'abandoned' THEN 1 ELSE 0 END)"
+            " AS abandoned, "
+            "SUM(CASE WHEN agent_answered_at IS NULL AND result IS NOT NULL "
+            "AND result <> 'abandoned' THEN 1 ELSE 0 END) AS timed_out "
+            "FROM calls WHERE queued_at >= ? AND queue <> '' GROUP BY queue",
+            [threshold, since])
 
 
 # -- listing and export --------------------------------------------------------
@@ -318,8 +418,14 @@ def _cell(column: str, value: Any, tz: dt.tzinfo | None) -> str:
         return t.isoformat(timespec="seconds")
     if column == "agents_rung":
         return " ".join(value)
-    if column == "transfers":
-        return "; ".join(f"{t.get('kind')}:{t.get('target')}" for t in value)
+    if column == "transfers":     # the chain: kind:target, and who took the call on
+        return "; ".join(f"{t.get('kind')}:{t.get('target')}"
+                         + (f">{t['to_agent']}" if t.get("to_agent") else "") for t in value)
+    if column == "monitors":      # mode:supervisor, seconds
+        return "; ".join(
+            f"{m.get('mode')}:{m.get('supervisor')}"
+            + (f" {m['ended_at'] - m['started_at']:.0f}s" if m.get("ended_at") else "")
+            for m in value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)

@@ -5,6 +5,12 @@ Every phone is one ``sipp`` process running a scenario from ``ivr/pbx/sipp/``:
 ================================  ==========================================
 ``AgentPhone(answer=True)``       agent_register.xml, then agent_answer.xml
 ``AgentPhone(answer=False)``      agent_register.xml, then agent_noanswer.xml
+``AgentPhone(reject=486)``        agent_register.xml, then agent_reject.xml
+``AgentPhone.hold()/resume()``    dialog_reinvite.xml: re-INVITE sendonly /
+                                  inactive / sendrecv in the phone's call
+``AgentPhone.call(exten)``        agent_call.xml: the agent dials (e.g. the
+                                  consultation call of a transfer)
+``AgentPhone.transfer_attended``  dialog_refer.xml: REFER with Replaces
 ``CustomerPhone``                 customer_uas.xml (or agent_noanswer.xml):
                                   the carrier side of outbound calls
 ``call_customer()``               customer_ivr.xml: a customer calls a DID
@@ -56,9 +62,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .dialogs import Dialog, dialogs, parse_messages
+
 __all__ = [
     "SCENARIO_DIR", "SippError", "SippTimeout", "SippRun", "AgentPhone", "CustomerPhone",
-    "call_customer", "abandon_call", "free_port", "speech_ulaw", "stop_all",
+    "call_customer", "abandon_call", "free_port", "speech_ulaw", "tone_ulaw", "stop_all",
+    "Dialog",
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp"
@@ -185,6 +194,23 @@ def speech_ulaw(text: str, path: str | os.PathLike | None = None, *, voice: str 
         _run_tool(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text])
         _run_tool(["sox", str(wav), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
                    str(raw)])
+        os.replace(raw, path)
+    return path
+
+
+def tone_ulaw(frequency: int, seconds: float = 60.0, *, volume: float = 0.3) -> Path:
+    """A steady sine tone as raw u-law 8 kHz mono (cached in the temp folder):
+    a party that plays a tone of its own is easy to find in what others hear."""
+    path = Path(tempfile.gettempdir()) / "ivr-test-audio" / f"tone-{frequency}-{seconds:g}-{volume:g}.ulaw"
+    if path.exists():
+        return path
+    if shutil.which("sox") is None:
+        raise SippError("sox is not installed (apt-get install -y sox)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "tone.ulaw"
+        _run_tool(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", "-t", "raw",
+                   str(raw), "synth", f"{seconds:g}", "sine", str(frequency), "vol", f"{volume:g}"])
         os.replace(raw, path)
     return path
 
@@ -396,6 +422,10 @@ class SippRun:
         path = self.log_dir / "messages.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def dialogs(self) -> list[Dialog]:
+        """The confirmed dialogs of this run (see ivr/pbx/dialogs.py), oldest first."""
+        return dialogs(parse_messages(self.messages()))
+
     def diagnostics(self, max_chars: int = 3000) -> str:
         """A short report for assertion messages: command, exit code, counts, errors."""
         lines = [f"  command: {' '.join(self.cmd)}",
@@ -469,6 +499,13 @@ class AgentPhone:
     answer=True: agent_answer.xml, picks up after ``ring_ms``, plays ``audio``,
     talks until the PBX hangs up, or hangs up itself after ``talk_ms`` (> 0).
     answer=False: agent_noanswer.xml, rings until the PBX cancels.
+    reject=486 or 603: agent_reject.xml, rings ``ring_ms`` then answers 486
+    Busy Here (the agent pressed "busy") or 603 Decline ("reject").
+
+    In a call the phone answered: ``hold()`` / ``resume()`` send the
+    re-INVITE a hold button sends; ``call(exten)`` places a second call (the
+    consultation of an attended transfer) and ``transfer_attended(consult)``
+    then sends REFER with Replaces, as a phone's "transfer" button does.
     """
 
     def __init__(self, pbx: str, ext: str, password: str | None = None, *,
@@ -476,6 +513,7 @@ class AgentPhone:
                  local_port: int | None = None, media_port: int | None = None,
                  answer: bool = True, ring_ms: int = 1000, talk_ms: int = 0,
                  audio: str | os.PathLike | None = None, expires: int = 3600,
+                 reject: int | None = None,
                  lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
         self.pbx = pbx
         _split_addr(pbx)
@@ -491,9 +529,11 @@ class AgentPhone:
         self.talk_ms = talk_ms
         self.audio = audio
         self.expires = expires
+        self.reject = reject
         self.lifetime_s = lifetime_s
         self.uas: SippRun | None = None
         self.registered = False
+        self._dialogs: dict[str, Dialog] = {}     # Call-ID -> dialog, with our CSeq/SDP counters
 
     @property
     def contact(self) -> str:
@@ -534,7 +574,13 @@ class AgentPhone:
         if self.uas is not None and self.uas.running:
             raise SippError(f"agent {self.ext} already started")
         self.register(timeout=timeout)
-        if self.answer:
+        if self.reject is not None:
+            name, scenario = f"agent-{self.ext}-reject", "agent_reject.xml"
+            if self.reject not in (486, 603):
+                raise SippError(f"reject must be 486 (busy) or 603 (decline), not {self.reject}")
+            args = ["-set", "code", str(self.reject), "-set", "ring_ms", str(self.ring_ms)]
+            audio = None
+        elif self.answer:
             name, scenario = f"agent-{self.ext}-answer", "agent_answer.xml"
             args = ["-mi", self.local_ip, "-mp", str(self.media_port),
                     "-set", "ring_ms", str(self.ring_ms), "-set", "talk_ms", str(self.talk_ms)]
@@ -566,6 +612,95 @@ class AgentPhone:
     async def astop(self, unregister: bool = True, grace: float = 5.0) -> int | None:
         return await asyncio.to_thread(self.stop, unregister, grace)
 
+    # -------------------------------------------------------- in-call buttons
+    def dialog(self, run: SippRun | None = None, call_id: str | None = None) -> Dialog:
+        """A dialog of the answering sipp (or of ``run``): the given Call-ID or the
+        newest. Kept across calls so CSeq and SDP versions keep growing."""
+        run = run or self.uas
+        if run is None:
+            raise SippError(f"agent {self.ext} has no call")
+        found = run.dialogs()
+        if call_id is not None:
+            found = [d for d in found if d.call_id == call_id]
+        if not found:
+            raise SippError(f"agent {self.ext}: no answered call in {run.log_dir}")
+        d = found[-1]
+        return self._dialogs.setdefault(d.call_id, d)
+
+    def hold(self, direction: str = "sendonly", dialog: Dialog | None = None,
+             timeout: float = 10.0) -> SippRun:
+        """Press hold: a re-INVITE with a=sendonly (or a=inactive) in the call."""
+        if direction not in ("sendonly", "inactive", "sendrecv"):
+            raise ValueError(f"direction must be sendonly, inactive or sendrecv, not {direction!r}")
+        d = dialog or self.dialog()
+        if d.media is None:
+            raise SippError(f"agent {self.ext}: no media address in call {d.call_id}")
+        return self._in_dialog("reinvite", "dialog_reinvite.xml", d, timeout, [
+            "-set", "media_ip", d.media[0], "-set", "media_port", str(d.media[1]),
+            "-set", "sdp_version", str(d.next_sdp_version()), "-set", "direction", direction])
+
+    def resume(self, dialog: Dialog | None = None, timeout: float = 10.0) -> SippRun:
+        """Press hold again: a re-INVITE with a=sendrecv."""
+        return self.hold("sendrecv", dialog, timeout)
+
+    def call(self, exten: str, *, talk_ms: int = 0, audio: str | os.PathLike | None = None,
+             lifetime_s: float | None = None) -> SippRun:
+        """Dial ``exten`` from this phone (agent_call.xml); returns the started run.
+        talk_ms 0: stay until the PBX hangs up (e.g. a transfer completes)."""
+        media_port = free_port("udp", self.local_ip, span=3)
+        run = SippRun(
+            f"agent-{self.ext}-calls-{exten}", "agent_call.xml",
+            [self.pbx, "-m", "1", "-i", self.local_ip, "-mi", self.local_ip,
+             "-p", str(free_port("udp", self.local_ip)), "-mp", str(media_port),
+             "-cp", str(free_port("udp", "0.0.0.0")),
+             "-s", str(exten), "-au", self.ext, "-ap", self.password,
+             "-set", "agent", self.ext, "-set", "talk_ms", str(talk_ms)],
+            self.log_dir, audio=audio or speech_ulaw(AGENT_TEXT),
+            lifetime_s=lifetime_s or self.lifetime_s)
+        return run.start()
+
+    def transfer_attended(self, consult: SippRun, dialog: Dialog | None = None,
+                          timeout: float = 10.0) -> SippRun:
+        """Press transfer after consulting: REFER in the customer's call (the
+        newest answered one, or ``dialog``) naming the consultation call of
+        ``consult`` (a run of call()) in Replaces."""
+        d = dialog or self.dialog()
+        other = self.dialog(consult)
+        target = _uri(other.remote)                        # sip:1002@pbx
+        refer_to = f"<{target}?Replaces={other.replaces()}>"
+        host = self.pbx
+        return self._in_dialog("refer", "dialog_refer.xml", d, timeout, [
+            "-set", "refer_to", refer_to, "-set", "referred_by", f"<sip:{self.ext}@{host}>"])
+
+    def _in_dialog(self, what: str, scenario: str, d: Dialog, timeout: float,
+                   args: list[str]) -> SippRun:
+        run = SippRun(
+            f"agent-{self.ext}-{what}", scenario,
+            [self.pbx, "-m", "1", "-i", self.local_ip,
+             "-p", str(free_port("udp", self.local_ip)), "-cp", str(free_port("udp", "0.0.0.0")),
+             "-set", "ruri", d.remote_target, "-set", "from", d.local, "-set", "to", d.remote,
+             # The run's own Call-ID is the dialog's: sipp matches responses by it.
+             "-cid_str", d.call_id.replace("%", "%%"), "-set", "cseq", str(d.next_cseq()),
+             "-set", "contact", d.local_contact, *args,
+             "-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"],
+            self.log_dir, lifetime_s=timeout + 5)
+        run.start()
+        try:
+            run.wait(timeout)
+        except SippTimeout:
+            run.stop(grace=0.5)
+            raise
+        return run.check()
+
+    async def ahold(self, direction: str = "sendonly") -> SippRun:
+        return await asyncio.to_thread(self.hold, direction)
+
+    async def aresume(self) -> SippRun:
+        return await asyncio.to_thread(self.resume)
+
+    async def atransfer_attended(self, consult: SippRun) -> SippRun:
+        return await asyncio.to_thread(self.transfer_attended, consult)
+
     def __enter__(self) -> "AgentPhone":
         return self.start()
 
@@ -574,6 +709,11 @@ class AgentPhone:
 
     def __repr__(self) -> str:
         return f"<AgentPhone {self.ext} at {self.contact} uas={self.uas!r}>"
+
+
+def _uri(header: str) -> str:
+    start, end = header.find("<"), header.find(">")
+    return header[start + 1:end] if 0 <= start < end else header.split(";")[0].strip()
 
 
 class CustomerPhone:

@@ -105,6 +105,7 @@ def fit_phrase(phrase: str, has_word: Callable[[str], bool], *,
 class Grammar:
     fits: tuple[PhraseFit, ...]
     unk: str | None                   # the model's unknown-word token, if it has one
+    fillers: tuple[str, ...] = ()     # garbage words: other speech lands on them (vocabulary.py)
 
     @property
     def usable(self) -> tuple[PhraseFit, ...]:
@@ -119,6 +120,8 @@ class Grammar:
         seen: dict[str, None] = {}
         for f in self.usable:
             seen.setdefault(f.form, None)
+        for w in self.fillers:
+            seen.setdefault(w, None)
         out = list(seen)
         if self.unk:
             out.append(self.unk)
@@ -146,7 +149,8 @@ class Grammar:
 
 
 def build_grammar(phrases: Iterable[str], has_word: Callable[[str], bool], *,
-                  segment: bool = True, unk: str | None | bool = True) -> Grammar:
+                  segment: bool = True, unk: str | None | bool = True,
+                  fillers: Iterable[str] = ()) -> Grammar:
     """Fit every phrase to the vocabulary; ``unk=True`` finds the model's unknown token."""
     fits = tuple(fit_phrase(p, has_word, segment=segment) for p in phrases if p.strip())
     token: str | None
@@ -156,7 +160,7 @@ def build_grammar(phrases: Iterable[str], has_word: Callable[[str], bool], *,
         token = None
     else:
         token = unk
-    return Grammar(fits, token)
+    return Grammar(fits, token, tuple(w for w in fillers if has_word(w)))
 
 
 def is_unk(word: str) -> bool:

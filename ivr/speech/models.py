@@ -517,3 +517,37 @@ def models_command(args: argparse.Namespace, out=None) -> int:
 
 def describe_models(models: Iterable[InstalledModel]) -> str:
     return "\n".join(m.describe() for m in models)
+
+
+def tuned(path: Path, beam: float | None = None, max_active: int | None = None,
+          lattice_beam: float | None = None) -> Path:
+    """The model at ``path`` with other decoder search settings, as a folder Vosk can load.
+
+    Vosk reads its search settings only from the model's conf/model.conf, so a tuned
+    model is a folder of links to the model's files with its own model.conf (in the
+    cache folder; nothing of the model is copied or changed). A narrower beam and
+    fewer active states make free decoding cheaper at some cost in accuracy
+    (bench/README.md, "Decoder settings", has both measured)."""
+    settings = {"--beam": beam, "--max-active": max_active, "--lattice-beam": lattice_beam}
+    if all(v is None for v in settings.values()):
+        return path
+    conf = (path / "conf" / "model.conf").read_text()
+    lines = [ln for ln in conf.splitlines() if ln.split("=", 1)[0] not in settings]
+    lines += [f"{k}={v}" for k, v in settings.items() if v is not None]
+    tag = "-".join(f"{k.strip('-')}{v}" for k, v in settings.items() if v is not None)
+    from .vocabulary import CACHE_DIR
+    out = CACHE_DIR / "models" / f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}-{tag}"
+    if not (out / "conf" / "model.conf").is_file() or \
+            (out / "conf" / "model.conf").read_text() != "\n".join(lines) + "\n":
+        (out / "conf").mkdir(parents=True, exist_ok=True)
+        for item in path.iterdir():
+            if item.name != "conf" and not (out / item.name).exists():
+                (out / item.name).symlink_to(item.resolve())
+        for item in (path / "conf").iterdir():
+            if item.name != "model.conf" and not (out / "conf" / item.name).exists():
+                (out / "conf" / item.name).symlink_to(item.resolve())
+        tmp = out / "conf" / "model.conf.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(out / "conf" / "model.conf")
+    return out
+

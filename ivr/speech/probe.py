@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .pronunciation import pronounce as _pronounce
 from .recognizer import RecognitionMode, SpeechModel, transcribe
 
 
@@ -33,23 +34,26 @@ class SynthError(RuntimeError):
 
 
 def synth(text: str, *, voice: str = "ko", speed: int = 150, rate: int = 8000,
-          telephone: bool = True, cache: Path | None = None) -> bytes:
+          telephone: bool = True, cache: Path | None = None, pronounce: bool = True) -> bytes:
     """espeak-ng speech as signed 16-bit mono PCM at ``rate``.
 
     telephone=True passes it through 8 kHz G.711 u-law first, as a SIP call
-    and the tap deliver it. Cached by text, voice and speed."""
+    and the tap deliver it. Korean is said as people say it (pronunciation.py:
+    "감사합니다" as "감사함니다"), not letter by letter as espeak-ng reads it.
+    Cached by text, voice and speed."""
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             raise SynthError(f"{tool} is not installed (apt-get install -y espeak-ng sox)")
     cache = cache or Path(tempfile.gettempdir()) / "ivr-speech-probe"
     cache.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}\0{speed}\0{rate}\0{telephone}\0{text}".encode()).hexdigest()[:20]
+    said = _pronounce(text) if pronounce and voice.split("+")[0] == "ko" else text
+    key = hashlib.sha1(f"{voice}\0{speed}\0{rate}\0{telephone}\0{said}".encode()).hexdigest()[:20]
     out = cache / f"{key}.s16"
     if out.exists():
         return out.read_bytes()
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         wav = Path(tmp) / "s.wav"
-        _run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text])
+        _run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), said])
         src = ["sox", str(wav)]
         if telephone:
             ul = Path(tmp) / "s.ul"

@@ -116,26 +116,47 @@ class FrameDecoder:
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
         self._buf = bytearray()
+        self.error: FrameError | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buf += data
+        """Whole frames in the bytes so far; FrameError on a bad header. Frames that came
+        before the garbage in the same bytes are returned first (they count), the error
+        is then in ``error`` and raised by the next feed."""
+        if self.error is not None:
+            raise self.error
+        buf = self._buf
+        buf += data
         frames = []
-        while len(self._buf) >= HEADER.size:
-            kind, length = HEADER.unpack_from(self._buf)
-            check_frame(kind, length, self.max_payload)
-            end = HEADER.size + length
-            if len(self._buf) < end:
+        at, size = 0, len(buf)
+        while size - at >= HEADER.size:
+            kind, length = HEADER.unpack_from(buf, at)
+            try:
+                check_frame(kind, length, self.max_payload)
+            except FrameError as exc:
+                if not frames:
+                    raise
+                self.error = exc
                 break
-            frames.append(Frame(kind, bytes(self._buf[HEADER.size:end])))
-            del self._buf[:end]
+            end = at + HEADER.size + length
+            if size < end:
+                break
+            frames.append(Frame(kind, bytes(buf[at + HEADER.size:end])))
+            at = end
+        del buf[:at]                # once per read, not once per frame
         return frames
 
     def close(self) -> None:
         """The stream ended: raise TruncatedFrame if a frame was left half-read."""
         if self._buf:
             n = len(self._buf)
+            if n >= HEADER.size:
+                kind, length = HEADER.unpack_from(self._buf)
+                self._buf.clear()
+                raise TruncatedFrame(f"stream ended inside a frame of kind 0x{kind:02x}: "
+                                     f"{n - HEADER.size} of {length} payload bytes")
             self._buf.clear()
-            raise TruncatedFrame(f"stream ended inside a frame ({n} bytes left over)")
+            raise TruncatedFrame(f"stream ended inside a frame header ({n} of {HEADER.size} "
+                                 f"bytes)")
 
     @property
     def pending(self) -> int:

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from .frames import (KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, MAX_PAYLOAD, Frame,
-                     FrameError, read_frame)
+                     FrameDecoder, FrameError, read_frame)
+
+READ_SIZE = 65536
 
 log = logging.getLogger(__name__)
 
@@ -237,23 +239,35 @@ class TapServer:
         sink_ok = sink is not None
         _safe(target.on_connected, stream)
         reason = "closed by Asterisk"
+        decoder = FrameDecoder(self.max_payload)
         try:
-            while True:
-                frame = await read_frame(reader, self.max_payload)
-                if frame is None:
+            # Whatever the socket has, at once: a loop turn per read, not per 20 ms frame
+            # (100 taps cost a sixth of a core in per-frame reads alone).
+            ended = False
+            while not ended:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    decoder.close()             # TruncatedFrame if it ended mid-frame
                     break
-                if frame.is_audio:
-                    sink_ok = self._deliver(stream, sink if sink_ok else None, frame)
-                elif frame.kind == KIND_HANGUP:
-                    reason = "hangup frame"
-                    break
-                elif frame.kind == KIND_ERROR:
-                    reason = f"error frame from Asterisk ({frame.payload.hex() or 'no code'})"
-                    break
-                elif frame.kind == KIND_DTMF:
-                    continue
-                else:
-                    raise FrameError(f"unexpected frame kind 0x{frame.kind:02x} mid-stream")
+                audio: list[Frame] = []
+                for frame in decoder.feed(data):
+                    if frame.is_audio:
+                        audio.append(frame)
+                    elif frame.kind == KIND_HANGUP:
+                        reason, ended = "hangup frame", True
+                        break
+                    elif frame.kind == KIND_ERROR:
+                        reason = f"error frame from Asterisk ({frame.payload.hex() or 'no code'})"
+                        ended = True
+                        break
+                    elif frame.kind == KIND_DTMF:
+                        continue
+                    else:
+                        raise FrameError(f"unexpected frame kind 0x{frame.kind:02x} mid-stream")
+                if audio:
+                    sink_ok = self._deliver(stream, sink if sink_ok else None, audio)
+                if decoder.error is not None:
+                    raise decoder.error
         except FrameError as exc:
             self.broken += 1
             reason = f"bad frame: {exc}"
@@ -300,17 +314,21 @@ class TapServer:
             log.exception("audio tap: no consumer for call %s %s", stream.call_id, stream.speaker)
             return None
 
-    def _deliver(self, stream: TapStream, sink: StreamSink | None, frame: Frame) -> bool:
-        """Count a frame and hand it on; False once the consumer has failed."""
+    def _deliver(self, stream: TapStream, sink: StreamSink | None, frames: list[Frame]) -> bool:
+        """Count audio frames and hand them on in one piece; False once the consumer
+        has failed."""
         if stream.first_audio_at is None:
             stream.first_audio_at = time.time()
-        stream.frames += 1
-        stream.audio_bytes += len(frame.payload)
-        stream.rate = frame.rate
+        rate = frames[-1].rate
+        pcm = frames[0].payload if len(frames) == 1 else b"".join(
+            f.payload for f in frames if f.rate == rate)
+        stream.frames += len(frames)
+        stream.audio_bytes += len(pcm)
+        stream.rate = rate
         if sink is None:
             return False
         try:
-            sink.audio(frame.payload, frame.rate)
+            sink.audio(pcm, rate)
             return True
         except Exception:
             # A broken consumer loses its audio; the tap itself stays up.

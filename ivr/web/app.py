@@ -6,6 +6,7 @@ reach into other stages' internals beyond what it offers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,15 +15,19 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from ..ami.actions import ActionError, CallGone, NotConnected
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
 from ..config import WebSettings
 from ..pop import CallCard, ScriptPop
+from ..supervision import MonitorError
+from ..transfers import TransferError
 from .auth import COOKIE, Auth, Throttled
 from .guard import CLIENT, SESSION, USER, Guard
 from .hub import Client, ConsoleHub
 from .inputs import BadInput, instant, parse_json, read_json, text
 from .reports import add_report_routes
+from .shift import ShiftWeb
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -49,10 +54,17 @@ class WebContext:
     transfer: Callable[[Call, str], Awaitable[None]]
     departments: Callable[[], Awaitable[list[str]]]
     problems: Callable[[], list[str]] = lambda: []
+    health: Callable[[], dict[str, dict]] = lambda: {}
+    coaching: Callable[[str], dict[str, Any] | None] = lambda call_id: None
+    metrics: Callable[[], bytes] | None = None     # Prometheus text exposition
     extra_hello: dict[str, Any] = field(default_factory=dict)
     store: Any = None                        # reports, export, campaigns, DNC (supervisors)
     on_campaigns_changed: Callable[[], None] | None = None
     web: WebSettings = field(default_factory=WebSettings)
+    supervision: Any = None                  # listen, whisper, barge (ivr/supervision.py)
+    transfers: Any = None                    # consult transfers (ivr/transfers.py)
+    agents: Callable[[], list[dict[str, str]]] = lambda: []   # consult targets: login, name
+    shift: ShiftWeb | None = None            # agent states, wallboard
 
 
 def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
@@ -67,6 +79,13 @@ def board_entry(call: Call, pop: ScriptPop) -> dict[str, Any]:
         "script_id": script["id"] if script else None,
         "started_at": call.started_at, "answered_at": call.answered_at, "ended_at": call.ended_at,
         "result": call.result.value if call.result else None,
+        "hold_seconds": call.hold_seconds, "hold_started_at": call.hold_started_at,
+        "transfers": [dataclasses.asdict(t) for t in call.transfers],
+        # Who listens in now, and whether an agent talks (something to listen to).
+        "monitors": [{"supervisor": m.supervisor, "mode": m.mode, "agent": m.agent,
+                      "started_at": m.started_at} for m in call.monitors if m.ended_at is None],
+        "can_monitor": any(l.ended_at is None and l.answered_at is not None
+                           for l in call.agent_legs()),
     }
 
 
@@ -103,16 +122,24 @@ class ConsoleApp:
             web.post("/api/login", self.login),
             web.post("/api/logout", self.logout),
             web.get("/api/health", self.health),
+            web.get("/metrics", self.metrics),
             web.get("/ws", self.websocket),
             web.post("/api/calls/{call_id}/wrapup", self.wrapup),
             web.post("/api/calls/{call_id}/transfer", self.transfer),
             web.post("/api/calls/{call_id}/checklist", self.checklist),
+            web.post("/api/calls/{call_id}/consult", self.consult),
+            web.post("/api/calls/{call_id}/consult/complete", self.consult_complete),
+            web.post("/api/calls/{call_id}/consult/cancel", self.consult_cancel),
+            web.post("/api/calls/{call_id}/monitor", self.monitor),
+            web.post("/api/calls/{call_id}/monitor/stop", self.monitor_stop),
             web.static("/static", STATIC),
         ])
         if self.ctx.store is not None:
             add_report_routes(app, self.ctx.store, self._user,
                               on_campaigns_changed=self.ctx.on_campaigns_changed)
         app.on_startup.append(self._start_rechecks)
+        if self.ctx.shift is not None:
+            self.ctx.shift.add_routes(app, self._user, self._json)
         app.on_shutdown.append(self._close_sockets)
         return app
 
@@ -173,6 +200,8 @@ class ConsoleApp:
             raise web.HTTPUnauthorized(text="wrong login or secret")
         cookie, session = signed
         user = session.user
+        if self.ctx.shift is not None:
+            await self.ctx.shift.signed_in(user)     # an agent joins their queues
         resp = web.json_response({"login": user.login, "name": user.name, "role": user.role,
                                   "expires_at": session.expires_at})
         resp.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
@@ -180,6 +209,9 @@ class ConsoleApp:
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        if user is not None and self.ctx.shift is not None:
+            await self.ctx.shift.signed_out(user)    # an agent leaves their queues
         sid = await self.ctx.auth.sign_out(request.cookies.get(COOKIE))
         if sid is not None:
             for client in [c for c in self.ctx.hub.clients if c.session == sid]:
@@ -189,7 +221,17 @@ class ConsoleApp:
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "live_calls": len(self.ctx.live_calls())})
+        """200 when every component is up, else 503 naming what is down."""
+        components = self.ctx.health()
+        ok = all(c.get("ok") for c in components.values())
+        return web.json_response({"ok": ok, "live_calls": len(self.ctx.live_calls()),
+                                  "components": components}, status=200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.ctx.metrics is None:
+            raise web.HTTPNotFound(text="metrics are off")
+        return web.Response(body=self.ctx.metrics(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     # ------------------------------------------------------------ live push
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
@@ -214,12 +256,26 @@ class ConsoleApp:
         hello: dict[str, Any] = {"type": "hello", "user": {"login": user.login, "name": user.name,
                                                           "role": role},
                                  "problems": self.ctx.problems(), **self.ctx.extra_hello}
+        notices: list[dict[str, Any]] = []
         if role == "agent":
-            hello["cards"] = [c.to_json() for c in self.ctx.pop.cards_for(user.login)]
+            # A page that reloads (or a service restart) gets back the coaching so far:
+            # prompts, ticks, transcript, "can't check", taps and notices.
+            hello["cards"] = [{**c.to_json(), "coaching": self.ctx.coaching(c.call_id)}
+                              for c in self.ctx.pop.cards_for(user.login)]
             hello["departments"] = departments
+            hello["agents"] = [a for a in self.ctx.agents() if a["login"] != user.login]
+            # Consultations and supervisors on the line that are going on now.
+            for stage in (self.ctx.transfers, self.ctx.supervision):
+                if stage is not None:
+                    notices += stage.notices_for(user.login)
         else:
             hello["board"] = [board_entry(c, self.ctx.pop) for c in self.ctx.live_calls()]
+            hello["can_monitor"] = bool(getattr(user, "phone", ""))
+        if self.ctx.shift is not None:
+            hello.update(self.ctx.shift.hello(user))
         client.send(hello)
+        for notice in notices:
+            client.send(notice)
         self.ctx.hub.add(client)
         try:
             async for msg in ws:
@@ -277,8 +333,78 @@ class ConsoleApp:
             raise web.HTTPBadRequest(text=f"unknown department {department!r}")
         if card.phase != "live":
             raise web.HTTPConflict(text="the call is not live")
-        await self.ctx.transfer(card.call, department)
+        try:
+            await self.ctx.transfer(card.call, department)
+        except CallGone as exc:
+            raise web.HTTPConflict(text=str(exc))
+        except NotConnected as exc:
+            raise web.HTTPServiceUnavailable(text=f"the PBX is not connected: {exc}")
+        except ActionError as exc:
+            raise web.HTTPBadGateway(text=str(exc))
         return web.json_response({"ok": True})
+
+    # ------------------------------------------------------------ consult transfers
+    async def consult(self, request: web.Request) -> web.Response:
+        """Attended transfer from the console: hold the customer, call the target."""
+        user, card = self._card(request)
+        data = await self._json(request)
+        target = text(data, "target", limit=64)
+        if not target:
+            raise web.HTTPBadRequest(text="target must be an agent or a department")
+        if card.phase != "live":
+            raise web.HTTPConflict(text="the call is not live")
+        consult = await self._transfer_step(self.ctx.transfers.consult(card.call_id, user.login,
+                                                                       target))
+        return web.json_response(consult.to_json(), status=202)
+
+    async def consult_complete(self, request: web.Request) -> web.Response:
+        user, card = self._card(request)
+        await self._transfer_step(self.ctx.transfers.complete(card.call_id, user.login))
+        return web.json_response({"ok": True}, status=202)
+
+    async def consult_cancel(self, request: web.Request) -> web.Response:
+        user, card = self._card(request)
+        await self._transfer_step(self.ctx.transfers.cancel(card.call_id, user.login))
+        return web.json_response({"ok": True}, status=202)
+
+    async def _transfer_step(self, step: Awaitable[Any]) -> Any:
+        if self.ctx.transfers is None:
+            raise web.HTTPNotFound(text="transfers are not available")
+        try:
+            return await step
+        except TransferError as exc:
+            raise _http(exc.status, str(exc)) from None
+
+    # ------------------------------------------------------------ supervisors listen in
+    def _supervisor(self, request: web.Request):
+        user = self._user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        if not user.is_supervisor:
+            # Agents never listen in on each other.
+            raise web.HTTPForbidden(text="only supervisors may listen in")
+        if self.ctx.supervision is None:
+            raise web.HTTPNotFound(text="listening in is not available")
+        return user
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        """A supervisor listens to (whispers to, barges into) a live call on their phone."""
+        user = self._supervisor(request)
+        data = await self._json(request)
+        mode = text(data, "mode", limit=16)
+        try:
+            request_id = await self.ctx.supervision.start(request.match_info["call_id"], user,
+                                                          mode)
+        except MonitorError as exc:
+            raise _http(exc.status, str(exc)) from None
+        return web.json_response({"monitor": request_id, "mode": mode,
+                                  "phone": user.phone}, status=202)
+
+    async def monitor_stop(self, request: web.Request) -> web.Response:
+        user = self._supervisor(request)
+        if not await self.ctx.supervision.stop(request.match_info["call_id"], user):
+            raise web.HTTPNotFound(text="you are not listening to this call")
+        return web.json_response({"ok": True}, status=202)
 
     async def wrapup(self, request: web.Request) -> web.Response:
         user, card = self._card(request)
@@ -309,3 +435,10 @@ class ConsoleApp:
         return web.json_response({"saved": True, "call_id": card.call_id,
                                   "disposition": chosen["id"]})
 
+
+
+def _http(status: int, text: str) -> web.HTTPException:
+    """An HTTP error of the given status with a reason (never a 500)."""
+    kinds = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
+             409: web.HTTPConflict, 502: web.HTTPBadGateway, 503: web.HTTPServiceUnavailable}
+    return kinds.get(status, web.HTTPConflict)(text=text)

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO
 from tests.containers.podman import ENV, Stack, podman
 
-SIP_USERS = ("1001", "1002", "1003", "1004", "customer")
+SIP_USERS = ("1001", "1002", "1003", "1004", "1099", "customer")
 
 
 def good_env() -> dict[str, str]:

@@ -1,17 +1,20 @@
 """A tester's softphone on the containerised PBX: baresip registers as the test
 customer with its generated password (docker/README.md's softphone table),
 calls the main number and presses 2 as an RFC 4733 event: the IVR must send
-the call to the support queue, where agent 1003 (SIPp) answers.
+the call to the support queue, where agent 1003 (SIPp, signed in to the
+console so that they are in the queue) answers.
 """
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 
 from ivr.pbx.phones import AgentPhone
 from tests.containers.softphone import Baresip
-from tests.containers.test_compose import db_row, sip
+from tests.containers.test_compose import db_row, sip, web
 
 pytestmark = pytest.mark.pbx
 
@@ -27,8 +30,19 @@ def speech_wav(path):
     return path
 
 
+def sign_in(stack, login: str) -> None:
+    """The agent signs in to the console: they join their groups' queues, ready."""
+    request = urllib.request.Request(
+        f"{web(stack)}/api/login", method="POST",
+        data=json.dumps({"login": login, "secret": stack.env[f"IVR_SECRET_{login}"]}).encode(),
+        headers={"Content-Type": "application/json", "Origin": web(stack)})
+    with urllib.request.urlopen(request, timeout=15) as r:
+        assert r.status == 200
+
+
 def test_baresip_rfc4733_dtmf_routes_the_ivr_to_the_support_queue(stack, tmp_path):
     started = time.time()
+    sign_in(stack, "1003")
     agent = AgentPhone(sip(stack), "1003", stack.env["SIP_PASSWORD_1003"], log_dir=tmp_path,
                        ring_ms=500, talk_ms=4000).start()
     phone = Baresip(tmp_path / "baresip", sip(stack), "customer",

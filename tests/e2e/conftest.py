@@ -11,7 +11,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from ivr.config import Secret, Settings, StoreSettings, User, WebSettings
 from ivr.server import Service
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, reset_queues
 from tests.integration.conftest import CallLog
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,7 +25,7 @@ def console_users() -> tuple[User, ...]:
     return (user("1001", "Anna Kovacs", operator_id="17", position="customer adviser"),
             user("1002", "Bela Nagy", operator_id="23", position="sales consultant"),
             user("1003", "Csilla Toth", operator_id="31", position="support specialist"),
-            user("boss", "Sara Supervisor", role="supervisor"))
+            user("boss", "Sara Supervisor", role="supervisor", phone="1099"))
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def console_settings(pbx, pbx_settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def console(console_settings: Settings):
+async def console(pbx, console_settings: Settings):
+    reset_queues(pbx)      # agents join their queues by signing in to the console
     svc = Service(console_settings)
     calls = CallLog()
     svc.bus.subscribe(calls)

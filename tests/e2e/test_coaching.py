@@ -20,6 +20,7 @@ from ivr.config import Secret, User
 from ivr.pbx.phones import AgentPhone, call_customer
 from ivr.server import Service
 from ivr.speech.probe import lines_to_ulaw
+from tests.conftest import reset_queues
 from tests.e2e.conftest import sign_in
 from tests.integration.conftest import CallLog
 
@@ -41,8 +42,9 @@ def sip(pbx) -> str:
 
 
 @pytest.fixture
-async def korean_console(console_settings):
+async def korean_console(pbx, console_settings):
     """The service with speech on; agent 1001 is 김민수 on the Korean support line."""
+    reset_queues(pbx)      # 1001 joins the queues by signing in, ready
     users = tuple(u for u in console_settings.users if u.login != "1001") + (
         User(login="1001", name="김민수", operator_id="7", position="상담원",
              secret=Secret("kim-secret")),)
@@ -77,13 +79,8 @@ async def run_call(pbx, svc, page, tmp_path, agent_lines, customer_lines, talk_m
     finally:
         await agent.astop()
     await card.locator("[data-role=adherence]").wait_for(timeout=10000)
-    record = None
-    for _ in range(50):        # the coaching result is written just after the hang-up
-        record = await svc.store.get_call(call_id)
-        if record and record.get("transcript") is not None:
-            break
-        await asyncio.sleep(0.1)
-    return call_id, card, record
+    from tests.e2e.test_coaching_trust import saved
+    return call_id, card, await saved(svc, call_id)
 
 
 async def test_missing_company_name_is_prompted_and_speakers_never_cross(
@@ -115,8 +112,11 @@ async def test_missing_company_name_is_prompted_and_speakers_never_cross(
     assert item["missed"] and not item["done"]
     assert await card.locator(f".checklist label.missed[data-item='{COMPANY_ITEM}']").count() == 1
     # The transcript keeps each party apart: the customer's words are the customer's only.
+    # Each party is listened to for its own phrases only: the customer's recognition
+    # does not even look for the company name, the agent's never for abuse.
     said = {(t["speaker"], p) for t in record["transcript"] for p in t.get("phrases", [])}
-    assert ("customer", "에이스") in said and ("agent", "에이스") not in said
+    assert ("agent", "에이스") not in said and ("customer", "에이스") not in said
+    assert ("agent", "바보") not in said
     assert ("agent", "김민수") in said and ("customer", "바보") not in said
     assert await card.locator(f".prompt[data-rule='{CALM_CARD}']").count() == 0
     assert page.errors == []

@@ -1,7 +1,8 @@
 """The dialers on the real stack: SIPp phones through the sandbox Asterisk,
 the service wired as ivr/server.py would wire it (built here: the fixture
 composes Service with the dialers and the report routes), on SQLite and
-PostgreSQL.
+PostgreSQL. Agents are offered calls only when ready (their state, from the
+PBX's queues) and of a group serving the call's project.
 
 - An abandoned queue call lands in the callback list and is called back when
   due: the agent's phone answers, then the customer's; the callback script
@@ -23,32 +24,38 @@ import aiohttp
 import pytest
 
 from ivr.calls.events import AgentRinging, CallEnded
-from ivr.config import Settings, StoreSettings, WebSettings
+from ivr.config import (AgentGroup, GroupMember, Settings, ShiftSettings, StoreSettings,
+                        WebSettings)
 from ivr.dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
                         dnc_on_wrapup)
 from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call
 from ivr.server import Service
 from ivr.web.reports import add_report_routes
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, reset_queues
 from tests.e2e.conftest import console_users
-from tests.integration.conftest import CallLog
+from tests.integration.conftest import CallLog, sign_in_agents, wait_until
 from tests.store_fixtures import postgres_cluster, store_url  # noqa: F401
 
 pytestmark = pytest.mark.pbx
 
-AGENTS = {"acme-support": ["1003"], "acme-telesales": ["1001", "1002", "1003"]}
+GROUPS = (AgentGroup("support", ("acme-support",), ("support",), (GroupMember("1003"),)),
+          AgentGroup("telesales", ("acme-telesales",), ("sales",),
+                     (GroupMember("1001"), GroupMember("1002"), GroupMember("1003"))))
 
 
 def sip(pbx) -> str:
     return f"{pbx.sip_host}:{pbx.sip_port}"
 
 
-def wire_dialers(svc: Service, agents_for, **dialer_kw) -> None:
-    """What Service would do (see the report): one agent pool and one number
-    guard for both dialers, the dialers hearing the bus, the report routes on
-    the console, and the DNC hook on the wrap-up."""
-    pool = AgentPool(agents_for, lambda a: a in busy_agents(svc.tracker.calls.values()),
-                     after_call_gap=0.5)
+def wire_dialers(svc: Service, **dialer_kw) -> None:
+    """What Service does, with the dialers' timings shortened for a test and
+    without the console-open condition (no browsers here): one agent pool of
+    the ready agents of the project's groups and one number guard for both
+    dialers, the dialers hearing the bus, the report routes on the console,
+    and the DNC hook on the wrap-up."""
+    pool = AgentPool(svc.agent_states.ready_agents,
+                     lambda a: a in busy_agents(svc.tracker.calls.values()),
+                     penalty_of=svc.agent_states.penalty, after_call_gap=0.5)
     guard = NumberGuard(lambda: [c.customer_num for c in svc.tracker.calls.values()])
     svc.callback_dialer = CallbackDialer(svc.store, svc.ami, agents=pool, guard=guard,
                                          **dialer_kw)
@@ -68,7 +75,7 @@ def wire_dialers(svc: Service, agents_for, **dialer_kw) -> None:
     def number_of(call_id: str) -> str | None:
         return next((c.call.customer_num for (_, cid), c in svc.pop.cards.items()
                      if cid == call_id), None)
-    svc.console.ctx.save_wrapup = dnc_on_wrapup(svc.store, number_of=number_of)
+    svc._dnc_wrapup = dnc_on_wrapup(svc.store, number_of=number_of)
 
 
 @pytest.fixture
@@ -76,12 +83,13 @@ async def dialing_service(pbx, pbx_settings: Settings, store_url: str, tmp_path)
     settings = dataclasses.replace(
         pbx_settings, web=WebSettings(host="127.0.0.1", port=free_port()),
         store=StoreSettings(url=store_url), scripts=str(REPO / "scripts"),
-        customers=str(REPO / "scripts" / "customers.csv"), users=console_users())
+        customers=str(REPO / "scripts" / "customers.csv"), users=console_users(),
+        groups=GROUPS, shift=ShiftSettings(wrapup_seconds=1.0))
+    reset_queues(pbx)
     svc = Service(settings)
     svc.calls_seen = CallLog()
     svc.bus.subscribe(svc.calls_seen)
-    wire_dialers(svc, lambda project: AGENTS.get(project, []), interval=0.3, ring_seconds=15,
-                 agent_retry=3.0)
+    wire_dialers(svc, interval=0.3, ring_seconds=15, agent_retry=3.0)
     await svc.start()
     await svc.ami.wait_connected(15)
     await svc.callback_dialer.start()
@@ -103,15 +111,12 @@ async def supervisor_session(svc: Service) -> aiohttp.ClientSession:
     return s
 
 
-async def wait_until(check, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(every)
+async def campaign_finished(svc: Service, name: str, timeout: float) -> dict:
+    """The campaign once no contact is pending or being dialled."""
+    async def finished():
+        c = await svc.store.get_campaign(name)
+        return c if c["contacts"]["pending"] + c["contacts"]["dialling"] == 0 else None
+    return await wait_until(finished, timeout, f"campaign {name} finished", every=0.5)
 
 
 async def test_abandoned_call_is_called_back_when_due_with_its_script(
@@ -124,6 +129,7 @@ async def test_abandoned_call_is_called_back_when_due_with_its_script(
                                    and e.call.did == "5550111", 20, "abandoned call")
     (await caller.wait_async(20)).check()
     assert gave_up.call.result.value == "abandoned"
+    assert svc.agent_states.ready_agents("acme-support") == []    # nobody signed in yet
 
     async def listed():
         return await svc.store.list_callbacks(status="pending")
@@ -134,6 +140,7 @@ async def test_abandoned_call_is_called_back_when_due_with_its_script(
     agent = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=500).astart()
     customer = await CustomerPhone(log_dir=tmp_path, local_port=carrier_port, ring_ms=500,
                                    talk_ms=3000).astart()
+    await sign_in_agents(svc, "1003")
     try:
         ringing = await calls.wait_for(lambda e: isinstance(e, AgentRinging)
                                        and e.call.campaign == "callback", 20, "callback rings")
@@ -169,7 +176,8 @@ async def test_abandoned_call_is_called_back_when_due_with_its_script(
     # The supervisor's figures count the callback as done and nothing as due.
     session = await supervisor_session(svc)
     try:
-        r = await session.get("/api/reports/summary", params={"since": str(time.time() - 600)})
+        r = await session.get("/api/reports/summary", params={"since": str(time.time() - 600),
+                                                              "until": str(time.time() + 60)})
         figures = await r.json()
     finally:
         await session.close()
@@ -187,6 +195,7 @@ async def test_campaign_is_paced_skips_dnc_and_exports_what_was_placed(
               for ext in ("1001", "1002", "1003")]
     customer = await CustomerPhone(log_dir=tmp_path, local_port=carrier_port, ring_ms=400,
                                    talk_ms=1500).astart()
+    await sign_in_agents(svc, "1001", "1002", "1003")
     session = await supervisor_session(svc)
     peak, per_number, stop = [0], {}, asyncio.Event()
 
@@ -214,10 +223,7 @@ async def test_campaign_is_paced_skips_dnc_and_exports_what_was_placed(
         assert r.status == 201, await r.text()
         assert (await r.json())["dnc"] == 2
 
-        async def finished():
-            c = await svc.store.get_campaign("acme-telesales")
-            return c if c["contacts"]["pending"] + c["contacts"]["dialling"] == 0 else None
-        campaign = await wait_until(finished, 120, "campaign finished", every=0.5)
+        campaign = await campaign_finished(svc, "acme-telesales", 120)
         await svc.campaign_dialer.drain()
         await svc.recorder.drain()
     finally:
@@ -253,3 +259,47 @@ async def test_campaign_is_paced_skips_dnc_and_exports_what_was_placed(
         assert row["customer_num"] == row["dialled"] and row["agent"] in ("1001", "1002", "1003")
         assert float(row["talk_seconds"]) > 0.5
     assert sorted(row["started_at"] for row in rows) == [row["started_at"] for row in rows]
+
+
+async def test_campaign_calls_only_ready_agents_of_the_projects_group(pbx, dialing_service,
+                                                                      tmp_path):
+    """A support campaign: the sales agents (ready all along) are never offered
+    a call; support's only agent is not dialled while on lunch, then takes
+    every call once ready."""
+    svc, calls = dialing_service, dialing_service.calls_seen
+    carrier_port = int(pbx.trunk_peer.rsplit(":", 1)[1])
+    phones = [await AgentPhone(sip(pbx), ext, log_dir=tmp_path, ring_ms=300).astart()
+              for ext in ("1001", "1002", "1003")]
+    customer = await CustomerPhone(log_dir=tmp_path, local_port=carrier_port, ring_ms=400,
+                                   talk_ms=1500).astart()
+    await sign_in_agents(svc, "1001", "1002", "1003")
+    await svc.agent_states.set_state("1003", "not_ready", "lunch", by="1003")
+    session = await supervisor_session(svc)
+    numbers = ["5558001", "5558002", "5558003"]
+    try:
+        body = "number,name\n" + "".join(f"{n},Customer {n[-1]}\n" for n in numbers)
+        r = await session.post("/api/campaigns", data=body, headers={"Content-Type": "text/csv"},
+                               params={"name": "support-renewals", "project": "acme-support",
+                                       "max_in_progress": "2", "max_per_minute": "60",
+                                       "hours_start": "00:00", "hours_end": "24:00",
+                                       "days": "daily", "retry_after": "5"})
+        assert r.status == 201, await r.text()
+        # Lunch: nothing is dialled, although two sales agents are ready.
+        await asyncio.sleep(4.0)
+        assert svc.agent_states.ready_agents("acme-telesales") == ["1001", "1002"]
+        assert svc.campaign_dialer.placed_calls == []
+        assert not [e for e in calls.events if isinstance(e, AgentRinging)]
+        await svc.agent_states.set_state("1003", "ready", by="1003")
+
+        campaign = await campaign_finished(svc, "support-renewals", 60)
+        await svc.campaign_dialer.drain()
+    finally:
+        await session.close()
+        await customer.astop()
+        for phone in phones:
+            await phone.astop()
+    assert campaign["contacts"]["done"] == 3
+    rung = [e.agent for e in calls.events if isinstance(e, AgentRinging)
+            and e.call.campaign == "support-renewals"]
+    assert rung == ["1003"] * 3, rung
+    assert {agent for _, _, agent in svc.campaign_dialer.placed_calls} == {"1003"}

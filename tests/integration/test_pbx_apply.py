@@ -23,13 +23,13 @@ from ivr.pbx.phones import AgentPhone, call_customer
 from ivr.pbx.sandbox import Sandbox
 from ivr.server import Service
 from tests.conftest import REPO, free_port
-from tests.integration.conftest import CallLog
+from tests.integration.conftest import CallLog, sign_in_agents
 
 pytestmark = pytest.mark.pbx
 
 NEW_DID = """\
 ; Billing line (added on the running PBX by the apply test).
-exten => 5550122,1,NoOp(Inbound call to the billing line)
+exten => 5550133,1,NoOp(Inbound call to the billing line)
  same => n,Set(__CALL_DIRECTION=inbound)
  same => n,Set(__DID=${EXTEN})
  same => n,Goto(to-queue,support,1)
@@ -87,6 +87,7 @@ async def test_apply_mid_call_then_refuse_a_broken_file_then_roll_back(own_pbx, 
     await service.ami.wait_connected(15)
     csilla = await AgentPhone(sip, "1003", log_dir=tmp_path, ring_ms=300).astart()
     bela = await AgentPhone(sip, "1002", log_dir=tmp_path, ring_ms=300).astart()
+    await sign_in_agents(service, "1003")        # 1003 joins the support queue (dynamic)
     try:
         # A customer on the support hotline talks to 1003 (the only free support member).
         live = call_customer(sip, "5550111", talk_ms=16000, log_dir=tmp_path, name="live")
@@ -94,14 +95,14 @@ async def test_apply_mid_call_then_refuse_a_broken_file_then_roll_back(own_pbx, 
         assert answered.agent == "1003"
         live_id = answered.call.call_id
 
-        # The admin adds DID 5550122 and agent 1002 to the support queue, and applies.
+        # The admin adds DID 5550133 and agent 1002 to the support queue, and applies.
         edit(dialplans / "extensions.conf", "; Any other number we receive", NEW_DID)
-        with open(dialplans / "queues.conf", "a") as f:
-            f.write("member => PJSIP/1002,0,Agent Bela\n")
+        edit(dialplans / "queues.conf", "[support](department)\n",
+             "[support](department)\nmember => PJSIP/1002,0,Agent Bela\n")
         code = await asyncio.to_thread(main, ["pbx", "apply", "-c", str(config)])
         out = capsys.readouterr().out
         assert code == 0, out
-        assert "+exten => 5550122,1,NoOp(Inbound call to the billing line)" in out
+        assert "+exten => 5550133,1,NoOp(Inbound call to the billing line)" in out
         assert "+member => PJSIP/1002,0,Agent Bela" in out
         assert "dialplan reload: Dialplan reloaded." in out
         assert "module reload app_queue.so: Module 'app_queue.so' reloaded successfully." in out
@@ -110,13 +111,13 @@ async def test_apply_mid_call_then_refuse_a_broken_file_then_roll_back(own_pbx, 
             "the live call ended with the apply"
 
         # The new DID routes at once: support queue, 1003 busy, so the new member answers.
-        billing = call_customer(sip, "5550122", talk_ms=3000, log_dir=tmp_path, name="billing",
+        billing = call_customer(sip, "5550133", talk_ms=3000, log_dir=tmp_path, name="billing",
                                 caller="36209998877")
         queued = await calls.wait_for(
-            lambda e: isinstance(e, CallQueued) and e.call.did == "5550122", 15)
+            lambda e: isinstance(e, CallQueued) and e.call.did == "5550133", 15)
         assert queued.call.queue == "support"
         second = await calls.wait_for(
-            lambda e: isinstance(e, AgentAnswered) and e.call.did == "5550122", 20)
+            lambda e: isinstance(e, AgentAnswered) and e.call.did == "5550133", 20)
         assert second.agent == "1002"
         (await billing.wait_async(30)).check()
 
@@ -140,15 +141,15 @@ async def test_apply_mid_call_then_refuse_a_broken_file_then_roll_back(own_pbx, 
         assert "No closing parenthesis" in captured.out
         assert "nothing was installed" in captured.err
         assert installed(sandbox) == before
-        assert "'5550122' =>" in sandbox.cli("dialplan show 5550122@from-trunk")
+        assert "'5550133' =>" in sandbox.cli("dialplan show 5550133@from-trunk")
 
         # Rollback: the set before the apply is back, and reloaded.
         code = await asyncio.to_thread(main, ["pbx", "rollback", "-c", str(config)])
         out = capsys.readouterr().out
         assert code == 0, out
-        assert "-exten => 5550122,1,NoOp(Inbound call to the billing line)" in out
-        shown = sandbox.cli("dialplan show 5550122@from-trunk")
-        assert "'5550122' =>" not in shown and "'_X.' =>" in shown, shown   # the catch-all only
+        assert "-exten => 5550133,1,NoOp(Inbound call to the billing line)" in out
+        shown = sandbox.cli("dialplan show 5550133@from-trunk")
+        assert "'5550133' =>" not in shown and "'_X.' =>" in shown, shown   # the catch-all only
         assert "PJSIP/1002" not in sandbox.cli("queue show support")
     finally:
         await csilla.astop()

@@ -14,7 +14,7 @@ DAY = 86400
 
 
 async def fill(store) -> None:
-    """Five calls of project acme, one of globex, one the day before."""
+    """Six calls of project acme (one of each result), one of globex, one the day before."""
     for kind in CallResult:
         await store.upsert_call(make_call(kind, f"c-{kind.value}", at=T0))
     await store.upsert_call(make_call("answered", "g-1", at=T0 + 600, project="globex",
@@ -41,10 +41,11 @@ async def test_summary_figures_per_project_agent_and_total(store):
 
     acme = next(p for p in got["projects"] if p["project"] == "acme")
     assert (acme["calls"], acme["live"], acme["answered"], acme["offered"], acme["abandoned"],
-            acme["no_answer"], acme["failed"], acme["inbound"], acme["outbound"]) == \
-        (6, 1, 1, 4, 1, 1, 1, 5, 1)
-    assert acme["answer_rate"] == 0.25             # 1 of 4 (the IVR hang-up is not offered)
-    assert acme["abandonment_rate"] == 0.5         # 1 of the 2 ended calls that queued
+            acme["queue_timeout"], acme["no_answer"], acme["failed"], acme["inbound"],
+            acme["outbound"]) == (7, 1, 1, 5, 1, 1, 1, 1, 6, 1)
+    assert acme["answer_rate"] == 0.2              # 1 of 5 (the IVR hang-up is not offered)
+    # A queue timeout is no abandoned call: each counts apart, over the 3 ended calls that queued.
+    assert acme["abandonment_rate"] == 0.3333 and acme["queue_timeout_rate"] == 0.3333
     assert acme["asa"] == 4.0                      # queued at +5, agent answered at +9
     assert acme["avg_talk"] == 46.5 and acme["avg_hold"] == 4.5 and acme["avg_wrapup"] == 30.0
     assert acme["aht"] == 51 + 30
@@ -58,7 +59,8 @@ async def test_summary_figures_per_project_agent_and_total(store):
     assert globex["callbacks"] == {"due": 0, "overdue": 0, "scheduled": 1}
 
     total = got["total"]
-    assert total["calls"] == 7 and total["answered"] == 2 and total["offered"] == 5
+    assert total["calls"] == 8 and total["answered"] == 2 and total["offered"] == 6
+    assert total["queue_timeout"] == 1 and total["abandoned"] == 1
     assert total["aht"] == (81 + 61) / 2 and total["adherence"] == 65
     assert total["callbacks"] == {"due": 2, "overdue": 1, "scheduled": 1}
 
@@ -66,22 +68,22 @@ async def test_summary_figures_per_project_agent_and_total(store):
     assert set(agents) == {"", "1001", "1002"}
     assert agents["1001"]["calls"] == 3            # answered, the outbound no-answer, the live one
     assert agents["1001"]["callbacks"]["due"] == 1 and agents["1002"]["aht"] == 61.0
-    assert agents[""]["calls"] == 3                # abandoned, IVR hang-up, failed
+    assert agents[""]["calls"] == 4                # abandoned, queue timeout, IVR hang-up, failed
 
     series = got["series"]
     assert series["bucket_seconds"] == 3600 and len(series["points"]) == 24
-    assert series["points"][0]["calls"] == 7 and series["points"][0]["answered"] == 2
-    assert series["points"][0]["abandoned"] == 1
-    assert sum(p["calls"] for p in series["points"]) == 7
+    assert series["points"][0]["calls"] == 8 and series["points"][0]["answered"] == 2
+    assert series["points"][0]["abandoned"] == 1 and series["points"][0]["queue_timeout"] == 1
+    assert sum(p["calls"] for p in series["points"]) == 8
 
 
 async def test_summary_filters_and_buckets_of_a_week(store):
     await fill(store)
     got = await reports.summary(store, T0 - DAY - 60, T0 + 6 * DAY, project="acme", now=T0)
     assert [p["project"] for p in got["projects"]] == ["acme"]
-    assert got["total"]["calls"] == 7               # the day before counts too now
+    assert got["total"]["calls"] == 8               # the day before counts too now
     assert got["series"]["bucket_seconds"] == DAY
-    assert [p["calls"] for p in got["series"]["points"][:2]] == [1, 6]
+    assert [p["calls"] for p in got["series"]["points"][:2]] == [1, 7]
     one = await reports.summary(store, T0 - 60, T0 + 3600, agent="1002", now=T0)
     assert one["total"]["calls"] == 1 and [a["agent"] for a in one["agents"]] == ["1002"]
 
@@ -95,13 +97,14 @@ async def test_list_calls_filters_and_pages(store):
         return [r["call_id"] for r in rows], cursor
 
     everything, cursor = await ids(day)
-    assert cursor is None and len(everything) == 7 and "old" not in everything
+    assert cursor is None and len(everything) == 8 and "old" not in everything
     assert (await ids(CallFilter(since=T0 - 60, until=T0 + DAY, project="globex")))[0] == ["g-1"]
     assert (await ids(CallFilter(since=T0 - 60, until=T0 + DAY, disposition="resolved")))[0] \
         == ["c-answered"]
     assert sorted((await ids(CallFilter(since=T0 - 60, until=T0 + DAY, agent="-")))[0]) == \
-        ["c-abandoned", "c-failed", "c-ivr_hangup"]
+        ["c-abandoned", "c-failed", "c-ivr_hangup", "c-queue_timeout"]
     assert (await ids(CallFilter(result="abandoned")))[0] == ["c-abandoned"]
+    assert (await ids(CallFilter(result="queue_timeout")))[0] == ["c-queue_timeout"]
     # Pages of 3 by keyset, calls of the same second included, none twice.
     seen, after = [], None
     while True:

@@ -48,9 +48,14 @@ class Coach:
         """Voice activity: someone started (end None) or finished a stretch of speech."""
         self.engine.activity(VoiceActivity("c1", speaker, start, end, T0 + (end or start)))
 
-    def until(self, t: float, step: float = 0.25) -> None:
+    def until(self, t: float, step: float = 0.25, heard: bool = True) -> None:
+        """The clock moves on; recognition keeps up with both parties' audio unless
+        ``heard`` is False (then only the wall clock moves)."""
         while self.now + step <= t + 1e-9:
             self.now = round(self.now + step, 3)
+            if heard:
+                for speaker in ("agent", "customer"):
+                    self.engine.progress("c1", speaker, self.now)
             self.engine.tick(T0 + self.now)
 
     def fired(self, rule_id: str | None = None) -> list[Prompt]:
@@ -530,6 +535,7 @@ def test_speech_of_unknown_calls_and_speakers_is_ignored_and_callbacks_may_fail(
     engine.start_call("c1", filled("acme-support"), Direction.INBOUND, T0)
     engine.utterance(Utterance("c1", "agent", "Acme Telecom", 1.0, 2.0, True))
     engine.utterance(Utterance("c1", "customer", "idiot", 2.0, 3.0, True))
+    engine.progress("c1", "agent", 30.0)
     engine.tick(T0 + 30)
     rec = engine.end_call("c1", T0 + 31)
     assert rec.item("named_company")["done"]
@@ -604,16 +610,126 @@ def test_a_required_rule_ticks_its_checklist_item_once():
     rec = coach.end(56)
     assert rec.item("thanked")["done"] is False and len(coach.ticks) == 1
     assert rec.rules == [{"id": "close", "type": "required_phrase", "status": "done",
-                          "at": 52.0, "phrase": "thank you for your time", "item": "thanked"}]
+                          "at": 52.0, "phrase": "thank you for your time", "item": "thanked",
+                          "cant_check": None}]
 
 
-def test_customer_card_fires_on_the_partial_result_and_only_once():
+def test_a_critical_card_waits_for_the_final_a_heads_up_for_two_partials_in_a_row():
     coach = Coach(filled("acme-support-ko", MINSU))
     coach.say("customer", "바보", 3.0, 3.4, final=False)          # still speaking
+    coach.say("customer", "바보", 3.0, 3.6, final=False)
+    assert coach.ids() == []                                      # critical: never a partial
+    coach.say("customer", "바보", 3.0, 3.7, phrases=["바보"])      # the final confirms it
     assert coach.ids() == ["customer_abusive"]
-    coach.say("customer", "바보", 3.0, 3.5, phrases=["바보"])      # the final confirms it
+    # A non-critical card (cancellation: transfer) fires on the second partial naming it,
+    # once; a single partial (often a forced guess) raises nothing.
+    coach.say("customer", "해지", 8.0, 8.3, final=False)
     assert coach.ids() == ["customer_abusive"]
+    coach.say("customer", "해지 할게요", 8.0, 8.6, final=False)
+    assert coach.ids() == ["customer_abusive", "transfer_cancellation"]
+    coach.say("customer", "해지 할게요", 8.0, 8.9)
+    assert coach.ids() == ["customer_abusive", "transfer_cancellation"]
+    # A partial naming it once, then not, then once again is not stable: nothing.
+    coach3 = Coach(filled("acme-support-ko", MINSU))
+    coach3.say("customer", "해지", 8.0, 8.3, final=False)
+    coach3.say("customer", "해", 8.0, 8.5, final=False)
+    coach3.say("customer", "해지", 8.0, 8.7, final=False)
+    assert coach3.ids() == []
     # An agent's partial never raises a customer card.
     coach2 = Coach(filled("acme-support-ko", MINSU))
     coach2.say("agent", "바보", 3.0, 3.4, final=False)
+    coach2.say("agent", "바보", 3.0, 3.6, final=False)
     assert coach2.ids() == []
+
+
+def test_a_critical_card_needs_its_words_recognised_surely():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    unsure = [Word("바보", 3.0, 3.4, 0.62)]
+    coach.say("customer", "바보", 3.0, 3.4, phrases=["바보"], words=unsure)
+    assert coach.ids() == []
+    sure = [Word("이", 5.0, 5.1, 0.5), Word("바보", 5.1, 5.5, 0.97)]
+    coach.say("customer", "이 바보", 5.0, 5.5, phrases=["바보"], words=sure)
+    assert [(p.rule_id, p.at) for p in coach.fired()] == [("customer_abusive", 5.5)]
+
+
+# ------------------------------------------------------------ deadlines on the audio clock
+def test_a_deadline_waits_for_recognition_to_reach_it_then_judges():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.until(14.0)
+    coach.until(16.5, heard=False)               # the wall clock passes 15 s, recognition lags
+    assert "checklist.named_company" not in coach.ids()
+    # Recognition catches up: the agent had said it at 12 s, in time: ticked, no prompt.
+    coach.say("agent", "에이스 텔레콤", 11.0, 12.0, phrases=["에이스 텔레콤"])
+    coach.until(17.0)
+    assert "checklist.named_company" not in coach.ids()
+    assert coach.end(30).item("named_company")["status"] == "done"
+
+
+def test_recognition_too_far_behind_makes_the_item_cant_check_not_missed():
+    statuses = []
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.engine.on_cant_check = statuses.append
+    coach.until(10.0)
+    coach.until(30.0, heard=False)               # 15 s deadline + 3 s: recognition never came
+    assert "checklist.named_company" not in coach.ids()
+    assert [(s.id, s.kind) for s in statuses if s.id == "named_company"] == [("named_company", "item")]
+    rec = coach.end(30)
+    item = rec.item("named_company")
+    assert item["status"] == "cant_check" and not item["missed"] and "behind" in item["cant_check"]
+    assert "named_company" in rec.adherence["cant_check"]
+    assert "named_company" not in rec.adherence["missed"]
+
+
+def test_shed_audio_before_a_deadline_makes_it_cant_check():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.engine.gap("c1", "agent", 5.0, 7.0, "audio shed: speech recognition over capacity")
+    coach.until(30)
+    assert not any(p.startswith("checklist.") for p in coach.ids())
+    rec = coach.end(30)
+    assert {i["id"] for i in rec.checklist if i["status"] == "cant_check"} == {
+        "greeted", "named_company", "offered_help", "gave_own_name"}
+    assert all("shed" in i["cant_check"] for i in rec.checklist if i["status"] == "cant_check")
+    # Heard after the deadline, when the audio before it was shed: it may have been said
+    # in time too, so neither "late" nor "missed", and it earns nothing either way.
+    late = Coach(filled("acme-support-ko", MINSU))
+    late.engine.gap("c1", "agent", 5.0, 7.0, "audio shed: speech recognition over capacity")
+    late.until(21)
+    late.say("agent", "에이스 텔레콤", 22.0, 23.0, phrases=["에이스 텔레콤"])
+    rec = late.end(30)
+    assert rec.item("named_company")["status"] == "cant_check"
+    assert "named_company" in rec.adherence["cant_check"]
+    # The customer's audio being shed says nothing about the agent's deadlines.
+    coach2 = Coach(filled("acme-support-ko", MINSU))
+    coach2.engine.gap("c1", "customer", 5.0, 7.0, "shed")
+    coach2.until(30)
+    assert "checklist.named_company" in coach2.ids()
+
+
+def test_an_english_script_with_a_korean_model_is_cant_check_not_missed():
+    korean_words = {"안녕하세요", "감사합니다"}
+
+    def hears(speaker, phrase):          # what the Korean model's vocabulary can give
+        return phrase in korean_words
+
+    coach = Coach(filled("acme-support"), hears=hears)
+    # What the Korean model makes of an English greeting.
+    coach.say("agent", "에 이 콤 안 나 스피 킹", 1.0, 4.0)
+    coach.until(40)
+    assert coach.ids() == []                       # no "you have not named the company"
+    rec = coach.end(40)
+    assert {i["status"] for i in rec.checklist} == {"cant_check"}
+    assert rec.adherence["score"] is None          # nothing it could check: no score, not 0
+    assert {c["id"] for c in rec.cant_check} >= {"named_company", "customer_abusive"}
+    # A manual tick still counts.
+    coach2 = Coach(filled("acme-support"), hears=hears)
+    coach2.engine.manual_tick("c1", "named_company", True, T0 + 3)
+    coach2.until(40)
+    rec2 = coach2.end(40)
+    assert rec2.item("named_company")["status"] == "done" and rec2.adherence["score"] == 100
+
+
+def test_a_korean_phrase_must_start_a_recognised_word():
+    coach = Coach(filled("acme-support-ko", MINSU))
+    coach.say("customer", "전화기 안꺼져", 3.0, 4.0)         # "꺼져" inside a word
+    coach.say("customer", "전화가 꺼져 있었어요", 5.0, 6.0)   # 꺼져 as its own word: matched
+    assert [p.phrase for p in coach.fired("customer_abusive")] == ["꺼져"]

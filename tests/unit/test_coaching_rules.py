@@ -287,3 +287,37 @@ def test_load_one_file_and_missing_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert [str(p) for p in check_rules(tmp_path / "empty")] == [
         f"{tmp_path / 'empty'}: no rule sets (*.yaml) in this folder"]
+
+
+async def test_rule_files_hot_reload_on_their_own_and_keep_the_last_good_version(tmp_path):
+    import asyncio
+
+    from ivr.coaching.rules import RuleLibrary
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    f = rules / "seed.en.yaml"
+    f.write_text("id: seed.en\nlanguage: en\ndefault: true\nrules:\n"
+                 "  - {id: calm, type: customer_phrase, text: Stay calm, phrases: [idiot]}\n")
+    lib = RuleLibrary(rules)
+    assert lib.reload() == []
+    seen: list[list] = []
+    task = asyncio.ensure_future(lib.watch(interval=0.05, on_change=seen.append))
+    try:
+        f.write_text(f.read_text().replace("Stay calm", "Keep your voice low"))
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if lib.ruleset_for("p", "en").rule("calm").text == "Keep your voice low":
+                break
+        assert lib.ruleset_for("p", "en").rule("calm").text == "Keep your voice low"
+        assert seen and seen[-1] == []
+        f.write_text("id: seed.en\nlanguage: en\ndefault: true\nrules:\n  - {id: calm, type: nope}\n")
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if lib.problems():
+                break
+        problems = [str(p) for p in lib.problems()]
+        assert any("type" in p for p in problems) and any("last good" in p for p in problems)
+        # ... while calls keep the last good rules
+        assert lib.ruleset_for("p", "en").rule("calm").text == "Keep your voice low"
+    finally:
+        task.cancel()

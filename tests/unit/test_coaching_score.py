@@ -13,7 +13,7 @@ def test_weighted_in_time_over_total():
                      item("name", 1, False, None, 10), item("thanks", 3, True, 80.0)])
     # company (2) in time, thanks (3) has no deadline; help late; name missed
     assert got == {"score": 63, "earned": 5.0, "total": 8.0, "in_time": ["company", "thanks"],
-                   "late": ["help"], "missed": ["name"]}
+                   "late": ["help"], "missed": ["name"], "cant_check": []}
 
 
 def test_at_the_deadline_is_in_time_and_rounding_is_half_up():

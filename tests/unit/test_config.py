@@ -54,3 +54,20 @@ def test_missing_secret_is_a_clear_error(tmp_path):
     s = load_settings(write(tmp_path, "ami: {}\n"), env={})
     with pytest.raises(YamlError, match="IVR_AMI_SECRET"):
         require_secret(s)
+
+
+def test_supervision_rejects_and_a_supervisors_phone(tmp_path):
+    p = write(tmp_path, "supervision:\n  tell_agent: when_heard\n  ring_seconds: 20\n"
+                        "rejects:\n  pause_seconds: 30\n"
+                        "users:\n  boss: {name: Sara, role: supervisor, phone: '1099', secret: x}\n")
+    s = load_settings(p, env={})
+    assert (s.supervision.tell_agent, s.supervision.ring_seconds) == ("when_heard", 20)
+    assert s.rejects.pause_seconds == 30.0 and s.user("boss").phone == "1099"
+    bad = write(tmp_path, "supervision:\n  tell_agent: sometimes\nrejects:\n  pause_seconds: -1\n"
+                          "users:\n  boss: {name: Sara, role: supervisor, phone: '1099,1', secret: x}\n")
+    with pytest.raises(YamlError) as err:
+        load_settings(bad, env={})
+    lines = [str(x) for x in err.value.problems]
+    assert f"{bad}:1: supervision.tell_agent: must be always, when_heard or never" in lines
+    assert f"{bad}:3: rejects.pause_seconds: must be 0-3600 seconds" in lines
+    assert any(l.startswith(f"{bad}:6: users.boss.phone: must be a PJSIP endpoint") for l in lines)

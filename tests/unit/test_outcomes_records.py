@@ -24,7 +24,7 @@ def test_a_record_carries_the_call_and_its_derived_timings():
         (4.0, 3.0, 51.0, 4.5)
     assert rec.agents_rung == ["1002", "1001"]
     assert rec.transfers == [{"at": T0 + 30, "kind": "blind", "by_agent": "1002",
-                              "target": "sales"}]
+                              "target": "sales", "to_agent": None, "consult_call": None}]
     assert (rec.script_id, rec.script_version, rec.updated_at) == ("s", "2", T0 + 100)
     assert rec.disposition is None and rec.checklist is None
 
@@ -44,7 +44,8 @@ def test_a_call_rebuilt_from_its_record_has_the_same_outcome(kind):
     back = call_of(record)
     assert back.result is kind
     for name in ("call_id", "direction", "project", "customer_num", "agent", "agents_rung",
-                 "started_at", "answered_at", "ended_at", "hold_seconds", "transfers", "cause"):
+                 "started_at", "answered_at", "ended_at", "hold_seconds", "transfers", "cause",
+                 "ivr_keys", "ivr_exit", "queue_result", "monitors"):
         assert getattr(back, name) == getattr(call, name), name
 
 
@@ -53,6 +54,7 @@ def test_the_record_fields_are_the_columns_of_the_schema():
     body = ddl[ddl.index("(") + 1:]
     in_ddl = [line.split()[0] for line in body.splitlines()
               if line.strip() and not line.strip().startswith(("CHECK", ")"))]
+    # Later migrations add columns: ALTER TABLE calls ADD COLUMN name ...
     added = [s.split()[5] for m in MIGRATIONS[1:] for s in m.statements
              if s.startswith("ALTER TABLE calls ADD COLUMN")]
     assert sorted(in_ddl + added) == sorted(columns(CallRecord))
@@ -68,8 +70,8 @@ def test_the_upsert_never_writes_wrapup_or_speech_columns():
 
 
 @pytest.mark.parametrize("kind,wanted", [("abandoned", True), ("no_answer", True),
-                                         ("failed", True), ("answered", False),
-                                         ("ivr_hangup", False)])
+                                         ("failed", True), ("queue_timeout", True),
+                                         ("answered", False), ("ivr_hangup", False)])
 def test_unanswered_inbound_calls_ask_for_a_callback(kind, wanted):
     call = make_call(kind, "c1")
     if kind == "no_answer":    # an inbound one: a direct call to an agent that rang out

@@ -8,7 +8,7 @@ from ivr.pbx.asterisk_conf import parse_sections
 from ivr.pbx.sandbox import Sandbox, SandboxError
 from tests.conftest import REPO
 
-USERS = ("1001", "1002", "1003", "1004", "customer")
+USERS = ("1001", "1002", "1003", "1004", "1099", "customer")
 
 
 def sandbox(sip_host: str) -> Sandbox:

@@ -77,7 +77,7 @@ def test_timestamps_follow_the_stream_across_gated_silence(model):
 
 def test_transcript_mode_decodes_free_speech(model):
     pcm = silence(0.5) + synth("오늘 날씨가 아주 좋습니다") + silence(1.0)
-    utts = transcribe(model, pcm, mode=RecognitionMode.transcript())
+    utts = transcribe(model, pcm, mode=RecognitionMode.transcript_only())
     assert utts and all(u.text and u.phrases == () for u in utts)
 
 
@@ -159,3 +159,15 @@ async def test_stage_feed_api_and_per_call_modes(model):
     # on a loaded machine a 2-phrase grammar may also hear a false second phrase).
     assert AGENT_PHRASE in [p for u in got for p in u.phrases]
     assert stage.mode_of("other").kind == "transcript"
+
+
+def test_ivr_check_lists_per_script_what_the_model_cannot_hear(model):
+    from ivr.speech.check import check_hearing
+    reports = {r.script: r for r in check_hearing(Path(__file__).resolve().parents[2] / "scripts",
+                                                   model)}
+    korean = reports["acme-support-ko"]
+    assert korean.unheard == [] and korean.cant_check == [] and korean.phrases > 10
+    english = reports["acme-support"]           # an English script, a Korean model
+    assert "acme telecom" in english.unheard
+    assert "item named_company" in english.cant_check and "rule customer_abusive" in english.cant_check
+    assert "can't check" in str(english) and "acme-support.yaml" in str(english)

@@ -72,11 +72,14 @@ class CallRecord:
     department: str = _col(_CALL, "")
     queue: str = _col(_CALL, "")
     ivr_choice: str = _col(_CALL, "")
+    ivr_keys: str = _col(_CALL, "")
+    ivr_exit: str = _col(_CALL, "")
     campaign: str = _col(_CALL, "")
     agents_rung: list[str] = _col(_CALL, json=True, factory=list)
     agent: str | None = _col(_CALL)
     started_at: float = _col(_CALL, 0.0)
     queued_at: float | None = _col(_CALL)
+    queue_result: str = _col(_CALL, "")
     agent_ring_at: float | None = _col(_CALL)
     agent_answered_at: float | None = _col(_CALL)
     answered_at: float | None = _col(_CALL)
@@ -89,6 +92,7 @@ class CallRecord:
     cause_txt: str = _col(_CALL, "")
     result: str | None = _col(_CALL)
     transfers: list[dict[str, Any]] = _col(_CALL, json=True, factory=list)
+    monitors: list[dict[str, Any]] = _col(_CALL, json=True, factory=list)
     disposition: str | None = _col(_WRAPUP)
     notes: str | None = _col(_WRAPUP)
     callback_at: float | None = _col(_WRAPUP)
@@ -100,6 +104,7 @@ class CallRecord:
     transcript: list[Any] | None = _col(_SPEECH, json=True)
     pbx: str = _col(_CALL, "")           # the PBX the call was on (ivr/cluster)
     updated_at: float = _col(_META, 0.0)
+    cant_check: list[Any] | None = _col(_SPEECH, json=True)     # added by migration 50
 
     @property
     def wrapup_seconds(self) -> float | None:
@@ -121,7 +126,7 @@ class CallbackRecord:
     number: str
     project: str
     agent: str | None            # None: anyone in the project may take it
-    reason: str                  # abandoned | no_answer | failed | scheduled | ...
+    reason: str                  # abandoned | queue_timeout | no_answer | failed | scheduled ...
     due_at: float
     status: str = CallbackStatus.PENDING.value
     attempts: int = 0
@@ -182,9 +187,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
                             adherence_score: float | None, prompts: list[Any],
-                            transcript: list[Any], *, at: float | None = None) -> None:
+                            transcript: list[Any], cant_check: list[Any] | None = None, *,
+                            at: float | None = None) -> None:
         """Record what the speech coaching saw of a call: checklist results,
-        adherence score (0-100), prompts raised, the two-sided transcript."""
+        adherence score (0-100), prompts raised, the two-sided transcript, and
+        the items and rules speech could not check (with why)."""
+
+    @abc.abstractmethod
+    async def live_coaching(self) -> dict[str, dict[str, Any]]:
+        """Coaching saved so far of calls still 'live' (checkpoints): after a restart
+        the console shows the same prompts, ticks and transcript as before."""
 
     @abc.abstractmethod
     async def close_interrupted(self, now: float, callbacks: bool = True) -> int:

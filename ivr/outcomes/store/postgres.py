@@ -49,6 +49,10 @@ class _PgTx:
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in await self._con.fetch(numbered(sql), *args)]
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._con.executemany(numbered(sql), [tuple(r) for r in rows])
+
 
 class PostgresStore(SqlStore):
     SKIP_LOCKED = " FOR UPDATE OF c SKIP LOCKED"

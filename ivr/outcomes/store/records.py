@@ -6,7 +6,7 @@ import dataclasses
 
 from typing import Any
 
-from ...calls.model import Call, CallResult, CallState, Direction, Transfer
+from ...calls.model import Call, CallResult, CallState, Direction, Monitor, Transfer
 from .base import CallRecord, CallStatus
 
 
@@ -38,11 +38,14 @@ def record_of(call: Call, now: float, script_id: str | None = None,
         department=call.department,
         queue=call.queue,
         ivr_choice=call.ivr_choice,
+        ivr_keys=call.ivr_keys,
+        ivr_exit=call.ivr_exit,
         campaign=call.campaign,
         agents_rung=list(call.agents_rung),
         agent=call.agent,
         started_at=call.started_at,
         queued_at=call.queued_at,
+        queue_result=call.queue_result,
         agent_ring_at=call.agent_ring_at,
         agent_answered_at=call.agent_answered_at,
         answered_at=call.answered_at,
@@ -56,6 +59,7 @@ def record_of(call: Call, now: float, script_id: str | None = None,
         result=result.value if result else None,
         transfers=[dataclasses.asdict(t) for t in call.transfers],
         pbx=call.pbx,
+        monitors=[dataclasses.asdict(m) for m in call.monitors],
         updated_at=now,
     )
 
@@ -75,8 +79,9 @@ def call_of(record: dict[str, Any]) -> Call:
         state=CallState.BRIDGED if live and record["answered_at"] else
         CallState.DIALPLAN if live else CallState.ENDED,
         **{name: record[name] or "" for name in (
-            "did", "dialled", "customer_num", "customer_name", "ivr_choice", "department",
-            "project", "campaign", "queue", "cause_txt")},
+            "did", "dialled", "customer_num", "customer_name", "ivr_choice", "ivr_keys",
+            "ivr_exit", "department", "project", "campaign", "queue", "queue_result",
+            "cause_txt")},
         agents_rung=list(record["agents_rung"] or []),
         agent=record["agent"],
         queued_at=record["queued_at"],
@@ -87,5 +92,6 @@ def call_of(record: dict[str, Any]) -> Call:
         hold_seconds=record["hold_seconds"] or 0.0,
         abandoned=record["result"] == CallResult.ABANDONED.value,
         transfers=[Transfer(**t) for t in record["transfers"] or []],
+        monitors=[Monitor(**m) for m in record["monitors"] or []],
         cause=record["cause"],
     )

@@ -202,6 +202,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {real} NOT NULL
         )""",
     )),
+    # 30-39: agent states (ivr/agents, ivr/outcomes/agent_states.py).
+    Migration(30, "agent state changes (shift reports)", (
+        # One row per state an agent was in; ended_at is set when the next begins.
+        """CREATE TABLE agent_states (
+            id {serial_pk},
+            agent TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('offline', 'ready', 'not_ready', 'ringing', 'on_call', 'wrapup')),
+            reason TEXT NOT NULL DEFAULT '',
+            started_at {real} NOT NULL,
+            ended_at {real},
+            call_id TEXT,
+            project TEXT NOT NULL DEFAULT '',
+            changed_by TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX agent_states_agent ON agent_states (agent, started_at)",
+        "CREATE INDEX agent_states_period ON agent_states (started_at)",
+        "CREATE INDEX agent_states_open ON agent_states (agent) WHERE ended_at IS NULL",
+    )),
+    # 40-49: queue outcomes, the IVR menu, supervisors listening in.
+    Migration(40, "queue result, IVR keys and exit rule, supervisor monitoring of calls", (
+        # Why a queue wait ended unanswered (Asterisk's QUEUESTATUS: TIMEOUT ...).
+        "ALTER TABLE calls ADD COLUMN queue_result TEXT NOT NULL DEFAULT ''",
+        # Every key pressed in the menu, and the menu rule that ended it.
+        "ALTER TABLE calls ADD COLUMN ivr_keys TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE calls ADD COLUMN ivr_exit TEXT NOT NULL DEFAULT ''",
+        # Supervisors who listened in, whispered or barged in: who, how, when.
+        "ALTER TABLE calls ADD COLUMN monitors {json} NOT NULL DEFAULT '[]'",
+        # Reports count results apart (queue timeouts, abandoned ...).
+        "CREATE INDEX calls_result ON calls (result, started_at)",
+    )),
+    Migration(50, "coaching: the items and rules speech could not check", (
+        "ALTER TABLE calls ADD COLUMN cant_check {json}",
+    )),
     # 60-69: several service instances and PBXs sharing one store (ivr/cluster/).
     Migration(60, "instances, dialler claims and numbers being dialled", (
         # The PBX a call was on: a controller that takes a PBX over closes only

@@ -14,6 +14,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol, Sequence
 
+from .agents import AgentStateSql
 from .campaigns import CampaignSql
 from .dialling import DiallingSql
 from .sessions import SessionSql
@@ -32,6 +33,9 @@ class Tx(Protocol):
         """Run a statement; returns the number of rows it changed."""
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of arguments (one round trip)."""
 
 
 _JSON = json_columns(CallRecord)
@@ -88,11 +92,12 @@ SAVE_WRAPUP = (
 # The speech stage's results; like a wrap-up, it may arrive before the call's row.
 SAVE_COACHING = (
     "INSERT INTO calls (call_id, state, started_at, updated_at, checklist, adherence_score, "
-    "prompts, transcript) "
-    f"VALUES (?, '{CallStatus.ENDED.value}', ?, ?, ?, ?, ?, ?) "
+    "prompts, transcript, cant_check) "
+    f"VALUES (?, '{CallStatus.ENDED.value}', ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (call_id) DO UPDATE SET checklist = excluded.checklist, "
     "adherence_score = excluded.adherence_score, prompts = excluded.prompts, "
-    "transcript = excluded.transcript, updated_at = excluded.updated_at"
+    "transcript = excluded.transcript, cant_check = excluded.cant_check, "
+    "updated_at = excluded.updated_at"
 )
 
 _OPEN = "('" + "', '".join(OPEN_CALLBACK_STATUSES) + "')"
@@ -127,7 +132,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, DiallingSql, SessionSql, Store):
+class SqlStore(CampaignSql, DiallingSql, SessionSql, AgentStateSql, Store):
     # Type names of schema.py's placeholders, per driver.
     TYPES: ClassVar[dict[str, str]]
 
@@ -185,12 +190,23 @@ class SqlStore(CampaignSql, DiallingSql, SessionSql, Store):
 
     async def save_coaching(self, call_id: str, checklist: dict[str, Any] | None,
                             adherence_score: float | None, prompts: list[Any],
-                            transcript: list[Any], *, at: float | None = None) -> None:
+                            transcript: list[Any], cant_check: list[Any] | None = None, *,
+                            at: float | None = None) -> None:
         at = time.time() if at is None else at
         async with self.transaction() as tx:
             await tx.execute(SAVE_COACHING, [
                 call_id, at, at, None if checklist is None else json.dumps(checklist),
-                adherence_score, json.dumps(prompts), json.dumps(transcript)])
+                adherence_score, json.dumps(prompts), json.dumps(transcript),
+                json.dumps(cant_check or [])])
+
+    async def live_coaching(self) -> dict[str, dict[str, Any]]:
+        async with self.transaction(readonly=True) as tx:
+            rows = await tx.fetch(
+                "SELECT call_id, checklist, prompts, transcript, cant_check FROM calls "
+                "WHERE state = ? AND transcript IS NOT NULL", [CallStatus.LIVE.value])
+        cols = ("checklist", "prompts", "transcript", "cant_check")
+        return {r["call_id"]: {k: json.loads(r[k]) if isinstance(r[k], str) else r[k]
+                               for k in cols} for r in rows}
 
     async def close_interrupted(self, now: float, callbacks: bool = True) -> int:
         async with self.transaction() as tx:

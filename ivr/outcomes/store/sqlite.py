@@ -36,6 +36,10 @@ class _SqliteTx:
         rows = await self._db.execute_fetchall(sql, tuple(args))
         return [dict(r) for r in rows]
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._db.executemany(sql, [tuple(r) for r in rows])
+
 
 class SqliteStore(SqlStore):
     TYPES = {"real": "REAL", "json": "TEXT", "serial_pk": "INTEGER PRIMARY KEY",

@@ -1,18 +1,31 @@
-// The supervisor's board: every live call, updating live.
+// The supervisor's board: the wallboard (queues and agents), every live call,
+// and the day's reports, updating live.
 "use strict";
 
 const calls = new Map();
+let me = null, canMonitor = false;
+const wall = { queues: new Map(), agents: new Map(), reasons: [], threshold: 20 };
+const AGENT_WORDS = { offline: "Offline", ready: "Ready", not_ready: "Not ready", ringing: "Ringing",
+  on_call: "On a call", wrapup: "Wrap-up" };
 liveSocket(onMessage, setConn);
 document.getElementById("logout").onclick = async () => { await postJSON("/api/logout", {}); location.href = "/"; };
 
+// Times on the board are the service's (epoch s); this page's clock may be
+// off: every message's sent_at keeps the difference.
+let skew = 0;
+const serverNow = () => Date.now() / 1000 + skew;
+
 function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
   if (msg.type === "hello") {
     if (msg.user.role !== "supervisor") { location.href = "/agent"; return; }
     document.getElementById("who").textContent = msg.user.name;
+    me = msg.user; canMonitor = !!msg.can_monitor;
     calls.clear();
     for (const c of msg.board || []) calls.set(c.call_id, c);
     const box = document.getElementById("problems");
     box.hidden = !(msg.problems && msg.problems.length); box.textContent = (msg.problems || []).join("\n");
+    if (msg.wallboard) loadWallboard(msg.wallboard);
   } else if (msg.type === "board_call") {
     calls.set(msg.call.call_id, msg.call);
   } else if (msg.type === "board_ended") {
@@ -20,19 +33,132 @@ function onMessage(msg) {
   } else if (msg.type === "problems") {
     const box = document.getElementById("problems");
     box.hidden = !msg.problems.length; box.textContent = msg.problems.join("\n");
+  } else if (msg.type === "monitor_failed") {
+    toast(`Listening in did not start: ${msg.reason}`);
+  } else if (msg.type === "wallboard_queue") {
+    wall.queues.set(msg.queue.queue, msg.queue); scheduleWall();
+    return;
+  } else if (msg.type === "wallboard_agent") {
+    wall.agents.set(msg.agent.login, msg.agent); scheduleWall();
+    return;
   }
   render();
 }
 
+// ---------------------------------------------------------------- wallboard
+function loadWallboard(w) {
+  wall.queues.clear(); wall.agents.clear();
+  for (const q of w.queues) wall.queues.set(q.queue, q);
+  for (const a of w.agents) wall.agents.set(a.login, a);
+  wall.reasons = w.reasons || []; wall.threshold = w.service_level_seconds;
+  document.getElementById("sl-head").textContent = `Service level (≤ ${w.service_level_seconds} s)`;
+  document.getElementById("wallboard").hidden = false;
+  renderWall();
+}
+
+function agentState(a) {
+  let words = AGENT_WORDS[a.state] || a.state;
+  if (a.reason) words += ` · ${a.reason}`;
+  if (a.then) words += ` (then ${a.then})`;
+  if (a.state !== "offline" && !a.reachable) words += " · phone not registered";
+  return words;
+}
+
+function agentSwitch(a) {
+  const sel = el("select", { "aria-label": `Set the state of ${a.name}`, "data-agent": a.login },
+    el("option", { value: "", text: "Change…" }),
+    el("option", { value: "ready", text: a.state === "offline" ? "Log in: ready" : "Ready" }),
+    wall.reasons.map((r) => el("option", { value: `not_ready:${r}`, text: `Not ready: ${r}` })),
+    el("option", { value: "offline", text: "Log out" }));
+  sel.addEventListener("change", async () => {
+    const [st, reason] = sel.value.split(":");
+    const error = document.getElementById("agent-error");
+    error.textContent = ""; sel.disabled = true;
+    try { await postJSON(`/api/agents/${encodeURIComponent(a.login)}/state`, { state: st, reason: reason || "" }); }
+    catch (e) { error.textContent = `${a.name}: not changed: ${e.message}`; }
+    finally { sel.disabled = false; sel.value = ""; }
+  });
+  return sel;
+}
+
+// A burst of pushes (a shift starting) is drawn once per frame.
+let wallPending = false;
+function scheduleWall() {
+  if (wallPending) return;
+  wallPending = true;
+  requestAnimationFrame(() => { wallPending = false; renderWall(); });
+}
+
+function renderWall() {
+  const now = serverNow();
+  const agents = [...wall.agents.values()];
+  document.getElementById("queues").replaceChildren(...[...wall.queues.values()].map((q) => {
+    const count = (st) => agents.filter((a) => a.state === st && a.queues.includes(q.queue)).length;
+    const longest = q.oldest_since ? now - q.oldest_since : 0;
+    return el("tr", { "data-queue": q.queue },
+      el("td", { text: q.queue }),
+      el("td", { "data-figure": "waiting", text: String(q.waiting) }),
+      el("td", { "data-figure": "longest_wait", class: longest > q.threshold ? "over" : "",
+                 text: q.waiting ? clock(longest) + (longest > q.threshold ? " (over)" : "") : "—" }),
+      el("td", { "data-figure": "answered", text: String(q.answered) }),
+      el("td", { "data-figure": "abandoned", text: String(q.abandoned) }),
+      el("td", { "data-figure": "timed_out", text: String(q.timed_out) }),
+      el("td", { "data-figure": "service_level", text: q.service_level === null ? "—" : `${Math.round(q.service_level * 100)}%` }),
+      el("td", { "data-figure": "asa", text: q.asa === null ? "—" : clock(q.asa) }),
+      ...["ready", "not_ready", "ringing", "on_call", "wrapup"].map((st) =>
+        el("td", { "data-figure": `agents_${st}`, text: String(count(st)) })));
+  }));
+  const rows = agents.sort((a, b) => a.login.localeCompare(b.login)).map((a) => {
+    const call = a.call ? `${a.call.customer_number || "unknown"} · ${a.call.project || a.call.queue || ""}` : "—";
+    return el("tr", { "data-agent": a.login, "data-state": a.state },
+      el("td", {}, el("b", { text: a.name }), ` ${a.login}`),
+      el("td", {}, el("span", { class: `agent-state`, "data-state": a.state, text: agentState(a) })),
+      el("td", { class: "state-timer", "data-since": a.since, text: clock(now - a.since) }),
+      el("td", { "data-role": "call", text: call }),
+      el("td", { text: a.queues.join(", ") || "—" }),
+      el("td", {}, agentSwitch(a)));
+  });
+  // The switch being used keeps its place (and focus) while pushes arrive.
+  const body = document.getElementById("agents");
+  const active = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.agent : null;
+  if (active && body.contains(document.activeElement)) {
+    for (const r of rows) if (r.dataset.agent !== active) {
+      const old = body.querySelector(`tr[data-agent="${CSS.escape(r.dataset.agent)}"]`);
+      if (old) old.replaceWith(r);
+    }
+  } else body.replaceChildren(...rows);
+}
+
+// Times tick here, from the epoch times pushed: four times a second, so a
+// shown wait is never more than a quarter second behind.
+function tickWall() {
+  const now = serverNow();
+  for (const td of document.querySelectorAll("#agents td[data-since]")) {
+    const text = clock(now - Number(td.dataset.since));
+    if (td.textContent !== text) td.textContent = text;
+  }
+  for (const q of wall.queues.values()) {
+    const td = document.querySelector(`#queues tr[data-queue="${CSS.escape(q.queue)}"] td[data-figure="longest_wait"]`);
+    if (!td) continue;
+    const longest = q.oldest_since ? now - q.oldest_since : 0;
+    const text = q.waiting ? clock(longest) + (longest > q.threshold ? " (over)" : "") : "—";
+    if (td.textContent !== text) td.textContent = text;
+    td.className = longest > q.threshold ? "over" : "";
+  }
+}
+setInterval(tickWall, 250);
+
+// ---------------------------------------------------------------- live calls
 function render() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   const rows = [...calls.values()].sort((a, b) => a.started_at - b.started_at).map((c) =>
     el("tr", { "data-call": c.call_id },
       el("td", {}, el("span", { class: `badge state-${c.state}`, text: c.state.replace("_", " ") })),
       el("td", { text: c.agent || "—" }), el("td", { text: c.project || "—" }),
       el("td", { text: c.script || "—" }), el("td", { text: c.customer_number || "—" }),
       el("td", { text: c.direction }), el("td", { text: c.queue || "—" }),
-      el("td", { class: "timer", text: clock(now - c.started_at) })));
+      el("td", { class: "timer", text: clock(now - c.started_at) }),
+      el("td", { class: "listen" }, listenCell(c))));
   document.getElementById("board").replaceChildren(...rows);
   document.getElementById("none").hidden = calls.size > 0;
 }
@@ -96,6 +222,7 @@ function renderReports(data) {
     figure("answer rate", pct(t.answer_rate)),
     figure("avg speed of answer", secs(t.asa)),
     figure("abandoned", pct(t.abandonment_rate), t.abandonment_rate > 0.1),
+    figure("queue timeouts", String(t.queue_timeout || 0), t.queue_timeout > 0),
     figure("avg handle time", secs(t.aht)),
     figure("callbacks due", String(t.callbacks.due), t.callbacks.due > 0),
     figure("overdue", String(t.callbacks.overdue), t.callbacks.overdue > 0),
@@ -107,6 +234,16 @@ function renderReports(data) {
       el("td", { text: pct(p.abandonment_rate) }), el("td", { text: secs(p.aht) }),
       el("td", { text: score(p.adherence) }), el("td", { text: String(p.callbacks.due) }),
       el("td", { text: String(p.callbacks.overdue) }), el("td", { text: dispo(p.dispositions) }))));
+  // A shift's times run to hours: h:mm:ss past the hour.
+  const hm = (x) => { x = Math.floor(x || 0);
+    return x < 3600 ? clock(x) : `${Math.floor(x / 3600)}:${clock(x % 3600).padStart(5, "0")}`; };
+  document.getElementById("shift-times").replaceChildren(...data.agents.filter((a) => a.agent && a.shift).map((a) =>
+    el("tr", { "data-agent": a.agent },
+      el("td", { text: a.agent }), el("td", { text: hm(a.shift.login_time) }),
+      el("td", { text: hm(a.shift.ready_time) }), el("td", { text: hm(a.shift.not_ready_time) }),
+      el("td", { "data-role": "reasons", text: Object.entries(a.shift.not_ready_by_reason).map(([r, s]) => `${r} ${hm(s)}`).join(" · ") || "—" }),
+      el("td", { text: hm(a.shift.on_call_time + a.shift.ringing_time) }),
+      el("td", { text: hm(a.shift.wrapup_time) }), el("td", { text: pct(a.shift.occupancy) }))));
   document.getElementById("by-agent").replaceChildren(...data.agents.map((a) =>
     el("tr", { "data-agent": a.agent },
       el("td", { text: a.agent || "(no agent)" }), el("td", { text: String(a.calls) }),
@@ -161,3 +298,37 @@ function drawChart(series) {
 document.getElementById("period").onchange = loadReports;
 loadReports();
 reportTimer = setInterval(loadReports, REFRESH_MS);
+
+// ---------------------------------------------------------------- listen, whisper, barge
+// The supervisor's own phone rings; once answered it hears the call (listen),
+// or speaks to the agent only (whisper), or to both (barge).
+const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
+
+function listenCell(c) {
+  const mine = (c.monitors || []).find((m) => me && m.supervisor === me.login);
+  const others = (c.monitors || []).filter((m) => !me || m.supervisor !== me.login)
+    .map((m) => el("span", { class: "listening", text: `${m.supervisor}: ${m.mode}` }));
+  if (mine) {
+    return [el("span", { class: "listening", "data-role": "listening", text: `you: ${mine.mode}` }),
+      el("button", { class: "secondary", type: "button", "data-monitor": "stop", text: "Stop",
+        onclick: (ev) => monitorAction(ev, c.call_id, "monitor/stop", {}) }), ...others];
+  }
+  if (!canMonitor || !c.can_monitor) return others;
+  return [...MODES.map(([mode, label]) => el("button", { class: "secondary", type: "button", "data-monitor": mode,
+    title: `Ring my phone and ${mode}`, text: label,
+    onclick: (ev) => monitorAction(ev, c.call_id, "monitor", { mode }) })), ...others];
+}
+
+async function monitorAction(ev, callId, path, body) {
+  ev.target.disabled = true;
+  try {
+    const r = await postJSON(`/api/calls/${encodeURIComponent(callId)}/${path}`, body);
+    if (r.phone) toast(`Your phone (${r.phone}) is ringing: answer it to ${r.mode}.`);
+  } catch (e) { toast(e.message); ev.target.disabled = false; }
+}
+
+function toast(text) {
+  const t = el("div", { class: "toast", role: "status", text });
+  document.body.append(t);
+  setTimeout(() => t.remove(), 6000);
+}
