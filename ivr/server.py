@@ -26,6 +26,7 @@ from .calls.events import CallEnded, CallEvent
 from .calls.model import Call
 from .calls.queues import QueueBoard, day_start
 from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
+from .cluster.pbx import ActionsRouter
 from .cluster.roles import ControllerRole, WebRole
 from .config import Settings
 from .coaching.rules import RuleLibrary
@@ -87,7 +88,8 @@ class Service:
         self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
         self.pbx_ami = AmiRouter(self.links) if len(self.links) > 1 else self.ami
         self.actions = {link.name: PbxActions(link.ami) for link in self.links}
-        self.pbx = self.actions[self.links[0].name]
+        self.pbx = self.actions[self.links[0].name] if len(self.links) == 1 else \
+            ActionsRouter(self.links, self.actions)
         self.controller = Controller(self.links, self.leases, poll=settings.cluster.lease_poll,
                                      prefer=settings.cluster.prefer,
                                      on_let_go=self._stop_dialers)
@@ -251,11 +253,10 @@ class Service:
         return None
 
     def _ami_event(self, link: PbxLink, event: AmiEvent) -> None:
-        # After the link's tracker. Agent states and the queue board follow the
-        # first PBX (several PBXs: one centre's agents are on one of them).
-        if link is self.links[0]:
-            self.agent_states.on_ami_event(event)
-            self.queue_board.on_ami_event(event)
+        # After the link's tracker: agent states and the queue board hear the
+        # queues of every PBX this instance follows.
+        self.agent_states.on_ami_event(event)
+        self.queue_board.on_ami_event(event)
 
     def live_calls(self) -> list[Call]:
         """Calls in progress on every PBX this instance follows."""
@@ -331,22 +332,21 @@ class Service:
     # ------------------------------------------------------------ PBX actions
     async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
         """After every resync of a PBX (login, reconnect, takeover; the calls are
-        reconciled by the link). The first PBX's queues give the agent states.
-        The first resync since this instance took a PBX: close its calls that
-        ended unseen, settle the dialler claims a dead owner left on it (from
-        the PBX), then start its dialers."""
-        if link is self.links[0]:
-            try:
-                status = await self.pbx.queue_status()
-                self.queue_board.resync(status)
-                await self.agent_states.resync(status)
-            except Exception:
-                log.exception("AMI resync: queue status unavailable; agent states kept as "
-                              "they were")
-            try:
-                await self.rejects.resync()
-            except Exception as exc:
-                log.warning("rejection pauses not resynced: %s", exc)
+        reconciled by the link): the queues of the PBXs followed give the agent
+        states. The first resync since this instance took a PBX: close its calls
+        that ended unseen, settle the dialler claims a dead owner left on it
+        (from the PBX), then start its dialers."""
+        try:
+            status = await self.pbx.queue_status()
+            self.queue_board.resync(status)
+            await self.agent_states.resync(status)
+        except Exception:
+            log.exception("AMI resync: queue status unavailable; agent states kept as "
+                          "they were")
+        try:
+            await self.rejects.resync()
+        except Exception as exc:
+            log.warning("rejection pauses not resynced: %s", exc)
         if first:
             await self._pbx_taken(link)
 

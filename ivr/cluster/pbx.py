@@ -151,3 +151,55 @@ class AmiRouter:
     @property
     def connected(self) -> bool:
         return any(link.ami.connected for link in self.links)
+
+
+class ActionsRouter:
+    """ami/actions.PbxActions over several PBXs: an agent's queue membership
+    and pauses go to the PBX their phone is on (`agents:` of each PBX in the
+    config, else the first followed), a transfer to the call's PBX, and the
+    queue status is that of every PBX this instance follows."""
+
+    def __init__(self, links: Iterable[PbxLink], actions: dict[str, Any]):
+        self.links = list(links)
+        self.actions = actions
+
+    def _followed(self) -> list[PbxLink]:
+        return [link for link in self.links if link.following] or self.links[:1]
+
+    def for_agent(self, interface: str) -> Any:
+        login = interface.partition("/")[2] or interface
+        for link in self._followed():
+            if login in link.agents:
+                return self.actions[link.name]
+        return self.actions[self._followed()[0].name]
+
+    async def queue_add(self, queue: str, interface: str, **kw: Any) -> None:
+        await self.for_agent(interface).queue_add(queue, interface, **kw)
+
+    async def queue_remove(self, queue: str, interface: str) -> None:
+        await self.for_agent(interface).queue_remove(queue, interface)
+
+    async def queue_pause(self, interface: str, paused: bool, reason: str = "",
+                          queue: str | None = None) -> None:
+        await self.for_agent(interface).queue_pause(interface, paused, reason, queue)
+
+    async def queue_status(self) -> Any:
+        from ..ami.actions import QueueStatus
+        parts = [await self.actions[link.name].queue_status() for link in self._followed()]
+        return QueueStatus(max(p.at for p in parts),
+                           tuple(dict.fromkeys(q for p in parts for q in p.queues)),
+                           tuple(m for p in parts for m in p.members),
+                           tuple(c for p in parts for c in p.callers))
+
+    async def departments(self) -> list[str]:
+        names: set[str] = set()
+        for link in self._followed():
+            names.update(await self.actions[link.name].departments())
+        return sorted(names)
+
+    async def transfer(self, call: Any, department: str) -> None:
+        await self.actions.get(call.pbx, self.actions[self.links[0].name]).transfer(
+            call, department)
+
+    def __getattr__(self, name: str) -> Any:       # anything else: the first followed PBX
+        return getattr(self.actions[self._followed()[0].name], name)

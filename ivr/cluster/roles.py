@@ -29,10 +29,10 @@ import logging
 import time
 from typing import Any
 
-from aiohttp import web
-
+from ..ami.actions import ActionError, CallGone, NotConnected, QueueStatus, Refused
+from ..ami.message import AmiEvent
 from ..bus import BusError, subjects
-from ..bus.codec import decode_call, decode_event, encode, encode_event
+from ..bus.codec import decode, decode_call, decode_event, encode, encode_event
 from ..calls.events import AgentAnswered, AgentRinging, CallEnded, CallEvent, CallStarted
 from ..calls.model import Call, CallState, LegRole
 
@@ -93,8 +93,22 @@ class ControllerRole:
         await self.bus.serve(subjects.DEPARTMENTS, self._departments)
         for pbx in svc.settings.all_pbxs:
             await self.bus.serve(subjects.transfer(pbx.name), self._transfer)
+            await self.bus.serve(subjects.queue_action(pbx.name), self._queue_action)
+        await self.bus.serve(subjects.QUEUE_STATUS, self._queue_status)
+        # Queue and member events feed the web fronts' agent states and wallboard.
+        self._queue_events = set(svc.agent_states.handlers) | set(svc.queue_board.handlers)
+        for link in svc.links:
+            link.on_ami_event = self._and_publish(link.on_ami_event)
 
     # -- out ---------------------------------------------------------------------
+    def _and_publish(self, handler: Any) -> Any:
+        def on_ami_event(link: Any, event: AmiEvent) -> None:
+            if handler is not None:
+                handler(link, event)
+            if event.name in self._queue_events:
+                self.bus.publish(subjects.pbx_ami(link.name), encode(event))
+        return on_ami_event
+
     def _publish_event(self, event: CallEvent) -> None:
         self.bus.publish(subjects.call(event.call.pbx, event.call.call_id), encode_event(event))
 
@@ -137,7 +151,7 @@ class ControllerRole:
         self.bus.publish(subjects.SNAPSHOTS, self.snapshot())
 
     async def _departments(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"departments": await self.service.departments()}
+        return {"departments": await self.service.pbx.departments()}
 
     async def _transfer(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
         pbx = subject.split(".")[2]
@@ -148,13 +162,68 @@ class ControllerRole:
         if call is None:
             return {"status": 409, "error": "the call is no longer live"}
         try:
-            await self.service.transfer(call, str(data.get("department", "")))
-        except web.HTTPException as exc:
-            return {"status": exc.status, "error": exc.text}
+            await self.service.actions[pbx].transfer(call, str(data.get("department", "")))
+        except CallGone as exc:
+            return {"status": 409, "error": str(exc)}
+        except ActionError as exc:
+            return {"status": 502, "error": str(exc)}
         return {"status": 200}
+
+    async def _queue_action(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """A web front's console sign-in or state change, on the agent's PBX."""
+        pbx = subject.split(".")[2]
+        if pbx not in self.service.controller.followed:
+            return None
+        op = str(data.get("op"))
+        if op not in ("queue_add", "queue_remove", "queue_pause"):
+            return {"status": 400, "error": f"unknown queue action {op!r}"}
+        try:
+            await getattr(self.service.actions[pbx], op)(*data.get("args", ()),
+                                                         **data.get("kw", {}))
+        except ActionError as exc:
+            return {"status": 502, "error": str(exc)}
+        return {"status": 200}
+
+    async def _queue_status(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.service.controller.followed:
+            return None
+        return {"status": encode(await self.service.pbx.queue_status())}
 
     async def close(self) -> None:
         pass
+
+
+class BusQueueActions:
+    """A web front's agent states act on the PBX through the controller that
+    follows the agent's PBX (queue sign-in, pauses); see ControllerRole."""
+
+    def __init__(self, bus: Any, settings: Any):
+        self.bus = bus
+        self.pbxs = settings.all_pbxs
+
+    def _pbx_of(self, interface: str) -> str:
+        login = interface.partition("/")[2] or interface
+        return next((p.name for p in self.pbxs if login in p.agents), self.pbxs[0].name)
+
+    async def _ask(self, op: str, interface: str, *args: Any, **kw: Any) -> None:
+        try:
+            reply = await self.bus.request(subjects.queue_action(self._pbx_of(interface)),
+                                           {"op": op, "args": list(args), "kw": kw},
+                                           timeout=10.0)
+        except BusError:
+            raise NotConnected("no controller follows that agent's PBX now") from None
+        if reply.get("status") != 200:
+            raise Refused(reply.get("error") or "refused")
+
+    async def queue_add(self, queue: str, interface: str, **kw: Any) -> None:
+        await self._ask("queue_add", interface, queue, interface, **kw)
+
+    async def queue_remove(self, queue: str, interface: str) -> None:
+        await self._ask("queue_remove", interface, queue, interface)
+
+    async def queue_pause(self, interface: str, paused: bool, reason: str = "",
+                          queue: str | None = None) -> None:
+        await self._ask("queue_pause", interface, interface, paused, reason, queue)
 
 
 class WebRole:
@@ -174,6 +243,8 @@ class WebRole:
         ctx.transfer = self.transfer
         ctx.departments = svc.departments = self.departments
         ctx.save_wrapup = self._wrapped_after(ctx.save_wrapup)
+        svc.agent_states.pbx = BusQueueActions(self.bus, svc.settings)
+        await self.bus.subscribe(subjects.PBX_AMI, self._on_queue_event)
         await self.bus.subscribe(subjects.CALLS, self._on_call_event)
         await self.bus.subscribe(subjects.AGENTS_CONSOLE, self._on_console)
         await self.bus.subscribe(subjects.AGENTS_MARK, self._on_mark)
@@ -207,6 +278,7 @@ class WebRole:
             return
         for reply in replies:
             self.apply_snapshot(reply)
+        await self._queues_resync()
         log.info("web: resynced from %d controllers (PBXs %s): %d live calls", len(replies),
                  sorted(p for r in replies for p in r.get("pbxs", ())), len(self.calls))
 
@@ -227,6 +299,28 @@ class WebRole:
                 ended = dataclasses.replace(call.snapshot(), state=CallState.ENDED, ended_at=now)
                 self._apply(CallEnded(call=ended, at=now))
 
+    def _on_queue_event(self, subject: str, data: dict[str, Any]) -> None:
+        event = decode(AmiEvent, data)
+        self.service.agent_states.on_ami_event(event)
+        self.service.queue_board.on_ami_event(event)
+
+    async def _queues_resync(self) -> None:
+        """Agent states and queue figures as the controllers' PBXs have them now."""
+        try:
+            replies = await self.bus.gather(subjects.QUEUE_STATUS, {}, window=0.5)
+        except Exception as exc:
+            log.warning("web: could not ask the controllers for queue status: %s", exc)
+            return
+        parts = [decode(QueueStatus, r["status"]) for r in replies if "status" in r]
+        if not parts:
+            return
+        status = QueueStatus(max(p.at for p in parts),
+                             tuple(dict.fromkeys(q for p in parts for q in p.queues)),
+                             tuple(m for p in parts for m in p.members),
+                             tuple(c for p in parts for c in p.callers))
+        self.service.queue_board.resync(status)
+        await self.service.agent_states.resync(status)
+
     # -- consoles ----------------------------------------------------------------
     def _on_console(self, subject: str, data: dict[str, Any]) -> None:
         self.service.hub.to_login(str(data["login"]), data["message"])
@@ -241,8 +335,9 @@ class WebRole:
             "origin": self.instance})
 
     def _wrapped_after(self, save: Any) -> Any:
-        async def save_and_tell(call_id: str, agent: str, *args: Any, **kw: Any) -> None:
-            await save(call_id, agent, *args, **kw)
+        async def save_and_tell(**wrapup: Any) -> None:
+            await save(**wrapup)
+            agent, call_id = wrapup["agent"], wrapup["call_id"]
             self.bus.publish(subjects.agent(agent, "wrapped"), {"login": agent,
                                                                 "call_id": call_id})
         return save_and_tell
@@ -259,9 +354,11 @@ class WebRole:
                                            {"call_id": call.call_id, "department": department},
                                            timeout=10.0)
         except BusError:
-            raise web.HTTPServiceUnavailable(text="no controller follows that call's PBX now")
+            raise NotConnected("no controller follows that call's PBX now") from None
+        if reply.get("status") == 409:
+            raise CallGone(reply.get("error") or "the call is no longer live")
         if reply.get("status") != 200:
-            raise _http_error(int(reply.get("status", 502)), reply.get("error") or "refused")
+            raise Refused(reply.get("error") or "refused")
 
     async def departments(self) -> list[str]:
         try:
@@ -275,11 +372,6 @@ class WebRole:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-
-
-def _http_error(status: int, text: str) -> web.HTTPException:
-    cls = {409: web.HTTPConflict, 400: web.HTTPBadRequest}.get(status, web.HTTPBadGateway)
-    return cls(text=text)
 
 
 def _adopted(call: Call, now: float) -> list[CallEvent]:

@@ -160,6 +160,17 @@ class Cluster:
             "scripts": str(REPO / "scripts"),
             "customers": str(REPO / "scripts" / "customers.csv"),
             "users": users,
+            # Agents sign in to their groups' queues from the console; the dialers
+            # offer a project's calls to ready agents of its groups.
+            "groups": {
+                "sales": {"projects": ["acme-telesales", "acme-sales"], "queues": ["sales"],
+                          "agents": ["1001", "1002", "1003"]},
+                "support": {"projects": ["acme-support"], "queues": ["support"],
+                            "agents": ["1003"]},
+                "key-accounts": {"projects": ["acme-key-accounts"], "queues": ["key-accounts"],
+                                 "agents": ["1004"]},
+            },
+            "shift": {"wrapup_seconds": 2.0},
             **extra,
         }
         svc = ServiceProcess(name, config, self.tmp_path)
