@@ -29,6 +29,7 @@ Deadlines are ambiguous when the line that satisfies them ends within
 ``--margin`` seconds of the deadline (the label cannot say on which side it
 fell): those are left out and counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ import math
 import os
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,18 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from live_coaching_sim import CallResult, simulate  # noqa: E402
 from speech_corpus import Corpus, LabelledCall, describe, generate, render  # noqa: E402
 
 from ivr.calls.model import Call, Direction  # noqa: E402
 from ivr.coaching.model import CRITICAL  # noqa: E402
 from ivr.coaching.rules import RuleLibrary  # noqa: E402
-from ivr.config import User  # noqa: E402
 from ivr.scripts.customers import CustomerDirectory  # noqa: E402
 from ivr.scripts.fill import fill  # noqa: E402
 from ivr.scripts.library import ScriptLibrary  # noqa: E402
 from ivr.speech.recognizer import SpeechModel  # noqa: E402
-
-from live_coaching_sim import CallResult, simulate  # noqa: E402
+from ivr.users import User  # noqa: E402
 
 CHUNK_S = 0.1
 DEADLINE_RULES = ("apology_after_decline", "close_thanks")
@@ -66,9 +66,9 @@ DEADLINE_RULES = ("apology_after_decline", "close_thanks")
 class Expect:
     """What the labels say should happen on one call."""
 
-    said: dict[str, float] = field(default_factory=dict)          # item -> first said (end)
-    prompts: dict[str, float] = field(default_factory=dict)       # rule id -> when due
-    ambiguous: set[str] = field(default_factory=set)              # rule ids left out
+    said: dict[str, float] = field(default_factory=dict)  # item -> first said (end)
+    prompts: dict[str, float] = field(default_factory=dict)  # rule id -> when due
+    ambiguous: set[str] = field(default_factory=set)  # rule ids left out
     adherence: int | None = None
 
 
@@ -135,7 +135,7 @@ class Tally:
     tp: int = 0
     fp: int = 0
     fn: int = 0
-    cant: int = 0              # expected or not, the engine said it cannot check
+    cant: int = 0  # expected or not, the engine said it cannot check
     ambiguous: int = 0
 
     def precision(self) -> float | None:
@@ -156,7 +156,7 @@ class Score:
     false_critical: int = 0
     false_critical_calls: list[int] = field(default_factory=list)
     adherence_err: list[float] = field(default_factory=list)
-    latency: list[float] = field(default_factory=list)          # customer cards, forbidden
+    latency: list[float] = field(default_factory=list)  # customer cards, forbidden
     deadline_latency: list[float] = field(default_factory=list)  # deadline prompts
     severity: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -176,8 +176,10 @@ def score_call(call: LabelledCall, e: Expect, r: CallResult, s: Score) -> None:
             t.tp += 1
         elif item["done"]:
             t.fp += 1
-            s.errors.append(f"call {call.index}: false tick {item['id']} ({item.get('phrase')!r} "
-                            f"at {item.get('at')})")
+            s.errors.append(
+                f"call {call.index}: false tick {item['id']} ({item.get('phrase')!r} "
+                f"at {item.get('at')})"
+            )
         elif said:
             t.fn += 1
             s.errors.append(f"call {call.index}: missed tick {item['id']}")
@@ -200,12 +202,16 @@ def score_call(call: LabelledCall, e: Expect, r: CallResult, s: Score) -> None:
         if p and expected:
             t.tp += 1
             late = max(0.0, r.fired_at[rid] - e.prompts[rid])
-            (s.deadline_latency if rid.startswith("checklist.") or rid in DEADLINE_RULES
-             else s.latency).append(late)
+            (
+                s.deadline_latency
+                if rid.startswith("checklist.") or rid in DEADLINE_RULES
+                else s.latency
+            ).append(late)
         elif p:
             t.fp += 1
-            s.errors.append(f"call {call.index}: false prompt {rid} at {p['at']} "
-                            f"({p['evidence']!r})")
+            s.errors.append(
+                f"call {call.index}: false prompt {rid} at {p['at']} ({p['evidence']!r})"
+            )
             if p["severity"] == CRITICAL:
                 s.false_critical += 1
                 s.false_critical_calls.append(call.index)
@@ -225,48 +231,64 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def report(s: Score, seconds: float, audio_s: float, cpu: float) -> list[str]:
-    out = [f"calls: {s.calls}, audio {audio_s:.0f} s (both parties), run {seconds:.0f} s, "
-           f"CPU {cpu:.0f} s ({cpu / max(audio_s, 1e-9):.3f} CPU s per audio s)", "",
-           "ticks (checklist item said by the agent -> ticked)",
-           f"  {'item':<22}{'precision':>10}{'recall':>9}{'tp':>5}{'fp':>5}{'fn':>5}{'cant':>6}"]
+    out = [
+        f"calls: {s.calls}, audio {audio_s:.0f} s (both parties), run {seconds:.0f} s, "
+        f"CPU {cpu:.0f} s ({cpu / max(audio_s, 1e-9):.3f} CPU s per audio s)",
+        "",
+        "ticks (checklist item said by the agent -> ticked)",
+        f"  {'item':<22}{'precision':>10}{'recall':>9}{'tp':>5}{'fp':>5}{'fn':>5}{'cant':>6}",
+    ]
     tot = Tally()
     for name, t in sorted(s.ticks.items()):
-        out.append(f"  {name:<22}{pct(t.precision()):>10}{pct(t.recall()):>9}{t.tp:>5}{t.fp:>5}"
-                   f"{t.fn:>5}{t.cant:>6}")
+        out.append(
+            f"  {name:<22}{pct(t.precision()):>10}{pct(t.recall()):>9}{t.tp:>5}{t.fp:>5}"
+            f"{t.fn:>5}{t.cant:>6}"
+        )
         tot.tp += t.tp
         tot.fp += t.fp
         tot.fn += t.fn
         tot.cant += t.cant
-    out.append(f"  {'all':<22}{pct(tot.precision()):>10}{pct(tot.recall()):>9}{tot.tp:>5}"
-               f"{tot.fp:>5}{tot.fn:>5}{tot.cant:>6}")
-    out += ["", "prompts (expected by the labels -> fired)",
-            f"  {'rule':<32}{'sev':>9}{'precision':>10}{'recall':>9}{'tp':>5}{'fp':>5}{'fn':>5}"
-            f"{'cant':>6}{'ambig':>6}"]
+    out.append(
+        f"  {'all':<22}{pct(tot.precision()):>10}{pct(tot.recall()):>9}{tot.tp:>5}"
+        f"{tot.fp:>5}{tot.fn:>5}{tot.cant:>6}"
+    )
+    out += [
+        "",
+        "prompts (expected by the labels -> fired)",
+        f"  {'rule':<32}{'sev':>9}{'precision':>10}{'recall':>9}{'tp':>5}{'fp':>5}{'fn':>5}"
+        f"{'cant':>6}{'ambig':>6}",
+    ]
     tot = Tally()
     for name, t in sorted(s.prompts.items()):
         if not (t.tp or t.fp or t.fn or t.cant):
             continue
-        out.append(f"  {name:<32}{s.severity.get(name, ''):>9}{pct(t.precision()):>10}"
-                   f"{pct(t.recall()):>9}{t.tp:>5}{t.fp:>5}{t.fn:>5}{t.cant:>6}{t.ambiguous:>6}")
+        out.append(
+            f"  {name:<32}{s.severity.get(name, ''):>9}{pct(t.precision()):>10}"
+            f"{pct(t.recall()):>9}{t.tp:>5}{t.fp:>5}{t.fn:>5}{t.cant:>6}{t.ambiguous:>6}"
+        )
         for k in ("tp", "fp", "fn", "cant"):
             setattr(tot, k, getattr(tot, k) + getattr(t, k))
-    out.append(f"  {'all':<32}{'':>9}{pct(tot.precision()):>10}{pct(tot.recall()):>9}{tot.tp:>5}"
-               f"{tot.fp:>5}{tot.fn:>5}{tot.cant:>6}")
+    out.append(
+        f"  {'all':<32}{'':>9}{pct(tot.precision()):>10}{pct(tot.recall()):>9}{tot.tp:>5}"
+        f"{tot.fp:>5}{tot.fn:>5}{tot.cant:>6}"
+    )
     per100 = 100 * s.false_critical / max(1, s.calls)
     err = s.adherence_err
-    out += ["",
-            f"false critical cards: {s.false_critical} in {s.calls} calls = {per100:.1f} per "
-            f"100 calls (calls {s.false_critical_calls[:12]})",
-            f"adherence error: mean {sum(err) / max(1, len(err)):.1f}, p95 "
-            f"{percentile(err, .95) or 0:.0f}, max {max(err, default=0):.0f} points "
-            f"({len(err)} calls scored)",
-            f"card latency, after the words that fired it (audio clock): p50 "
-            f"{percentile(s.latency, .5) or 0:.2f} s, p95 {percentile(s.latency, .95) or 0:.2f} s, "
-            f"max {max(s.latency, default=0):.2f} s ({len(s.latency)} cards)",
-            f"deadline prompt latency, after the deadline (audio clock; a sentence begun "
-            f"before it is heard out, up to 2 s): p50 {percentile(s.deadline_latency, .5) or 0:.2f} "
-            f"s, p95 {percentile(s.deadline_latency, .95) or 0:.2f} s "
-            f"({len(s.deadline_latency)} prompts)"]
+    out += [
+        "",
+        f"false critical cards: {s.false_critical} in {s.calls} calls = {per100:.1f} per "
+        f"100 calls (calls {s.false_critical_calls[:12]})",
+        f"adherence error: mean {sum(err) / max(1, len(err)):.1f}, p95 "
+        f"{percentile(err, 0.95) or 0:.0f}, max {max(err, default=0):.0f} points "
+        f"({len(err)} calls scored)",
+        f"card latency, after the words that fired it (audio clock): p50 "
+        f"{percentile(s.latency, 0.5) or 0:.2f} s, p95 {percentile(s.latency, 0.95) or 0:.2f} s, "
+        f"max {max(s.latency, default=0):.2f} s ({len(s.latency)} cards)",
+        f"deadline prompt latency, after the deadline (audio clock; a sentence begun "
+        f"before it is heard out, up to 2 s): p50 {percentile(s.deadline_latency, 0.5) or 0:.2f} "
+        f"s, p95 {percentile(s.deadline_latency, 0.95) or 0:.2f} s "
+        f"({len(s.deadline_latency)} prompts)",
+    ]
     return out
 
 
@@ -292,13 +314,20 @@ def main(argv: list[str] | None = None) -> int:
     rules.reload()
     script = next(s for s in library.scripts() if s.id == corpus.script)
     user = User(login="1001", name=corpus.agent_name, operator_id="17")
-    call = Call(call_id="bench", started_at=0.0, direction=Direction.INBOUND,
-                customer_num=corpus.customer_number, project=corpus.project)
+    call = Call(
+        call_id="bench",
+        started_at=0.0,
+        direction=Direction.INBOUND,
+        customer_num=corpus.customer_number,
+        project=corpus.project,
+    )
     filled = fill(script, call, user, CustomerDirectory())
     ruleset = rules.ruleset_for(corpus.project, corpus.language)
-    print(f"model {model.path.name} (beam {a.beam or 'default'}, max-active "
-          f"{a.max_active or 'default'}), script {script.id} ({script.kind.value}), rule set "
-          f"{ruleset.id}, mode {a.mode}, {a.calls} calls, seed {a.seed}")
+    print(
+        f"model {model.path.name} (beam {a.beam or 'default'}, max-active "
+        f"{a.max_active or 'default'}), script {script.id} ({script.kind.value}), rule set "
+        f"{ruleset.id}, mode {a.mode}, {a.calls} calls, seed {a.seed}"
+    )
     calls = generate(corpus, a.calls, a.seed)
     s = Score()
     t0, c0 = time.monotonic(), time.process_time()

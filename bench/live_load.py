@@ -26,6 +26,7 @@ the service's /metrics histogram), audio shed, the capacity level reached,
 prompts and ticks against the labels of each call's dialogue (precision,
 recall, false critical cards), and calls recorded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import yaml  # noqa: E402
-
-from coaching_accuracy import Score, expectations, report as accuracy_report, score_call  # noqa: E402
+from coaching_accuracy import Score, expectations, score_call  # noqa: E402
+from coaching_accuracy import report as accuracy_report
+from harness import scrape  # noqa: E402
 from live_coaching_sim import CallResult  # noqa: E402
 from speech_corpus import Corpus, LabelledCall, Said, generate, render  # noqa: E402
 
 from ivr.coaching.rules import RuleLibrary  # noqa: E402
-from ivr.config import AmiSettings, PbxSettings, Secret, Settings  # noqa: E402
-from ivr.pbx.phones import AgentPhone, call_customer, free_port  # noqa: E402
+from ivr.config import AmiSettings, PbxSettings, Settings  # noqa: E402
 from ivr.pbx.sandbox import Sandbox  # noqa: E402
+from ivr.secret import Secret  # noqa: E402
+from ivr.testing.phones import AgentPhone, call_customer, free_port  # noqa: E402
 
 AGENT_NAME = "김민수"
 CLK = os.sysconf("SC_CLK_TCK")
@@ -117,14 +120,30 @@ def dialogue(corpus: Corpus, index: int, seconds: float, seed: int) -> LabelledC
     for part in parts:
         for s in part.lines:
             if s.end + t <= seconds - 1.0:
-                lines.append(Said(s.speaker, s.text, s.says, round(s.start + t, 3),
-                                  round(s.end + t, 3), s.voice, s.speed))
+                lines.append(
+                    Said(
+                        s.speaker,
+                        s.text,
+                        s.says,
+                        round(s.start + t, 3),
+                        round(s.end + t, 3),
+                        s.voice,
+                        s.speed,
+                    )
+                )
         t += part.duration
         if t >= seconds:
             break
     first = parts[0]
-    return LabelledCall(index, lines, first.voices, first.speeds, first.snr_db, first.seed,
-                        duration=round(seconds + 5, 3))
+    return LabelledCall(
+        index,
+        lines,
+        first.voices,
+        first.speeds,
+        first.snr_db,
+        first.seed,
+        duration=round(seconds + 5, 3),
+    )
 
 
 def write_ulaw(pcm: bytes, path: Path) -> Path:
@@ -142,21 +161,6 @@ def proc_cpu(pid: int) -> float:
 def proc_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE / 1e6
-
-
-def metrics(port: int) -> dict[str, list[tuple[dict, float]]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, list[tuple[dict, float]]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"([a-zA-Z_:]+)(\{[^}]*\})?\s+(\S+)", line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        out.setdefault(m.group(1), []).append((labels, float(m.group(3))))
-    return out
 
 
 def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -189,9 +193,19 @@ class Run:
 
 
 # ---------------------------------------------------------------- one run
-def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
-            dialogues: list[LabelledCall], audio: list[tuple[Path, Path]], rules: RuleLibrary,
-            filled: dict, ruleset) -> Run:
+def one_run(
+    a,
+    mode: str,
+    n: int,
+    sandbox: Sandbox,
+    pbx: Settings,
+    work: Path,
+    dialogues: list[LabelledCall],
+    audio: list[tuple[Path, Path]],
+    rules: RuleLibrary,
+    filled: dict,
+    ruleset,
+) -> Run:
     run = Run(mode, n)
     rdir = work / f"{mode}-{n}"
     rdir.mkdir(parents=True)
@@ -199,33 +213,45 @@ def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
     k = len(dialogues)
     agents = [f"20{i + 1:02d}" for i in range(k)]
     config = {
-        "ami": {"host": "127.0.0.1", "port": pbx.ami.port, "username": "ivr",
-                "reconnect_min": 0.2, "reconnect_max": 2},
+        "ami": {
+            "host": "127.0.0.1",
+            "port": pbx.ami.port,
+            "username": "ivr",
+            "reconnect_min": 0.2,
+            "reconnect_max": 2,
+        },
         "web": {"host": "127.0.0.1", "port": web_port},
         "store": {"url": f"sqlite:{rdir / 'ivr.db'}"},
         "tap": {"host": "127.0.0.1", "port": tcp_port()},
         "speech": {"model": a.model, "mode": mode},
         "scripts": str(ROOT / "scripts"),
         "log_level": "INFO",
-        "users": {ext: {"name": AGENT_NAME, "operator_id": ext[-2:], "secret": "bench-" + ext}
-                  for ext in agents},
+        "users": {
+            ext: {"name": AGENT_NAME, "operator_id": ext[-2:], "secret": "bench-" + ext}
+            for ext in agents
+        },
     }
     cfg = rdir / "ivr.yaml"
     cfg.write_text(yaml.safe_dump(config, allow_unicode=True))
     env = dict(os.environ, IVR_AMI_SECRET=str(pbx.ami.secret), PYTHONPATH=str(ROOT))
     log_path = rdir / "service.log"
     with open(log_path, "wb") as logf:
-        svc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "-c", str(cfg)],
-                               stdout=logf, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
+        svc = subprocess.Popen(
+            [sys.executable, "-m", "ivr", "serve", "-c", str(cfg)],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     phones: list[AgentPhone] = []
     customers = []
     try:
         deadline = time.time() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health",
-                                            timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{web_port}/api/health", timeout=2
+                ) as r:
                     if json.loads(r.read()).get("ok"):
                         break
             except Exception:
@@ -236,19 +262,37 @@ def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
         time.sleep(2)
         run.rss_before = proc_rss_mb(svc.pid)
         sip = f"{pbx.pbx.sip_host}:{pbx.pbx.sip_port}"
-        for ext, (agent_audio, _) in zip(agents, audio):
-            phones.append(AgentPhone(sip, ext, log_dir=rdir, ring_ms=200, audio=agent_audio,
-                                     lifetime_s=a.seconds + 300).start())
+        for ext, (agent_audio, _) in zip(agents, audio, strict=False):
+            phones.append(
+                AgentPhone(
+                    sip,
+                    ext,
+                    log_dir=rdir,
+                    ring_ms=200,
+                    audio=agent_audio,
+                    lifetime_s=a.seconds + 300,
+                ).start()
+            )
         per = [n // k + (1 if i < n % k else 0) for i in range(k)]
         c0s, c0a, t0 = proc_cpu(svc.pid), proc_cpu(sandbox.pid()), time.time()
         for i, count in enumerate(per):
             if not count:
                 continue
-            customers.append(call_customer(
-                sip, f"55520{i + 1:02d}", log_dir=rdir, calls=count,
-                rate=max(1.0, count / 4), limit=count, talk_ms=int(a.seconds * 1000),
-                audio=audio[i][1], caller=f"8210555{i:04d}", name=f"customers-{i + 1}",
-                lifetime_s=a.seconds + 300))
+            customers.append(
+                call_customer(
+                    sip,
+                    f"55520{i + 1:02d}",
+                    log_dir=rdir,
+                    calls=count,
+                    rate=max(1.0, count / 4),
+                    limit=count,
+                    talk_ms=int(a.seconds * 1000),
+                    audio=audio[i][1],
+                    caller=f"8210555{i:04d}",
+                    name=f"customers-{i + 1}",
+                    lifetime_s=a.seconds + 300,
+                )
+            )
         end_by = time.time() + a.seconds + 90
         while any(c.running for c in customers) and time.time() < end_by:
             run.rss.append(proc_rss_mb(svc.pid))
@@ -258,10 +302,10 @@ def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
         run.cpu_asterisk = proc_cpu(sandbox.pid()) - c0a
         for c in customers:
             c.stop()
-        time.sleep(15)                       # idle: what memory does the service keep?
+        time.sleep(15)  # idle: what memory does the service keep?
         run.rss_after = proc_rss_mb(svc.pid)
         run.rss.append(run.rss_after)
-        m = metrics(web_port)
+        m = scrape(f"http://127.0.0.1:{web_port}/metrics")
     finally:
         for p in phones:
             p.stop()
@@ -277,16 +321,23 @@ def one_run(a, mode: str, n: int, sandbox: Sandbox, pbx: Settings, work: Path,
     return run
 
 
-def summarise(a, run: Run, m, log_path: Path, db: Path, dialogues, filled, ruleset,
-              per: list[int]) -> list[str]:
-    audio = {lab["fate"]: v for lab, v in m.get("ivr_speech_audio_seconds_total",
-                                                m.get("ivr_speech_audio_seconds", []))}
-    buckets = [(float("inf") if lab["le"] == "+Inf" else float(lab["le"]), v)
-               for lab, v in m.get("ivr_speech_recognition_lag_seconds_bucket", [])]
+def summarise(
+    a, run: Run, m, log_path: Path, db: Path, dialogues, filled, ruleset, per: list[int]
+) -> list[str]:
+    audio = {
+        lab["fate"]: v
+        for lab, v in m.get("ivr_speech_audio_seconds_total", m.get("ivr_speech_audio_seconds", []))
+    }
+    buckets = [
+        (float("inf") if lab["le"] == "+Inf" else float(lab["le"]), v)
+        for lab, v in m.get("ivr_speech_recognition_lag_seconds_bucket", [])
+    ]
     level = max((v for _, v in m.get("ivr_speech_capacity_level", [])), default=0)
     # per stream: what each tap received (service log) vs what the phones sent (talk time)
-    taps = re.findall(r"audio tap \S+ ended: call (\S+) (agent|customer), ([\d.]+) s of audio",
-                      log_path.read_text(errors="replace"))
+    taps = re.findall(
+        r"audio tap (?:\S+ )?ended: call (\S+) (agent|customer), ([\d.]+) s of audio",
+        log_path.read_text(errors="replace"),
+    )
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     rows = [dict(r) for r in con.execute("SELECT * FROM calls")]
@@ -303,32 +354,41 @@ def summarise(a, run: Run, m, log_path: Path, db: Path, dialogues, filled, rules
         d = by_did.get(r["did"])
         if d is None:
             continue
-        record = {"checklist": list(json.loads(r["checklist"] or "{}").values()),
-                  "prompts": json.loads(r["prompts"] or "[]"),
-                  "adherence": {"score": r["adherence_score"]},
-                  "cant_check": json.loads(r["cant_check"] or "[]")}
+        record = {
+            "checklist": list(json.loads(r["checklist"] or "{}").values()),
+            "prompts": json.loads(r["prompts"] or "[]"),
+            "adherence": {"score": r["adherence_score"]},
+            "cant_check": json.loads(r["cant_check"] or "[]"),
+        }
         fired = {p["rule_id"]: p["at"] for p in record["prompts"]}
-        cant = [("checklist." + x["id"]) if x["kind"] == "item" else x["id"]
-                for x in record["cant_check"]]
-        score_call(d, expectations(d, filled, ruleset, 1.0),
-                   CallResult(record, fired, cant, rule_ids), score)
+        cant = [
+            ("checklist." + x["id"]) if x["kind"] == "item" else x["id"]
+            for x in record["cant_check"]
+        ]
+        score_call(
+            d,
+            expectations(d, filled, ruleset, 1.0),
+            CallResult(record, fired, cant, rule_ids),
+            score,
+        )
     received, processed = audio.get("received", 0.0), audio.get("processed", 0.0)
-    out = [f"== {run.mode}, {run.calls} calls at once, {a.seconds:.0f} s each, both parties "
-           f"talking ({', '.join(map(str, per))} calls per dialogue); machine load average "
-           f"{os.getloadavg()[0]:.1f}",
-           f"  service CPU        {100 * run.cpu_service / run.wall:5.0f} % of a core "
-           f"(Asterisk {100 * run.cpu_asterisk / run.wall:.0f} %) over {run.wall:.0f} s",
-           f"  service RSS        before {run.rss_before:.0f} MB, peak {max(run.rss):.0f} MB, "
-           f"15 s after {run.rss_after:.0f} MB",
-           f"  recognition lag    p50 {histogram_quantile(buckets, .5):.2f} s, p95 "
-           f"{histogram_quantile(buckets, .95):.2f} s (audio arrival -> recognised)",
-           f"  audio              received {received:.0f} s, recognised {processed:.0f} s, "
-           f"shed {audio.get('shed', 0):.1f} s, refused {audio.get('refused', 0):.1f} s; "
-           f"capacity level reached {level:.0f}",
-           f"  per stream         received/sent: min {ratios[0] if ratios else 0:.3f}, median "
-           f"{ratios[len(ratios) // 2] if ratios else 0:.3f} ({len(ratios)} streams)",
-           f"  calls recorded     {len(recorded)} of {run.calls}, coaching saved for "
-           f"{len(coached)}"]
+    out = [
+        f"== {run.mode}, {run.calls} calls at once, {a.seconds:.0f} s each, both parties "
+        f"talking ({', '.join(map(str, per))} calls per dialogue); machine load average "
+        f"{os.getloadavg()[0]:.1f}",
+        f"  service CPU        {100 * run.cpu_service / run.wall:5.0f} % of a core "
+        f"(Asterisk {100 * run.cpu_asterisk / run.wall:.0f} %) over {run.wall:.0f} s",
+        f"  service RSS        before {run.rss_before:.0f} MB, peak {max(run.rss):.0f} MB, "
+        f"15 s after {run.rss_after:.0f} MB",
+        f"  recognition lag    p50 {histogram_quantile(buckets, 0.5):.2f} s, p95 "
+        f"{histogram_quantile(buckets, 0.95):.2f} s (audio arrival -> recognised)",
+        f"  audio              received {received:.0f} s, recognised {processed:.0f} s, "
+        f"shed {audio.get('shed', 0):.1f} s, refused {audio.get('refused', 0):.1f} s; "
+        f"capacity level reached {level:.0f}",
+        f"  per stream         received/sent: min {ratios[0] if ratios else 0:.3f}, median "
+        f"{ratios[len(ratios) // 2] if ratios else 0:.3f} ({len(ratios)} streams)",
+        f"  calls recorded     {len(recorded)} of {run.calls}, coaching saved for {len(coached)}",
+    ]
     acc = accuracy_report(score, 0, 1, 0)
     keep = [ln for ln in acc if ln.startswith(("  all", "false critical", "adherence"))]
     out += ["  " + ln.strip() for ln in keep]
@@ -354,41 +414,59 @@ def main(argv: list[str] | None = None) -> int:
     audio = []
     for d in dialogues:
         pcm = render(d)
-        audio.append((write_ulaw(pcm["agent"], work / f"agent-{d.index}.ulaw"),
-                      write_ulaw(pcm["customer"], work / f"customer-{d.index}.ulaw")))
+        audio.append(
+            (
+                write_ulaw(pcm["agent"], work / f"agent-{d.index}.ulaw"),
+                write_ulaw(pcm["customer"], work / f"customer-{d.index}.ulaw"),
+            )
+        )
     agents = [f"20{i + 1:02d}" for i in range(a.variants)]
-    pbx = Settings(ami=AmiSettings(host="127.0.0.1", port=tcp_port(),
-                                   secret=Secret(secrets.token_urlsafe(16))),
-                   pbx=PbxSettings(instance=f"bench-{os.getpid()}", sip_host="127.0.0.1",
-                                   sip_port=free_port("udp"),
-                                   trunk_peer=f"127.0.0.2:{free_port('udp', '127.0.0.2')}",
-                                   dialplans=str(bench_dialplans(work / "dialplans", agents))))
+    pbx = Settings(
+        ami=AmiSettings(
+            host="127.0.0.1", port=tcp_port(), secret=Secret(secrets.token_urlsafe(16))
+        ),
+        pbx=PbxSettings(
+            instance=f"bench-{os.getpid()}",
+            sip_host="127.0.0.1",
+            sip_port=free_port("udp"),
+            trunk_peer=f"127.0.0.2:{free_port('udp', '127.0.0.2')}",
+            dialplans=str(bench_dialplans(work / "dialplans", agents)),
+        ),
+    )
     sandbox = Sandbox.from_settings(pbx)
     sandbox.ensure_root()
     sandbox.install()
     sandbox.start(timeout=60)
     from ivr.calls.model import Call, Direction
-    from ivr.config import User
     from ivr.scripts.customers import CustomerDirectory
     from ivr.scripts.fill import fill
     from ivr.scripts.library import ScriptLibrary
+    from ivr.users import User
+
     library = ScriptLibrary(ROOT / "scripts")
     library.reload()
     rules = RuleLibrary(ROOT / "scripts" / "rules")
     rules.reload()
     script = next(s for s in library.scripts() if s.id == corpus.script)
-    filled = fill(script, Call(call_id="x", started_at=0.0, direction=Direction.INBOUND,
-                               project=corpus.project), User(login="2001", name=AGENT_NAME),
-                  CustomerDirectory())
+    filled = fill(
+        script,
+        Call(call_id="x", started_at=0.0, direction=Direction.INBOUND, project=corpus.project),
+        User(login="2001", name=AGENT_NAME),
+        CustomerDirectory(),
+    )
     ruleset = rules.ruleset_for(corpus.project, corpus.language)
-    print(f"{os.cpu_count()} CPUs; model {a.model}; dialogues: {a.variants}, "
-          f"{min(d.duration for d in dialogues):.0f}-{max(d.duration for d in dialogues):.0f} s "
-          f"of labelled speech each; work folder {work}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs; model {a.model}; dialogues: {a.variants}, "
+        f"{min(d.duration for d in dialogues):.0f}-{max(d.duration for d in dialogues):.0f} s "
+        f"of labelled speech each; work folder {work}",
+        flush=True,
+    )
     try:
         for mode in a.mode:
             for n in a.calls:
-                run = one_run(a, mode, n, sandbox, pbx, work, dialogues, audio, rules, filled,
-                              ruleset)
+                run = one_run(
+                    a, mode, n, sandbox, pbx, work, dialogues, audio, rules, filled, ruleset
+                )
                 print("\n".join(run.lines), flush=True)
     finally:
         sandbox.stop()

@@ -27,6 +27,7 @@ like the tests do, tests/postgres.py):
    a second instance (SQLite: its own connection; WAL lets it read while the
    first one writes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,11 +54,27 @@ from ivr.outcomes.store import open_store  # noqa: E402
 from ivr.outcomes.store.base import CallRecord, columns, json_columns  # noqa: E402
 
 DAY = 86400.0
-PROJECTS = ["acme-support", "acme-sales", "acme-telesales", "acme-b2b", "acme-key-accounts",
-            "globex-care", "globex-sales", "initech-help"]
+PROJECTS = [
+    "acme-support",
+    "acme-sales",
+    "acme-telesales",
+    "acme-b2b",
+    "acme-key-accounts",
+    "globex-care",
+    "globex-sales",
+    "initech-help",
+]
 AGENTS = [f"{1000 + i}" for i in range(1, 61)]
-DISPOSITIONS = ["resolved", "resolved", "resolved", "sale", "callback", "transferred",
-                "no_longer_needed", "do_not_call"]
+DISPOSITIONS = [
+    "resolved",
+    "resolved",
+    "resolved",
+    "sale",
+    "callback",
+    "transferred",
+    "no_longer_needed",
+    "do_not_call",
+]
 COLS = columns(CallRecord)
 JSON_COLS = json_columns(CallRecord)
 
@@ -71,14 +88,24 @@ def generate(n: int, days: int, start: float, seed: int = 7):
         project = PROJECTS[int(rnd.random() ** 1.7 * len(PROJECTS))]
         inbound = rnd.random() < 0.75
         r = rnd.random()
-        result = ("answered" if r < 0.80 else "abandoned" if r < 0.88 else
-                  "ivr_hangup" if r < 0.92 else "no_answer" if r < 0.97 else "failed")
+        result = (
+            "answered"
+            if r < 0.80
+            else "abandoned"
+            if r < 0.88
+            else "ivr_hangup"
+            if r < 0.92
+            else "no_answer"
+            if r < 0.97
+            else "failed"
+        )
         if not inbound and result in ("abandoned", "ivr_hangup"):
             result = "no_answer"
         agent = rnd.choice(AGENTS) if result == "answered" or not inbound else None
         queued = t + rnd.uniform(3, 20) if inbound and result != "ivr_hangup" else None
-        ring_at = (queued or t) + rnd.uniform(0, 40) if result in ("answered", "no_answer") \
-            else None
+        ring_at = (
+            (queued or t) + rnd.uniform(0, 40) if result in ("answered", "no_answer") else None
+        )
         agent_ans = ring_at + rnd.uniform(1, 8) if result == "answered" and ring_at else None
         answered = agent_ans + (0 if inbound else rnd.uniform(3, 15)) if agent_ans else None
         talk = rnd.lognormvariate(5.0, 0.7) if answered else None
@@ -87,28 +114,48 @@ def generate(n: int, days: int, start: float, seed: int = 7):
         wrapped = ended + rnd.uniform(5, 90) if answered and rnd.random() < 0.9 else None
         number = f"36{rnd.randrange(200000000, 709999999)}"
         row = {
-            "call_id": f"bench-{i:08d}", "state": "ended",
-            "direction": "inbound" if inbound else "outbound", "project": project,
-            "script_id": project, "script_version": "3",
-            "did": "5550100" if inbound else "", "dialled": "" if inbound else number,
-            "customer_num": number, "customer_name": f"Customer {i % 5000}",
-            "department": "support" if inbound else "", "queue": "support" if queued else "",
+            "call_id": f"bench-{i:08d}",
+            "state": "ended",
+            "direction": "inbound" if inbound else "outbound",
+            "project": project,
+            "script_id": project,
+            "script_version": "3",
+            "did": "5550100" if inbound else "",
+            "dialled": "" if inbound else number,
+            "customer_num": number,
+            "customer_name": f"Customer {i % 5000}",
+            "department": "support" if inbound else "",
+            "queue": "support" if queued else "",
             "ivr_choice": "2" if inbound else "",
             "campaign": "" if inbound else "spring",
-            "agents_rung": json.dumps([agent] if agent else []), "agent": agent,
-            "started_at": t, "queued_at": queued, "agent_ring_at": ring_at,
-            "agent_answered_at": agent_ans, "answered_at": answered, "ended_at": ended,
+            "agents_rung": json.dumps([agent] if agent else []),
+            "agent": agent,
+            "started_at": t,
+            "queued_at": queued,
+            "agent_ring_at": ring_at,
+            "agent_answered_at": agent_ans,
+            "answered_at": answered,
+            "ended_at": ended,
             "queue_wait_seconds": (agent_ans or ended) - queued if queued else None,
             "ring_seconds": (agent_ans or ended) - ring_at if ring_at else None,
-            "talk_seconds": talk, "hold_seconds": hold, "cause": 16,
-            "cause_txt": "Normal Clearing", "result": result, "transfers": "[]",
+            "talk_seconds": talk,
+            "hold_seconds": hold,
+            "cause": 16,
+            "cause_txt": "Normal Clearing",
+            "result": result,
+            "transfers": "[]",
             "disposition": rnd.choice(DISPOSITIONS) if wrapped else None,
-            "notes": "bench" if wrapped else None, "callback_at": None,
-            "wrapped_up_at": wrapped, "wrapped_up_by": agent if wrapped else None,
+            "notes": "bench" if wrapped else None,
+            "callback_at": None,
+            "wrapped_up_at": wrapped,
+            "wrapped_up_by": agent if wrapped else None,
             "checklist": None,
             "adherence_score": float(rnd.randint(40, 100))
-            if answered and rnd.random() < 0.5 else None,
-            "prompts": None, "transcript": None, "updated_at": ended,
+            if answered and rnd.random() < 0.5
+            else None,
+            "prompts": None,
+            "transcript": None,
+            "updated_at": ended,
         }
         yield tuple(row[c] for c in COLS)
 
@@ -117,34 +164,54 @@ def callbacks(n: int, start: float, end: float, seed: int = 8):
     rnd = random.Random(seed)
     for i in range(n):
         due = rnd.uniform(start, end + DAY)
-        status = rnd.choice(["pending", "done", "done", "failed"]) if due < end - DAY \
-            else "pending"
-        yield (f"bench-cb-{i}", f"36{300000000 + i}", rnd.choice(PROJECTS),
-               rnd.choice(AGENTS) if rnd.random() < 0.3 else None, "abandoned", due, status,
-               0, due - 3600, due - 3600)
+        status = rnd.choice(["pending", "done", "done", "failed"]) if due < end - DAY else "pending"
+        yield (
+            f"bench-cb-{i}",
+            f"36{300000000 + i}",
+            rnd.choice(PROJECTS),
+            rnd.choice(AGENTS) if rnd.random() < 0.3 else None,
+            "abandoned",
+            due,
+            status,
+            0,
+            due - 3600,
+            due - 3600,
+        )
 
 
-CB_COLS = ["call_id", "number", "project", "agent", "reason", "due_at", "status", "attempts",
-           "created_at", "updated_at"]
+CB_COLS = [
+    "call_id",
+    "number",
+    "project",
+    "agent",
+    "reason",
+    "due_at",
+    "status",
+    "attempts",
+    "created_at",
+    "updated_at",
+]
 
 
 # ------------------------------------------------------------------ fill
 
+
 def fill_sqlite(path: str, n: int, days: int, start: float) -> float:
     t0 = time.perf_counter()
     db = sqlite3.connect(path)
-    db.execute("PRAGMA synchronous=OFF")      # bulk load only; the store uses FULL
+    db.execute("PRAGMA synchronous=OFF")  # bulk load only; the store uses FULL
     db.execute("BEGIN")
     sql = f"INSERT INTO calls ({', '.join(COLS)}) VALUES ({', '.join('?' for _ in COLS)})"
     rows = generate(n, days, start)
     while True:
-        chunk = [r for _, r in zip(range(50_000), rows)]
+        chunk = [r for _, r in zip(range(50_000), rows, strict=False)]
         if not chunk:
             break
         db.executemany(sql, chunk)
-    db.executemany(f"INSERT INTO callbacks ({', '.join(CB_COLS)}) VALUES "
-                   f"({', '.join('?' for _ in CB_COLS)})",
-                   callbacks(5000, start, start + days * DAY))
+    db.executemany(
+        f"INSERT INTO callbacks ({', '.join(CB_COLS)}) VALUES ({', '.join('?' for _ in CB_COLS)})",
+        callbacks(5000, start, start + days * DAY),
+    )
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
@@ -153,18 +220,19 @@ def fill_sqlite(path: str, n: int, days: int, start: float) -> float:
 
 async def fill_postgres(dsn: str, n: int, days: int, start: float) -> float:
     import asyncpg
+
     t0 = time.perf_counter()
     con = await asyncpg.connect(dsn)
     try:
         rows = generate(n, days, start)
         while True:
-            chunk = [r for _, r in zip(range(100_000), rows)]
+            chunk = [r for _, r in zip(range(100_000), rows, strict=False)]
             if not chunk:
                 break
             await con.copy_records_to_table("calls", records=chunk, columns=COLS)
-        await con.copy_records_to_table("callbacks", columns=CB_COLS,
-                                        records=list(callbacks(5000, start,
-                                                               start + days * DAY)))
+        await con.copy_records_to_table(
+            "callbacks", columns=CB_COLS, records=list(callbacks(5000, start, start + days * DAY))
+        )
         await con.execute("ANALYZE")
     finally:
         await con.close()
@@ -173,11 +241,24 @@ async def fill_postgres(dsn: str, n: int, days: int, start: float) -> float:
 
 # ------------------------------------------------------------------ measure
 
+
 def live_call(i: int, at: float) -> Call:
-    c = Call(call_id=f"w-{i:07d}", started_at=at, direction=Direction.INBOUND,
-             state=CallState.BRIDGED, did="5550100", customer_num="36201234567",
-             project="acme-support", queue="support", agents_rung=["1001"], agent="1001",
-             queued_at=at + 3, agent_ring_at=at + 4, agent_answered_at=at + 6, answered_at=at + 6)
+    c = Call(
+        call_id=f"w-{i:07d}",
+        started_at=at,
+        direction=Direction.INBOUND,
+        state=CallState.BRIDGED,
+        did="5550100",
+        customer_num="36201234567",
+        project="acme-support",
+        queue="support",
+        agents_rung=["1001"],
+        agent="1001",
+        queued_at=at + 3,
+        agent_ring_at=at + 4,
+        agent_answered_at=at + 6,
+        answered_at=at + 6,
+    )
     return c
 
 
@@ -203,8 +284,9 @@ async def writes(store, n: int, concurrency: int, at: float, offset: int) -> tup
     return 3 * n / dt, n / dt
 
 
-async def latency_during_reports(writer, reader, period, now, offset: int,
-                                 n: int = 30) -> tuple[float, float]:
+async def latency_during_reports(
+    writer, reader, period, now, offset: int, n: int = 30
+) -> tuple[float, float]:
     """Median and worst time of one call's three writes while reports run."""
     stop = asyncio.Event()
 
@@ -229,7 +311,7 @@ async def latency_during_reports(writer, reader, period, now, offset: int,
 
 
 async def timed(coro_fn, runs: int = 5) -> float:
-    await coro_fn()                 # warm-up (caches, plans)
+    await coro_fn()  # warm-up (caches, plans)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -252,12 +334,18 @@ async def measure(url: str, args, start: float, fill_s: float, label: str) -> di
         out["summary_day_s"] = await timed(lambda: reports.summary(store, *day, now=now))
         out["summary_week_s"] = await timed(lambda: reports.summary(store, *week, now=now))
         out["summary_day_project_s"] = await timed(
-            lambda: reports.summary(store, *day, project="acme-sales", now=now))
+            lambda: reports.summary(store, *day, project="acme-sales", now=now)
+        )
         out["summary_week_agent_s"] = await timed(
-            lambda: reports.summary(store, *week, agent="1042", now=now))
-        out["calls_page_s"] = await timed(lambda: reports.list_calls(
-            store, CallFilter(since=week[0], until=week[1], project="acme-b2b",
-                              disposition="sale"), limit=100))
+            lambda: reports.summary(store, *week, agent="1042", now=now)
+        )
+        out["calls_page_s"] = await timed(
+            lambda: reports.list_calls(
+                store,
+                CallFilter(since=week[0], until=week[1], project="acme-b2b", disposition="sale"),
+                limit=100,
+            )
+        )
         exported = {}
 
         async def export():
@@ -266,6 +354,7 @@ async def measure(url: str, args, start: float, fill_s: float, label: str) -> di
                 size += len(chunk.encode())
                 rows += chunk.count("\r\n")
             exported.update(bytes=size, rows=rows - 1)
+
         out["export_day_s"] = await timed(export, runs=3)
         out["export_day_rows"] = exported["rows"]
         out["export_day_mb"] = round(exported["bytes"] / 1e6, 1)
@@ -293,25 +382,33 @@ async def measure(url: str, args, start: float, fill_s: float, label: str) -> di
 
 
 def show(r: dict, args) -> None:
-    print(f"\n== {r['backend']}: {r['calls_stored']:,} calls stored "
-          f"(bulk fill {r['fill_s']:.0f} s)")
+    print(
+        f"\n== {r['backend']}: {r['calls_stored']:,} calls stored (bulk fill {r['fill_s']:.0f} s)"
+    )
     for conc in args.concurrency:
         commits, calls = r[f"writes_c{conc}"]
-        print(f"  outcome writes, {conc} call(s) at a time: {commits:,.0f} durable writes/s "
-              f"= {calls:,.0f} calls/s (upsert live + upsert ended + wrap-up)")
-    for label, what in (("same", "on the service's store instance"),
-                        ("separate", "on a second instance (own connection)")):
+        print(
+            f"  outcome writes, {conc} call(s) at a time: {commits:,.0f} durable writes/s "
+            f"= {calls:,.0f} calls/s (upsert live + upsert ended + wrap-up)"
+        )
+    for label, what in (
+        ("same", "on the service's store instance"),
+        ("separate", "on a second instance (own connection)"),
+    ):
         p50, worst = r[f"latency_{label}"]
-        print(f"  one call's 3 writes while day summaries run {what}: "
-              f"median {p50 * 1000:,.0f} ms, worst {worst * 1000:,.0f} ms")
-    print(f"  summary, busiest day ({r['day_calls']:,} calls): "
-          f"{r['summary_day_s'] * 1000:,.0f} ms")
+        print(
+            f"  one call's 3 writes while day summaries run {what}: "
+            f"median {p50 * 1000:,.0f} ms, worst {worst * 1000:,.0f} ms"
+        )
+    print(f"  summary, busiest day ({r['day_calls']:,} calls): {r['summary_day_s'] * 1000:,.0f} ms")
     print(f"  summary, a week:                       {r['summary_week_s'] * 1000:,.0f} ms")
     print(f"  summary, a day, one project:           {r['summary_day_project_s'] * 1000:,.0f} ms")
     print(f"  summary, a week, one agent:            {r['summary_week_agent_s'] * 1000:,.0f} ms")
     print(f"  calls page (week, project+disposition): {r['calls_page_s'] * 1000:,.1f} ms")
-    print(f"  CSV export of a day: {r['export_day_rows']:,} rows, {r['export_day_mb']} MB in "
-          f"{r['export_day_s']:.2f} s ({r['export_day_rows'] / r['export_day_s']:,.0f} rows/s)")
+    print(
+        f"  CSV export of a day: {r['export_day_rows']:,} rows, {r['export_day_mb']} MB in "
+        f"{r['export_day_s']:.2f} s ({r['export_day_rows'] / r['export_day_s']:,.0f} rows/s)"
+    )
 
 
 async def main() -> int:
@@ -325,8 +422,10 @@ async def main() -> int:
     args = ap.parse_args()
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
     start = 1_700_000_000.0
-    print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs, {platform.platform()}")
+    print(
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.platform()}"
+    )
     print(f"{args.calls:,} calls over {args.days} days; {args.writes} calls per write test")
     results = []
     for backend in args.backends.split(","):
@@ -337,13 +436,14 @@ async def main() -> int:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
             url = f"sqlite://{path.resolve()}"
-            await (await open_store(url)).close()           # the schema, by the migrations
+            await (await open_store(url)).close()  # the schema, by the migrations
             fill_s = fill_sqlite(str(path), args.calls, args.days, start)
             results.append(await measure(url, args, start, fill_s, "SQLite"))
             if not args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
         elif backend == "postgres":
             from tests.postgres import PostgresCluster
+
             cluster = PostgresCluster.start_new()
             try:
                 url = cluster.create_database("bench")

@@ -59,51 +59,60 @@ reaches every supervisor once; the call events are those of replaying each
 recording alone times its copies; no call is left in the tracker, no card in
 the pop, every wrap-up is saved. Exit status 1 if not.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import json
-import logging
-import os
-import platform
 import random
 import re
-import resource
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
+from harness import (  # noqa: E402 (it puts the checkout on sys.path)
+    QUEUES,
+    ROOT,
+    BenchError,
+    Capture,
+    Consoles,
+    FakeAsterisk,
+    FakePbx,
+    GcPauses,
+    Replicator,
+    agent_users,
+    ami_recordings,
+    checked,
+    cpu_seconds,
+    fake_asterisk,
+    header,
+    incomplete,
+    machine,
+    replay_parser,
+    results_of,
+    row,
+    service_settings,
+    verdict,
+    whole_words,
+    wire,
+)
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _p in (ROOT, BENCH):                # run from a checkout without installing
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from ivr.ami.message import AmiEvent  # noqa: E402
+from ivr.calls.events import AgentRinging, CallEvent  # noqa: E402
+from ivr.calls.tracker import CallTracker  # noqa: E402
+from ivr.config import AgentGroup, GroupMember, ShiftSettings, SpeechSettings  # noqa: E402
+from ivr.secret import Secret  # noqa: E402
+from ivr.server import Service  # noqa: E402
+from ivr.users import User  # noqa: E402
 
-from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
-                        fake_asterisk, parse_action, percentile, wire)
-from ivr.ami.message import AmiEvent                   # noqa: E402
-from ivr.calls.events import AgentRinging, CallEvent   # noqa: E402
-from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AgentGroup, AmiSettings, GroupMember, Secret,  # noqa: E402
-                        Settings, ShiftSettings, SpeechSettings, StoreSettings, User,
-                        WebSettings)
-from ivr.server import Service                         # noqa: E402
-
-USERNAME = "bench"
 FIRST_AGENT = 2000
-QUEUES = ("key-accounts", "sales", "support")          # what the sandbox PBX has
-MEMBER_QUEUES = ("sales", "support")                   # every agent's (one group)
+MEMBER_QUEUES = ("sales", "support")  # every agent's (one group)
 
 
 # --------------------------------------------------------------------- workload
@@ -111,9 +120,9 @@ MEMBER_QUEUES = ("sales", "support")                   # every agent's (one grou
 class Ring:
     """An event of a recording that makes an agent's phone ring (an AgentRinging)."""
 
-    index: int          # in Capture.messages
-    agent: str          # the recording's extension, e.g. '1003'
-    call_id: str        # the recording's Linkedid
+    index: int  # in Capture.messages
+    agent: str  # the recording's extension, e.g. '1003'
+    call_id: str  # the recording's Linkedid
 
 
 @dataclass(frozen=True)
@@ -122,9 +131,9 @@ class Recording:
 
     capture: Capture
     rings: tuple[Ring, ...]
-    agents: tuple[str, ...]             # extensions rung, renamed per copy
-    agent_tokens: re.Pattern | None     # any of them, whole
-    kinds: Counter[str]                 # call events
+    agents: tuple[str, ...]  # extensions rung, renamed per copy
+    agent_tokens: re.Pattern | None  # any of them, whole
+    kinds: Counter[str]  # call events
 
     @classmethod
     def load(cls, path: Path) -> "Recording":
@@ -137,25 +146,13 @@ class Recording:
                 if isinstance(e, AgentRinging):
                     rings.append(Ring(i, e.agent, e.call.call_id))
         agents = tuple(sorted({r.agent for r in rings}))
-        tokens = (re.compile(r"(?<![\w.])(?:%s)(?![\w.])" % "|".join(map(re.escape, agents)))
-                  if agents else None)
-        return cls(capture, tuple(rings), agents, tokens, kinds)
+        return cls(capture, tuple(rings), agents, whole_words(agents) if agents else None, kinds)
 
-
-class AgentReplicator(Replicator):
-    """ami_replay's per-copy renaming, plus the agents' extensions."""
-
-    def copy_for(self, rec: Recording, agents: dict[str, str]) -> tuple[list[str], dict]:
-        """(messages, {message index: (call id, agent login)} of the ringing events)."""
-        cap = rec.capture
-        new = {old: self._fresh_id(old, next(self._ids)) for old in cap.ids}
-        for old in cap.channels:
-            new[old] = f"{old[:-8]}{next(self._channels):08x}"
-        messages = [cap.tokens.sub(lambda m: new[m.group()], m) for m in cap.messages]
-        if rec.agent_tokens is not None:
-            # After the ids: '1795442225.1003' must stay an id ('.' is not a boundary here).
-            messages = [rec.agent_tokens.sub(lambda m: agents[m.group()], m) for m in messages]
-        rings = {r.index: (new.get(r.call_id, r.call_id), agents[r.agent]) for r in rec.rings}
+    def copy(self, replicator: Replicator, agents: dict[str, str]) -> tuple[list[str], dict]:
+        """A distinct copy, ringing ``agents`` (extension -> login) instead of the
+        recording's: (messages, {message index: (call id, agent login)} of its rings)."""
+        messages, new = replicator.copy(self.capture, agents)
+        rings = {r.index: (new.get(r.call_id, r.call_id), agents[r.agent]) for r in self.rings}
         return messages, rings
 
 
@@ -176,7 +173,7 @@ class Inject:
     reason: str
 
 
-Item = tuple[bytes | Inject, tuple[str, str] | None, str | None]   # message, ring, queue event
+Item = tuple[bytes | Inject, tuple[str, str] | None, str | None]  # message, ring, queue event
 
 
 def queue_of_event(message: str) -> str | None:
@@ -187,8 +184,9 @@ def queue_of_event(message: str) -> str | None:
     return None
 
 
-def with_state_changes(stream: list[Item], logins: list[str], every: int, hold: int,
-                       seed: int) -> tuple[list[Item], int]:
+def with_state_changes(
+    stream: list[Item], logins: list[str], every: int, hold: int, seed: int
+) -> tuple[list[Item], int]:
     """Every `every` events, pause a random agent (reason "bench-N"); resume
     them `hold` events later. Returns the stream and the number of pauses."""
     if every <= 0:
@@ -216,8 +214,9 @@ def with_state_changes(stream: list[Item], logins: list[str], every: int, hold: 
     return out, n
 
 
-def build_stream(recordings: list[Recording], calls: int, window: int, logins: list[str],
-                 seed: int) -> list[Item]:
+def build_stream(
+    recordings: list[Recording], calls: int, window: int, logins: list[str], seed: int
+) -> list[Item]:
     """The events of ``calls`` calls, ``window`` of them in flight at once.
 
     Call k replays recording k mod len(recordings). Each next event is the next
@@ -228,14 +227,14 @@ def build_stream(recordings: list[Recording], calls: int, window: int, logins: l
     frees it after its last event.
     """
     free = deque(logins)
-    replicator = AgentReplicator()
+    replicator = Replicator()
 
     def start(k: int) -> _Live:
         rec = recordings[k % len(recordings)]
         if len(free) < len(rec.agents):
             raise ValueError(f"no free agent for call {k}: use more --agents than --window")
         agents = {ext: free.popleft() for ext in rec.agents}
-        messages, rings = replicator.copy_for(rec, agents)
+        messages, rings = rec.copy(replicator, agents)
         return _Live(messages, rings, list(agents.values()))
 
     rng = random.Random(seed)
@@ -279,14 +278,13 @@ class SentTimes:
     """When the fake Asterisk wrote the events the client measures (time.time())."""
 
     rings: list[tuple[str, str, float]] = field(default_factory=list)  # call id, login
-    pauses: dict[str, float] = field(default_factory=dict)              # reason -> sent
+    pauses: dict[str, float] = field(default_factory=dict)  # reason -> sent
     queue_events: dict[str, list[float]] = field(default_factory=dict)  # queue -> in order
-    queue_actions: Counter[str] = field(default_factory=Counter)        # the service's asks
+    queue_actions: Counter[str] = field(default_factory=Counter)  # the service's asks
 
 
-class FakeAsterisk:
-    """Enough AMI for the service (login, resync, Ping, QueueSummary, QueueStatus,
-    QueuePause) plus BenchStart.
+class PopAsterisk(FakeAsterisk):
+    """The harness's AMI plus QueueStatus, QueuePause and BenchStart.
 
     ``Action: BenchStart`` streams the calls, paced; its response comes after
     the last event. Then the send times go to the parent through the pipe
@@ -296,124 +294,102 @@ class FakeAsterisk:
     """
 
     def __init__(self, config: ServerConfig, results: Connection):
+        super().__init__(config.secret, config.max_seconds, results)
         self.config = config
-        self.results = results
         recordings = [Recording.load(p) for p in config.captures]
-        stream = build_stream(recordings, config.calls, config.window, config.logins,
-                              config.seed)
-        self.stream, self.injected = with_state_changes(stream, config.logins,
-                                                        config.state_every, config.state_hold,
-                                                        config.seed)
+        stream = build_stream(recordings, config.calls, config.window, config.logins, config.seed)
+        self.stream, self.injected = with_state_changes(
+            stream, config.logins, config.state_every, config.state_hold, config.seed
+        )
         # (login, queue) -> [paused, reason]
         self.members = {(lg, q): [False, ""] for lg in config.logins for q in MEMBER_QUEUES}
         self.sent = SentTimes()
-        self.queue_summaries = 0
-        self.logged_in: list[asyncio.StreamWriter] = []
-        self._finished = asyncio.Event()
 
-    async def run(self) -> None:
-        server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.results.send(server.sockets[0].getsockname()[1])      # the port the OS chose
-        async with server:
-            try:
-                await asyncio.wait_for(self._finished.wait(), self.config.max_seconds)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(f"Asterisk Call Manager/9.0.0{EOL}".encode())
-        tasks: list[asyncio.Task] = []
-        try:
-            while True:
-                try:
-                    action = parse_action(await reader.readuntil((EOL + EOL).encode()))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                name, aid = action.get("action", "").lower(), action.get("actionid", "")
-                if name == "login":
-                    if (action.get("username"), action.get("secret")) != (USERNAME,
-                                                                           self.config.secret):
-                        writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                          ("Message", "Authentication failed")))
-                        continue
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("Message", "Authentication accepted")))
-                    writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                      ("Uptime", 0), ("LastReload", 0),
-                                      ("Status", "Fully Booted")))
-                    self.logged_in.append(writer)
-                elif name == "coreshowchannels":
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("EventList", "start"),
-                                      ("Message", "Channels will follow")))
-                    writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
-                                      ("EventList", "Complete"), ("ListItems", 0)))
-                elif name == "queuesummary":             # the console's departments
-                    self.queue_summaries += 1
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("EventList", "start"),
-                                      ("Message", "Queue summary will follow")))
-                    for queue in QUEUES:
-                        writer.write(wire(("Event", "QueueSummary"), ("ActionID", aid),
-                                          ("Queue", queue), ("LoggedIn", 1), ("Available", 1),
-                                          ("Callers", 0), ("HoldTime", 0), ("TalkTime", 0),
-                                          ("LongestHoldTime", 0)))
-                    writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
-                                      ("EventList", "Complete"), ("ListItems", len(QUEUES))))
-                elif name == "queuestatus":                # the resync after login
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("EventList", "start"),
-                                      ("Message", "Queue status will follow")))
-                    for queue in QUEUES:
-                        writer.write(wire(("Event", "QueueParams"), ("Queue", queue),
-                                          ("Max", 0), ("Strategy", "rrmemory"), ("Calls", 0),
-                                          ("ActionID", aid)))
-                    for (login, queue), (paused, reason) in self.members.items():
-                        writer.write(self._member("QueueMember", login, queue, aid))
-                    writer.write(wire(("Event", "QueueStatusComplete"), ("ActionID", aid),
-                                      ("EventList", "Complete"),
-                                      ("ListItems", len(QUEUES) + len(self.members))))
-                elif name == "queuepause":                 # wrap-up pauses and their ends
-                    login = action.get("interface", "").partition("/")[2]
-                    paused = action.get("paused", "").lower() in ("true", "1", "yes")
-                    reason = action.get("reason", "")
-                    kind = "wrap-up" if reason.startswith("wrap-up") else \
-                        ("other reason" if paused else "resume")
-                    self.sent.queue_actions[f"QueuePause {kind}"] += 1
-                    if not any((login, q) in self.members for q in MEMBER_QUEUES):
-                        writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                          ("Message", "Interface not found")))
-                        continue
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("Message", "Interface paused successfully")))
-                    writer.write(self._pause(login, paused, action.get("reason", "")))
-                elif name == "ping":
-                    writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                      ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")))
-                elif name == "benchstart":
-                    # "To: others": the events go to the other session (a service in
-                    # its own process, bench/scale_out.py); the reply to this one.
-                    target = writer if action.get("to", "").lower() != "others" else next(
-                        (w for w in self.logged_in if w is not writer), writer)
-                    tasks.append(asyncio.create_task(self._stream(target, aid, writer)))
-                else:
-                    writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                      ("Message", "Invalid/unknown command")))
-        finally:
-            for task in tasks:
-                task.cancel()
-            writer.close()
-            self._finished.set()
+    def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
+        aid = action.get("actionid", "")
+        if name == "queuestatus":  # the resync after login
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Queue status will follow"),
+                )
+            )
+            for queue in QUEUES:
+                writer.write(
+                    wire(
+                        ("Event", "QueueParams"),
+                        ("Queue", queue),
+                        ("Max", 0),
+                        ("Strategy", "rrmemory"),
+                        ("Calls", 0),
+                        ("ActionID", aid),
+                    )
+                )
+            for login, queue in self.members:
+                writer.write(self._member("QueueMember", login, queue, aid))
+            writer.write(
+                wire(
+                    ("Event", "QueueStatusComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", len(QUEUES) + len(self.members)),
+                )
+            )
+        elif name == "queuepause":  # wrap-up pauses and their ends
+            login = action.get("interface", "").partition("/")[2]
+            paused = action.get("paused", "").lower() in ("true", "1", "yes")
+            reason = action.get("reason", "")
+            kind = (
+                "wrap-up"
+                if reason.startswith("wrap-up")
+                else ("other reason" if paused else "resume")
+            )
+            self.sent.queue_actions[f"QueuePause {kind}"] += 1
+            if not any((login, q) in self.members for q in MEMBER_QUEUES):
+                writer.write(
+                    wire(
+                        ("Response", "Error"), ("ActionID", aid), ("Message", "Interface not found")
+                    )
+                )
+                return True
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Message", "Interface paused successfully"),
+                )
+            )
+            writer.write(self._pause(login, paused, action.get("reason", "")))
+        elif name == "benchstart":
+            self.spawn(self._stream(self.events_to(writer, action), aid, writer))
+        else:
+            return False
+        return True
 
     def _member(self, event: str, login: str, queue: str, action_id: str = "") -> bytes:
         paused, reason = self.members[(login, queue)]
-        headers = [("Event", event), ("Privilege", "agent,all"), ("Queue", queue),
-                   ("MemberName", f"Agent {login}"), ("Interface", f"PJSIP/{login}"),
-                   ("StateInterface", f"PJSIP/{login}"), ("Membership", "dynamic"),
-                   ("Penalty", 0), ("CallsTaken", 0), ("LastCall", 0),
-                   ("LastPause", int(time.time()) if paused else 0), ("LoginTime", 1),
-                   ("InCall", 0), ("Status", 1), ("Paused", int(paused)),
-                   ("PausedReason", reason), ("Ringinuse", 0), ("Wrapuptime", 0)]
+        headers = [
+            ("Event", event),
+            ("Privilege", "agent,all"),
+            ("Queue", queue),
+            ("MemberName", f"Agent {login}"),
+            ("Interface", f"PJSIP/{login}"),
+            ("StateInterface", f"PJSIP/{login}"),
+            ("Membership", "dynamic"),
+            ("Penalty", 0),
+            ("CallsTaken", 0),
+            ("LastCall", 0),
+            ("LastPause", int(time.time()) if paused else 0),
+            ("LoginTime", 1),
+            ("InCall", 0),
+            ("Status", 1),
+            ("Paused", int(paused)),
+            ("PausedReason", reason),
+            ("Ringinuse", 0),
+            ("Wrapuptime", 0),
+        ]
         if action_id:
             headers.append(("ActionID", action_id))
         return wire(*headers)
@@ -426,9 +402,14 @@ class FakeAsterisk:
             out += self._member("QueueMemberPause", login, queue)
         return out
 
-    async def _stream(self, writer: asyncio.StreamWriter, action_id: str,
-                      reply_to: asyncio.StreamWriter | None = None) -> None:
+    async def _stream(
+        self,
+        writer: asyncio.StreamWriter,
+        action_id: str,
+        reply_to: asyncio.StreamWriter | None = None,
+    ) -> None:
         sent = self.sent
+        reply_to = reply_to or writer
         try:
             # Event i is due at start + i/rate; asyncio sleeps in ~1 ms ticks, so
             # events due within one tick go out together, like a burst from Asterisk.
@@ -451,38 +432,32 @@ class FakeAsterisk:
                 writer.write(message + b"\r\n")
                 await writer.drain()
             seconds = time.monotonic() - start
-            reply_to = reply_to or writer
-            reply_to.write(wire(("Response", "Success"), ("ActionID", action_id),
-                                ("Events", len(self.stream)), ("Calls", self.config.calls),
-                                ("Seconds", f"{seconds:.3f}"),
-                                ("QueueSummaries", self.queue_summaries)))
+            reply_to.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", action_id),
+                    ("Events", len(self.stream)),
+                    ("Calls", self.config.calls),
+                    ("Seconds", f"{seconds:.3f}"),
+                    ("QueueSummaries", self.queue_summaries),
+                )
+            )
             await reply_to.drain()
         except ConnectionError:
             return
         # Plain values: the parent cannot unpickle this script's classes from a child.
-        self.results.send((sent.rings, sent.pauses, sent.queue_events,
-                           dict(sent.queue_actions)))
+        self.pipe.send((sent.rings, sent.pauses, sent.queue_events, dict(sent.queue_actions)))
 
 
 def serve(config: ServerConfig, results: Connection) -> None:
     """Entry point of the fake Asterisk process."""
-    asyncio.run(FakeAsterisk(config, results).run())
+    asyncio.run(PopAsterisk(config, results).run())
 
 
 # --------------------------------------------------------------------- agents' consoles
-async def sign_in(session: aiohttp.ClientSession, base: str, user: User) -> str:
-    """POST /api/login as the sign-in page does; the session cookie (the console's
-    only credential), sent by hand: one shared client session serves every console."""
-    async with session.post(f"{base}/api/login", headers={"Origin": base},
-                            json={"login": user.login, "secret": str(user.secret)}) as r:
-        if r.status != 200:
-            raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-        return r.cookies["ivr_session"].value
-
-
 @dataclass
 class Pop:
-    arrived: float                      # time.time() when the client had the message
+    arrived: float  # time.time() when the client had the message
     sent_at: float
     ami_received_at: float
     popped_at: float
@@ -490,85 +465,39 @@ class Pop:
 
 
 @dataclass
-class Consoles:
-    """The agents' WebSockets, and what came out of them."""
+class PopConsoles(Consoles):
+    """The agents' consoles: the first card of each call, and the wrap-ups they save."""
 
-    base: str
-    session: aiohttp.ClientSession
-    wrapup_delay: float
-    tokens: dict[str, str] = field(default_factory=dict)
-    sockets: dict[str, aiohttp.ClientWebSocketResponse] = field(default_factory=dict)
-    hellos: dict[str, asyncio.Event] = field(default_factory=dict)
-    pops: dict[tuple[str, str], Pop] = field(default_factory=dict)    # (call id, login)
+    wrapup_delay: float = 1.0
+    pops: dict[tuple[str, str], Pop] = field(default_factory=dict)  # (call id, login)
     duplicate_pops: int = 0
-    unpopped: int = 0                   # first card of a call on a socket but not 'ringing'
-    messages: Counter[str] = field(default_factory=Counter)
-    message_bytes: Counter[str] = field(default_factory=Counter)
+    unpopped: int = 0  # first card of a call on a socket but not 'ringing'
     wrapups_saved: int = 0
     wrapups_pending: int = 0
     wrapup_errors: list[str] = field(default_factory=list)
-    closed_early: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task] = field(default_factory=set)
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _wrapping: set[tuple[str, str]] = field(default_factory=set)
-    _closing: bool = False
 
-    async def sign_in(self, user: User) -> None:
-        self.tokens[user.login] = await sign_in(self.session, self.base, user)
-
-    def _headers(self, login: str) -> dict[str, str]:
-        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
-
-    async def connect(self, login: str) -> None:
-        ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           headers=self._headers(login),
-                                           max_msg_size=0)
-        self.sockets[login] = ws
-        self.hellos[login] = asyncio.Event()
-        self._spawn(self._read(login, ws))
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _read(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            await self._read_messages(login, ws)
-        except Exception as exc:            # a message this client did not expect: say so
-            self.closed_early.append(f"{login}: reading failed: {exc!r}")
-
-    async def _read_messages(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while True:
-            msg = await ws.receive()
-            arrived = time.time()                 # before anything else the client does
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                if not self._closing:
-                    self.closed_early.append(f"{login}: {msg.type.name} {msg.data!r}")
-                return
-            data = json.loads(msg.data)
-            kind = data.get("type")
-            self.messages[kind] += 1
-            self.message_bytes[kind] += len(msg.data)
-            if kind == "hello":
-                self.hellos[login].set()
-            elif kind == "card" and data.get("card") is not None:
-                card = data["card"]
-                key = (data["call_id"], login)
-                if key not in self._seen:
-                    self._seen.add(key)
-                    if card["phase"] != "ringing":
-                        self.unpopped += 1
-                    elif key in self.pops:
-                        self.duplicate_pops += 1
-                    else:
-                        t = card["timing"]
-                        self.pops[key] = Pop(arrived, data["sent_at"], t["ami_received_at"],
-                                             t["popped_at"], login)
-                if card["phase"] == "wrapup" and key not in self._wrapping:
-                    self._wrapping.add(key)
-                    self.wrapups_pending += 1
-                    self._spawn(self._wrap_up(login, card))
+    def on_message(self, login: str, arrived: float, data: dict) -> None:
+        if data.get("type") != "card" or data.get("card") is None:
+            return
+        card = data["card"]
+        key = (data["call_id"], login)
+        if key not in self._seen:
+            self._seen.add(key)
+            if card["phase"] != "ringing":
+                self.unpopped += 1
+            elif key in self.pops:
+                self.duplicate_pops += 1
+            else:
+                t = card["timing"]
+                self.pops[key] = Pop(
+                    arrived, data["sent_at"], t["ami_received_at"], t["popped_at"], login
+                )
+        if card["phase"] == "wrapup" and key not in self._wrapping:
+            self._wrapping.add(key)
+            self.wrapups_pending += 1
+            self.spawn(self._wrap_up(login, card))
 
     async def _wrap_up(self, login: str, card: dict) -> None:
         try:
@@ -580,95 +509,50 @@ class Consoles:
         """What the agent does after the call: choose a disposition, save."""
         await asyncio.sleep(self.wrapup_delay)
         choices = (card.get("script") or {}).get("dispositions") or [{"id": "resolved"}]
-        chosen = next((d for d in choices
-                       if not d.get("needs_note") and not d.get("needs_callback_time")),
-                      choices[0])
+        chosen = next(
+            (d for d in choices if not d.get("needs_note") and not d.get("needs_callback_time")),
+            choices[0],
+        )
         body = {"disposition": chosen["id"], "notes": "bench" if chosen.get("needs_note") else ""}
         if chosen.get("needs_callback_time"):
             body["callback_at"] = time.time() + 3600
         try:
             async with self.session.post(
-                    f"{self.base}/api/calls/{card['call_id']}/wrapup", json=body,
-                    headers=self._headers(login)) as r:
+                f"{self.base}/api/calls/{card['call_id']}/wrapup",
+                json=body,
+                headers=self.headers(login),
+            ) as r:
                 if r.status == 200:
                     self.wrapups_saved += 1
                 else:
-                    self.wrapup_errors.append(f"{login} {card['call_id']}: HTTP {r.status} "
-                                              f"{(await r.text())[:200]}")
+                    self.wrapup_errors.append(
+                        f"{login} {card['call_id']}: HTTP {r.status} {(await r.text())[:200]}"
+                    )
         except aiohttp.ClientError as exc:
             self.wrapup_errors.append(f"{login} {card['call_id']}: {exc!r}")
 
-    async def close(self) -> None:
-        self._closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets.values()),
-                             return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
 
 @dataclass
-class Wallboards:
-    """Supervisors' WebSockets: when each state change and queue event arrived."""
+class Wallboards(Consoles):
+    """Supervisors' consoles: when each state change and queue event arrived."""
 
-    base: str
-    session: aiohttp.ClientSession
-    tokens: dict[str, str] = field(default_factory=dict)
-    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
-    hellos: list[asyncio.Event] = field(default_factory=list)
     # Per supervisor: reason -> (arrived, sent_at); queue -> [(arrived, sent_at)].
-    pauses: list[dict[str, tuple[float, float]]] = field(default_factory=list)
-    queues: list[dict[str, list[tuple[float, float]]]] = field(default_factory=list)
-    messages: Counter[str] = field(default_factory=Counter)
+    pauses: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    queues: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
     counting: bool = False
-    closed_early: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task] = field(default_factory=set)
-    _closing: bool = False
 
-    async def connect(self, user: User) -> None:
-        cookie = await sign_in(self.session, self.base, user)
-        ws = await self.session.ws_connect(
-            f"{self.base}/ws", headers={"Cookie": f"ivr_session={cookie}", "Origin": self.base},
-            max_msg_size=0)
-        i = len(self.sockets)
-        self.sockets.append(ws)
-        self.hellos.append(asyncio.Event())
-        self.pauses.append({})
-        self.queues.append({})
-        task = asyncio.ensure_future(self._read(i, ws))
-        self.tasks.add(task)
-
-    async def _read(self, i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            while True:
-                msg = await ws.receive()
-                arrived = time.time()
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    if not self._closing:
-                        self.closed_early.append(f"supervisor {i}: {msg.type.name}")
-                    return
-                data = json.loads(msg.data)
-                kind = data.get("type")
-                self.messages[kind] += 1
-                if kind == "hello":
-                    self.hellos[i].set()
-                elif kind == "wallboard_agent":
-                    agent = data["agent"]
-                    for reason in (agent["reason"], agent["then"]):
-                        if reason.startswith("bench-") and reason not in self.pauses[i]:
-                            self.pauses[i][reason] = (arrived, data["sent_at"])
-                elif kind == "wallboard_queue" and self.counting:
-                    self.queues[i].setdefault(data["queue"]["queue"], []).append(
-                        (arrived, data["sent_at"]))
-        except Exception as exc:
-            self.closed_early.append(f"supervisor {i}: reading failed: {exc!r}")
-
-    async def close(self) -> None:
-        self._closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    def on_message(self, login: str, arrived: float, data: dict) -> None:
+        kind = data.get("type")
+        if kind == "wallboard_agent":
+            agent = data["agent"]
+            pauses = self.pauses.setdefault(login, {})
+            for reason in (agent["reason"], agent["then"]):
+                if reason.startswith("bench-") and reason not in pauses:
+                    pauses[reason] = (arrived, data["sent_at"])
+        elif kind == "wallboard_queue" and self.counting:
+            self.queues.setdefault(login, {}).setdefault(data["queue"]["queue"], []).append(
+                (arrived, data["sent_at"])
+            )
 
 
 # --------------------------------------------------------------------- the run
@@ -689,29 +573,14 @@ class Observer:
             self.calls_at_ring.append(live)
 
 
-class GcPauses:
-    """The cyclic garbage collector's pauses in this process (wall time), per generation."""
-
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._start = 0.0
-        self.on = False
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        elif self.on:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._start)
-
-
 @dataclass
 class RunResult:
-    web_port: int
+    web_url: str
     connect_seconds: float
     reply: dict
     rings: list[tuple[str, str, float]]
     sent: SentTimes
-    consoles: Consoles
+    consoles: PopConsoles
     boards: Wallboards
     observer: Observer
     cpu_seconds: float
@@ -724,96 +593,88 @@ class RunResult:
     settle_seconds: float
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def agent_users(n: int) -> tuple[User, ...]:
-    return tuple(User(login=str(FIRST_AGENT + i), name=f"Agent {FIRST_AGENT + i}",
-                      secret=Secret(secrets.token_urlsafe(12)), operator_id=str(100 + i),
-                      position="customer adviser") for i in range(n))
-
-
 def supervisor_users(n: int) -> tuple[User, ...]:
-    return tuple(User(login=f"boss{i}", name=f"Supervisor {i}", role="supervisor",
-                      secret=Secret(secrets.token_urlsafe(12))) for i in range(n))
+    return tuple(
+        User(
+            login=f"boss{i}",
+            name=f"Supervisor {i}",
+            role="supervisor",
+            secret=Secret(secrets.token_urlsafe(12)),
+        )
+        for i in range(n)
+    )
 
 
-async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
-              results: Connection, stream_timeout: float, store_dir: str,
-              bosses: tuple[User, ...] = ()) -> RunResult:
-    settings = Settings(
-        ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
-                        secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
-        # port 0: the OS picks a free port; every console comes from 127.0.0.1
-        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
-        store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+async def run(
+    a: argparse.Namespace,
+    pbx: FakePbx,
+    users: tuple[User, ...],
+    stream_timeout: float,
+    store_dir: str,
+    bosses: tuple[User, ...] = (),
+) -> RunResult:
+    settings = service_settings(
+        pbx,
+        store_dir,
         # No audio taps and speech: the fake Asterisk has no AudioSocket to give them.
         speech=SpeechSettings(enabled=False),
-        scripts=str(ROOT / "scripts"), customers=str(ROOT / "scripts" / "customers.csv"),
-        users=users + bosses, log_level="WARNING",
+        scripts=str(ROOT / "scripts"),
+        customers=str(ROOT / "scripts" / "customers.csv"),
+        users=users + bosses,
         # Every agent serves every project of the recordings, in both queues; a
         # wrap-up lasts until the agent saves it (--wrapup-delay), as in a shift.
-        groups=(AgentGroup("everyone", ("acme-support", "acme-sales", "acme-telesales",
-                                        "acme-key-accounts"), MEMBER_QUEUES,
-                           tuple(GroupMember(u.login) for u in users)),),
-        shift=ShiftSettings(wrapup_seconds=600))
+        groups=(
+            AgentGroup(
+                "everyone",
+                ("acme-support", "acme-sales", "acme-telesales", "acme-key-accounts"),
+                MEMBER_QUEUES,
+                tuple(GroupMember(u.login) for u in users),
+            ),
+        ),
+        shift=ShiftSettings(wrapup_seconds=600),
+    )
     service = Service(settings)
     observer = Observer(service)
     service.bus.subscribe(observer)
     consoles = None
     boards = None
-    session = None
     try:
         await service.start()
         try:
             await service.ami.wait_connected(10)
         except asyncio.TimeoutError:
-            raise BenchError("the service did not log in to the fake Asterisk within 10 s") \
-                from None
-        web_port = service._runner.addresses[0][1]       # port 0 in the settings: ask the site
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                        cookie_jar=aiohttp.DummyCookieJar())
-        consoles = Consoles(f"http://127.0.0.1:{web_port}", session, a.wrapup_delay)
-        boards = Wallboards(f"http://127.0.0.1:{web_port}", session)
+            raise BenchError(
+                "the service did not log in to the fake Asterisk within 10 s"
+            ) from None
+        consoles = PopConsoles.open(service, wrapup_delay=a.wrapup_delay)
+        boards = Wallboards.open(service)
         t0 = time.monotonic()
-        await asyncio.gather(*(consoles.sign_in(u) for u in users))
-        await asyncio.gather(*(consoles.connect(u.login) for u in users))
-        await asyncio.gather(*(boards.connect(b) for b in bosses))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in [
-                *consoles.hellos.values(), *boards.hellos])), 30)
-        except asyncio.TimeoutError:
-            raise BenchError("not every console got its hello within 30 s") from None
+        await asyncio.gather(consoles.sign_in_all(users), boards.sign_in_all(bosses))
         connect_seconds = time.monotonic() - t0
 
-        gc_pauses = GcPauses()
-        gc.callbacks.append(gc_pauses)
-        gc_pauses.on = True
-        cpu, wall = cpu_seconds(), time.monotonic()
-        boards.counting = True
-        # The reply comes after the last event: awaiting it awaits the whole stream.
-        try:
-            reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
-        except asyncio.TimeoutError:
-            raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
-        if not await asyncio.to_thread(results.poll, 30):
-            raise BenchError("the fake Asterisk sent no ringing times")
-        rings, pauses, queue_events, queue_actions = await asyncio.to_thread(results.recv)
-        sent = SentTimes(rings, pauses, queue_events, Counter(queue_actions))
-        # Let the last pops arrive and the last wrap-ups be saved (bounded).
-        t_settle = time.monotonic()
-        deadline = t_settle + a.wrapup_delay + 15
-        while time.monotonic() < deadline and (
-                len(consoles.pops) < len(rings) or service.pop.cards or service.tracker.calls
+        with GcPauses() as gc_pauses:
+            cpu, wall = cpu_seconds(), time.monotonic()
+            boards.counting = True
+            # The reply comes after the last event: awaiting it awaits the whole stream.
+            try:
+                reply = await service.ami.send({"Action": "BenchStart"}, timeout=stream_timeout)
+            except asyncio.TimeoutError:
+                raise BenchError(f"the stream took over {stream_timeout:.0f} s") from None
+            rings, pauses, queue_events, queue_actions = await results_of(pbx.results, "send times")
+            sent = SentTimes(rings, pauses, queue_events, Counter(queue_actions))
+            # Let the last pops arrive and the last wrap-ups be saved (bounded).
+            t_settle = time.monotonic()
+            deadline = t_settle + a.wrapup_delay + 15
+            while time.monotonic() < deadline and (
+                len(consoles.pops) < len(rings)
+                or service.pop.cards
+                or service.tracker.calls
                 or consoles.wrapups_pending
-                or any(len(p) < len(sent.pauses) for p in boards.pauses)):
-            await asyncio.sleep(0.02)
-        settle_seconds = time.monotonic() - t_settle
-        cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
-        gc_pauses.on = False
-        gc.callbacks.remove(gc_pauses)
+                or any(len(boards.pauses.get(b.login, {})) < len(sent.pauses) for b in bosses)
+            ):
+                await asyncio.sleep(0.02)
+            settle_seconds = time.monotonic() - t_settle
+            cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
         pending = service.recorder.pending
         t_drain = time.monotonic()
         try:
@@ -821,13 +682,24 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         except asyncio.TimeoutError:
             pass
         drain_seconds = time.monotonic() - t_drain
-        return RunResult(web_port=web_port, connect_seconds=connect_seconds, reply=dict(reply),
-                         rings=rings, sent=sent, consoles=consoles, boards=boards,
-                         observer=observer, cpu_seconds=cpu,
-                         wall_seconds=wall, gc=gc_pauses,
-                         live_calls_after=len(service.tracker.calls),
-                         cards_after=len(service.pop.cards), pending_writes_at_end=pending,
-                         drain_seconds=drain_seconds, settle_seconds=settle_seconds)
+        return RunResult(
+            web_url=service.web_url,
+            connect_seconds=connect_seconds,
+            reply=dict(reply),
+            rings=rings,
+            sent=sent,
+            consoles=consoles,
+            boards=boards,
+            observer=observer,
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            gc=gc_pauses,
+            live_calls_after=len(service.tracker.calls),
+            cards_after=len(service.pop.cards),
+            pending_writes_at_end=pending,
+            drain_seconds=drain_seconds,
+            settle_seconds=settle_seconds,
+        )
     finally:
         # Whatever happened, stop the service: its SQLite thread would keep the process alive.
         try:
@@ -835,19 +707,11 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
                 await asyncio.wait_for(consoles.close(), 15)
             if boards is not None:
                 await asyncio.wait_for(boards.close(), 15)
-            if session is not None:
-                await session.close()
         finally:
             await asyncio.wait_for(service.stop(), 30)
 
 
 # --------------------------------------------------------------------- report
-def row(label: str, values_s: list[float]) -> str:
-    v = sorted(values_s)
-    ms = [percentile(v, p) * 1e3 for p in (50, 95, 99)] + [v[-1] * 1e3]
-    return f"  {label:<38}" + "".join(f"{x:9.2f}" for x in ms)
-
-
 def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     problems = []
     c = r.consoles
@@ -857,20 +721,27 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     missing = sent - c.pops.keys()
     extra = c.pops.keys() - sent
     if missing:
-        problems.append(f"{len(missing)} ringing events gave no ringing card on the agent's "
-                        f"socket, e.g. {sorted(missing)[:3]}")
+        problems.append(
+            f"{len(missing)} ringing events gave no ringing card on the agent's "
+            f"socket, e.g. {sorted(missing)[:3]}"
+        )
     if extra:
-        problems.append(f"{len(extra)} ringing cards without a ringing event for that agent, "
-                        f"e.g. {sorted(extra)[:3]}")
+        problems.append(
+            f"{len(extra)} ringing cards without a ringing event for that agent, "
+            f"e.g. {sorted(extra)[:3]}"
+        )
     if c.duplicate_pops or c.unpopped:
-        problems.append(f"{c.duplicate_pops} repeated pops, {c.unpopped} calls whose first "
-                        "card was not 'ringing'")
+        problems.append(
+            f"{c.duplicate_pops} repeated pops, {c.unpopped} calls whose first "
+            "card was not 'ringing'"
+        )
     if r.observer.kinds["CallEnded"] != calls:
         problems.append(f"{r.observer.kinds['CallEnded']} CallEnded for {calls} calls")
     for kind in sorted(expected | r.observer.kinds):
         if r.observer.kinds[kind] != expected[kind]:
-            problems.append(f"{r.observer.kinds[kind]} {kind}, replaying alone gives "
-                            f"{expected[kind]}")
+            problems.append(
+                f"{r.observer.kinds[kind]} {kind}, replaying alone gives {expected[kind]}"
+            )
     if r.live_calls_after:
         problems.append(f"{r.live_calls_after} calls still live in the tracker")
     if r.cards_after:
@@ -878,176 +749,221 @@ def check(r: RunResult, expected: Counter[str], calls: int) -> list[str]:
     if c.wrapups_saved != len(sent):
         problems.append(f"{c.wrapups_saved} wrap-ups saved for {len(sent)} calls popped")
     problems += [f"wrap-up failed: {e}" for e in c.wrapup_errors[:5]]
-    problems += [f"a console closed early: {e}" for e in c.closed_early[:5]]
+    problems += [f"a console closed early: {e}" for e in c.problems[:5]]
     if int(r.reply.get("Events", -1)) < 0:
         problems.append(f"odd BenchStart reply {r.reply}")
-    for i, (pauses, queues) in enumerate(zip(r.boards.pauses, r.boards.queues)):
+    for i in r.boards.sockets:
+        pauses, queues = r.boards.pauses.get(i, {}), r.boards.queues.get(i, {})
         missing_pauses = set(r.sent.pauses) - set(pauses)
         if missing_pauses:
-            problems.append(f"supervisor {i}: {len(missing_pauses)} state changes never shown, "
-                            f"e.g. {sorted(missing_pauses)[:3]}")
+            problems.append(
+                f"supervisor {i}: {len(missing_pauses)} state changes never shown, "
+                f"e.g. {sorted(missing_pauses)[:3]}"
+            )
         for queue, times in r.sent.queue_events.items():
             if len(queues.get(queue, [])) != len(times):
-                problems.append(f"supervisor {i}: {len(queues.get(queue, []))} updates of queue "
-                                f"{queue} for {len(times)} queue events")
-    problems += [f"a wallboard closed early: {e}" for e in r.boards.closed_early[:5]]
+                problems.append(
+                    f"supervisor {i}: {len(queues.get(queue, []))} updates of queue "
+                    f"{queue} for {len(times)} queue events"
+                )
+    problems += [f"a wallboard closed early: {e}" for e in r.boards.problems[:5]]
     answered = r.observer.kinds["AgentAnswered"]
     if r.sent.queue_actions["QueuePause wrap-up"] != answered:
-        problems.append(f"{r.sent.queue_actions['QueuePause wrap-up']} wrap-up pauses for "
-                        f"{answered} answered calls")
+        problems.append(
+            f"{r.sent.queue_actions['QueuePause wrap-up']} wrap-up pauses for "
+            f"{answered} answered calls"
+        )
     return problems
 
 
-def wallboard_latencies(r: RunResult) -> tuple[list[tuple[float, float, float]],
-                                               list[tuple[float, float, float]]]:
+def wallboard_latencies(
+    r: RunResult,
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """(sent, sent_at, arrived) of every state change and queue event, per supervisor."""
     states, queues = [], []
-    for pauses, shown in zip([r.sent.pauses] * len(r.boards.pauses), r.boards.pauses):
+    pauses = r.sent.pauses
+    for shown in r.boards.pauses.values():
         states += [(pauses[k], *reversed(v)) for k, v in shown.items() if k in pauses]
-    for shown in r.boards.queues:
+    for shown in r.boards.queues.values():
         for queue, times in r.sent.queue_events.items():
-            queues += [(t, sent_at, arrived)
-                       for t, (arrived, sent_at) in zip(times, shown.get(queue, []))]
+            queues += [
+                (t, sent_at, arrived)
+                for t, (arrived, sent_at) in zip(times, shown.get(queue, []), strict=False)
+            ]
     return states, queues
 
 
 def report(a: argparse.Namespace, r: RunResult, expected: Counter[str]) -> list[str]:
+    print()
     c = r.consoles
     sent_at = {(call_id, login): t for call_id, login, t in r.rings}
     pops = [(sent_at[k], p) for k, p in c.pops.items() if k in sent_at]
     events, seconds = int(r.reply["Events"]), float(r.reply["Seconds"])
-    print(f"service: ivr.server.Service, web console on 127.0.0.1:{r.web_port}, SQLite store in "
-          f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
-          f"from scripts/, speech and audio taps off")
-    print(f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
-          f"all connected in {r.connect_seconds:.2f} s "
-          f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)")
-    print(f"load: {a.calls} calls, {events} AMI events paced at {a.rate:,.0f} events/s "
-          f"(sent in {seconds:.1f} s), {min(a.window, a.calls)} calls in flight, "
-          f"wrap-up {a.wrapup_delay:g} s after each call")
-    print(f"  calls in the tracker      peak {r.observer.peak_calls}, at each ring: median "
-          f"{statistics.median(r.observer.calls_at_ring or [0]):.0f}, "
-          f"min {min(r.observer.calls_at_ring or [0])}")
-    print("  call events               " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items())))
-    print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n} (mean {c.message_bytes[kind] / n / 1e3:.1f} kB)"
-        for kind, n in sorted(c.messages.items())))
-    print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
-          f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
-          f"{a.agents} clients; stream and settling)")
-    gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
-                        for g, v in r.gc.pauses.items())
-    print(f"  GC pauses in this process {gc_line}")
-    print(f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
-          f"the last event")
-    print(f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
-          f"{r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later")
+    print(
+        f"service: ivr.server.Service, web console on {r.web_url}, SQLite store in "
+        f"a temporary folder, {len(list((ROOT / 'scripts').glob('*.yaml')))} scripts "
+        f"from scripts/, speech and audio taps off"
+    )
+    print(
+        f"consoles: {a.agents} agents signed in (POST /api/login), one WebSocket each, "
+        f"all connected in {r.connect_seconds:.2f} s "
+        f"({r.reply.get('QueueSummaries', '?')} AMI QueueSummary for their hellos)"
+    )
+    print(
+        f"load: {a.calls} calls, {events} AMI events paced at {a.rate:,.0f} events/s "
+        f"(sent in {seconds:.1f} s), {min(a.window, a.calls)} calls in flight, "
+        f"wrap-up {a.wrapup_delay:g} s after each call"
+    )
+    print(
+        f"  calls in the tracker      peak {r.observer.peak_calls}, at each ring: median "
+        f"{statistics.median(r.observer.calls_at_ring or [0]):.0f}, "
+        f"min {min(r.observer.calls_at_ring or [0])}"
+    )
+    print(
+        "  call events               "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(r.observer.kinds.items()))
+    )
+    print(
+        "  WebSocket messages in     "
+        + ", ".join(
+            f"{kind} {n} (mean {c.kind_bytes[kind] / n / 1e3:.1f} kB)"
+            for kind, n in sorted(c.kinds.items())
+        )
+    )
+    print(
+        f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
+        f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU; the service and the "
+        f"{a.agents} clients; stream and settling)"
+    )
+    print(f"  GC pauses in this process {r.gc.line()}")
+    print(
+        f"  settling                  last pops and wrap-ups {r.settle_seconds:.2f} s after "
+        f"the last event"
+    )
+    print(
+        f"  wrap-ups saved            {c.wrapups_saved}; outcome writes then waiting "
+        f"{r.pending_writes_at_end}, all written {r.drain_seconds:.2f} s later"
+    )
     print()
-    print(f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
-          f"one per ringing event sent)")
+    print(
+        f"pop latency: {len(pops)} pops (first card of a call, phase 'ringing', "
+        f"one per ringing event sent)"
+    )
     if pops:
-        print(f"  {'(ms)':<38}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+        print(header())
         print(row("AMI event sent -> WebSocket message in", [p.arrived - t for t, p in pops]))
-        print(row("server: ami_received_at -> sent_at", [p.sent_at - p.ami_received_at
-                                                          for _, p in pops]))
+        print(
+            row(
+                "server: ami_received_at -> sent_at",
+                [p.sent_at - p.ami_received_at for _, p in pops],
+            )
+        )
         print("  parts:")
         print(row("  AMI: sent -> ami_received_at", [p.ami_received_at - t for t, p in pops]))
-        print(row("  tracker, bus: -> popped_at", [p.popped_at - p.ami_received_at
-                                                   for _, p in pops]))
+        print(
+            row("  tracker, bus: -> popped_at", [p.popped_at - p.ami_received_at for _, p in pops])
+        )
         print(row("  pop, bus, outbox: -> sent_at", [p.sent_at - p.popped_at for _, p in pops]))
         print(row("  WebSocket: sent_at -> client", [p.arrived - p.sent_at for _, p in pops]))
     states, queues = wallboard_latencies(r)
     print()
-    print(f"wallboard latency: {len(r.boards.sockets)} supervisors; {len(r.sent.pauses)} state "
-          f"changes (an agent paused, reason bench-N), "
-          f"{sum(len(v) for v in r.sent.queue_events.values())} queue events (callers joining "
-          f"and leaving {', '.join(sorted(r.sent.queue_events))}); the service's own asks: "
-          + ", ".join(f"{k} {n}" for k, n in sorted(r.sent.queue_actions.items())))
-    print("  WebSocket messages in     " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(r.boards.messages.items())))
+    print(
+        f"wallboard latency: {len(r.boards.sockets)} supervisors; {len(r.sent.pauses)} state "
+        f"changes (an agent paused, reason bench-N), "
+        f"{sum(len(v) for v in r.sent.queue_events.values())} queue events (callers joining "
+        f"and leaving {', '.join(sorted(r.sent.queue_events))}); the service's own asks: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(r.sent.queue_actions.items()))
+    )
+    print(
+        "  WebSocket messages in     "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(r.boards.kinds.items()))
+    )
     if states or queues:
-        print(f"  {'(ms)':<38}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+        print(header())
     if states:
         print(row("state change sent -> wallboard in", [a - t for t, _, a in states]))
         print(row("  AMI sent -> service sent_at", [s - t for t, s, _ in states]))
     if queues:
         print(row("queue event sent -> wallboard in", [a - t for t, _, a in queues]))
         print(row("  AMI sent -> service sent_at", [s - t for t, s, _ in queues]))
-    problems = check(r, expected, a.calls)
-    for problem in problems:
-        print(f"  WRONG: {problem}")
-    print(f"  check                     {'FAILED' if problems else 'ok'} (one ringing card per "
-          "ringing event, on that agent's socket; call events as replaying each capture alone; "
-          "no call, card or wrap-up left; every state change and queue event on every "
-          "wallboard; one wrap-up pause per answered call)")
-    return problems
+    return checked(
+        check(r, expected, a.calls),
+        "one ringing card per ringing event, on that agent's socket; call events as "
+        "replaying each capture alone; no call, card or wrap-up left; every state change "
+        "and queue event on every wallboard; one wrap-up pause per answered call",
+    )
 
 
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    p.add_argument("--calls", type=int, default=800, help="calls replayed")
-    p.add_argument("--window", type=int, default=200, help="calls in flight at once")
-    p.add_argument("--agents", type=int, default=200,
-                   help="agents, each signed in with one WebSocket (at least --window)")
-    p.add_argument("--rate", type=float, default=1000, help="AMI events per second")
-    p.add_argument("--wrapup-delay", type=float, default=1.0,
-                   help="seconds from a card's wrap-up phase to the agent saving the wrap-up")
+    p = replay_parser(__doc__, 800, "calls replayed", 1000, "AMI events per second")
+    p.add_argument(
+        "--agents",
+        type=int,
+        default=200,
+        help="agents, each signed in with one WebSocket (at least --window)",
+    )
+    p.add_argument(
+        "--wrapup-delay",
+        type=float,
+        default=1.0,
+        help="seconds from a card's wrap-up phase to the agent saving the wrap-up",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the order of the calls' events")
-    p.add_argument("--captures", type=Path, default=ROOT / "tests" / "data",
-                   help="folder of *.ami recordings")
     p.add_argument("--supervisors", type=int, default=2, help="wallboards open")
-    p.add_argument("--state-every", type=int, default=20,
-                   help="pause a random agent every N events (0: never)")
-    p.add_argument("--state-hold", type=int, default=2000,
-                   help="resume a paused agent N events later")
+    p.add_argument(
+        "--state-every", type=int, default=20, help="pause a random agent every N events (0: never)"
+    )
+    p.add_argument(
+        "--state-hold", type=int, default=2000, help="resume a paused agent N events later"
+    )
     a = p.parse_args(argv)
     if min(a.calls, a.window, a.agents) < 1 or a.rate <= 0 or a.wrapup_delay < 0:
         p.error("--calls, --window, --agents and --rate must be positive")
     if a.agents < a.window:
         p.error("--agents must be at least --window (a call rings at most one agent)")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    paths = sorted(a.captures.glob("*.ami"))
-    if not paths:
-        p.error(f"no *.ami recordings in {a.captures}")
+    paths = ami_recordings(a.captures, p)
     recordings = [Recording.load(path) for path in paths]
     expected: Counter[str] = Counter()
     for i, rec in enumerate(recordings):
         copies = len(range(i, a.calls, len(recordings)))
         expected.update({k: v * copies for k, v in rec.kinds.items()})
     events_per_set = sum(len(r.capture.messages) for r in recordings)
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"aiohttp {version('aiohttp')}, panoramisk {version('panoramisk')}, {sys.platform}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
+    print(machine("aiohttp", "panoramisk"))
     rung = sorted({ext for r in recordings for ext in r.agents})
     names = ", ".join(r.capture.path.stem for r in recordings)
-    print(f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
-          f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
-          f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}")
+    print(
+        f"input: {len(recordings)} captures ({names}), {events_per_set} events for "
+        f"{len(recordings)} calls; extensions {', '.join(rung)} become agents "
+        f"{FIRST_AGENT}-{FIRST_AGENT + a.agents - 1}"
+    )
 
-    users = agent_users(a.agents)
+    users = agent_users(a.agents, FIRST_AGENT)
     stream_timeout = 60 + a.calls * events_per_set / len(recordings) / a.rate
     ami_secret = secrets.token_urlsafe(24)
-    config = ServerConfig(captures=paths, secret=ami_secret, calls=a.calls, window=a.window,
-                          logins=[u.login for u in users], rate=a.rate, seed=a.seed,
-                          max_seconds=stream_timeout + 120, state_every=a.state_every,
-                          state_hold=a.state_hold)
+    config = ServerConfig(
+        captures=paths,
+        secret=ami_secret,
+        calls=a.calls,
+        window=a.window,
+        logins=[u.login for u in users],
+        rate=a.rate,
+        seed=a.seed,
+        max_seconds=stream_timeout + 120,
+        state_every=a.state_every,
+        state_hold=a.state_hold,
+    )
     try:
-        with fake_asterisk(serve, config) as (port, results), \
-                tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir:
-            result = asyncio.run(run(a, port, ami_secret, users, results, stream_timeout,
-                                     store_dir, supervisor_users(a.supervisors)))
+        with (
+            fake_asterisk(serve, config) as pbx,
+            tempfile.TemporaryDirectory(prefix="ivr-bench-") as store_dir,
+        ):
+            result = asyncio.run(
+                run(a, pbx, users, stream_timeout, store_dir, supervisor_users(a.supervisors))
+            )
     except BenchError as e:
-        print(f"the benchmark did not complete: {e}", file=sys.stderr)
-        return 1
-    print()
-    problems = report(a, result, expected)
-    print()
-    print("FAILED" if problems else "OK")
-    return 1 if problems else 0
+        return incomplete(e)
+    return verdict(report(a, result, expected))
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ same clock. Every latency is therefore honest about what must happen: the
 voice-activity gate must hear enough trailing silence, in real time, before
 the recognizer is asked for its final result.
 
-Parts, from timestamps: ``Utterance.at``, the message's ``sent_at``, and
-three wrappers in this process that call the service's code unchanged and
-only read the clock (``VadGate.push`` in the speech worker thread: the moment
-the VAD closes a segment; ``StreamDecoder._end``: which final that segment
-gave; the speech stage's ``on_utterance`` callback on the event loop):
+Parts, from the timestamps the service puts on what it produces:
+``Utterance.closed_at`` (the speech worker's VAD closed the segment that final
+ends) and ``closed_sample`` (the stream position there), ``Utterance.at`` (the
+final result), the time the speech stage's ``on_utterance`` callback has it on
+the event loop, and the message's ``sent_at``:
 
     end of utterance -> the VAD closes the segment (worker)  "VAD end-pointing"
     -> final result (last audio chunk, Vosk FinalResult)     "decoding"
@@ -76,66 +76,51 @@ agent's socket, and there are no others; the Korean script pops for every
 call; every call ends. Exit status 1 if not. The latency target (p95 under
 400 ms, issue 4) is reported, not checked.
 """
+
 from __future__ import annotations
 
 import argparse
 import array
 import asyncio
-import gc
-import json
 import logging
-import os
-import platform
 import re
-import resource
 import secrets
 import shutil
-import sys
 import tempfile
-import threading
 import time
 import uuid as uuidlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import aiohttp
+import harness
+from harness import EOL, ROOT, BenchError, cpu_seconds, machine, percentile, wire
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _p in (ROOT, BENCH):                # run from a checkout without installing
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from ami_replay import (EOL, BenchError, Capture, Replicator, cpu_model,  # noqa: E402
-                        fake_asterisk, parse_action, percentile, wire)
-from ivr.ami.message import AmiEvent                   # noqa: E402
+from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
-from ivr.calls.tracker import CallTracker              # noqa: E402
-from ivr.config import (AmiSettings, Secret, Settings, SpeechSettings,  # noqa: E402
-                        StoreSettings, TapSettings, User, WebSettings)
-from ivr.server import Service                         # noqa: E402
-from ivr.speech.probe import synth                     # noqa: E402
-from ivr.speech.recognizer import StreamDecoder, Utterance  # noqa: E402
-from ivr.speech.vad import VadGate, VadSettings        # noqa: E402
+from ivr.calls.tracker import CallTracker  # noqa: E402
+from ivr.config import SpeechSettings, TapSettings  # noqa: E402
+from ivr.server import Service  # noqa: E402
+from ivr.speech.recognizer import Utterance  # noqa: E402
+from ivr.speech.vad import VadSettings  # noqa: E402
 from ivr.tap.frames import KIND_HANGUP, KIND_SLIN, encode_frame, encode_uuid  # noqa: E402
+from ivr.testing.speech import synth  # noqa: E402
+from ivr.users import User  # noqa: E402
 
-USERNAME = "bench"
 FIRST_AGENT = 3000
-QUEUES = ("key-accounts", "sales", "support")
 RATE = 8000
-FRAME_SAMPLES = 160                     # 20 ms at 8 kHz
-FRAME_BYTES = 2 * FRAME_SAMPLES         # 320 bytes of s16le
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_BYTES = 2 * FRAME_SAMPLES  # 320 bytes of s16le
 TICK = 0.020
 CAPTURE = ROOT / "tests" / "data" / "inbound_direct_agent_hangs_up.ami"
-CUSTOMER_PHRASE = "바보"                 # customer_abusive in scripts/rules/seed.ko.yaml
-AGENT_PHRASE = "말씀해 주세요"            # offered_help in scripts/acme-support-ko.yaml
+CUSTOMER_PHRASE = "바보"  # customer_abusive in scripts/rules/seed.ko.yaml
+AGENT_PHRASE = "말씀해 주세요"  # offered_help in scripts/acme-support-ko.yaml
 RULE = "customer_abusive"
 SCRIPT = "acme-support-ko"
 TARGET_P95_MS = 400.0
-SPEECH_LEVEL = 100                      # |sample| above this (-50 dBFS) is speech, for trimming
+SPEECH_LEVEL = 100  # |sample| above this (-50 dBFS) is speech, for trimming
+WIDTH = 44  # of the report's labels
 
 
 # --------------------------------------------------------------------- the call
@@ -143,32 +128,40 @@ SPEECH_LEVEL = 100                      # |sample| above this (-50 dBFS) is spee
 class CallShape:
     """The recording, cut where the call is answered and bridged, and who is who in it."""
 
-    capture: Capture
-    split: int              # messages[:split]: ring, answer, bridge; the rest: hang-up
-    customer_leg: str       # Uniqueid of the caller's channel (in the recording)
-    agent_leg: str          # Uniqueid of the agent's channel
-    agent_ext: str          # the agent's extension, e.g. '1004'
-    caller: str             # the caller's number, e.g. '36201234567'
+    capture: harness.Capture
+    split: int  # messages[:split]: ring, answer, bridge; the rest: hang-up
+    customer_leg: str  # Uniqueid of the caller's channel (in the recording)
+    agent_leg: str  # Uniqueid of the agent's channel
+    agent_ext: str  # the agent's extension, e.g. '1004'
+    caller: str  # the caller's number, e.g. '36201234567'
 
     @classmethod
     def load(cls, path: Path) -> "CallShape":
-        capture = Capture.load(path)
-        last_bridge = max(i for i, m in enumerate(capture.messages)
-                          if m.startswith("Event: BridgeEnter" + EOL))
+        capture = harness.Capture.load(path)
+        last_bridge = max(
+            i for i, m in enumerate(capture.messages) if m.startswith("Event: BridgeEnter" + EOL)
+        )
         split = last_bridge + 1
         tracker = CallTracker()
         events = [e for m in capture.messages[:split] for e in tracker.feed(AmiEvent.parse(m))]
         answered = next(e for e in events if isinstance(e, AgentAnswered))
-        if not any(isinstance(e, CallBridged) for e in events) or \
-                any(isinstance(e, CallEnded) for e in events):
+        if not any(isinstance(e, CallBridged) for e in events) or any(
+            isinstance(e, CallEnded) for e in events
+        ):
             raise ValueError(f"{path}: the first part must answer and bridge the call, not end it")
         call = answered.call
         customer = call.customer_leg()
         ended = [e for m in capture.messages[split:] for e in tracker.feed(AmiEvent.parse(m))]
         if not any(isinstance(e, CallEnded) for e in ended):
             raise ValueError(f"{path}: the rest of the recording must end the call")
-        return cls(capture, split, customer.uniqueid, answered.leg.uniqueid, answered.agent,
-                   call.customer_num)
+        return cls(
+            capture,
+            split,
+            customer.uniqueid,
+            answered.leg.uniqueid,
+            answered.agent,
+            call.customer_num,
+        )
 
 
 @dataclass
@@ -178,38 +171,46 @@ class CallCopy:
     index: int
     login: str
     caller: str
-    call_id: str                    # its Linkedid
+    call_id: str  # its Linkedid
     customer_leg: str
     agent_leg: str
     answer: list[bytes]
     hangup: list[bytes]
-    start_tick: int                 # the customer's first phrase starts on this tick
+    start_tick: int  # the customer's first phrase starts on this tick
     channels: frozenset[str] = frozenset()
     ended: bool = False
 
 
-def copy_call(shape: CallShape, replicator: Replicator, index: int, login: str,
-              caller: str, start_tick: int) -> CallCopy:
+def copy_call(
+    shape: CallShape,
+    replicator: harness.Replicator,
+    index: int,
+    login: str,
+    caller: str,
+    start_tick: int,
+) -> CallCopy:
     """A distinct copy of the recording: fresh ids and channels (as ami_replay copies it),
     the bench's agent for the recording's, a Korean caller, and the support project."""
     cap = shape.capture
-    new = {old: replicator._fresh_id(old, next(replicator._ids)) for old in cap.ids}
-    for old in cap.channels:
-        new[old] = f"{old[:-8]}{next(replicator._channels):08x}"
-    people = {shape.agent_ext: login, shape.caller: caller}
-    people_re = re.compile(r"(?<![\w.])(?:%s)(?![\w.])" % "|".join(map(re.escape, people)))
+    messages, new = replicator.copy(cap, {shape.agent_ext: login, shape.caller: caller})
     out = []
-    for m in cap.messages:
-        m = cap.tokens.sub(lambda x: new[x.group()], m)
-        # After the ids: '1795442267.1004' must stay an id ('.' is not a boundary here).
-        m = people_re.sub(lambda x: people[x.group()], m)
+    for m in messages:
         # The Korean script's match: project acme-support and a caller starting with 82.
         m = m.replace("=acme-key-accounts", "=acme-support").replace("=key-accounts", "=support")
         out.append(m.encode() + EOL.encode())
     linkedid = new.get(shape.customer_leg, shape.customer_leg)
-    return CallCopy(index, login, caller, linkedid, new[shape.customer_leg], new[shape.agent_leg],
-                    out[:shape.split], out[shape.split:], start_tick,
-                    frozenset(new[old] for old in cap.channels))
+    return CallCopy(
+        index,
+        login,
+        caller,
+        linkedid,
+        new[shape.customer_leg],
+        new[shape.agent_leg],
+        out[: shape.split],
+        out[shape.split :],
+        start_tick,
+        frozenset(new[old] for old in cap.channels),
+    )
 
 
 # --------------------------------------------------------------------- speech
@@ -223,15 +224,16 @@ def trimmed_speech(text: str) -> tuple[bytes, float, float]:
     if not loud:
         raise RuntimeError(f"espeak-ng gave silence for {text!r}")
     first = loud[0] // FRAME_SAMPLES * FRAME_SAMPLES
-    end = -(-(loud[-1] + 1) // FRAME_SAMPLES) * FRAME_SAMPLES    # round up to a frame
+    end = -(-(loud[-1] + 1) // FRAME_SAMPLES) * FRAME_SAMPLES  # round up to a frame
     kept = samples[first:end]
     kept.extend([0] * (end - first - len(kept)))
     return kept.tobytes(), len(samples) / RATE, len(kept) / RATE
 
 
 def frames_of(pcm: bytes) -> list[bytes]:
-    return [encode_frame(KIND_SLIN, pcm[i:i + FRAME_BYTES])
-            for i in range(0, len(pcm), FRAME_BYTES)]
+    return [
+        encode_frame(KIND_SLIN, pcm[i : i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)
+    ]
 
 
 # --------------------------------------------------------------------- fake Asterisk
@@ -256,14 +258,14 @@ class TapConn:
     """One AudioSocket connection the fake Asterisk opened to the service's tap server."""
 
     call: CallCopy
-    role: str                       # customer | agent
+    role: str  # customer | agent
     uuid: str
     writer: asyncio.StreamWriter
-    samples: int = 0                # samples written on this connection
+    samples: int = 0  # samples written on this connection
     closed: bool = False
 
 
-class FakeAsterisk:
+class TapAsterisk(harness.FakeAsterisk):
     """AMI for the service, Originate of AudioSocket taps, and real-time audio on them.
 
     ``Action: BenchStart`` answers the calls, plays their audio and hangs them
@@ -272,16 +274,24 @@ class FakeAsterisk:
     """
 
     def __init__(self, config: PbxConfig, results: Connection):
+        super().__init__(config.secret, config.max_seconds, results)
         self.config = config
-        self.results = results
         self.shape = CallShape.load(config.capture)
         n = len(config.logins)
         self.period_ticks = round(config.period / TICK)
         lead_ticks = round(config.lead / TICK)
-        replicator = Replicator()
-        self.calls = [copy_call(self.shape, replicator, k, login, f"82105{k:07d}",
-                                lead_ticks + round(k * self.period_ticks / n))
-                      for k, login in enumerate(config.logins)]
+        replicator = harness.Replicator()
+        self.calls = [
+            copy_call(
+                self.shape,
+                replicator,
+                k,
+                login,
+                f"82105{k:07d}",
+                lead_ticks + round(k * self.period_ticks / n),
+            )
+            for k, login in enumerate(config.logins)
+        ]
         self.by_leg = {c.customer_leg: (c, "customer") for c in self.calls}
         self.by_leg.update({c.agent_leg: (c, "agent") for c in self.calls})
         self.customer_frames = frames_of(config.customer_pcm)
@@ -291,123 +301,96 @@ class FakeAsterisk:
         self.taps: list[TapConn] = []
         self.originates = 0
         self.tap_errors: list[str] = []
-        self.utterances: list[dict] = []          # one per customer phrase played
+        self.utterances: list[dict] = []  # one per customer phrase played
         self._started: dict[tuple[int, int], bool] = {}
         self.tick = 0
-        self.lateness: list[float] = []           # seconds each tick went out after its time
-        self.max_backlog = 0                      # bytes waiting in a tap socket's buffer
-        self.queue_summaries = 0
-        self.logged_in: list[asyncio.StreamWriter] = []
-        self._finished = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self.lateness: list[float] = []  # seconds each tick went out after its time
+        self.max_backlog = 0  # bytes waiting in a tap socket's buffer
 
-    async def run(self) -> None:
-        server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.results.send(server.sockets[0].getsockname()[1])
-        async with server:
-            try:
-                await asyncio.wait_for(self._finished.wait(), self.config.max_seconds)
-            except asyncio.TimeoutError:
-                pass
+    def closed(self) -> None:
+        for tap in self.taps:
+            tap.writer.close()
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(f"Asterisk Call Manager/9.0.0{EOL}".encode())
-        try:
-            while True:
-                try:
-                    action = parse_action(await reader.readuntil((EOL + EOL).encode()))
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                self._action(writer, action)
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            for tap in self.taps:
-                tap.writer.close()
-            writer.close()
-            self._finished.set()
-
-    def _action(self, writer: asyncio.StreamWriter, action: dict[str, str]) -> None:
-        name, aid = action.get("action", "").lower(), action.get("actionid", "")
-        if name == "login":
-            if (action.get("username"), action.get("secret")) != (USERNAME, self.config.secret):
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "Authentication failed")))
-                return
-            writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                              ("Message", "Authentication accepted")))
-            writer.write(wire(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                              ("Uptime", 0), ("LastReload", 0), ("Status", "Fully Booted")))
-            self.logged_in.append(writer)
-        elif name == "coreshowchannels":
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Channels will follow")))
-            writer.write(wire(("Event", "CoreShowChannelsComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", 0)))
-        elif name == "queuesummary":
-            self.queue_summaries += 1
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                              ("Message", "Queue summary will follow")))
-            for queue in QUEUES:
-                writer.write(wire(("Event", "QueueSummary"), ("ActionID", aid), ("Queue", queue),
-                                  ("LoggedIn", 1), ("Available", 1), ("Callers", 0),
-                                  ("HoldTime", 0), ("TalkTime", 0), ("LongestHoldTime", 0)))
-            writer.write(wire(("Event", "QueueSummaryComplete"), ("ActionID", aid),
-                              ("EventList", "Complete"), ("ListItems", len(QUEUES))))
-        elif name == "ping":
-            writer.write(wire(("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
-                              ("Timestamp", f"{time.time():.6f}")))
-        elif name == "originate":
+    def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
+        aid = action.get("actionid", "")
+        if name == "originate":
             self._originate(writer, action)
-        elif name == "status":          # TapManager asks only after a tap failed
+        elif name == "status":  # TapManager asks only after a tap failed
             channel = action.get("channel", "")
             call = next((c for c in self.calls if channel.partition(";")[0] in c.channels), None)
             if call is None or call.ended:
-                writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                                  ("Message", "No such channel")))
+                writer.write(
+                    wire(("Response", "Error"), ("ActionID", aid), ("Message", "No such channel"))
+                )
             else:
-                writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                                  ("EventList", "start"),
-                                  ("Message", "Channel status will follow")))
-                writer.write(wire(("Event", "Status"), ("ActionID", aid),
-                                  ("Channel", channel), ("Uniqueid", "")))
-                writer.write(wire(("Event", "StatusComplete"), ("ActionID", aid),
-                                  ("EventList", "Complete"), ("ListItems", 1)))
+                writer.write(
+                    wire(
+                        ("Response", "Success"),
+                        ("ActionID", aid),
+                        ("EventList", "start"),
+                        ("Message", "Channel status will follow"),
+                    )
+                )
+                writer.write(
+                    wire(
+                        ("Event", "Status"),
+                        ("ActionID", aid),
+                        ("Channel", channel),
+                        ("Uniqueid", ""),
+                    )
+                )
+                writer.write(
+                    wire(
+                        ("Event", "StatusComplete"),
+                        ("ActionID", aid),
+                        ("EventList", "Complete"),
+                        ("ListItems", 1),
+                    )
+                )
         elif name == "benchstart":
-            # "To: others": the calls go to the other session (a service in its
-            # own process, bench/scale_out.py); the reply to this one.
-            target = writer if action.get("to", "").lower() != "others" else next(
-                (w for w in self.logged_in if w is not writer), writer)
-            self._spawn(self._play(target, aid, writer))
+            self.spawn(self._play(self.events_to(writer, action), aid, writer))
         else:
-            writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                              ("Message", "Invalid/unknown command")))
+            return False
+        return True
 
     # ------------------------------------------------------------ taps
     def _originate(self, writer: asyncio.StreamWriter, action: dict[str, str]) -> None:
         aid = action.get("actionid", "")
         channel = action.get("channel", "")
         m = re.fullmatch(r"AudioSocket/([^:/]+):(\d+)/([0-9a-fA-F-]{36})", channel)
-        leg = action.get("exten", "")          # [ivr-tap] spies on the leg named by Exten
+        leg = action.get("exten", "")  # [ivr-tap] spies on the leg named by Exten
         target = self.by_leg.get(leg)
         self.originates += 1
         if m is None or action.get("context") != "ivr-tap" or target is None:
             self.tap_errors.append(f"unexpected Originate: {channel} {action.get('context')} {leg}")
-            writer.write(wire(("Response", "Error"), ("ActionID", aid),
-                              ("Message", "Originate failed")))
+            writer.write(
+                wire(("Response", "Error"), ("ActionID", aid), ("Message", "Originate failed"))
+            )
             return
-        writer.write(wire(("Response", "Success"), ("ActionID", aid),
-                          ("Message", "Originate successfully queued")))
-        self._spawn(self._connect_tap(writer, aid, channel, m.group(1), int(m.group(2)),
-                                      m.group(3), *target))
+        writer.write(
+            wire(
+                ("Response", "Success"),
+                ("ActionID", aid),
+                ("Message", "Originate successfully queued"),
+            )
+        )
+        self.spawn(
+            self._connect_tap(
+                writer, aid, channel, m.group(1), int(m.group(2)), m.group(3), *target
+            )
+        )
 
-    async def _connect_tap(self, ami: asyncio.StreamWriter, aid: str, channel: str, host: str,
-                           port: int, uid: str, call: CallCopy, role: str) -> None:
+    async def _connect_tap(
+        self,
+        ami: asyncio.StreamWriter,
+        aid: str,
+        channel: str,
+        host: str,
+        port: int,
+        uid: str,
+        call: CallCopy,
+        role: str,
+    ) -> None:
         """What Asterisk's AudioSocket channel does: connect, send the UUID, then audio."""
         ok = False
         try:
@@ -420,11 +403,21 @@ class FakeAsterisk:
                 w.close()
         except OSError as exc:
             self.tap_errors.append(f"tap connection to {host}:{port} failed: {exc}")
-        ami.write(wire(("Event", "OriginateResponse"), ("Privilege", "call,all"),
-                       ("ActionID", aid), ("Response", "Success" if ok else "Failure"),
-                       ("Channel", channel), ("Context", ""), ("Exten", ""),
-                       ("Reason", 4 if ok else 8), ("Uniqueid", f"tap-{uid[:8]}"),
-                       ("CallerIDNum", role), ("CallerIDName", "ivr tap")))
+        ami.write(
+            wire(
+                ("Event", "OriginateResponse"),
+                ("Privilege", "call,all"),
+                ("ActionID", aid),
+                ("Response", "Success" if ok else "Failure"),
+                ("Channel", channel),
+                ("Context", ""),
+                ("Exten", ""),
+                ("Reason", 4 if ok else 8),
+                ("Uniqueid", f"tap-{uid[:8]}"),
+                ("CallerIDNum", role),
+                ("CallerIDName", "ivr tap"),
+            )
+        )
 
     def _frame(self, tap: TapConn, tick: int) -> tuple[bytes, int | None]:
         """The frame of this tap for this tick; and the utterance it ends, if it does."""
@@ -462,35 +455,44 @@ class FakeAsterisk:
                 tap.writer.write(frame)
                 tap.samples += FRAME_SAMPLES
                 if ends is not None:
-                    sent = time.time()          # the frame with the phrase's last sample is out
-                    self.utterances.append({
-                        "call": tap.call.index, "call_id": tap.call.call_id,
-                        "login": tap.call.login, "n": ends, "t_end": sent,
-                        "end_sample": tap.samples,
-                        "whole": self._started.get((tap.call.index, ends), False)})
+                    sent = time.time()  # the frame with the phrase's last sample is out
+                    self.utterances.append(
+                        {
+                            "call": tap.call.index,
+                            "call_id": tap.call.call_id,
+                            "login": tap.call.login,
+                            "n": ends,
+                            "t_end": sent,
+                            "end_sample": tap.samples,
+                            "whole": self._started.get((tap.call.index, ends), False),
+                        }
+                    )
                 transport = tap.writer.transport
                 if transport is not None:
                     self.max_backlog = max(self.max_backlog, transport.get_write_buffer_size())
             self.tick += 1
 
     # ------------------------------------------------------------ the run
-    async def _play(self, writer: asyncio.StreamWriter, aid: str,
-                    reply_to: asyncio.StreamWriter | None = None) -> None:
+    async def _play(
+        self, writer: asyncio.StreamWriter, aid: str, reply_to: asyncio.StreamWriter | None = None
+    ) -> None:
         reply_to = reply_to or writer
         t0 = time.monotonic()
         clock = asyncio.ensure_future(self._clock(t0))
         try:
-            for call in self.calls:                       # answer the calls, one by one
+            for call in self.calls:  # answer the calls, one by one
                 for message in call.answer:
                     writer.write(message + EOL.encode())
                 await writer.drain()
                 await asyncio.sleep(self.config.answer_spacing)
-            last = max(c.start_tick for c in self.calls) + \
-                (self.config.utterances - 1) * self.period_ticks + \
-                max(len(self.customer_frames), self.agent_offset_ticks + len(self.agent_frames))
+            last = (
+                max(c.start_tick for c in self.calls)
+                + (self.config.utterances - 1) * self.period_ticks
+                + max(len(self.customer_frames), self.agent_offset_ticks + len(self.agent_frames))
+            )
             end_tick = last + round(self.config.tail / TICK)
             await asyncio.sleep(max(0.0, t0 + end_tick * TICK - time.monotonic()))
-            for call in self.calls:                       # hang up; ChanSpy's taps end with it
+            for call in self.calls:  # hang up; ChanSpy's taps end with it
                 call.ended = True
                 for message in call.hangup:
                     writer.write(message + EOL.encode())
@@ -502,19 +504,31 @@ class FakeAsterisk:
                 await writer.drain()
             clock.cancel()
             lateness = sorted(self.lateness)
-            reply_to.write(wire(("Response", "Success"), ("ActionID", aid),
-                                ("Calls", len(self.calls)), ("Ticks", self.tick),
-                                ("Originates", self.originates)))
+            reply_to.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Calls", len(self.calls)),
+                    ("Ticks", self.tick),
+                    ("Originates", self.originates),
+                )
+            )
             await reply_to.drain()
-            self.results.send({
-                "utterances": self.utterances, "taps": len(self.taps),
-                "tap_errors": self.tap_errors, "originates": self.originates,
-                "ticks": self.tick,
-                "late_p50": percentile(lateness, 50) if lateness else 0.0,
-                "late_p99": percentile(lateness, 99) if lateness else 0.0,
-                "late_max": lateness[-1] if lateness else 0.0,
-                "max_backlog": self.max_backlog, "queue_summaries": self.queue_summaries,
-                "calls": [(c.login, c.call_id, c.caller) for c in self.calls]})
+            self.pipe.send(
+                {
+                    "utterances": self.utterances,
+                    "taps": len(self.taps),
+                    "tap_errors": self.tap_errors,
+                    "originates": self.originates,
+                    "ticks": self.tick,
+                    "late_p50": percentile(lateness, 50) if lateness else 0.0,
+                    "late_p99": percentile(lateness, 99) if lateness else 0.0,
+                    "late_max": lateness[-1] if lateness else 0.0,
+                    "max_backlog": self.max_backlog,
+                    "queue_summaries": self.queue_summaries,
+                    "calls": [(c.login, c.call_id, c.caller) for c in self.calls],
+                }
+            )
         except ConnectionError:
             clock.cancel()
 
@@ -522,7 +536,7 @@ class FakeAsterisk:
 def serve(config: PbxConfig, results: Connection) -> None:
     """Entry point of the fake Asterisk process."""
     try:
-        asyncio.run(FakeAsterisk(config, results).run())
+        asyncio.run(TapAsterisk(config, results).run())
     finally:
         results.close()
 
@@ -535,77 +549,24 @@ class Message:
 
 
 @dataclass
-class Consoles:
-    """Each agent's console: signs in, holds a WebSocket, notes what arrives and when."""
+class PromptConsoles(harness.Consoles):
+    """Each agent's console: the prompts it gets, the script it pops, its taps' state."""
 
-    base: str
-    session: aiohttp.ClientSession
-    tokens: dict[str, str] = field(default_factory=dict)
-    sockets: dict[str, aiohttp.ClientWebSocketResponse] = field(default_factory=dict)
-    hellos: dict[str, asyncio.Event] = field(default_factory=dict)
     prompts: dict[str, list[Message]] = field(default_factory=lambda: defaultdict(list))
-    scripts: dict[tuple[str, str], str] = field(default_factory=dict)   # (login, call) -> id
-    kinds: Counter[str] = field(default_factory=Counter)
+    scripts: dict[tuple[str, str], str] = field(default_factory=dict)  # (login, call) -> id
     prompt_rules: Counter[str] = field(default_factory=Counter)
-    taps_ok: set[tuple[str, str]] = field(default_factory=set)           # (call, speaker)
-    problems: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task] = field(default_factory=set)
-    closing: bool = False
+    taps_ok: set[tuple[str, str]] = field(default_factory=set)  # (call, speaker)
 
-    async def sign_in(self, user: User) -> None:
-        async with self.session.post(f"{self.base}/api/login", headers={"Origin": self.base},
-                                     json={"login": user.login,
-                                           "secret": str(user.secret)}) as r:
-            if r.status != 200:
-                raise RuntimeError(f"sign-in of {user.login}: HTTP {r.status} {await r.text()}")
-            # The session cookie (the console's only credential), sent by hand:
-            # one shared session serves every simulated console.
-            self.tokens[user.login] = r.cookies["ivr_session"].value
-
-    def _headers(self, login: str) -> dict[str, str]:
-        return {"Cookie": f"ivr_session={self.tokens[login]}", "Origin": self.base}
-
-    async def connect(self, login: str) -> None:
-        ws = await self.session.ws_connect(f"{self.base}/ws",
-                                           headers=self._headers(login), max_msg_size=0)
-        self.sockets[login] = ws
-        self.hellos[login] = asyncio.Event()
-        task = asyncio.ensure_future(self._read(login, ws))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _read(self, login: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            while True:
-                msg = await ws.receive()
-                arrived = time.time()             # before anything else the client does
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    if not self.closing:
-                        self.problems.append(f"{login}: socket {msg.type.name} {msg.data!r}")
-                    return
-                data = json.loads(msg.data)
-                kind = data.get("type")
-                self.kinds[kind] += 1
-                if kind == "hello":
-                    self.hellos[login].set()
-                elif kind == "prompt":
-                    self.prompt_rules[data.get("rule_id")] += 1
-                    self.prompts[login].append(Message(arrived, data))
-                elif kind == "card" and data.get("card"):
-                    script = data["card"].get("script") or {}
-                    self.scripts.setdefault((login, data["call_id"]), script.get("id", ""))
-                elif kind == "tap" and data.get("state") == "ok":
-                    self.taps_ok.add((data["call_id"], data["speaker"]))
-        except Exception as exc:                  # say so, never hang the run
-            self.problems.append(f"{login}: reading failed: {exc!r}")
-
-    async def close(self) -> None:
-        self.closing = True
-        await asyncio.gather(*(ws.close() for ws in self.sockets.values()),
-                             return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    def on_message(self, login: str, arrived: float, data: dict) -> None:
+        kind = data.get("type")
+        if kind == "prompt":
+            self.prompt_rules[data.get("rule_id")] += 1
+            self.prompts[login].append(Message(arrived, data))
+        elif kind == "card" and data.get("card"):
+            script = data["card"].get("script") or {}
+            self.scripts.setdefault((login, data["call_id"]), script.get("id", ""))
+        elif kind == "tap" and data.get("state") == "ok":
+            self.taps_ok.add((data["call_id"], data["speaker"]))
 
 
 @dataclass
@@ -615,50 +576,23 @@ class Final:
     call_id: str
     text: str
     phrases: tuple[str, ...]
-    at: float                   # Utterance.at: the worker had the final result
-    on_loop: float              # the loop handed it to live coaching
-    vad_closed: float | None    # the worker's VAD closed the segment (None: Vosk's endpoint)
-    vad_sample: int | None      # the stream position there, in samples
+    at: float  # Utterance.at: the worker had the final result
+    on_loop: float  # the loop handed it to live coaching
+    vad_closed: float | None  # the worker's VAD closed the segment (None: Vosk's endpoint)
+    vad_sample: int | None  # the stream position there, in samples
 
 
 class Stamps:
-    """Timestamps only, in wrappers that call the service's own code unchanged:
-    VadGate.push (worker thread: the moment the VAD closes a segment),
-    StreamDecoder._end (worker: which final that segment gave) and the speech
-    stage's on_utterance callback (event loop: the utterance reaches coaching)."""
+    """The customers' results as the event loop gets them: a wrapper of the speech
+    stage's on_utterance callback (the service's own code runs unchanged) that
+    reads the clock and the timestamps the utterances carry."""
 
     def __init__(self) -> None:
-        self.closed: dict[int, tuple[Utterance, float, int]] = {}   # id(utterance) -> ...
         self.finals: list[Final] = []
         self.partials: dict[str, list[float]] = defaultdict(list)  # call -> on the loop
-        self.mode = None                        # the recognition mode of the first call heard
-        self._lock = threading.Lock()
-        self._orig: tuple | None = None
+        self.mode = None  # the recognition mode of the first call heard
 
     def install(self, service: Service) -> None:
-        orig_push, orig_end = VadGate.push, StreamDecoder._end
-        self._orig = (orig_push, orig_end)
-        stamps = self
-
-        def push(gate: VadGate, pcm: bytes) -> list:
-            events = orig_push(gate, pcm)
-            if any(e[0] == "end" for e in events):
-                gate._bench_closed_at = time.time()    # the VAD has just closed a segment
-            return events
-
-        def _end(decoder: StreamDecoder, stream_sample: int) -> None:
-            closed = getattr(decoder.gate, "_bench_closed_at", None)
-            n = len(decoder._out)
-            orig_end(decoder, stream_sample)
-            if closed is None:
-                return
-            with stamps._lock:
-                for item in decoder._out[n:]:
-                    if isinstance(item, Utterance) and item.final:
-                        stamps.closed[id(item)] = (item, closed, stream_sample)
-
-        VadGate.push = push                     # type: ignore[method-assign]
-        StreamDecoder._end = _end               # type: ignore[method-assign]
         deliver = service.speech.on_utterance
 
         def on_utterance(u: Utterance) -> None:
@@ -666,60 +600,22 @@ class Stamps:
             if u.speaker == "customer" and u.final:
                 if self.mode is None:
                     self.mode = service.speech.mode_of(u.call_id)
-                with self._lock:
-                    closed = self.closed.pop(id(u), None)
-                self.finals.append(Final(u.call_id, u.text, tuple(u.phrases), u.at, now,
-                                         closed[1] if closed else None,
-                                         closed[2] if closed else None))
+                self.finals.append(
+                    Final(
+                        u.call_id, u.text, tuple(u.phrases), u.at, now, u.closed_at, u.closed_sample
+                    )
+                )
             elif u.speaker == "customer" and RULE_PHRASES & set(u.phrases):
                 self.partials[u.call_id].append(now)
             deliver(u)
 
         service.speech.on_utterance = on_utterance
 
-    def uninstall(self) -> None:
-        if self._orig is not None:
-            VadGate.push, StreamDecoder._end = self._orig   # type: ignore[method-assign]
-
-
-class LoopLag:
-    """How late a 10 ms sleep on the service's loop wakes up."""
-
-    def __init__(self) -> None:
-        self.lags: list[float] = []
-        self.task: asyncio.Task | None = None
-
-    async def _run(self) -> None:
-        while True:
-            t = time.monotonic()
-            await asyncio.sleep(0.01)
-            self.lags.append(time.monotonic() - t - 0.01)
-
-    def start(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
-
-    def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-
-
-class GcPauses:
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._start = 0.0
-        self.on = False
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        elif self.on:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._start)
-
 
 @dataclass
 class RunResult:
     pbx: dict
-    consoles: Consoles
+    consoles: PromptConsoles
     stamps: Stamps
     model_path: str
     model_seconds: float
@@ -731,21 +627,14 @@ class RunResult:
     wall_seconds: float
     speech: dict
     loop_lag: list[float]
-    gc: GcPauses
+    gc: harness.GcPauses
     calls_left: int
     streams_left: int
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def agent_users(n: int) -> tuple[User, ...]:
+def korean_agents(n: int) -> tuple[User, ...]:
     # One Korean name for all: it goes into the phrase-spotting grammar (gave_own_name).
-    return tuple(User(login=str(FIRST_AGENT + i), name="김민수",
-                      secret=Secret(secrets.token_urlsafe(12)), operator_id=str(100 + i),
-                      position="상담원") for i in range(n))
+    return harness.agent_users(n, FIRST_AGENT, name="김민수", position="상담원")
 
 
 def prepare_scripts(folder: Path, repeat_after: float) -> Path:
@@ -762,18 +651,23 @@ def prepare_scripts(folder: Path, repeat_after: float) -> Path:
     return scripts
 
 
-async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tuple[User, ...],
-              results: Connection, scripts: Path, store_dir: str,
-              play_seconds: float) -> RunResult:
-    settings = Settings(
-        ami=AmiSettings(host="127.0.0.1", port=ami_port, username=USERNAME,
-                        secret=Secret(ami_secret), reconnect_min=0.2, reconnect_max=2.0),
-        web=WebSettings(host="127.0.0.1", port=0, max_connections_per_address=100000),
-        store=StoreSettings(url=f"sqlite:///{Path(store_dir) / 'ivr.db'}"),
+async def run(
+    a: argparse.Namespace,
+    pbx: harness.FakePbx,
+    users: tuple[User, ...],
+    scripts: Path,
+    store_dir: str,
+    play_seconds: float,
+) -> RunResult:
+    settings = harness.service_settings(
+        pbx,
+        store_dir,
         tap=TapSettings(host="127.0.0.1", port=0),
         speech=SpeechSettings(model=a.model, mode="auto", enabled=True),
-        scripts=str(scripts), customers=str(scripts / "customers.csv"),
-        users=users, log_level="WARNING")
+        scripts=str(scripts),
+        customers=str(scripts / "customers.csv"),
+        users=users,
+    )
     service = Service(settings)
     if service.speech is None:
         raise BenchError("speech is off in the service")
@@ -782,9 +676,9 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
         service.speech.vad = VadSettings(hangover_ms=a.hangover_ms)
     stamps = Stamps()
     stamps.install(service)
-    consoles = session = None
-    lag = LoopLag()
-    gc_pauses = GcPauses()
+    consoles = None
+    lag = harness.LoopLag()
+    gc_pauses = harness.GcPauses()
     try:
         t = time.monotonic()
         await service.start()
@@ -795,63 +689,67 @@ async def run(a: argparse.Namespace, ami_port: int, ami_secret: str, users: tupl
             await service.ami.wait_connected(10)
         except asyncio.TimeoutError:
             raise BenchError("the service did not log in to the fake Asterisk") from None
-        web_port = service._runner.addresses[0][1]
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                        cookie_jar=aiohttp.DummyCookieJar())
-        consoles = Consoles(f"http://127.0.0.1:{web_port}", session)
-        await asyncio.gather(*(consoles.sign_in(u) for u in users))
-        await asyncio.gather(*(consoles.connect(u.login) for u in users))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in consoles.hellos.values())),
-                                   30)
-        except asyncio.TimeoutError:
-            raise BenchError("not every console got its hello within 30 s") from None
+        consoles = PromptConsoles.open(service)
+        await consoles.sign_in_all(users)
 
-        gc.callbacks.append(gc_pauses)
-        gc_pauses.on = True
+        gc_pauses.__enter__()
         lag.start()
         cpu, wall = cpu_seconds(), time.monotonic()
         try:
             await service.ami.send({"Action": "BenchStart"}, timeout=play_seconds + 60)
         except asyncio.TimeoutError:
             raise BenchError("the fake Asterisk did not finish playing the calls") from None
-        if not await asyncio.to_thread(results.poll, 30):
-            raise BenchError("the fake Asterisk sent no results")
-        pbx = await asyncio.to_thread(results.recv)
+        sent = await harness.results_of(pbx.results, "results")
         # The last prompts, the calls ending, the streams closing (bounded).
-        expected = sum(u["whole"] for u in pbx["utterances"])
+        expected = sum(u["whole"] for u in sent["utterances"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
-                consoles.prompt_rules[RULE] < expected or service.tracker.calls
-                or service.speech._open):
+            consoles.prompt_rules[RULE] < expected
+            or service.tracker.calls
+            or service.speech.open_streams
+        ):
             await asyncio.sleep(0.05)
         cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
-        gc_pauses.on = False
+        gc_pauses.__exit__()
         lag.stop()
         st = service.speech.stats
-        speech = {"streams": st.streams, "audio": st.audio_seconds,
-                  "decoded": st.decoded_seconds, "decode_cpu": st.decode_cpu,
-                  "gate_cpu": st.gate_cpu, "dropped": st.dropped_seconds, "finals": st.finals,
-                  "partials": st.partials}
+        speech = {
+            "streams": st.streams,
+            "audio": st.audio_seconds,
+            "decoded": st.decoded_seconds,
+            "decode_cpu": st.decode_cpu,
+            "gate_cpu": st.gate_cpu,
+            "dropped": st.shed_seconds,
+            "finals": st.finals,
+            "partials": st.partials,
+        }
         mode = stamps.mode or service.speech.default_mode
         return RunResult(
-            pbx=pbx, consoles=consoles, stamps=stamps, model_path=str(service.speech.model.path),
-            model_seconds=model_seconds, mode=mode.kind, phrases=len(mode.phrases),
-            vad=service.speech.vad, workers=service.speech.workers, cpu_seconds=cpu,
-            wall_seconds=wall, speech=speech, loop_lag=lag.lags, gc=gc_pauses,
-            calls_left=len(service.tracker.calls), streams_left=len(service.speech._open))
+            pbx=sent,
+            consoles=consoles,
+            stamps=stamps,
+            model_path=str(service.speech.model.path),
+            model_seconds=model_seconds,
+            mode=mode.kind,
+            phrases=len(mode.phrases),
+            vad=service.speech.vad,
+            workers=service.speech.workers,
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            speech=speech,
+            loop_lag=lag.lags,
+            gc=gc_pauses,
+            calls_left=len(service.tracker.calls),
+            streams_left=service.speech.open_streams,
+        )
     finally:
         lag.stop()
-        if gc_pauses in gc.callbacks:
-            gc.callbacks.remove(gc_pauses)
+        gc_pauses.__exit__()
         try:
             if consoles is not None:
                 await asyncio.wait_for(consoles.close(), 15)
-            if session is not None:
-                await session.close()
         finally:
             await asyncio.wait_for(service.stop(), 30)
-            stamps.uninstall()
 
 
 # --------------------------------------------------------------------- report
@@ -860,19 +758,11 @@ class Sample:
     t_end: float
     arrived: float
     sent_at: float
-    vad_audio: float | None = None          # seconds of audio after the last sample
+    vad_audio: float | None = None  # seconds of audio after the last sample
     vad_closed: float | None = None
     final_at: float | None = None
     on_loop: float | None = None
-    partial: float | None = None            # first partial naming the phrase, on the loop
-
-
-def row(label: str, values_s: list[float], width: int = 44) -> str:
-    if not values_s:
-        return f"  {label:<{width}}      (none)"
-    v = sorted(values_s)
-    ms = [percentile(v, p) * 1e3 for p in (50, 95, 99)] + [v[-1] * 1e3]
-    return f"  {label:<{width}}" + "".join(f"{x:9.1f}" for x in ms)
+    partial: float | None = None  # first partial naming the phrase, on the loop
 
 
 def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
@@ -892,8 +782,10 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
     late_limit = 10.0
     for login, call_id, _ in r.pbx["calls"]:
         utts = sorted(by_call.get(call_id, []), key=lambda u: u["t_end"])
-        prompts = sorted((p for p in r.consoles.prompts.get(login, [])
-                          if p.data.get("rule_id") == RULE), key=lambda p: p.arrived)
+        prompts = sorted(
+            (p for p in r.consoles.prompts.get(login, []) if p.data.get("rule_id") == RULE),
+            key=lambda p: p.arrived,
+        )
         wrong = [p for p in prompts if p.data.get("call_id") != call_id]
         if wrong:
             problems.append(f"{len(wrong)} {RULE} prompts of another call on {login}'s socket")
@@ -903,7 +795,7 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
         for i, u in enumerate(utts):
             until = utts[i + 1]["t_end"] if i + 1 < len(utts) else u["t_end"] + late_limit
             while pi < len(prompts) and prompts[pi].arrived < u["t_end"]:
-                pi += 1                      # came before this utterance ended: counted extra
+                pi += 1  # came before this utterance ended: counted extra
             while fi < len(fs) and fs[fi].on_loop < u["t_end"]:
                 fi += 1
             final = fs[fi] if fi < len(fs) and fs[fi].on_loop < until else None
@@ -936,123 +828,190 @@ def match(r: RunResult, voice: float) -> tuple[list[Sample], list[str]]:
 RULE_PHRASES = {"바보", "멍청이", "꺼져"}
 
 
+def line(label: str, values_s: list[float]) -> str:
+    return harness.row(label, values_s, WIDTH, 1)
+
+
 def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
+    print()
     pbx, c = r.pbx, r.consoles
     n_calls = len(pbx["calls"])
     utts = pbx["utterances"]
     whole = sum(u["whole"] for u in utts)
-    print(f"service: ivr.server.Service with speech on, web console and tap server on "
-          f"127.0.0.1 (ports the OS chose), SQLite store in a temporary folder, scripts/ copied "
-          f"with {RULE} repeat_after 60 -> {a.repeat_after:g} s")
-    print(f"model: {r.model_path} (service start incl. model load {r.model_seconds:.1f} s), "
-          f"{r.workers} speech worker threads")
-    print(f"recognition: mode auto -> {r.mode} ({r.phrases} phrases, script {SCRIPT}); "
-          f"VAD hangover {r.vad.hangover_ms} ms"
-          + (" (service default)" if a.hangover_ms is None else " (--hangover-ms)")
-          + f", aggressiveness {r.vad.aggressiveness}")
-    print(f"speech: customer \"{CUSTOMER_PHRASE}\" {speech_info['customer'][1]:.2f} s of voice "
-          f"(espeak-ng ko 150 wpm via 8 kHz u-law, {speech_info['customer'][0]:.2f} s with its "
-          f"silences)" + (f", agent \"{AGENT_PHRASE}\" {speech_info['agent'][1]:.2f} s "
-                          f"{a.agent_offset_s:.2f} s after each" if speech_info.get("agent")
-                          else ", agent silent"))
-    print(f"load: {n_calls} calls answered (AMI replay of {CAPTURE.name}, Korean caller, "
-          f"project acme-support), {2 * n_calls} taps streaming in real time (320 B / 20 ms); "
-          f"each customer says it {a.utterances} times, every {a.period:g} s, calls staggered "
-          f"over the period")
-    print(f"  taps                      {pbx['originates']} Originates, {pbx['taps']} AudioSocket "
-          f"connections, {len(c.taps_ok)} reported ok on the consoles")
-    late = f"late p50 {pbx['late_p50'] * 1e3:.2f} ms, p99 {pbx['late_p99'] * 1e3:.2f} ms, " \
-           f"max {pbx['late_max'] * 1e3:.1f} ms"
-    print(f"  audio clock (fake PBX)    {pbx['ticks']} ticks, {late}; largest unsent tap "
-          f"backlog {pbx['max_backlog']} B")
+    print(
+        f"service: ivr.server.Service with speech on, web console and tap server on "
+        f"127.0.0.1 (ports the OS chose), SQLite store in a temporary folder, scripts/ copied "
+        f"with {RULE} repeat_after 60 -> {a.repeat_after:g} s"
+    )
+    print(
+        f"model: {r.model_path} (service start incl. model load {r.model_seconds:.1f} s), "
+        f"{r.workers} speech worker threads"
+    )
+    print(
+        f"recognition: mode auto -> {r.mode} ({r.phrases} phrases, script {SCRIPT}); "
+        f"VAD hangover {r.vad.hangover_ms} ms"
+        + (" (service default)" if a.hangover_ms is None else " (--hangover-ms)")
+        + f", aggressiveness {r.vad.aggressiveness}"
+    )
+    print(
+        f'speech: customer "{CUSTOMER_PHRASE}" {speech_info["customer"][1]:.2f} s of voice '
+        f"(espeak-ng ko 150 wpm via 8 kHz u-law, {speech_info['customer'][0]:.2f} s with its "
+        f"silences)"
+        + (
+            f', agent "{AGENT_PHRASE}" {speech_info["agent"][1]:.2f} s '
+            f"{a.agent_offset_s:.2f} s after each"
+            if speech_info.get("agent")
+            else ", agent silent"
+        )
+    )
+    print(
+        f"load: {n_calls} calls answered (AMI replay of {CAPTURE.name}, Korean caller, "
+        f"project acme-support), {2 * n_calls} taps streaming in real time (320 B / 20 ms); "
+        f"each customer says it {a.utterances} times, every {a.period:g} s, calls staggered "
+        f"over the period"
+    )
+    print(
+        f"  taps                      {pbx['originates']} Originates, {pbx['taps']} AudioSocket "
+        f"connections, {len(c.taps_ok)} reported ok on the consoles"
+    )
+    late = (
+        f"late p50 {pbx['late_p50'] * 1e3:.2f} ms, p99 {pbx['late_p99'] * 1e3:.2f} ms, "
+        f"max {pbx['late_max'] * 1e3:.1f} ms"
+    )
+    print(
+        f"  audio clock (fake PBX)    {pbx['ticks']} ticks, {late}; largest unsent tap "
+        f"backlog {pbx['max_backlog']} B"
+    )
     s = r.speech
-    print(f"  speech stage              {s['audio']:.0f} s of audio in {s['streams']} streams, "
-          f"{s['decoded']:.0f} s passed the VAD ({s['decoded'] / max(s['audio'], 1e-9):.0%}), "
-          f"Vosk CPU {s['decode_cpu']:.2f} s, VAD CPU {s['gate_cpu']:.2f} s, "
-          f"{s['dropped']:.1f} s dropped; {s['finals']} finals, {s['partials']} partials")
-    print(f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
-          f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU: service, speech threads, "
-          f"{n_calls} console clients)")
+    print(
+        f"  speech stage              {s['audio']:.0f} s of audio in {s['streams']} streams, "
+        f"{s['decoded']:.0f} s passed the VAD ({s['decoded'] / max(s['audio'], 1e-9):.0%}), "
+        f"Vosk CPU {s['decode_cpu']:.2f} s, VAD CPU {s['gate_cpu']:.2f} s, "
+        f"{s['dropped']:.1f} s shed; {s['finals']} finals, {s['partials']} partials"
+    )
+    print(
+        f"  CPU of this process       {r.cpu_seconds:.2f} s user+sys in {r.wall_seconds:.1f} s "
+        f"({r.cpu_seconds / r.wall_seconds:.0%} of one CPU: service, speech threads, "
+        f"{n_calls} console clients)"
+    )
     lags = sorted(r.loop_lag)
     if lags:
-        print(f"  event loop lag            p50 {percentile(lags, 50) * 1e3:.1f} ms, p99 "
-              f"{percentile(lags, 99) * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms "
-              f"(10 ms sleeps, {len(lags)} samples)")
-    gc_line = ", ".join(f"gen{g} {len(v)}" + (f" (max {max(v) * 1e3:.1f} ms)" if v else "")
-                        for g, v in r.gc.pauses.items())
-    print(f"  GC pauses in this process {gc_line}")
-    print("  WebSocket messages in     " + ", ".join(f"{k} {n}" for k, n in
-                                                   sorted(c.kinds.items())))
-    print("  prompts by rule           " + ", ".join(f"{k} {n}" for k, n in
-                                                   sorted(c.prompt_rules.items())))
+        print(
+            f"  event loop lag            p50 {percentile(lags, 50) * 1e3:.1f} ms, p99 "
+            f"{percentile(lags, 99) * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms "
+            f"(10 ms sleeps, {len(lags)} samples)"
+        )
+    print(f"  GC pauses in this process {r.gc.line()}")
+    print(
+        "  WebSocket messages in     " + ", ".join(f"{k} {n}" for k, n in sorted(c.kinds.items()))
+    )
+    print(
+        "  prompts by rule           "
+        + ", ".join(f"{k} {n}" for k, n in sorted(c.prompt_rules.items()))
+    )
     print()
     samples, problems = match(r, speech_info["customer"][1])
-    print(f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
-          f"received, {len(samples)} matched")
-    print(f"  {'(ms)':<44}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max")))
+    print(
+        f"prompt latency: {whole} utterances sent whole, {c.prompt_rules[RULE]} {RULE} prompts "
+        f"received, {len(samples)} matched"
+    )
+    print(harness.header(WIDTH))
     total = [x.arrived - x.t_end for x in samples]
-    print(row("end of utterance -> prompt on WebSocket", total))
-    print(row("server: end of utterance -> sent_at", [x.sent_at - x.t_end for x in samples]))
+    print(line("end of utterance -> prompt on WebSocket", total))
+    print(line("server: end of utterance -> sent_at", [x.sent_at - x.t_end for x in samples]))
     split = [x for x in samples if x.vad_closed is not None]
     partials = [x.partial - x.t_end for x in samples if x.partial is not None]
     # Customer cards fire on the first partial result naming the phrase; the
     # final result (after the VAD's end-pointing) only confirms them.
-    print(row("  partial naming the phrase, on the loop", partials)
-          + f"   {len(partials)} of {len(samples)}")
-    print(row("  then coaching, outbox: -> sent_at",
-              [x.sent_at - x.partial for x in samples if x.partial is not None]))
-    print(row("  WebSocket: sent_at -> client", [x.arrived - x.sent_at for x in samples]))
+    print(
+        line("  partial naming the phrase, on the loop", partials)
+        + f"   {len(partials)} of {len(samples)}"
+    )
+    print(
+        line(
+            "  then coaching, outbox: -> sent_at",
+            [x.sent_at - x.partial for x in samples if x.partial is not None],
+        )
+    )
+    print(line("  WebSocket: sent_at -> client", [x.arrived - x.sent_at for x in samples]))
     print(f"  the final result's path ({len(split)} of {len(samples)} finals closed by the VAD):")
-    print(row("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split]))
-    print(row("  decoding: -> final result", [x.final_at - x.vad_closed for x in split]))
-    print(row("  to the loop: -> live coaching", [x.on_loop - x.final_at for x in split]))
-    print(row("audio the VAD waited for after the last sample",
-              [x.vad_audio for x in split if x.vad_audio is not None]))
-    print(row("VAD closes segment, beyond that audio's time",
-              [x.vad_closed - x.t_end - x.vad_audio for x in split if x.vad_audio is not None]))
+    print(
+        line("  VAD end-pointing: -> VAD closes segment", [x.vad_closed - x.t_end for x in split])
+    )
+    print(line("  decoding: -> final result", [x.final_at - x.vad_closed for x in split]))
+    print(line("  to the loop: -> live coaching", [x.on_loop - x.final_at for x in split]))
+    print(
+        line(
+            "audio the VAD waited for after the last sample",
+            [x.vad_audio for x in split if x.vad_audio is not None],
+        )
+    )
+    print(
+        line(
+            "VAD closes segment, beyond that audio's time",
+            [x.vad_closed - x.t_end - x.vad_audio for x in split if x.vad_audio is not None],
+        )
+    )
     if total:
         p95 = percentile(sorted(total), 95) * 1e3
-        verdict = "met" if p95 < TARGET_P95_MS else "NOT met"
-        print(f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {verdict} "
-              f"(p95 {p95:.0f} ms)")
+        met = "met" if p95 < TARGET_P95_MS else "NOT met"
+        print(
+            f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
+            f"(p95 {p95:.0f} ms)"
+        )
     # checks
     if pbx["tap_errors"]:
         problems += pbx["tap_errors"][:5]
     if pbx["taps"] != 2 * n_calls:
         problems.append(f"{pbx['taps']} tap connections for {2 * n_calls} legs")
     if whole != len(utts) or len(utts) != n_calls * a.utterances:
-        problems.append(f"{whole} of {len(utts)} utterances sent whole "
-                        f"({n_calls * a.utterances} planned): a tap connected late")
+        problems.append(
+            f"{whole} of {len(utts)} utterances sent whole "
+            f"({n_calls * a.utterances} planned): a tap connected late"
+        )
     scripts = Counter(sid for (login, _), sid in c.scripts.items())
     if scripts.get(SCRIPT, 0) != n_calls:
         problems.append(f"scripts popped: {dict(scripts)}; expected {SCRIPT} on every call")
     if r.calls_left or r.streams_left:
         problems.append(f"{r.calls_left} calls and {r.streams_left} speech streams left at the end")
     if s["dropped"]:
-        problems.append(f"the speech stage dropped {s['dropped']:.1f} s of audio (backlog)")
+        problems.append(f"the speech stage shed {s['dropped']:.1f} s of audio (backlog)")
     problems += c.problems[:5]
-    for problem in problems:
-        print(f"  WRONG: {problem}")
-    print(f"  check                     {'FAILED' if problems else 'ok'} (every tap connected, "
-          f"every utterance sent whole and prompted once on its agent's socket, no other "
-          f"{RULE} prompt, {SCRIPT} popped, every call ended)")
-    return problems
+    return harness.checked(
+        problems,
+        f"every tap connected, every utterance sent whole and prompted once on its "
+        f"agent's socket, no other {RULE} prompt, {SCRIPT} popped, every call ended",
+    )
 
 
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    p = harness.parser(__doc__)
     p.add_argument("--calls", type=int, default=16, help="live calls at once (2 taps each)")
-    p.add_argument("--utterances", type=int, default=15,
-                   help="times each customer says the phrase")
-    p.add_argument("--period", type=float, default=3.0,
-                   help="seconds from one utterance of a customer to the next")
-    p.add_argument("--hangover-ms", type=int, default=None,
-                   help="override the VAD's trailing silence (default: the service's, 500 ms)")
-    p.add_argument("--no-agent-speech", action="store_true",
-                   help="the agents stay silent (their taps stream silence)")
-    p.add_argument("--repeat-after", type=float, default=1.0,
-                   help=f"{RULE}'s repeat_after in the copied rules (seconds, under --period)")
+    p.add_argument("--utterances", type=int, default=15, help="times each customer says the phrase")
+    p.add_argument(
+        "--period",
+        type=float,
+        default=3.0,
+        help="seconds from one utterance of a customer to the next",
+    )
+    p.add_argument(
+        "--hangover-ms",
+        type=int,
+        default=None,
+        help="override the VAD's trailing silence (default: the service's, 500 ms)",
+    )
+    p.add_argument(
+        "--no-agent-speech",
+        action="store_true",
+        help="the agents stay silent (their taps stream silence)",
+    )
+    p.add_argument(
+        "--repeat-after",
+        type=float,
+        default=1.0,
+        help=f"{RULE}'s repeat_after in the copied rules (seconds, under --period)",
+    )
     p.add_argument("--model", default="auto", help="speech.model (default: the installed one)")
     a = p.parse_args(argv)
     if a.calls < 1 or a.utterances < 1 or a.period < 1.5:
@@ -1061,11 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--repeat-after must be between 0 and --period")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"vosk {version('vosk')}, aiohttp {version('aiohttp')}, "
-          f"panoramisk {version('panoramisk')}, {sys.platform}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load} before the run")
+    print(machine("vosk", "aiohttp", "panoramisk"))
 
     customer_pcm, c_all, c_voice = trimmed_speech(CUSTOMER_PHRASE)
     speech_info: dict = {"customer": (c_all, c_voice)}
@@ -1080,29 +1035,34 @@ def main(argv: list[str] | None = None) -> int:
         # The agent speaks in the middle of the customer's silence.
         a.agent_offset_s = round((c_voice + gap / 2) / TICK) * TICK
 
-    users = agent_users(a.calls)
+    users = korean_agents(a.calls)
     lead, tail, spacing = 3.0, 2.5, 0.05
     play_seconds = lead + a.calls * spacing + a.utterances * a.period + tail
     ami_secret = secrets.token_urlsafe(24)
-    config = PbxConfig(capture=CAPTURE, secret=ami_secret, logins=[u.login for u in users],
-                       customer_pcm=customer_pcm, agent_pcm=agent_pcm,
-                       utterances=a.utterances, period=a.period, agent_offset=a.agent_offset_s,
-                       lead=lead, tail=tail, answer_spacing=spacing,
-                       max_seconds=play_seconds + 180)
+    config = PbxConfig(
+        capture=CAPTURE,
+        secret=ami_secret,
+        logins=[u.login for u in users],
+        customer_pcm=customer_pcm,
+        agent_pcm=agent_pcm,
+        utterances=a.utterances,
+        period=a.period,
+        agent_offset=a.agent_offset_s,
+        lead=lead,
+        tail=tail,
+        answer_spacing=spacing,
+        max_seconds=play_seconds + 180,
+    )
     try:
-        with fake_asterisk(serve, config) as (port, results), \
-                tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        with (
+            harness.fake_asterisk(serve, config) as pbx,
+            tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp,
+        ):
             scripts = prepare_scripts(Path(tmp), a.repeat_after)
-            result = asyncio.run(run(a, port, ami_secret, users, results, scripts, tmp,
-                                     play_seconds))
+            result = asyncio.run(run(a, pbx, users, scripts, tmp, play_seconds))
     except BenchError as e:
-        print(f"the benchmark did not complete: {e}", file=sys.stderr)
-        return 1
-    print()
-    problems = report(a, result, speech_info)
-    print()
-    print("FAILED" if problems else "OK")
-    return 1 if problems else 0
+        return harness.incomplete(e)
+    return harness.verdict(report(a, result, speech_info))
 
 
 if __name__ == "__main__":

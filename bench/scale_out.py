@@ -28,6 +28,7 @@ process, and on the bus: NATS messages and bytes per call (from nats-server's
 monitoring endpoint). Consoles and the fake Asterisk run in this process and
 its child; every process shares this machine's cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,16 @@ for _p in (ROOT, BENCH):
 
 import pop_latency  # noqa: E402
 import prompt_latency  # noqa: E402
-from ami_replay import (EOL, BenchError, cpu_model, fake_asterisk, parse_action,  # noqa: E402
-                        percentile, wire)
+from ami_replay import (
+    EOL,
+    BenchError,
+    cpu_model,
+    fake_asterisk,
+    parse_action,  # noqa: E402
+    percentile,
+    wire,
+)
+
 from tests.nats import NatsServer  # noqa: E402
 from tests.postgres import PostgresCluster  # noqa: E402
 
@@ -83,8 +92,9 @@ class Proc:
             cmd += ["--role", role]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("IVR_CONFIG", None)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(self.log, "wb"),
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -95,8 +105,9 @@ class Proc:
             if self.proc.poll() is not None:
                 raise BenchError(f"{self.name} exited:\n{self.text()[-2000:]}")
             if time.monotonic() > deadline:
-                raise BenchError(f"{self.name}: no {needle!r} within {timeout:.0f} s:\n"
-                                 f"{self.text()[-2000:]}")
+                raise BenchError(
+                    f"{self.name}: no {needle!r} within {timeout:.0f} s:\n{self.text()[-2000:]}"
+                )
             await asyncio.sleep(0.1)
 
     def cpu_seconds(self) -> float:
@@ -113,32 +124,51 @@ class Proc:
                 self.proc.wait()
 
 
-def base_config(ami_port: int, secret: str, users, dsn: str, scripts: Path, speech: bool,
-                web_port: int) -> dict:
+def base_config(
+    ami_port: int, secret: str, users, dsn: str, scripts: Path, speech: bool, web_port: int
+) -> dict:
     return {
-        "ami": {"host": "127.0.0.1", "port": ami_port, "username": USERNAME, "secret": secret,
-                "reconnect_min": 0.2, "reconnect_max": 2.0},
+        "ami": {
+            "host": "127.0.0.1",
+            "port": ami_port,
+            "username": USERNAME,
+            "secret": secret,
+            "reconnect_min": 0.2,
+            "reconnect_max": 2.0,
+        },
         "web": {"host": "127.0.0.1", "port": web_port, "max_connections_per_address": 100000},
         "store": {"url": dsn},
         "tap": {"host": "127.0.0.1", "port": free_port()},
         "speech": {"enabled": speech},
-        "scripts": str(scripts), "customers": str(ROOT / "scripts" / "customers.csv"),
-        "users": {u.login: {"name": u.name, "secret": str(u.secret),
-                            "operator_id": u.operator_id, "position": u.position}
-                  for u in users},
-        "log_level": "INFO",          # both modes log alike (one line per call event)
+        "scripts": str(scripts),
+        "customers": str(ROOT / "scripts" / "customers.csv"),
+        "users": {
+            u.login: {
+                "name": u.name,
+                "secret": str(u.secret),
+                "operator_id": u.operator_id,
+                "position": u.position,
+            }
+            for u in users
+        },
+        "log_level": "INFO",  # both modes log alike (one line per call event)
     }
 
 
-async def start_service(mode: str, folder: Path, config: dict, nats: NatsServer | None
-                        ) -> list[Proc]:
+async def start_service(
+    mode: str, folder: Path, config: dict, nats: NatsServer | None
+) -> list[Proc]:
     if mode == "embedded":
         procs = [Proc("embedded", config, folder)]
         await procs[0].wait_for("console listening on")
         return procs
     bus = {**config, "bus": {"url": nats.url}}
-    ctl = Proc("controller", {**bus, "cluster": {"instance": "bench-controller"}}, folder,
-               role="controller")
+    ctl = Proc(
+        "controller",
+        {**bus, "cluster": {"instance": "bench-controller"}},
+        folder,
+        role="controller",
+    )
     web_cfg = {**bus, "cluster": {"instance": "bench-web"}}
     web = Proc("web", web_cfg, folder, role="web")
     await ctl.wait_for("follows it now")
@@ -151,8 +181,8 @@ async def start_service(mode: str, folder: Path, config: dict, nats: NatsServer 
 class Consoles:
     base: str
     wrapup_delay: float = 0.5
-    first_card: dict[str, float] = field(default_factory=dict)        # call id -> arrival
-    prompts: list[tuple[str, float]] = field(default_factory=list)   # (call id, arrival)
+    first_card: dict[str, float] = field(default_factory=dict)  # call id -> arrival
+    prompts: list[tuple[str, float]] = field(default_factory=list)  # (call id, arrival)
     hellos: int = 0
     wrapups: int = 0
 
@@ -162,8 +192,12 @@ class Consoles:
         self.tasks = []
         for u in users:
             jar = aiohttp.CookieJar(unsafe=True)
-            http = aiohttp.ClientSession(self.base, cookie_jar=jar, headers={"Origin": self.base},
-                                         connector=aiohttp.TCPConnector(limit=0))
+            http = aiohttp.ClientSession(
+                self.base,
+                cookie_jar=jar,
+                headers={"Origin": self.base},
+                connector=aiohttp.TCPConnector(limit=0),
+            )
             r = await http.post("/api/login", json={"login": u.login, "secret": str(u.secret)})
             if r.status != 200:
                 raise BenchError(f"sign-in of {u.login}: {r.status} {await r.text()}")
@@ -190,10 +224,12 @@ class Consoles:
 
     async def _wrap_up(self, http, card: dict) -> None:
         await asyncio.sleep(self.wrapup_delay)
-        plain = [d["id"] for d in (card.get("script") or {}).get("dispositions") or
-                 [{"id": "resolved"}] if not (d.get("needs_note") or d.get("needs_callback_time"))]
-        r = await http.post(f"/api/calls/{card['call_id']}/wrapup",
-                            json={"disposition": plain[0]})
+        plain = [
+            d["id"]
+            for d in (card.get("script") or {}).get("dispositions") or [{"id": "resolved"}]
+            if not (d.get("needs_note") or d.get("needs_callback_time"))
+        ]
+        r = await http.post(f"/api/calls/{card['call_id']}/wrapup", json={"disposition": plain[0]})
         if r.status == 200:
             self.wrapups += 1
 
@@ -211,15 +247,17 @@ async def bench_start(port: int, secret: str, timeout: float) -> dict[str, str]:
     """Log in to the fake Asterisk and send BenchStart To: others (the service's session)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readline()
-    writer.write(wire(("Action", "Login"), ("Username", USERNAME), ("Secret", secret),
-                      ("ActionID", "l")))
+    writer.write(
+        wire(("Action", "Login"), ("Username", USERNAME), ("Secret", secret), ("ActionID", "l"))
+    )
     writer.write(wire(("Action", "BenchStart"), ("To", "others"), ("ActionID", "go")))
     await writer.drain()
     deadline = time.monotonic() + timeout
     try:
         while True:
-            raw = await asyncio.wait_for(reader.readuntil((EOL + EOL).encode()),
-                                         max(1.0, deadline - time.monotonic()))
+            raw = await asyncio.wait_for(
+                reader.readuntil((EOL + EOL).encode()), max(1.0, deadline - time.monotonic())
+            )
             msg = parse_action(raw)
             if msg.get("actionid") == "go" and msg.get("response"):
                 return msg
@@ -246,16 +284,24 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-async def run_pop(mode: str, a, folder: Path, dsn: str, nats: NatsServer | None,
-                  monitor: int | None) -> Result:
+async def run_pop(
+    mode: str, a, folder: Path, dsn: str, nats: NatsServer | None, monitor: int | None
+) -> Result:
     users = pop_latency.agent_users(a.pop_agents)
     secret = secrets.token_urlsafe(16)
     paths = sorted((ROOT / "tests" / "data").glob("*.ami"))
     events = sum(len(pop_latency.Recording.load(p).capture.messages) for p in paths)
     timeout = 60 + a.pop_calls * events / len(paths) / a.pop_rate
-    config = pop_latency.ServerConfig(captures=paths, secret=secret, calls=a.pop_calls,
-                                      window=a.pop_window, logins=[u.login for u in users],
-                                      rate=a.pop_rate, seed=1, max_seconds=timeout + 120)
+    config = pop_latency.ServerConfig(
+        captures=paths,
+        secret=secret,
+        calls=a.pop_calls,
+        window=a.pop_window,
+        logins=[u.login for u in users],
+        rate=a.pop_rate,
+        seed=1,
+        max_seconds=timeout + 120,
+    )
     with fake_asterisk(pop_latency.serve, config) as (port, results):
         web_port = free_port()
         cfg = base_config(port, secret, users, dsn, ROOT / "scripts", False, web_port)
@@ -263,15 +309,16 @@ async def run_pop(mode: str, a, folder: Path, dsn: str, nats: NatsServer | None,
         consoles = Consoles(f"http://127.0.0.1:{web_port}")
         try:
             await consoles.open(users)
-            await asyncio.sleep(2.0)          # hellos and presence settle
+            await asyncio.sleep(2.0)  # hellos and presence settle
             cpu0 = {p.name: p.cpu_seconds() for p in procs}
             bus0 = nats_counts(monitor) if monitor else (0, 0)
             await bench_start(port, secret, timeout)
             sent = await asyncio.to_thread(lambda: results.recv() if results.poll(30) else ([],))
-            rings = sent[0]           # (call id, login, time.time()) of each ringing event
+            rings = sent[0]  # (call id, login, time.time()) of each ringing event
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and (
-                    sum(c in consoles.first_card for c, _, _ in rings) < len(rings)):
+                sum(c in consoles.first_card for c, _, _ in rings) < len(rings)
+            ):
                 await asyncio.sleep(0.05)
             cpu = {p.name: p.cpu_seconds() - cpu0[p.name] for p in procs}
             bus1 = nats_counts(monitor) if monitor else (0, 0)
@@ -280,21 +327,33 @@ async def run_pop(mode: str, a, folder: Path, dsn: str, nats: NatsServer | None,
             for p in procs:
                 p.stop()
     lat = [consoles.first_card[c] - t for c, _, t in rings if c in consoles.first_card]
-    return Result(mode, "pop", lat, len(rings), cpu, a.pop_calls, bus1[0] - bus0[0],
-                  bus1[1] - bus0[1])
+    return Result(
+        mode, "pop", lat, len(rings), cpu, a.pop_calls, bus1[0] - bus0[0], bus1[1] - bus0[1]
+    )
 
 
-async def run_prompt(mode: str, a, folder: Path, dsn: str, nats: NatsServer | None,
-                     monitor: int | None) -> Result:
+async def run_prompt(
+    mode: str, a, folder: Path, dsn: str, nats: NatsServer | None, monitor: int | None
+) -> Result:
     users = pop_latency.agent_users(a.prompt_calls)
     secret = secrets.token_urlsafe(16)
     customer_pcm, _, c_voice = prompt_latency.trimmed_speech(prompt_latency.CUSTOMER_PHRASE)
     period, lead, tail, spacing = 3.0, 3.0, 2.5, 0.05
     play = lead + a.prompt_calls * spacing + a.utterances * period + tail
     config = prompt_latency.PbxConfig(
-        capture=prompt_latency.CAPTURE, secret=secret, logins=[u.login for u in users],
-        customer_pcm=customer_pcm, agent_pcm=None, utterances=a.utterances, period=period,
-        agent_offset=0.0, lead=lead, tail=tail, answer_spacing=spacing, max_seconds=play + 180)
+        capture=prompt_latency.CAPTURE,
+        secret=secret,
+        logins=[u.login for u in users],
+        customer_pcm=customer_pcm,
+        agent_pcm=None,
+        utterances=a.utterances,
+        period=period,
+        agent_offset=0.0,
+        lead=lead,
+        tail=tail,
+        answer_spacing=spacing,
+        max_seconds=play + 180,
+    )
     with fake_asterisk(prompt_latency.serve, config) as (port, results):
         scripts = prompt_latency.prepare_scripts(folder / f"prompt-{mode}", 1.0)
         web_port = free_port()
@@ -322,8 +381,16 @@ async def run_prompt(mode: str, a, folder: Path, dsn: str, nats: NatsServer | No
         got = [t for c, t in consoles.prompts if c == u["call_id"] and u["t_end"] <= t < nxt]
         if got:
             lat.append(min(got) - u["t_end"])
-    return Result(mode, "prompt", lat, len(utterances), cpu, a.prompt_calls,
-                  bus1[0] - bus0[0], bus1[1] - bus0[1])
+    return Result(
+        mode,
+        "prompt",
+        lat,
+        len(utterances),
+        cpu,
+        a.prompt_calls,
+        bus1[0] - bus0[0],
+        bus1[1] - bus0[1],
+    )
 
 
 # --------------------------------------------------------------------- report
@@ -333,10 +400,16 @@ def line(r: Result) -> str:
         return f"  {r.load:<7}{r.mode:<12} no results"
     ms = [percentile(v, p) * 1e3 for p in (50, 95)] + [v[-1] * 1e3]
     cpu = ", ".join(f"{k} {s:.1f}" for k, s in r.cpu.items())
-    bus = (f"{r.bus_msgs / r.calls:7.1f} msg/call {r.bus_bytes / r.calls / 1024:6.1f} KiB/call"
-           if r.bus_msgs else "      -")
-    return (f"  {r.load:<7}{r.mode:<12}{len(v):>5}/{r.expected:<5}" +
-            "".join(f"{x:9.1f}" for x in ms) + f"   cpu s: {cpu:<34}{bus}")
+    bus = (
+        f"{r.bus_msgs / r.calls:7.1f} msg/call {r.bus_bytes / r.calls / 1024:6.1f} KiB/call"
+        if r.bus_msgs
+        else "      -"
+    )
+    return (
+        f"  {r.load:<7}{r.mode:<12}{len(v):>5}/{r.expected:<5}"
+        + "".join(f"{x:9.1f}" for x in ms)
+        + f"   cpu s: {cpu:<34}{bus}"
+    )
 
 
 async def main_async(a) -> int:
@@ -347,9 +420,11 @@ async def main_async(a) -> int:
         monitor = free_port()
         # Restart the server with its monitoring port (message counts from /varz).
         nats.kill()
-        nats.proc = subprocess.Popen([nats.binary, "-a", "127.0.0.1", "-p", str(nats.port),
-                                      "-m", str(monitor)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
+        nats.proc = subprocess.Popen(
+            [nats.binary, "-a", "127.0.0.1", "-p", str(nats.port), "-m", str(monitor)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         await asyncio.sleep(0.5)
         results: list[Result] = []
         with tempfile.TemporaryDirectory(prefix="ivr-scale-") as tmp:
@@ -361,8 +436,14 @@ async def main_async(a) -> int:
                     (folder / f"{load}-{mode}").mkdir()
                     dsn = pg.create_database()
                     run = run_pop if load == "pop" else run_prompt
-                    r = await run(mode, a, folder, dsn, nats if mode == "distributed" else None,
-                                  monitor if mode == "distributed" else None)
+                    r = await run(
+                        mode,
+                        a,
+                        folder,
+                        dsn,
+                        nats if mode == "distributed" else None,
+                        monitor if mode == "distributed" else None,
+                    )
                     results.append(r)
                     print(line(r), flush=True)
         print()
@@ -372,9 +453,11 @@ async def main_async(a) -> int:
                 e, d = (sorted(r.latencies) for r in pair)
                 p95e, p95d = percentile(e, 95), percentile(d, 95)
                 cpu_e, cpu_d = sum(pair[0].cpu.values()), sum(pair[1].cpu.values())
-                print(f"  {load}: p95 {p95e * 1e3:.1f} ms embedded, {p95d * 1e3:.1f} ms "
-                      f"distributed ({(p95d - p95e) * 1e3:+.1f} ms); service CPU "
-                      f"{cpu_e:.1f} s vs {cpu_d:.1f} s (x{cpu_d / max(cpu_e, 0.01):.2f})")
+                print(
+                    f"  {load}: p95 {p95e * 1e3:.1f} ms embedded, {p95d * 1e3:.1f} ms "
+                    f"distributed ({(p95d - p95e) * 1e3:+.1f} ms); service CPU "
+                    f"{cpu_e:.1f} s vs {cpu_d:.1f} s (x{cpu_d / max(cpu_e, 0.01):.2f})"
+                )
         missing = [r for r in results if len(r.latencies) < r.expected]
         return 1 if missing else 0
     finally:
@@ -395,10 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.pop_agents < a.pop_window:
         p.error("--pop-agents must be at least --pop-window")
-    print(f"Python {platform.python_version()}, {cpu_model()} ({os.cpu_count()} logical CPUs), "
-          f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"  {'load':<7}{'mode':<12}{'got':>5}/{'sent':<5}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'max ms':>9}")
+    print(
+        f"Python {platform.python_version()}, {cpu_model()} ({os.cpu_count()} logical CPUs), "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(f"  {'load':<7}{'mode':<12}{'got':>5}/{'sent':<5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
     try:
         return asyncio.run(main_async(a))
     except BenchError as exc:

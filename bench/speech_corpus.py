@@ -11,19 +11,18 @@ line (seconds since the answer), so a result can be scored against them.
 
 Everything is deterministic for a given seed: the same calls, voices, noise.
 """
+
 from __future__ import annotations
 
 import audioop  # noqa: F401  (deprecated in 3.13; here 3.11: G.711 in C)
-import hashlib
 import random
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ivr.speech.pronunciation import pronounce  # noqa: E402
+from ivr.testing.speech import synth
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 RATE = 8000
@@ -62,16 +61,35 @@ class Corpus:
     @classmethod
     def load(cls, language: str = "ko") -> "Corpus":
         data = yaml.safe_load((CORPUS_DIR / f"{language}.yaml").read_text(encoding="utf-8"))
-        slots = tuple(Slot(s["speaker"], s["name"],
-                           tuple(Line(str(x.get("text") or ""), tuple(x.get("says") or ()),
-                                      x.get("voice"), float(x.get("weight", 1)))
-                                 for x in s["lines"]),
-                           tuple(s["at"]) if "at" in s else None,
-                           tuple(s.get("gap", (0.5, 1.5))))
-                      for s in data["slots"])
-        return cls(data["language"], data["script"], data["project"],
-                   str(data["customer_number"]), data["agent_name"], tuple(data["voices"]),
-                   tuple(data["speeds"]), tuple(float(x) for x in data["snr_db"]), slots)
+        slots = tuple(
+            Slot(
+                s["speaker"],
+                s["name"],
+                tuple(
+                    Line(
+                        str(x.get("text") or ""),
+                        tuple(x.get("says") or ()),
+                        x.get("voice"),
+                        float(x.get("weight", 1)),
+                    )
+                    for x in s["lines"]
+                ),
+                tuple(s["at"]) if "at" in s else None,
+                tuple(s.get("gap", (0.5, 1.5))),
+            )
+            for s in data["slots"]
+        )
+        return cls(
+            data["language"],
+            data["script"],
+            data["project"],
+            str(data["customer_number"]),
+            data["agent_name"],
+            tuple(data["voices"]),
+            tuple(data["speeds"]),
+            tuple(float(x) for x in data["snr_db"]),
+            slots,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,41 +109,23 @@ class Said:
 class LabelledCall:
     index: int
     lines: list[Said]
-    voices: dict[str, str]            # speaker -> espeak-ng voice
+    voices: dict[str, str]  # speaker -> espeak-ng voice
     speeds: dict[str, int]
     snr_db: dict[str, float]
     seed: int
     duration: float = 0.0
-    audio: dict[str, bytes] = field(default_factory=dict, repr=False)   # speaker -> PCM
+    audio: dict[str, bytes] = field(default_factory=dict, repr=False)  # speaker -> PCM
 
     def said(self, label: str, speaker: str | None = None) -> list[Said]:
-        return [s for s in self.lines if label in s.says
-                and (speaker is None or s.speaker == speaker)]
+        return [
+            s for s in self.lines if label in s.says and (speaker is None or s.speaker == speaker)
+        ]
 
 
 def speech(text: str, voice: str, speed: int) -> bytes:
     """espeak-ng speech, band-passed to a phone line's 300-3400 Hz, 8 kHz signed 16-bit,
     trimmed of leading/trailing silence (cached)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}\0{speed}\0{text}\0p1".encode()).hexdigest()[:20]
-    out = CACHE / f"{key}.s16"
-    if out.exists():
-        return out.read_bytes()
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        wav = Path(tmp) / "s.wav"
-        said = pronounce(text) if voice.startswith("ko") else text
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), said],
-                       check=True, capture_output=True)
-        raw = Path(tmp) / "s.raw"
-        subprocess.run(["sox", str(wav), "-t", "raw", "-r", str(RATE), "-c", "1", "-e", "signed",
-                        "-b", "16", str(raw), "sinc", "300-3400", "silence", "1", "0.02", "0.5%",
-                        "reverse", "silence", "1", "0.02", "0.5%", "reverse"],
-                       check=True, capture_output=True)
-        data = raw.read_bytes()
-        tmp_out = Path(tmp) / "out"
-        tmp_out.write_bytes(data)
-        tmp_out.replace(out)
-    return data
+    return synth(text, voice=voice, speed=speed, rate=RATE, telephone=False, line=True, cache=CACHE)
 
 
 def _pick(rng: random.Random, lines: tuple[Line, ...]) -> Line:
@@ -151,17 +151,30 @@ def generate(corpus: Corpus, n: int, seed: int = 1) -> list[LabelledCall]:
             if line.voice and "+" in voices[slot.speaker]:
                 voice = f"{line.voice}+{voices[slot.speaker].split('+', 1)[1]}"
             seconds = len(speech(line.text, voice, speeds[slot.speaker])) / 2 / RATE
-            said.append(Said(slot.speaker, line.text, line.says, round(t, 3),
-                             round(t + seconds, 3), voice, speeds[slot.speaker]))
+            said.append(
+                Said(
+                    slot.speaker,
+                    line.text,
+                    line.says,
+                    round(t, 3),
+                    round(t + seconds, 3),
+                    voice,
+                    speeds[slot.speaker],
+                )
+            )
             t += seconds
-        calls.append(LabelledCall(i, said, voices, speeds, snr, seed * 100_003 + i,
-                                  duration=round(t + 2.5, 3)))
+        calls.append(
+            LabelledCall(
+                i, said, voices, speeds, snr, seed * 100_003 + i, duration=round(t + 2.5, 3)
+            )
+        )
     return calls
 
 
 def render(call: LabelledCall) -> dict[str, bytes]:
     """Each party's audio as the tap hears it (their line only; noise throughout)."""
     import numpy as np
+
     out = {}
     for speaker in ("agent", "customer"):
         n = int(call.duration * RATE)
@@ -173,7 +186,7 @@ def render(call: LabelledCall) -> dict[str, bytes]:
             pcm = np.frombuffer(speech(s.text, s.voice, s.speed), dtype="<i2").astype(np.float64)
             a = int(s.start * RATE)
             b = min(n, a + len(pcm))
-            signal[a:b] += pcm[:b - a]
+            signal[a:b] += pcm[: b - a]
             voiced.append(pcm)
         rng = np.random.default_rng(call.seed * 7 + (speaker == "agent"))
         # Pinkish line noise (1/f power, flat below 100 Hz), shaped in the frequency domain.
@@ -183,7 +196,7 @@ def render(call: LabelledCall) -> dict[str, bytes]:
         noise = np.fft.irfft(spectrum, n)
         noise -= noise.mean()
         ref = np.sqrt(np.mean(np.concatenate(voiced) ** 2)) if voiced else 1000.0
-        noise *= ref / (np.sqrt(np.mean(noise ** 2)) + 1e-9) / (10 ** (call.snr_db[speaker] / 20))
+        noise *= ref / (np.sqrt(np.mean(noise**2)) + 1e-9) / (10 ** (call.snr_db[speaker] / 20))
         mixed = np.clip(signal + noise, -32768, 32767).astype("<i2").tobytes()
         out[speaker] = audioop.ulaw2lin(audioop.lin2ulaw(mixed, 2), 2)
     call.audio = out

@@ -10,6 +10,7 @@
 
 Every problem is one line, ``file:line: reason``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +24,7 @@ from .agents.check import check_agent_groups
 from .config import Settings
 from .pbx.crosscheck import crosscheck
 from .pbx.sandbox import CONF_FILES, Sandbox, SandboxError
+from .secret import Secret
 from .yamlfile import Problem
 
 # Loader noise about files we deliberately do not ship (Asterisk's defaults are fine).
@@ -30,7 +32,8 @@ _IGNORED = re.compile(
     r"Unable to load config file '(acl|udptl|pjproject|ccss|cdr|cel)\.conf'|"
     r"ccss\.conf|udptl config|No music on hold classes|No queuerules\.conf|"
     r"Failed to process CDR configuration|Failed to process CEL configuration|"
-    r"CDR simple logging")
+    r"CDR simple logging"
+)
 _PROBLEM = re.compile(r"\] (ERROR|WARNING)\[(\d+)\][^:]*: (.*)$")
 
 
@@ -43,9 +46,12 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
 def check_references(settings: Settings, dialplans: Path | None = None) -> list[Problem]:
     """The cross-reference checks of the dialplans against each other and the service's files."""
     dialplans = dialplans or settings.path(settings.pbx.dialplans)
-    return crosscheck(dialplans, config=settings.source,
-                      agents=[u.login for u in settings.users if not u.is_supervisor],
-                      scripts=settings.path(settings.scripts))
+    return crosscheck(
+        dialplans,
+        config=settings.source,
+        agents=[u.login for u in settings.users if not u.is_supervisor],
+        scripts=settings.path(settings.scripts),
+    )
 
 
 def check_dialplans(settings: Settings, dialplans: Path | None = None) -> list[Problem]:
@@ -53,19 +59,31 @@ def check_dialplans(settings: Settings, dialplans: Path | None = None) -> list[P
 
     The instance is this process's own (two checks at once never share one) and
     its folder is removed afterwards."""
-    base = Sandbox.from_settings(dataclasses.replace(
-        settings, ami=dataclasses.replace(settings.ami, secret=settings.ami.secret or "check")))
+    base = Sandbox.from_settings(
+        dataclasses.replace(
+            settings,
+            ami=dataclasses.replace(settings.ami, secret=settings.ami.secret or Secret("check")),
+        )
+    )
     if dialplans is not None:
         base = dataclasses.replace(base, dialplans=dialplans)
     dialplans = base.dialplans
-    problems = [Problem(str(dialplans / n), None, "", "missing") for n in CONF_FILES
-                if not (dialplans / n).exists()]
+    problems = [
+        Problem(str(dialplans / n), None, "", "missing")
+        for n in CONF_FILES
+        if not (dialplans / n).exists()
+    ]
     if problems:
         return problems
     problems += check_agent_groups(settings)
     sandbox = dataclasses.replace(
-        base, instance=f"check-{os.getpid()}", sip_host="127.0.0.1", ami_host="127.0.0.1",
-        sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port())
+        base,
+        instance=f"check-{os.getpid()}",
+        sip_host="127.0.0.1",
+        ami_host="127.0.0.1",
+        sip_port=free_port(socket.SOCK_DGRAM),
+        ami_port=free_port(),
+    )
     sandbox.ensure_root()
     log_file = sandbox.host_dir / "log" / "messages"
     if log_file.exists():
@@ -95,17 +113,19 @@ def asterisk_problems(entries: list[str], dialplans: Path) -> list[Problem]:
     type 'endpoint' with id '1001' from configuration file 'pjsip.conf'". Such
     a run is joined into one problem at pjsip.conf:32."""
     problems: list[Problem] = []
-    run: list[tuple[str, str]] = []      # (level, message) not yet placed in a file
+    run: list[tuple[str, str]] = []  # (level, message) not yet placed in a file
     run_thread, run_line = "", None
 
     def place(file: str | None, line: int | None) -> None:
         nonlocal run, run_line
         if run:
             level = "error" if any(lv == "ERROR" for lv, _ in run) else "warning"
-            text = "; ".join(re.sub(r" at line (\d+) of\s*$", r" at line \1", msg)
-                             for _, msg in run)
-            problem = Problem(file or str(dialplans), line or run_line, "",
-                              f"Asterisk {level}: {text}")
+            text = "; ".join(
+                re.sub(r" at line (\d+) of\s*$", r" at line \1", msg) for _, msg in run
+            )
+            problem = Problem(
+                file or str(dialplans), line or run_line, "", f"Asterisk {level}: {text}"
+            )
             if problem not in problems:
                 problems.append(problem)
         run, run_line = [], None
@@ -166,6 +186,12 @@ def _unloaded_modules(sandbox: Sandbox, modules_conf: Path) -> list[Problem]:
     problems = []
     for n, module in wanted:
         if not re.search(rf"^{re.escape(module)}\s.*\bRunning\b", running, re.M):
-            problems.append(Problem(str(modules_conf), n, module,
-                                    "module did not load (see the Asterisk error above)"))
+            problems.append(
+                Problem(
+                    str(modules_conf),
+                    n,
+                    module,
+                    "module did not load (see the Asterisk error above)",
+                )
+            )
     return problems

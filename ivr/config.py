@@ -3,8 +3,10 @@
 Every section is a small frozen dataclass; ``load_settings`` fills them from
 the file, checks types, and reports every problem with file, line and field.
 Secrets never live in code: ``ami.secret`` may be written in the file (kept
-out of version control) but ``IVR_AMI_SECRET`` in the environment wins.
+out of version control) but ``IVR_AMI_SECRET`` in the environment wins. The
+``users:`` section is read by users.py, which owns who may sign in.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,20 +14,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .web import passwords
+from .secret import Secret
+from .users import User, users_from_config
 from .yamlfile import LineDict, Problem, YamlError, load
 
 CONFIG_ENV = "IVR_CONFIG"
 SECRET_ENV = "IVR_AMI_SECRET"
-
-
-class Secret(str):
-    """A string that never shows itself in logs, reprs or tracebacks."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self else "Secret('')"
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,7 @@ class AmiSettings:
     """One PBX the service follows over AMI. `ami:` in the config is one such
     section, or a list of them (several PBXs, each with its own `name`)."""
 
-    name: str = "default"         # how the PBX is known (logs, leases, records)
+    name: str = "default"  # how the PBX is known (logs, leases, records)
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "ivr"
@@ -168,6 +164,7 @@ class BusSettings:
 
     url: str = ""
 
+
 @dataclass(frozen=True)
 class PbxSettings:
     """The sandbox Asterisk that `ivr pbx up` runs (tests, demo, testers)."""
@@ -182,28 +179,6 @@ class PbxSettings:
     # Asterisk's systemname: prefixes every Uniqueid, so calls of several PBXs
     # followed by one service never share an id (ivr/cluster).
     system_name: str = ""
-
-
-@dataclass(frozen=True)
-class User:
-    """Someone who signs in to the web console.
-
-    Agents sign in with their phone extension (the PJSIP endpoint, e.g. 1001)
-    as login; supervisors with any login. The secret may be given here, or
-    (winning) in the environment as IVR_SECRET_<LOGIN>, e.g. IVR_SECRET_1001.
-    """
-
-    login: str
-    name: str
-    role: str = "agent"            # agent | supervisor
-    secret: Secret = field(default=Secret(""), repr=False)
-    operator_id: str = ""          # what the agent says as "operator number ..."
-    position: str = ""             # e.g. "customer adviser"
-    phone: str = ""                # a supervisor's phone (PJSIP endpoint) for listening in
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role == "supervisor"
 
 
 @dataclass(frozen=True)
@@ -270,6 +245,7 @@ class Settings:
     groups: tuple[AgentGroup, ...] = ()
     shift: ShiftSettings = ShiftSettings()
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one object per line, for log shippers)
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
     source: str | None = None
@@ -293,8 +269,10 @@ class Settings:
 
 # Allowed ranges of numeric settings: (section.key) -> (min, max).
 _RANGES = {
-    "web.session_hours": (0.01, 24.0), "web.idle_minutes": (0.05, 24 * 60.0),
-    "web.header_timeout": (0.5, 600.0), "web.body_timeout": (0.5, 3600.0),
+    "web.session_hours": (0.01, 24.0),
+    "web.idle_minutes": (0.05, 24 * 60.0),
+    "web.header_timeout": (0.5, 600.0),
+    "web.body_timeout": (0.5, 3600.0),
     "web.max_connections_per_address": (1, 100000),
     "cluster.lease_poll": (0.1, 10.0),
 }
@@ -312,63 +290,8 @@ _SECTIONS = {
     "cluster": ClusterSettings,
     "bus": BusSettings,
 }
-_TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str}
-_USER_FIELDS = {"name": str, "role": str, "secret": str, "operator_id": str, "position": str,
-                "phone": str}
-
-
-# A phone's PJSIP endpoint name (it goes into a dial string: PJSIP/<name>).
-_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
-
-
-def _build_users(data: Any, file: str, line: int | None, env: dict[str, str],
-                 problems: list[Problem]) -> tuple[User, ...]:
-    if not isinstance(data, dict):
-        problems.append(Problem(file, line, "users", "must map each login to its settings"))
-        return ()
-    users = []
-    for login, value in data.items():
-        where = f"users.{login}"
-        uline = data.line_of(login) if isinstance(data, LineDict) else line
-        if not isinstance(value, dict):
-            problems.append(Problem(file, uline, where, "must be a mapping (name, role, secret...)"))
-            continue
-        kwargs: dict[str, Any] = {}
-        for key, v in value.items():
-            kline = value.line_of(key) if isinstance(value, LineDict) else uline
-            if key not in _USER_FIELDS:
-                problems.append(Problem(file, kline, f"{where}.{key}",
-                                        f"unknown setting (known: {', '.join(_USER_FIELDS)})"))
-                continue
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                v = str(v)
-            if not isinstance(v, str):
-                problems.append(Problem(file, kline, f"{where}.{key}", "must be text"))
-                continue
-            kwargs[key] = v
-        if kwargs.get("role", "agent") not in ("agent", "supervisor"):
-            problems.append(Problem(file, value.line_of("role") if isinstance(value, LineDict)
-                                    else uline, f"{where}.role", "must be agent or supervisor"))
-            continue
-        if "name" not in kwargs:
-            problems.append(Problem(file, uline, f"{where}.name", "missing"))
-            continue
-        if kwargs.get("phone") and not _ENDPOINT.fullmatch(kwargs["phone"]):
-            problems.append(Problem(file, value.line_of("phone") if isinstance(value, LineDict)
-                                    else uline, f"{where}.phone",
-                                    "must be a PJSIP endpoint name, e.g. 1099"))
-            continue
-        secret = env.get(f"IVR_SECRET_{login}") or kwargs.pop("secret", "")
-        kwargs.pop("secret", None)
-        if not secret:
-            problems.append(Problem(file, uline, where,
-                                    f"no secret: set secret here or IVR_SECRET_{login}"))
-            continue
-        if passwords.is_hashed(secret) and (bad := passwords.check_hash_format(secret)):
-            problems.append(Problem(file, uline, f"{where}.secret", bad))
-            continue
-        users.append(User(login=str(login), secret=Secret(secret), **kwargs))
-    return tuple(users)
+_TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str, "log_format": str}
+_LOG_FORMATS = ("text", "json")
 
 
 # Words an agent's pause reason may be made of (it travels to Asterisk's
@@ -383,8 +306,7 @@ def _line(d: Any, key: str | None = None, default: int | None = None) -> int | N
     return default
 
 
-def _build_shift(data: Any, file: str, line: int | None,
-                 problems: list[Problem]) -> ShiftSettings:
+def _build_shift(data: Any, file: str, line: int | None, problems: list[Problem]) -> ShiftSettings:
     if data is None:
         return ShiftSettings()
     if not isinstance(data, dict):
@@ -395,41 +317,65 @@ def _build_shift(data: Any, file: str, line: int | None,
     for key, value in data.items():
         kline, where = _line(data, key, line), f"shift.{key}"
         if key in ("wrapup_seconds", "service_level_seconds"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not 0 < value <= 86400:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value <= 86400
+            ):
                 problems.append(Problem(file, kline, where, "must be seconds, 1-86400"))
             else:
                 kwargs[key] = float(value)
         elif key == "not_ready_reasons":
             reasons = value if isinstance(value, list) else None
-            if not reasons or not all(isinstance(r, str) and _REASON.fullmatch(r)
-                                      and not r.startswith(WRAPUP_REASON) for r in reasons):
-                problems.append(Problem(file, kline, where, "must be a list of short words "
-                                        f"(letters, digits, spaces, '-'; not {WRAPUP_REASON!r})"))
+            if not reasons or not all(
+                isinstance(r, str) and _REASON.fullmatch(r) and not r.startswith(WRAPUP_REASON)
+                for r in reasons
+            ):
+                problems.append(
+                    Problem(
+                        file,
+                        kline,
+                        where,
+                        "must be a list of short words "
+                        f"(letters, digits, spaces, '-'; not {WRAPUP_REASON!r})",
+                    )
+                )
             elif len(set(reasons)) != len(reasons):
                 problems.append(Problem(file, kline, where, "lists a reason twice"))
             else:
                 kwargs[key] = tuple(reasons)
         elif key == "projects":
             if not isinstance(value, dict):
-                problems.append(Problem(file, kline, where,
-                                        "must map each project to {wrapup_seconds: N}"))
+                problems.append(
+                    Problem(file, kline, where, "must map each project to {wrapup_seconds: N}")
+                )
                 continue
             limits = []
             for project, conf in value.items():
                 pline = _line(value, project, kline)
                 seconds = conf.get("wrapup_seconds") if isinstance(conf, dict) else None
-                if not isinstance(conf, dict) or set(conf) != {"wrapup_seconds"} or \
-                        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-                        not 0 < seconds <= 86400:
-                    problems.append(Problem(file, pline, f"{where}.{project}",
-                                            "must be {wrapup_seconds: N} (seconds, 1-86400)"))
+                if (
+                    not isinstance(conf, dict)
+                    or set(conf) != {"wrapup_seconds"}
+                    or isinstance(seconds, bool)
+                    or not isinstance(seconds, (int, float))
+                    or not 0 < seconds <= 86400
+                ):
+                    problems.append(
+                        Problem(
+                            file,
+                            pline,
+                            f"{where}.{project}",
+                            "must be {wrapup_seconds: N} (seconds, 1-86400)",
+                        )
+                    )
                     continue
                 limits.append((str(project), float(seconds)))
             kwargs["wrapup_by_project"] = tuple(limits)
         else:
-            problems.append(Problem(file, kline, where,
-                                    f"unknown setting (known: {', '.join(known)})"))
+            problems.append(
+                Problem(file, kline, where, f"unknown setting (known: {', '.join(known)})")
+            )
     return ShiftSettings(**kwargs)
 
 
@@ -445,33 +391,50 @@ def _words(value: Any) -> list[str] | None:
     return out
 
 
-def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...],
-                  problems: list[Problem]) -> tuple[AgentGroup, ...]:
+def _build_groups(
+    data: Any, file: str, line: int | None, users: tuple[User, ...], problems: list[Problem]
+) -> tuple[AgentGroup, ...]:
     """`groups:` name -> {projects: [...], queues: [...], agents: [login, ...] or
     {login: penalty}}. Unknown agents and empty groups are problems here;
     unknown queues need the dialplans and are `ivr check`'s (ivr.agents.check)."""
     if not isinstance(data, dict):
-        problems.append(Problem(file, line, "groups", "must map each group's name to its "
-                                "projects, queues and agents"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "groups",
+                "must map each group's name to its projects, queues and agents",
+            )
+        )
         return ()
     roles = {u.login: u.role for u in users}
     groups = []
     for name, value in data.items():
         gline, where = _line(data, name, line), f"groups.{name}"
         if not isinstance(value, dict):
-            problems.append(Problem(file, gline, where, "must be a mapping (projects, queues, "
-                                    "agents)"))
+            problems.append(
+                Problem(file, gline, where, "must be a mapping (projects, queues, agents)")
+            )
             continue
         for key in value:
             if key not in ("projects", "queues", "agents"):
-                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
-                                        "unknown setting (known: projects, queues, agents)"))
+                problems.append(
+                    Problem(
+                        file,
+                        _line(value, key, gline),
+                        f"{where}.{key}",
+                        "unknown setting (known: projects, queues, agents)",
+                    )
+                )
         lists: dict[str, list[str]] = {}
         for key in ("projects", "queues"):
             words = _words(value.get(key, []))
             if words is None:
-                problems.append(Problem(file, _line(value, key, gline), f"{where}.{key}",
-                                        "must be a list of names"))
+                problems.append(
+                    Problem(
+                        file, _line(value, key, gline), f"{where}.{key}", "must be a list of names"
+                    )
+                )
                 words = []
             lists[key] = words
         raw = value.get("agents")
@@ -480,36 +443,66 @@ def _build_groups(data: Any, file: str, line: int | None, users: tuple[User, ...
         malformed = False
         if isinstance(raw, dict):
             for login, penalty in raw.items():
-                if isinstance(penalty, bool) or not isinstance(penalty, int) or \
-                        not 0 <= penalty <= 1000:
-                    problems.append(Problem(file, _line(raw, login, aline),
-                                            f"{where}.agents.{login}",
-                                            "penalty must be a whole number, 0-1000"))
+                if (
+                    isinstance(penalty, bool)
+                    or not isinstance(penalty, int)
+                    or not 0 <= penalty <= 1000
+                ):
+                    problems.append(
+                        Problem(
+                            file,
+                            _line(raw, login, aline),
+                            f"{where}.agents.{login}",
+                            "penalty must be a whole number, 0-1000",
+                        )
+                    )
                     malformed = True
                     continue
                 members.append(GroupMember(str(login), penalty))
         elif raw is not None:
             words = _words(raw)
             if words is None:
-                problems.append(Problem(file, aline, f"{where}.agents", "must be a list of "
-                                        "agents' logins, or map each login to a penalty"))
+                problems.append(
+                    Problem(
+                        file,
+                        aline,
+                        f"{where}.agents",
+                        "must be a list of agents' logins, or map each login to a penalty",
+                    )
+                )
                 malformed = True
             members = [GroupMember(w) for w in words or []]
         if not members and not malformed:
-            problems.append(Problem(file, aline, f"{where}.agents",
-                                    "empty group: list at least one agent"))
+            problems.append(
+                Problem(file, aline, f"{where}.agents", "empty group: list at least one agent")
+            )
         for m in members:
             role = roles.get(m.login)
             if role != "agent":
                 mline = _line(raw, m.login, aline) if isinstance(raw, dict) else aline
-                problems.append(Problem(file, mline, f"{where}.agents.{m.login}",
-                                        "unknown agent (not in users)" if role is None
-                                        else "is a supervisor, not an agent"))
+                problems.append(
+                    Problem(
+                        file,
+                        mline,
+                        f"{where}.agents.{m.login}",
+                        "unknown agent (not in users)"
+                        if role is None
+                        else "is a supervisor, not an agent",
+                    )
+                )
         if len({m.login for m in members}) != len(members):
             problems.append(Problem(file, aline, f"{where}.agents", "lists an agent twice"))
         queue_lines = tuple(_line(value, "queues", gline) for _ in lists["queues"])
-        groups.append(AgentGroup(str(name), tuple(lists["projects"]), tuple(lists["queues"]),
-                                 tuple(members), line=gline, queue_lines=queue_lines))
+        groups.append(
+            AgentGroup(
+                str(name),
+                tuple(lists["projects"]),
+                tuple(lists["queues"]),
+                tuple(members),
+                line=gline,
+                queue_lines=queue_lines,
+            )
+        )
     return tuple(groups)
 
 
@@ -533,8 +526,9 @@ def _check_value(value: Any, kind: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _build_section(cls: type, data: Any, file: str, where: str, line: int | None,
-                   problems: list[Problem]) -> Any:
+def _build_section(
+    cls: type, data: Any, file: str, where: str, line: int | None, problems: list[Problem]
+) -> Any:
     if data is None:
         return cls()
     if not isinstance(data, dict):
@@ -545,12 +539,15 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
     for key, value in data.items():
         kline = data.line_of(key) if isinstance(data, LineDict) else line
         if key not in known:
-            problems.append(Problem(file, kline, f"{where}.{key}",
-                                    f"unknown setting (known: {', '.join(known)})"))
+            problems.append(
+                Problem(
+                    file, kline, f"{where}.{key}", f"unknown setting (known: {', '.join(known)})"
+                )
+            )
             continue
-        if known[key].type in _NESTED:
-            values[key] = _build_section(_NESTED[known[key].type], value, file,
-                                         f"{where}.{key}", kline, problems)
+        nested = _NESTED.get(str(known[key].type))
+        if nested is not None:
+            values[key] = _build_section(nested, value, file, f"{where}.{key}", kline, problems)
             continue
         value, err = _check_value(value, known[key].type)
         if err:
@@ -567,9 +564,11 @@ def _build_section(cls: type, data: Any, file: str, where: str, line: int | None
     return cls(**values)
 
 
-def load_settings(path: str | os.PathLike | None = None,
-                  env: dict[str, str] | None = None,
-                  roles: list[str] | tuple[str, ...] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    roles: list[str] | tuple[str, ...] | None = None,
+) -> Settings:
     """Read settings from ``path`` (or $IVR_CONFIG, or ./ivr.yaml if present).
 
     Raises YamlError listing every problem; never returns half-checked settings.
@@ -594,13 +593,15 @@ def load_settings(path: str | os.PathLike | None = None,
         elif key in _SECTIONS:
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
         elif key == "users":
-            kwargs["users"] = _build_users(value, file, line, env, problems)
+            kwargs["users"] = users_from_config(value, file, line, env, problems)
         elif key == "shift":
             kwargs["shift"] = _build_shift(value, file, line, problems)
         elif key == "groups":
             continue
         elif key in _TOP_LEVEL:
             value, err = _check_value(value, _TOP_LEVEL[key])
+            if not err and key == "log_format" and value not in _LOG_FORMATS:
+                err = f"must be {' or '.join(_LOG_FORMATS)}, not {value!r}"
             if err:
                 problems.append(Problem(file, line, key, err))
             else:
@@ -612,30 +613,40 @@ def load_settings(path: str | os.PathLike | None = None,
     if supervision is not None:
         line = data.line_of("supervision") if isinstance(data, LineDict) else None
         if supervision.tell_agent not in ("always", "when_heard", "never"):
-            problems.append(Problem(file, line, "supervision.tell_agent",
-                                    "must be always, when_heard or never"))
+            problems.append(
+                Problem(file, line, "supervision.tell_agent", "must be always, when_heard or never")
+            )
         if not 5 <= supervision.ring_seconds <= 120:
             problems.append(Problem(file, line, "supervision.ring_seconds", "must be 5-120"))
     rejects = kwargs.get("rejects")
     if rejects is not None and not 0 <= rejects.pause_seconds <= 3600:
         line = data.line_of("rejects") if isinstance(data, LineDict) else None
         problems.append(Problem(file, line, "rejects.pause_seconds", "must be 0-3600 seconds"))
-    if "groups" in data:   # after the users, whom the groups name
-        kwargs["groups"] = _build_groups(data["groups"], file, data.line_of("groups")
-                                         if isinstance(data, LineDict) else None,
-                                         kwargs.get("users", ()), problems)
+    if "groups" in data:  # after the users, whom the groups name
+        kwargs["groups"] = _build_groups(
+            data["groups"],
+            file,
+            data.line_of("groups") if isinstance(data, LineDict) else None,
+            kwargs.get("users", ()),
+            problems,
+        )
     speech = kwargs.get("speech")
     if speech is not None:
         line = data.line_of("speech") if isinstance(data, LineDict) else None
         if speech.mode not in ("auto", "spotting", "transcript"):
-            problems.append(Problem(file, line, "speech.mode",
-                                    "must be auto, spotting or transcript"))
-    if roles:                          # `ivr serve --role ...` wins over the file
-        kwargs["cluster"] = dataclasses.replace(kwargs.get("cluster", ClusterSettings()),
-                                                roles=tuple(roles))
-    problems += check_roles(kwargs.get("cluster", ClusterSettings()),
-                            kwargs.get("bus", BusSettings()), file,
-                            data.line_of("cluster") if isinstance(data, LineDict) else None)
+            problems.append(
+                Problem(file, line, "speech.mode", "must be auto, spotting or transcript")
+            )
+    if roles:  # `ivr serve --role ...` wins over the file
+        kwargs["cluster"] = dataclasses.replace(
+            kwargs.get("cluster", ClusterSettings()), roles=tuple(roles)
+        )
+    problems += check_roles(
+        kwargs.get("cluster", ClusterSettings()),
+        kwargs.get("bus", BusSettings()),
+        file,
+        data.line_of("cluster") if isinstance(data, LineDict) else None,
+    )
     web = kwargs.get("web")
     if web is not None:
         line = data.line_of("web") if isinstance(data, LineDict) else None
@@ -646,20 +657,24 @@ def load_settings(path: str | os.PathLike | None = None,
     if env.get(SECRET_ENV) or settings.pbxs:
         # IVR_AMI_SECRET_<NAME> for one PBX of a list, else IVR_AMI_SECRET.
         def secret(p: AmiSettings) -> Secret:
-            own = env.get(f"{SECRET_ENV}_{p.name.upper().replace('-', '_')}", "") \
-                if settings.pbxs else ""
+            own = (
+                env.get(f"{SECRET_ENV}_{p.name.upper().replace('-', '_')}", "")
+                if settings.pbxs
+                else ""
+            )
             return Secret(own or env.get(SECRET_ENV) or p.secret)
+
         pbxs = tuple(dataclasses.replace(p, secret=secret(p)) for p in settings.all_pbxs)
-        settings = dataclasses.replace(settings, ami=pbxs[0],
-                                       pbxs=pbxs if settings.pbxs else ())
+        settings = dataclasses.replace(settings, ami=pbxs[0], pbxs=pbxs if settings.pbxs else ())
     return settings
 
 
 _PBX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
-def _build_pbxs(data: list, file: str, line: int | None,
-                problems: list[Problem]) -> tuple[AmiSettings, ...]:
+def _build_pbxs(
+    data: list, file: str, line: int | None, problems: list[Problem]
+) -> tuple[AmiSettings, ...]:
     """`ami:` as a list: one section per PBX, each with its own unique name."""
     pbxs: list[AmiSettings] = []
     if not data:
@@ -670,8 +685,9 @@ def _build_pbxs(data: list, file: str, line: int | None,
         if not isinstance(item, dict) or "name" not in item:
             problems.append(Problem(file, line, where, "each PBX of a list needs a name"))
         elif not _PBX_NAME.fullmatch(pbx.name):
-            problems.append(Problem(file, line, f"{where}.name",
-                                    "letters, digits, - and _ only (at most 32)"))
+            problems.append(
+                Problem(file, line, f"{where}.name", "letters, digits, - and _ only (at most 32)")
+            )
         elif any(p.name == pbx.name for p in pbxs):
             problems.append(Problem(file, line, f"{where}.name", f"{pbx.name!r} given twice"))
         pbxs.append(pbx)
@@ -681,21 +697,40 @@ def _build_pbxs(data: list, file: str, line: int | None,
 ROLES = ("controller", "web")
 
 
-def check_roles(cluster: ClusterSettings, bus: BusSettings, file: str = "<config>",
-                line: int | None = None) -> list[Problem]:
+def check_roles(
+    cluster: ClusterSettings, bus: BusSettings, file: str = "<config>", line: int | None = None
+) -> list[Problem]:
     unknown = [r for r in cluster.roles if r not in ROLES]
     if unknown:
-        return [Problem(file, line, "cluster.roles", f"unknown role {unknown[0]!r} "
-                        f"(known: {', '.join(ROLES)})")]
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                f"unknown role {unknown[0]!r} (known: {', '.join(ROLES)})",
+            )
+        ]
     roles = set(cluster.roles) or set(ROLES)
     if bus.url and not bus.url.startswith(("nats://", "tls://")):
         return [Problem(file, line, "bus.url", "must be nats://host:port")]
     if not bus.url and roles != set(ROLES):
-        return [Problem(file, line, "cluster.roles",
-                        "a single role needs a bus (bus.url: nats://...) to reach the others")]
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                "a single role needs a bus (bus.url: nats://...) to reach the others",
+            )
+        ]
     if bus.url and roles == set(ROLES):
-        return [Problem(file, line, "cluster.roles",
-                        "with a bus, run each role as its own instance: controller or web")]
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                "with a bus, run each role as its own instance: controller or web",
+            )
+        ]
     return []
 
 
@@ -715,6 +750,7 @@ def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> lis
 def require_secret(settings: Settings) -> Secret:
     if not settings.ami.secret:
         where = settings.source or "the config"
-        raise YamlError([Problem(where, None, "ami.secret",
-                                 f"no AMI password: set {SECRET_ENV} or ami.secret")])
+        raise YamlError(
+            [Problem(where, None, "ami.secret", f"no AMI password: set {SECRET_ENV} or ami.secret")]
+        )
     return settings.ami.secret

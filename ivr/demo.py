@@ -5,6 +5,7 @@ an agent's phone (SIPp, extension 1003) and then a customer who calls the main
 number, picks "support" in the menu and talks. Prints the console URL and the
 sign-in, and every call event as the service tracks it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .calls.events import CallEnded, CallEvent
-from .config import AgentGroup, GroupMember, Secret, Settings, User, load_settings
+from .calls.events import CallEnded, CallEvent, describe
+from .config import AgentGroup, GroupMember, Settings, load_settings
 from .pbx.sandbox import Sandbox
-from .server import Service, describe
+from .secret import Secret
+from .server import Service
+from .users import User
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +39,43 @@ class DemoCall:
     greets and offers help (ticks); the customer turns rude (the calm card)."""
 
     agent_name: str
-    caller: str                      # the caller's number picks the script
+    caller: str  # the caller's number picks the script
     agent_lines: tuple[str | float, ...]
     customer_lines: tuple[str | float, ...]
     voice: str
 
 
 ENGLISH = DemoCall(
-    agent_name="Csilla Toth", caller="36201234567", voice="en",
-    agent_lines=(1.0, "Good morning, support, this is Csilla Toth speaking.", 1.0,
-                 "How can I help you?", 8.0),
-    customer_lines=(6.0, "I am calling about my invoice. It is too expensive. "
-                         "You are useless, this is ridiculous.", 6.0))
+    agent_name="Csilla Toth",
+    caller="36201234567",
+    voice="en",
+    agent_lines=(
+        1.0,
+        "Good morning, support, this is Csilla Toth speaking.",
+        1.0,
+        "How can I help you?",
+        8.0,
+    ),
+    customer_lines=(
+        6.0,
+        "I am calling about my invoice. It is too expensive. You are useless, this is ridiculous.",
+        6.0,
+    ),
+)
 KOREAN = DemoCall(
-    agent_name="김민수", caller="821012345678", voice="ko",
+    agent_name="김민수",
+    caller="821012345678",
+    voice="ko",
     agent_lines=(1.0, "여보세요", 1.2, "김민수", 1.2, "말씀해 주세요", 6.0),
-    customer_lines=(5.0, "바보", 5.0))
+    customer_lines=(5.0, "바보", 5.0),
+)
 
 
 def demo_call_for(settings: Settings) -> DemoCall:
     """Korean lines when the speech model is Korean (as in CI), else English."""
     try:
         from .speech.models import installed_models, resolve_model
+
         path = resolve_model(settings.speech.model)
         lang = next((m.lang for m in installed_models() if m.path == path), "")
     except Exception:
@@ -67,7 +85,8 @@ def demo_call_for(settings: Settings) -> DemoCall:
 
 def speech_file(call: DemoCall, lines: tuple[str | float, ...], out: Path) -> Path:
     """The lines spoken by espeak-ng with pauses, as the u-law file SIPp plays."""
-    from .speech.probe import lines_to_ulaw
+    from .testing.speech import lines_to_ulaw
+
     return lines_to_ulaw(lines, out, voice=call.voice)
 
 
@@ -80,32 +99,54 @@ def demo_settings(config: str | None) -> tuple[Settings, dict[str, str]]:
         ami = dataclasses.replace(ami, secret=Secret(secrets.token_urlsafe(12)))
     users = list(settings.users)
     if settings.user(AGENT) is None:
-        users.append(User(login=AGENT, name=demo_call_for(settings).agent_name, operator_id="31",
-                          position="support specialist", secret=Secret(secrets.token_urlsafe(6))))
+        users.append(
+            User(
+                login=AGENT,
+                name=demo_call_for(settings).agent_name,
+                operator_id="31",
+                position="support specialist",
+                secret=Secret(secrets.token_urlsafe(6)),
+            )
+        )
     if not any(u.is_supervisor for u in users):
-        users.append(User(login="boss", name="Sara Supervisor", role="supervisor",
-                          secret=Secret(secrets.token_urlsafe(6))))
+        users.append(
+            User(
+                login="boss",
+                name="Sara Supervisor",
+                role="supervisor",
+                secret=Secret(secrets.token_urlsafe(6)),
+            )
+        )
     for u in users:
         if u.login == AGENT or u.is_supervisor:
             shown[u.login] = str(u.secret)
     groups = settings.groups
     if not any(m.login == AGENT for g in groups for m in g.agents):
-        groups = (*groups, AgentGroup("demo-support", projects=("acme-support",),
-                                      queues=("support",), agents=(GroupMember(AGENT),)))
+        groups = (
+            *groups,
+            AgentGroup(
+                "demo-support",
+                projects=("acme-support",),
+                queues=("support",),
+                agents=(GroupMember(AGENT),),
+            ),
+        )
     pbx = settings.pbx
     if pbx.instance == "default":
         pbx = dataclasses.replace(pbx, instance="demo")
     scripts = settings.scripts
-    if settings.source is None:   # no config file: use the repo's folders
+    if settings.source is None:  # no config file: use the repo's folders
         repo = Path(__file__).resolve().parents[1]
         pbx = dataclasses.replace(pbx, dialplans=str(repo / "dialplans"))
         scripts = str(repo / "scripts")
-    return dataclasses.replace(settings, ami=ami, pbx=pbx, users=tuple(users),
-                               groups=groups, scripts=scripts), shown
+    return dataclasses.replace(
+        settings, ami=ami, pbx=pbx, users=tuple(users), groups=groups, scripts=scripts
+    ), shown
 
 
 async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_after: bool) -> int:
-    from .pbx.phones import AgentPhone, call_customer
+    from .testing.phones import AgentPhone, call_customer
+
     talk = demo_call_for(settings)
     sandbox = Sandbox.from_settings(settings)
     sandbox.ensure_root()
@@ -125,6 +166,7 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
             print("  " + describe(event), flush=True)
             if isinstance(event, CallEnded):
                 done.set()
+
         service.bus.subscribe(show)
         # Prompts and checklist ticks, as the agent's console shows them.
         coached = service.live
@@ -137,12 +179,18 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
         def tick(t) -> None:
             print(f"  ticked at {t.at:4.1f}s: {t.item_id} (heard {t.phrase!r})", flush=True)
             on_tick(t)
+
         coached.engine.on_prompt, coached.engine.on_tick = prompt, tick
         await service.start()
         await service.ami.wait_connected(15)
         logs = Path(tempfile.mkdtemp(prefix="ivr-demo-"))
-        agent = AgentPhone(sip, AGENT, log_dir=logs, ring_ms=2000,
-                           audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"))
+        agent = AgentPhone(
+            sip,
+            AGENT,
+            log_dir=logs,
+            ring_ms=2000,
+            audio=speech_file(talk, talk.agent_lines, logs / "agent.ulaw"),
+        )
         await agent.astart()
         # Signed in to the support queue afresh, ready (as signing in to the console
         # does; Asterisk may remember a break or wrap-up from an earlier demo).
@@ -162,10 +210,15 @@ async def _demo(settings: Settings, shown: dict[str, str], wait: float, exit_aft
             while loop.time() < deadline and not service.console_connected(AGENT):
                 await asyncio.sleep(0.2)
         print(f"A customer ({talk.caller}) calls 5550100 and presses 2 (support):", flush=True)
-        customer = call_customer(sip, "5550100", digit="2", talk_ms=30000, log_dir=logs,
-                                 caller=talk.caller,
-                                 audio=speech_file(talk, talk.customer_lines,
-                                                   logs / "customer.ulaw"))
+        customer = call_customer(
+            sip,
+            "5550100",
+            digit="2",
+            talk_ms=30000,
+            log_dir=logs,
+            caller=talk.caller,
+            audio=speech_file(talk, talk.customer_lines, logs / "customer.ulaw"),
+        )
         try:
             await asyncio.wait_for(done.wait(), 60)
             await customer.wait_async(30)
@@ -206,5 +259,5 @@ async def _until_stopped(main: Awaitable[int]) -> int:
 def run_demo(config: str | None, wait: float = 30.0, exit_after: bool = False) -> int:
     settings, shown = demo_settings(config)
     # The demo prints each call event itself; the service's own log line would repeat it.
-    logging.getLogger("ivr.server").setLevel(logging.WARNING)
+    logging.getLogger("ivr.calls.bus").setLevel(logging.WARNING)
     return asyncio.run(_until_stopped(_demo(settings, shown, wait, exit_after)))

@@ -15,62 +15,99 @@ missed). The customer's grammar adds the model's frequent words as garbage
 (vocabulary.py): a misheard word then lands on a common word instead of
 raising a card. bench/coaching_accuracy.py measures both choices.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from .calls.events import AgentAnswered, CallEnded, CallEvent, CustomerAnswered
 from .calls.model import Call, Direction
 from .coaching.engine import CoachingEngine
 from .coaching.matcher import phrase_key
-from .coaching.model import AGENT, CUSTOMER, CantCheck, Prompt, Tick
+from .coaching.model import AGENT, CUSTOMER, CallCoaching, CantCheck, Prompt, Tick
 from .coaching.rules import RuleLibrary
+from .logs import about
 from .pop import ScriptPop
-from .speech.recognizer import SPOTTING, Heard, RecognitionMode, SpeechModel, Utterance, \
-    VoiceActivity
+from .speech.recognizer import (
+    SPOTTING,
+    Heard,
+    RecognitionMode,
+    SpeechModel,
+    Utterance,
+    VoiceActivity,
+)
 from .speech.stage import CapacityNotice
 from .speech.vocabulary import frequent_words, garbage_words
 from .tap.taps import TapStatus
 
 log = logging.getLogger(__name__)
 
-Push = Callable[[str, dict[str, Any]], None]          # (login, message) to a console
 # save(call_id, checklist, score, prompts, transcript, cant_check): queued, retried, durable
 Save = Callable[..., None]
 
-CUSTOMER_GARBAGE_WORDS = 1000     # bench/coaching_accuracy.py: the choice is measured there
+
+class CoachingConsole(Protocol):
+    """The agents' consoles, as live coaching tells them about a call (web/view.py
+    keeps it per call and pushes it to the agents on the call)."""
+
+    def transcript(self, u: Utterance, text: str) -> None:
+        """A line of the call's transcript: what `u` heard, shown as `text`."""
+
+    def prompt(self, prompt: Prompt) -> None: ...
+
+    def cant_check(self, c: CantCheck) -> None: ...
+
+    def tap(self, status: TapStatus, keep: bool) -> None: ...
+
+    def capacity(self, call_id: str, level: int, notice: str, keep: bool) -> None: ...
+
+    def coached(self, result: CallCoaching) -> None:
+        """The call ended: its adherence score and checklist results."""
+
+    def restored(self, call_id: str, live: dict[str, Any]) -> None: ...
+
+
+CUSTOMER_GARBAGE_WORDS = 1000  # bench/coaching_accuracy.py: the choice is measured there
 
 
 class LiveCoaching:
-    def __init__(self, pop: ScriptPop, rules: RuleLibrary, push: Push, save: Save,
-                 mode: str = "auto", model: Callable[[], SpeechModel | None] = lambda: None,
-                 garbage_words: int = CUSTOMER_GARBAGE_WORDS,
-                 critical_confidence: float = 0.9):
+    def __init__(
+        self,
+        pop: ScriptPop,
+        rules: RuleLibrary,
+        console: CoachingConsole,
+        save: Save,
+        mode: str = "auto",
+        model: Callable[[], SpeechModel | None] = lambda: None,
+        garbage_words: int = CUSTOMER_GARBAGE_WORDS,
+        critical_confidence: float = 0.9,
+    ):
         self.pop = pop
         self.rules = rules
-        self.engine = CoachingEngine(rules.ruleset_for, self.on_prompt, self.on_tick,
-                                     on_cant_check=self.on_cant_check,
-                                     critical_confidence=critical_confidence)
-        self.push = push
+        self.engine = CoachingEngine(
+            rules.ruleset_for,
+            self.on_prompt,
+            self.on_tick,
+            on_cant_check=self.on_cant_check,
+            critical_confidence=critical_confidence,
+        )
+        self.console = console
         self.save = save
         self.mode = mode
         self.model = model
         self.garbage_words = garbage_words
-        self._live: dict[str, float] = {}              # call_id -> answered at
+        self._live: dict[str, float] = {}  # call_id -> answered at
         self._modes: dict[str, dict[str, RecognitionMode]] = {}
-        self._taps: dict[str, dict[str, dict[str, Any]]] = {}   # call -> speaker -> tap state
-        self._notices: dict[str, str] = {}             # call -> capacity notice
         self._fillers: tuple[str, ...] | None = None
-        self.prompt_counts: dict[tuple[str, str], int] = {}     # (rule, severity) -> raised
+        self.prompt_counts: dict[tuple[str, str], int] = {}  # (rule, severity) -> raised
         # Coaching of calls that were live when the service last stopped (checkpoints):
         # given back to the engine when the resync replays those calls' answers.
         self.restored: dict[str, dict[str, Any]] = {}
-        self._checkpoints: dict[str, tuple[int, int, int]] = {}   # call -> what was saved
+        self._checkpoints: dict[str, tuple[int, int, int]] = {}  # call -> what was saved
         self._ticker: asyncio.Task | None = None
-        pop.on_mark = self._marked
 
     # ------------------------------------------------------------ what each party listens for
     def modes_for(self, call_id: str) -> dict[str, RecognitionMode]:
@@ -96,8 +133,9 @@ class LiveCoaching:
         if self._fillers is None:
             if model is None or not self.garbage_words:
                 return ()
-            self._fillers = garbage_words(frequent_words(model.path), self.garbage_words,
-                                          min_chars=1, max_chars=2)
+            self._fillers = garbage_words(
+                frequent_words(model.path), self.garbage_words, min_chars=1, max_chars=2
+            )
         return self._fillers
 
     def _hears(self, call_id: str) -> Callable[[str, str], bool] | None:
@@ -107,54 +145,61 @@ class LiveCoaching:
     # ------------------------------------------------------------ call events
     def on_call_event(self, event: CallEvent) -> None:
         call = event.call
-        connected = (isinstance(event, AgentAnswered) and call.direction is not Direction.OUTBOUND) \
-            or isinstance(event, CustomerAnswered)
+        connected = (
+            isinstance(event, AgentAnswered) and call.direction is not Direction.OUTBOUND
+        ) or isinstance(event, CustomerAnswered)
         if connected and call.call_id not in self._live:
             answered = call.answered_at or event.at
             self._live[call.call_id] = answered
-            self.engine.start_call(call.call_id, self.pop.script_of(call.call_id),
-                                   call.direction.value, answered,
-                                   hears=self._hears(call.call_id))
+            self.engine.start_call(
+                call.call_id,
+                self.pop.script_of(call.call_id),
+                call.direction.value,
+                answered,
+                hears=self._hears(call.call_id),
+            )
             saved = self.restored.pop(call.call_id, None)
             if saved is not None:
                 self.engine.restore(call.call_id, saved, time.time())
-                for item in self.engine.live(call.call_id)["checklist"]:
+                live = self.engine.live(call.call_id) or {}
+                self.console.restored(call.call_id, live)
+                for item in live.get("checklist", ()):
                     if item["done"]:
                         for login in self.pop.owners(call.call_id):
-                            self.pop.mark_item(login, call.call_id, item["id"], True,
-                                               by=item["by"] or "speech")
+                            self.pop.mark_item(
+                                login, call.call_id, item["id"], True, by=item["by"] or "speech"
+                            )
         elif isinstance(event, CallEnded) and self._live.pop(call.call_id, None) is not None:
             result = self.engine.end_call(call.call_id, event.at)
             self._modes.pop(call.call_id, None)
-            self._taps.pop(call.call_id, None)
-            self._notices.pop(call.call_id, None)
             self._checkpoints.pop(call.call_id, None)
             if result is None:
                 return
-            score = result.score
-            checklist = {item["id"]: item for item in result.checklist}
-            for login in self.pop.owners(call.call_id):
-                self.push(login, {"type": "coaching", "call_id": call.call_id,
-                                  "adherence": score, "checklist": checklist,
-                                  "cant_check": result.cant_check})
-            self.save(call.call_id, checklist, score, result.prompts, result.transcript,
-                      result.cant_check)
+            self.console.coached(result)
+            self.save(
+                call.call_id,
+                result.checklist_by_id,
+                result.score,
+                result.prompts,
+                result.transcript,
+                result.cant_check,
+            )
         elif isinstance(event, CallEnded):
             self._modes.pop(call.call_id, None)
 
     # ------------------------------------------------------------ speech in
     def on_utterance(self, u: Utterance) -> None:
+        with about(u.call_id):
+            self._utterance(u)
+
+    def _utterance(self, u: Utterance) -> None:
         text = u.text
         if u.source == SPOTTING:
             # Spotting hears only its phrases: show what was spotted, not the words the
             # grammar forced the rest of the speech onto.
             text = " · ".join(u.phrases)
         if text:
-            message = {"type": "transcript", "call_id": u.call_id, "speaker": u.speaker,
-                       "utterance_id": f"{u.source[0]}{u.start:.2f}", "text": text,
-                       "final": u.final, "start": u.start, "end": u.end, "source": u.source}
-            for login in self.pop.owners(u.call_id):
-                self.push(login, message)
+            self.console.transcript(u, text)
         if u.call_id in self._live:
             self.engine.utterance(u)
 
@@ -171,53 +216,33 @@ class LiveCoaching:
             self.engine.gap(call_id, speaker, start, end, reason)
 
     def on_tap_status(self, status: TapStatus) -> None:
-        state = {"type": "tap", "call_id": status.call_id, "speaker": status.speaker,
-                 "state": status.state, "reason": status.reason}
-        if status.call_id in self._live or status.state != "ended":
-            self._taps.setdefault(status.call_id, {})[status.speaker] = state
-        for login in self.pop.owners(status.call_id):
-            self.push(login, state)
+        self.console.tap(status, keep=status.call_id in self._live or status.state != "ended")
 
     def on_capacity(self, notice: CapacityNotice) -> None:
         """The speech stage gave something up: tell the consoles of the calls it affects."""
         calls = [notice.call_id] if notice.call_id else list(self._live)
         for call_id in calls:
-            if notice.call_id:
-                self._notices[call_id] = notice.description
-            for login in self.pop.owners(call_id):
-                self.push(login, {"type": "capacity", "call_id": call_id, "level": notice.level,
-                                  "notice": notice.description})
+            self.console.capacity(
+                call_id, notice.level, notice.description, keep=bool(notice.call_id)
+            )
 
     # ------------------------------------------------------------ coaching out
     def on_prompt(self, prompt: Prompt) -> None:
         key = (prompt.rule_id, prompt.severity)
         self.prompt_counts[key] = self.prompt_counts.get(key, 0) + 1
-        message = {"type": "prompt", **prompt.to_dict()}
-        for login in self.pop.owners(prompt.call_id):
-            self.push(login, message)
+        self.console.prompt(prompt)
 
     def on_tick(self, tick: Tick) -> None:
         for login in self.pop.owners(tick.call_id):
             self.pop.mark_item(login, tick.call_id, tick.item_id, True, by="speech")
 
     def on_cant_check(self, c: CantCheck) -> None:
-        for login in self.pop.owners(c.call_id):
-            self.push(login, {"type": "cant_check", **c.to_dict()})
+        self.console.cant_check(c)
 
-    def _marked(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
+    def item_marked(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
+        """An agent ticked (or unticked) an item by hand (ScriptPop.subscribe_marks)."""
         if call_id in self._live:
             self.engine.manual_tick(call_id, item, done, time.time())
-
-    def snapshot(self, call_id: str) -> dict[str, Any] | None:
-        """Everything the console shows of a call's coaching so far: for a page that
-        reloads or a console that reconnects (prompts, ticks, transcript, can't check,
-        taps, capacity notice)."""
-        live = self.engine.live(call_id)
-        if live is None:
-            return None
-        live["taps"] = list(self._taps.get(call_id, {}).values())
-        live["notice"] = self._notices.get(call_id)
-        return live
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -247,8 +272,16 @@ class LiveCoaching:
                 continue
             self._checkpoints[call_id] = mark
             live = self.engine.live(call_id)
-            self.save(call_id, {i["id"]: i for i in live["checklist"]}, None, live["prompts"],
-                      live["transcript"], live["cant_check"])
+            if live is None:
+                continue
+            self.save(
+                call_id,
+                {i["id"]: i for i in live["checklist"]},
+                None,
+                live["prompts"],
+                live["transcript"],
+                live["cant_check"],
+            )
 
     async def close(self) -> None:
         if self._ticker:
@@ -258,9 +291,13 @@ class LiveCoaching:
         self._checkpoint()
 
 
-def recognition_modes(engine: CoachingEngine, script: dict | None, setting: str,
-                      model: SpeechModel | None, fillers: tuple[str, ...]
-                      ) -> dict[str, RecognitionMode]:
+def recognition_modes(
+    engine: CoachingEngine,
+    script: dict | None,
+    setting: str,
+    model: SpeechModel | None,
+    fillers: tuple[str, ...],
+) -> dict[str, RecognitionMode]:
     """Each party's recognition for a call with this script.
 
     setting: speech.mode: "spotting" (phrases only), "transcript" (phrases and a
@@ -270,16 +307,21 @@ def recognition_modes(engine: CoachingEngine, script: dict | None, setting: str,
     docstring. A party with nothing to spot, or a model without grammars, gets
     a transcript only."""
     transcript = setting == "transcript" or (
-        setting == "auto" and (script is None or script.get("kind") != "strict"))
+        setting == "auto" and (script is None or script.get("kind") != "strict")
+    )
     modes = {}
     for speaker in (AGENT, CUSTOMER):
-        phrases = engine.spotting_phrases(script, (script or {}).get("language"), speaker) \
-            if script is not None else []
+        phrases = (
+            engine.spotting_phrases(script, (script or {}).get("language"), speaker)
+            if script is not None
+            else []
+        )
         if not phrases or (model is not None and not model.grammar_capable):
             modes[speaker] = RecognitionMode.transcript_only()
             continue
         modes[speaker] = RecognitionMode.spotting(
-            phrases, fillers if speaker == CUSTOMER else (), transcript=transcript)
+            phrases, fillers if speaker == CUSTOMER else (), transcript=transcript
+        )
     return modes
 
 
@@ -292,4 +334,5 @@ def hearing(model: SpeechModel, modes: dict[str, RecognitionMode]) -> Callable[[
             return False
         mode = modes[speaker]
         return mode.transcript or phrase_key(phrase) in spotted[speaker]
+
     return hears

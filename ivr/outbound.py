@@ -6,6 +6,7 @@ the trunk. The call is tracked like any other: the project and campaign ride
 on the channel as variables, and we choose the first leg's Uniqueid ourselves
 so the caller knows the call's id before Asterisk says anything.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -16,18 +17,18 @@ from .ami.client import AmiClient, AmiError
 
 @dataclass(frozen=True)
 class OutboundCall:
-    agent: str             # the agent's extension, e.g. "1002"
-    number: str            # the customer's number
+    agent: str  # the agent's extension, e.g. "1002"
+    number: str  # the customer's number
     project: str
     campaign: str = ""
     context: str = "outbound-campaign"
     ring_seconds: int = 30  # how long the agent's phone rings before we give up
-    call_id: str = ""       # chosen by the caller before a claim (new_call_id), else here
+    call_id: str = ""  # chosen by the caller before a claim (new_call_id), else here
 
 
 @dataclass(frozen=True)
 class PlacedCall:
-    call_id: str           # = the Linkedid the tracker groups the call by
+    call_id: str  # = the Linkedid the tracker groups the call by
     answered_by_agent: bool
     reason: str
 
@@ -55,13 +56,28 @@ async def place_call(ami: AmiClient, call: OutboundCall) -> PlacedCall:
         variables.append(f"__CAMPAIGN={_checked(call.campaign, 'campaign')}")
     try:
         reply = await ami.originate(
-            Channel=f"PJSIP/{agent}", Context=call.context, Exten=number, Priority="1",
-            CallerID=f'"Customer {number}" <{number}>', Timeout=str(call.ring_seconds * 1000),
-            ChannelId=call_id, Variable=variables)
+            Channel=f"PJSIP/{agent}",
+            Context=call.context,
+            Exten=number,
+            Priority="1",
+            CallerID=f'"Customer {number}" <{number}>',
+            Timeout=str(call.ring_seconds * 1000),
+            ChannelId=call_id,
+            Variable=variables,
+        )
     except AmiError as exc:
         return PlacedCall(call_id=call_id, answered_by_agent=False, reason=str(exc))
     ok = reply.get("Response") == "Success"
-    reasons = {"0": "no such extension or number", "1": "no answer", "3": "agent's phone rang out",
-               "4": "answered", "5": "busy", "8": "congestion or phone not registered"}
-    return PlacedCall(call_id=call_id, answered_by_agent=ok,
-                      reason=reasons.get(reply.get("Reason", ""), reply.get("Reason", "unknown")))
+    reasons = {
+        "0": "no such extension or number",
+        "1": "no answer",
+        "3": "agent's phone rang out",
+        "4": "answered",
+        "5": "busy",
+        "8": "congestion or phone not registered",
+    }
+    return PlacedCall(
+        call_id=call_id,
+        answered_by_agent=ok,
+        reason=reasons.get(reply.get("Reason", ""), reply.get("Reason", "unknown")),
+    )

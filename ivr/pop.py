@@ -1,22 +1,34 @@
-"""Script pop: what each agent's console shows, call by call.
+"""Script pop: which call is on which agent's console, with which script.
 
 When an agent's phone rings, the call's script is chosen from the call's data
-(the pop follows the call, not the agent), filled in for this call and agent,
-and handed to the web console as a CallCard. The card then follows the call
-(answered, on hold, transferred, ended) until the agent saves the wrap-up.
+(the pop follows the call, not the agent) and filled in for this call and
+agent: a CallCard. The card then follows the call (answered, on hold,
+transferred, ended) until the agent saves the wrap-up, and keeps the
+checklist's marks. Who listens is told explicitly: ``subscribe_cards`` (a card
+came, changed or went: the web console's view, web/view.py, turns it into
+JSON) and ``subscribe_marks`` (an agent marked a checklist item by hand: live
+coaching).
 """
+
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
-from .calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentMoved, AgentRinging,
-                           CallEnded, CallEvent, CallTransferred)
+from .calls.events import (
+    AgentAnswered,
+    AgentLeft,
+    AgentMissed,
+    AgentMoved,
+    AgentRinging,
+    CallEnded,
+    CallEvent,
+    CallTransferred,
+)
 from .calls.model import Call
-from .config import User
+from .users import User
 
 log = logging.getLogger(__name__)
 
@@ -37,56 +49,59 @@ class CallCard:
     call: Call
     script: dict | None
     script_reason: str
-    phase: str = "ringing"            # ringing | live | wrapup
-    checklist: dict[str, dict] = field(default_factory=dict)   # item id -> {done, by, at}
-    ami_received_at: float = 0.0      # when the AMI event that popped it reached us
-    popped_at: float = 0.0            # when the card was built
+    phase: str = "ringing"  # ringing | live | wrapup
+    checklist: dict[str, dict] = field(default_factory=dict)  # item id -> {done, by, at}
+    ami_received_at: float = 0.0  # when the AMI event that popped it reached us
+    popped_at: float = 0.0  # when the card was built
     transferred_to: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        c = self.call
-        # The customer list (via the filled script) knows names caller ID does not.
-        known = (self.script or {}).get("customer") or {}
-        return {
-            "call_id": self.call_id,
-            "phase": self.phase,
-            "state": c.state.value,
-            "direction": c.direction.value,
-            "customer_number": c.customer_num,
-            "customer_name": known.get("name") or c.customer_name,
-            "did": c.did, "dialled": c.dialled, "queue": c.queue, "ivr_choice": c.ivr_choice,
-            "department": c.department, "project": c.project, "campaign": c.campaign,
-            "agent": c.agent,
-            "started_at": c.started_at, "answered_at": c.answered_at, "ended_at": c.ended_at,
-            "hold_seconds": c.hold_seconds, "hold_started_at": c.hold_started_at,
-            "transfers": [dataclasses.asdict(t) for t in c.transfers],
-            "result": c.result.value if c.result else None,
-            "transferred_to": self.transferred_to,
-            "script": self.script,
-            "script_reason": self.script_reason,
-            "checklist": self.checklist,
-            "timing": {"ami_received_at": self.ami_received_at, "popped_at": self.popped_at},
-        }
 
-
-CardListener = Callable[[str, str, "CallCard | None"], None]   # (login, call_id, card or None)
+CardListener = Callable[[str, str, "CallCard | None"], None]  # (login, call_id, card or None)
+MarkListener = Callable[[str, str, str, bool, str], None]  # (login, call_id, item, done, by)
 
 
 class ScriptPop:
-    def __init__(self, scripts: ScriptSource, users: dict[str, User], on_card: CardListener):
+    def __init__(
+        self, scripts: ScriptSource, users: dict[str, User], on_card: CardListener | None = None
+    ):
         self.scripts = scripts
         self.users = users
-        self.on_card = on_card
-        self.cards: dict[tuple[str, str], CallCard] = {}   # (login, call_id) -> card
-        # Told of every checklist mark (login, call_id, item, done, by), e.g. for coaching.
-        self.on_mark: Callable[[str, str, str, bool, str], None] | None = None
+        self._card_listeners: list[CardListener] = [on_card] if on_card else []
+        self._mark_listeners: list[MarkListener] = []
+        self.cards: dict[tuple[str, str], CallCard] = {}  # (login, call_id) -> card
+        self.popped = 0  # cards built, ever
+
+    def subscribe_cards(self, listener: CardListener) -> None:
+        """``listener(login, call_id, card)`` whenever a card comes or changes, and
+        ``(login, call_id, None)`` when it goes."""
+        self._card_listeners.append(listener)
+
+    def subscribe_marks(self, listener: MarkListener) -> None:
+        """``listener(login, call_id, item, done, by)`` when an agent marks a checklist
+        item by hand (speech's own ticks are not echoed)."""
+        self._mark_listeners.append(listener)
+
+    def _card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
+        for listener in self._card_listeners:
+            try:
+                listener(login, call_id, card)
+            except Exception:
+                log.exception("call %s: a card listener failed", call_id)
 
     # ------------------------------------------------------------ queries
     def cards_for(self, login: str) -> list[CallCard]:
         return [c for (lg, _), c in self.cards.items() if lg == login]
 
+    def cards_of(self, call_id: str) -> list[CallCard]:
+        """Every card of a call (one per agent it popped for)."""
+        return [c for (_, cid), c in self.cards.items() if cid == call_id]
+
     def card(self, login: str, call_id: str) -> CallCard | None:
         return self.cards.get((login, call_id))
+
+    def customer_number(self, call_id: str) -> str | None:
+        """The customer's number of a call on a console (e.g. for a wrap-up's DNC)."""
+        return next((c.call.customer_num for c in self.cards_of(call_id)), None)
 
     # ------------------------------------------------------------ call events
     def on_call_event(self, event: CallEvent) -> None:
@@ -94,9 +109,10 @@ class ScriptPop:
         if isinstance(event, AgentRinging):
             self._pop(event.agent, call, event.at)
         elif isinstance(event, AgentAnswered):
-            card = self.cards.get((event.agent, call.call_id)) or self._pop(event.agent, call,
-                                                                            event.at)
-            card.phase = "live"
+            answered = self.cards.get((event.agent, call.call_id)) or self._pop(
+                event.agent, call, event.at
+            )
+            answered.phase = "live"
             # Ring-all queues: the others stop ringing.
             for (login, call_id), other in list(self.cards.items()):
                 if call_id == call.call_id and login != event.agent and other.phase == "ringing":
@@ -132,27 +148,38 @@ class ScriptPop:
                     card.phase = "wrapup"
         self._refresh(call)
 
+    def _script_for(self, login: str, call: Call) -> tuple[dict | None, str]:
+        try:
+            return self.scripts.pop(call, self.users.get(login))
+        except Exception as exc:  # a broken script must never stop the pop
+            log.exception("call %s: script pop failed", call.call_id)
+            return None, f"script could not be filled: {exc}"
+
     def _pop(self, login: str, call: Call, at: float) -> CallCard:
         t0 = time.time()
-        try:
-            script, reason = self.scripts.pop(call, self.users.get(login))
-        except Exception as exc:   # a broken script must never stop the pop
-            log.exception("call %s: script pop failed", call.call_id)
-            script, reason = None, f"script could not be filled: {exc}"
-        card = CallCard(call_id=call.call_id, login=login, call=call, script=script,
-                        script_reason=reason, ami_received_at=at, popped_at=t0)
+        script, reason = self._script_for(login, call)
+        card = CallCard(
+            call_id=call.call_id,
+            login=login,
+            call=call,
+            script=script,
+            script_reason=reason,
+            ami_received_at=at,
+            popped_at=t0,
+        )
         self.cards[(login, call.call_id)] = card
+        self.popped += 1
         return card
 
     def _refresh(self, call: Call) -> None:
         for (login, call_id), card in self.cards.items():
             if call_id == call.call_id:
                 card.call = call
-                self.on_card(login, call_id, card)
+                self._card_changed(login, call_id, card)
 
     def _drop(self, login: str, call_id: str) -> None:
         self.cards.pop((login, call_id), None)
-        self.on_card(login, call_id, None)
+        self._card_changed(login, call_id, None)
 
     # ------------------------------------------------------------ agent actions
     def mark_item(self, login: str, call_id: str, item: str, done: bool, by: str = "agent") -> bool:
@@ -164,29 +191,46 @@ class ScriptPop:
         if card.checklist.get(item, {}).get("done") == done:
             return True
         card.checklist[item] = {"done": done, "by": by, "at": time.time()}
-        self.on_card(login, call_id, card)
-        if self.on_mark is not None and by != "speech":
-            self.on_mark(login, call_id, item, done, by)
+        self._card_changed(login, call_id, card)
+        if by != "speech":
+            for listener in self._mark_listeners:
+                try:
+                    listener(login, call_id, item, done, by)
+                except Exception:
+                    log.exception("call %s: a checklist listener failed", call_id)
         return True
 
     def owners(self, call_id: str) -> list[str]:
         """Agents whose console shows this call past ringing (who talk on it)."""
-        return [login for (login, cid), card in self.cards.items()
-                if cid == call_id and card.phase != "ringing"]
+        return [
+            login
+            for (login, cid), card in self.cards.items()
+            if cid == call_id and card.phase != "ringing"
+        ]
 
     def script_of(self, call_id: str) -> dict | None:
-        for (_, cid), card in self.cards.items():
-            if cid == call_id and card.script:
-                return card.script
-        return None
+        """The filled script a call popped (None: none, or not on a console)."""
+        return next((c.script for c in self.cards_of(call_id) if c.script), None)
+
+    def script_version_of(self, call_id: str) -> tuple[str, str] | None:
+        """(script id, version) of a call's script, for its record."""
+        script = self.script_of(call_id)
+        return (script["id"], str(script["version"])) if script else None
 
     def wrapped_up(self, login: str, call_id: str) -> None:
         if (login, call_id) in self.cards:
             self._drop(login, call_id)
 
-    def restore_wrapup(self, login: str, call: Call, script: dict | None, reason: str) -> None:
+    def restore_wrapup(self, login: str, call: Call) -> None:
         """After a restart: a call that ended while we were down still needs its wrap-up."""
-        if (login, call.call_id) not in self.cards:
-            self.cards[(login, call.call_id)] = CallCard(
-                call_id=call.call_id, login=login, call=call, script=script,
-                script_reason=reason, phase="wrapup")
+        if (login, call.call_id) in self.cards:
+            return
+        script, reason = self._script_for(login, call)
+        self.cards[(login, call.call_id)] = CallCard(
+            call_id=call.call_id,
+            login=login,
+            call=call,
+            script=script,
+            script_reason=reason,
+            phase="wrapup",
+        )

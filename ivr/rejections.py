@@ -9,6 +9,7 @@ unpaused, unless the pause is no longer ours by then (the agent went on a
 break meanwhile, or a supervisor changed it). Pauses live in Asterisk: after a
 service restart or an AMI reconnect, ours that ran out are ended.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,21 +31,20 @@ def interface_of(agent: str) -> str:
 class RejectPauses:
     """``ami``: the AmiClient (send). ``pause_seconds`` 0 switches this off."""
 
-    def __init__(self, ami: Any, pause_seconds: float,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, ami: Any, pause_seconds: float, clock: Callable[[], float] = time.time):
         self.ami = ami
         self.pause_seconds = pause_seconds
         self.clock = clock
-        self._timers: dict[str, asyncio.TimerHandle] = {}     # agent -> unpause
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # agent -> unpause
         self._tasks: set[asyncio.Task] = set()
-        self.paused: dict[str, float] = {}                     # agent -> paused at
+        self.paused: dict[str, float] = {}  # agent -> paused at
 
     # ------------------------------------------------------------ call events
     def on_call_event(self, event: CallEvent) -> None:
         if not isinstance(event, AgentRejected) or self.pause_seconds <= 0:
             return
         if event.call.queued_at is None:
-            return      # a direct call: the caller hears busy, nobody re-rings
+            return  # a direct call: the caller hears busy, nobody re-rings
         if event.agent in self.paused:
             return
         self.paused[event.agent] = event.at
@@ -57,20 +57,36 @@ class RejectPauses:
 
     async def _pause(self, agent: str, call_id: str, cause: int) -> None:
         try:
-            reply = await self.ami.send({"Action": "QueuePause", "Interface": interface_of(agent),
-                                         "Paused": "true", "Reason": REASON})
+            reply = await self.ami.send(
+                {
+                    "Action": "QueuePause",
+                    "Interface": interface_of(agent),
+                    "Paused": "true",
+                    "Reason": REASON,
+                }
+            )
         except Exception as exc:
-            log.warning("agent %s rejected call %s but could not be paused: %s",
-                        agent, call_id, exc)
+            log.warning(
+                "agent %s rejected call %s but could not be paused: %s", agent, call_id, exc
+            )
             self.paused.pop(agent, None)
             return
         if reply.get("Response") != "Success":
-            log.warning("agent %s rejected call %s; QueuePause refused: %s", agent, call_id,
-                        reply.get("Message"))
+            log.warning(
+                "agent %s rejected call %s; QueuePause refused: %s",
+                agent,
+                call_id,
+                reply.get("Message"),
+            )
             self.paused.pop(agent, None)
             return
-        log.info("agent %s rejected queue call %s (cause %s): paused %.0f s",
-                 agent, call_id, cause, self.pause_seconds)
+        log.info(
+            "agent %s rejected queue call %s (cause %s): paused %.0f s",
+            agent,
+            call_id,
+            cause,
+            self.pause_seconds,
+        )
         self._schedule(agent, self.pause_seconds)
 
     def _schedule(self, agent: str, after: float) -> None:
@@ -78,16 +94,18 @@ class RejectPauses:
         if old is not None:
             old.cancel()
         loop = asyncio.get_running_loop()
-        self._timers[agent] = loop.call_later(max(0.0, after),
-                                              lambda: self._spawn(self._unpause(agent)))
+        self._timers[agent] = loop.call_later(
+            max(0.0, after), lambda: self._spawn(self._unpause(agent))
+        )
 
     async def _unpause(self, agent: str) -> None:
         self._timers.pop(agent, None)
         try:
             still_ours = await self._paused_by_us(agent)
             if still_ours:
-                await self.ami.send({"Action": "QueuePause", "Interface": interface_of(agent),
-                                     "Paused": "false"})
+                await self.ami.send(
+                    {"Action": "QueuePause", "Interface": interface_of(agent), "Paused": "false"}
+                )
                 log.info("agent %s: rejection pause over, ready again", agent)
         except Exception as exc:
             log.warning("agent %s: ending the rejection pause failed (%s); retrying", agent, exc)
@@ -105,10 +123,13 @@ class RejectPauses:
         return [dict(r.items()) for r in replies if r.get("Event") == "QueueMember"]
 
     async def _paused_by_us(self, agent: str) -> bool:
-        members = [m for m in await self._members(agent)
-                   if m.get("Name") == interface_of(agent) or
-                   m.get("Location") == interface_of(agent) or
-                   m.get("StateInterface") == interface_of(agent)]
+        members = [
+            m
+            for m in await self._members(agent)
+            if m.get("Name") == interface_of(agent)
+            or m.get("Location") == interface_of(agent)
+            or m.get("StateInterface") == interface_of(agent)
+        ]
         return any(m.get("Paused") == "1" and m.get("PausedReason") == REASON for m in members)
 
     # ------------------------------------------------------------ after (re)connecting

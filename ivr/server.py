@@ -1,12 +1,18 @@
 """The service's lifecycle: build each stage, wire them, start and stop them.
 
 Data path: AMI events -> {call tracker, agent states, queue board};
-call tracker -> call event bus -> {script pop, agent states, outcome recorder,
-web console board, dialers, log}; agent states and queue board -> wallboard
-and the outcomes store. Each stage only knows the bus or the small callbacks
-given here; none knows the others. What is asked of the PBX goes through
-ami/actions.py.
+call tracker -> call event bus -> {script pop, live coaching, taps, speech, agent
+states, outcome recorder, consoles' board, dialers, log}; script pop -> the
+consoles' view (web/view.py) and live coaching; agent states and queue board ->
+wallboard and the outcomes store. Each stage only knows the bus or the small
+callbacks given here; none knows the others. What is asked of the PBX goes
+through ami/actions.py; what a reconnect re-reads, resync.py; /api/health is
+health.py, /metrics metrics.py. Each PBX is followed through a cluster.PbxLink
+(its AMI client and tracker), while this instance holds its lease; with a bus
+(bus.url) the instance runs as a controller or a web front (cluster/roles.py).
+Nothing but building, wiring, starting and stopping happens here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,32 +20,39 @@ import logging
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from . import health, metrics
 from .agents import AgentGroups, AgentStates, StateChange
 from .ami.actions import PbxActions
 from .ami.message import AmiEvent
 from .bus import create_bus
-from .calls.bus import CallEventBus
-from .calls.events import CallEnded, CallEvent
+from .calls.bus import CallEventBus, log_event
 from .calls.model import Call
 from .calls.queues import QueueBoard, day_start
 from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
 from .cluster.pbx import ActionsRouter
 from .cluster.roles import ControllerRole, WebRole
-from .config import Settings
 from .coaching.rules import RuleLibrary
-from .dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
-                     dnc_on_wrapup)
+from .config import Settings
+from .dialer import (
+    AgentPool,
+    CallbackDialer,
+    CampaignDialer,
+    NumberGuard,
+    busy_unless,
+    dnc_on_wrapup,
+)
+from .live import LiveCoaching
 from .outcomes.agent_states import AgentStateRecorder
 from .outcomes.recorder import OutcomeRecorder
 from .outcomes.reports import queue_day
 from .outcomes.store.auto import create_store
-from . import metrics
-from .live import LiveCoaching
 from .pop import ScriptPop
 from .rejections import RejectPauses
+from .resync import Resync
 from .scripts.customers import CustomerDirectory
 from .scripts.library import ScriptLibrary
 from .scripts.source import LibraryScriptSource
@@ -47,29 +60,18 @@ from .supervision import Supervision
 from .transfers import ConsoleTransfers
 from .web.app import ConsoleApp, WebContext
 from .web.auth import Auth
-from .web.guard import make_site
+from .web.guard import GuardedSite, make_site
 from .web.hub import ConsoleHub
 from .web.policy import is_loopback, refuse_weak_exposure
 from .web.shift import ShiftWeb
+from .web.view import ConsoleView
+
+if TYPE_CHECKING:  # imported when speech is on (Vosk is heavy)
+    from .speech.stage import SpeechStage
+    from .tap.server import TapServer
+    from .tap.taps import TapManager
 
 log = logging.getLogger(__name__)
-
-
-def describe(event: CallEvent) -> str:
-    """One log line per call event, in call-centre terms."""
-    c = event.call
-    parts = [f"call {c.call_id}", event.kind, c.direction.value, f"state={c.state.value}"]
-    for label, value in (("did", c.did), ("dialled", c.dialled), ("customer", c.customer_num),
-                         ("ivr", c.ivr_choice), ("queue", c.queue), ("project", c.project),
-                         ("campaign", c.campaign), ("agent", getattr(event, "agent", None) or c.agent)):
-        if value:
-            parts.append(f"{label}={value}")
-    if isinstance(event, CallEnded):
-        parts.append(f"result={c.result.value if c.result else '?'}")
-        parts.append(f"cause={c.cause}({c.cause_txt})")
-        if c.talk_seconds is not None:
-            parts.append(f"talk={c.talk_seconds:.1f}s")
-    return " ".join(parts)
 
 
 class Service:
@@ -81,18 +83,27 @@ class Service:
         # and `pbx` are the first PBX's; `pbx_ami` routes actions by call.
         self.instance = settings.cluster.instance or new_instance_id()
         self.leases = create_leases(settings.store.url, self.instance)
-        self.links = [PbxLink(p, self.bus.publish, on_synced=self._pbx_synced,
-                              on_ami_event=self._ami_event) for p in settings.all_pbxs]
+        self.links = [
+            PbxLink(p, self.bus.publish, on_synced=self._pbx_synced, on_ami_event=self._ami_event)
+            for p in settings.all_pbxs
+        ]
         for link in self.links:
             link.several = len(self.links) > 1
         self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
-        self.pbx_ami = AmiRouter(self.links) if len(self.links) > 1 else self.ami
+        self.pbx_ami: Any = AmiRouter(self.links) if len(self.links) > 1 else self.ami
         self.actions = {link.name: PbxActions(link.ami) for link in self.links}
-        self.pbx = self.actions[self.links[0].name] if len(self.links) == 1 else \
-            ActionsRouter(self.links, self.actions)
-        self.controller = Controller(self.links, self.leases, poll=settings.cluster.lease_poll,
-                                     prefer=settings.cluster.prefer,
-                                     on_let_go=self._stop_dialers)
+        self.pbx: Any = (
+            self.actions[self.links[0].name]
+            if len(self.links) == 1
+            else ActionsRouter(self.links, self.actions)
+        )
+        self.controller = Controller(
+            self.links,
+            self.leases,
+            poll=settings.cluster.lease_poll,
+            prefer=settings.cluster.prefer,
+            on_let_go=self._stop_dialers,
+        )
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
         # Reports read through a second store instance (SQLite: its own connection,
@@ -100,157 +111,199 @@ class Service:
         self.report_store = create_store(settings.store.url, base_dir=base)
         self.library = ScriptLibrary(settings.path(settings.scripts))
         customers = CustomerDirectory.load(
-            settings.path(settings.customers) if settings.customers else None)
+            settings.path(settings.customers) if settings.customers else None
+        )
         self.scripts = LibraryScriptSource(self.library, customers)
         users = {u.login: u for u in settings.users}
-        self.console: ConsoleApp | None = None
-        self.pop = ScriptPop(self.scripts, users, on_card=self._card_changed)
-        self.recorder = OutcomeRecorder(self.store, script_of=self._script_of)
+        self.pop = ScriptPop(self.scripts, users)
+        self.recorder = OutcomeRecorder(self.store, script_of=self.pop.script_version_of)
         self.hub = ConsoleHub()
+        self.view = ConsoleView(self.hub, self.pop)  # what the consoles show of each call
+        self.pop.subscribe_cards(self.view.card_changed)
         # Agent states (owned by Asterisk's queues) and the queues' live figures:
         # both pushed to the wallboard; state changes recorded in the store.
         self.groups = AgentGroups(settings.groups)
         self.agent_log = AgentStateRecorder(self.store)
-        self.agent_states = AgentStates(self.groups, self.pbx, settings.shift,
-                                        names={u.login: u.name for u in settings.users},
-                                        on_change=self._agent_changed)
-        self.queue_board = QueueBoard(settings.shift.service_level_seconds,
-                                      on_change=self._queue_changed, queues=self.groups.queues)
+        self.agent_states = AgentStates(
+            self.groups,
+            self.pbx,
+            settings.shift,
+            names={u.login: u.name for u in settings.users},
+            on_change=self._agent_changed,
+        )
+        self.queue_board = QueueBoard(
+            settings.shift.service_level_seconds,
+            on_change=lambda figures: self.shift.queue_changed(figures),
+            queues=self.groups.queues,
+        )
         self.shift = ShiftWeb(self.agent_states, self.queue_board, self.hub)
         # Dialers: one agent pool and one number guard for both, so an agent gets
         # one dialer call at a time and a number is never called twice at once;
         # only ready agents of the call's project's groups are offered calls.
         # Across instances, claims and numbers being dialled are held in the store;
         # one pair of dialers per PBX, for that PBX's agents, while it is followed.
-        self.agent_pool = AgentPool(self.agent_states.ready_agents, self._agent_busy,
-                                    penalty_of=self.agent_states.penalty)
+        is_busy = busy_unless(self.console_connected, self.live_calls)
+        self.agent_pool = AgentPool(
+            self.agent_states.ready_agents, is_busy, penalty_of=self.agent_states.penalty
+        )
         self.numbers = NumberGuard(lambda: [c.customer_num for c in self.live_calls()])
         self.dialers: dict[str, tuple[CallbackDialer, CampaignDialer]] = {}
         for link in self.links:
-            pool = self.agent_pool if not link.agents else AgentPool(
-                lambda project, mine=link.agents: [a for a in self.agent_states.ready_agents(
-                    project) if a in mine],
-                self._agent_busy, penalty_of=self.agent_states.penalty)
-            kw = dict(agents=pool, guard=self.numbers, owner=self.instance, pbx=link.name)
-            self.dialers[link.name] = (CallbackDialer(self.store, link.ami, **kw),
-                                       CampaignDialer(self.store, link.ami, **kw))
+            pool = self.agent_pool
+            if link.agents:
+                pool = AgentPool(
+                    self._ready_on(link.agents), is_busy, penalty_of=self.agent_states.penalty
+                )
+            kw: dict[str, Any] = dict(
+                agents=pool, guard=self.numbers, owner=self.instance, pbx=link.name
+            )
+            self.dialers[link.name] = (
+                CallbackDialer(self.store, link.ami, **kw),
+                CampaignDialer(self.store, link.ami, **kw),
+            )
         self.callback_dialer, self.campaign_dialer = self.dialers[self.links[0].name]
-        self.settlers = {name: ClaimSettler(self.store, self.instance, callbacks=cb,
-                                            campaigns=camp)
-                         for name, (cb, camp) in self.dialers.items()}
+        self.settlers = {
+            name: ClaimSettler(self.store, self.instance, callbacks=cb, campaigns=camp)
+            for name, (cb, camp) in self.dialers.items()
+        }
         # Supervisors listening in; agents' attended transfers from the console;
         # agents whose phone refuses queue calls paused for a while.
-        self.supervision = Supervision(self.ami, settings.supervision, users,
-                                       push_agent=self.hub.to_login,
-                                       push_supervisor=self._to_supervisor,
-                                       live_call=self.tracker.calls.get)
+        self.supervision = Supervision(
+            self.ami,
+            settings.supervision,
+            users,
+            push_agent=self.hub.to_login,
+            push_supervisor=self.hub.to_supervisor,
+            live_call=self.tracker.calls.get,
+        )
         agent_logins = [u.login for u in settings.users if not u.is_supervisor]
-        self.transfers = ConsoleTransfers(self.ami, self.tracker.calls.get,
-                                          agents=lambda: agent_logins,
-                                          departments=self.pbx.departments,
-                                          push=self.hub.to_login)
+        self.transfers = ConsoleTransfers(
+            self.ami,
+            self.tracker.calls.get,
+            agents=lambda: agent_logins,
+            departments=self.pbx.departments,
+            push=self.hub.to_login,
+        )
         self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
-        self.console = ConsoleApp(WebContext(
-            auth=Auth(settings.users, self.store, settings.web), hub=self.hub, pop=self.pop,
-            live_calls=self.live_calls,
-            save_wrapup=self._save_wrapup,
-            transfer=self.pbx.transfer,
-            departments=self.pbx.departments, problems=self.script_problems, health=self.health,
-            coaching=lambda call_id: self.live.snapshot(call_id),
-            metrics=lambda: metrics.render(self._metrics),
-            store=self.report_store, on_campaigns_changed=self._wake_campaigns,
-            web=settings.web, supervision=self.supervision, transfers=self.transfers,
-            agents=lambda: [{"login": u.login, "name": u.name} for u in settings.users
-                            if not u.is_supervisor], shift=self.shift))
-        self._dnc_wrapup = dnc_on_wrapup(self.store, number_of=self._number_of)
-        # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
-        self.speech = self.tap_server = self.taps = None
-        self.live = LiveCoaching(self.pop, self.rules, push=self.hub.to_login,
-                                 save=self.recorder.save_coaching, mode=settings.speech.mode,
-                                 model=lambda: self.speech.model if self.speech else None)
+        self.console = ConsoleApp(
+            WebContext(
+                auth=Auth(settings.users, self.store, settings.web),
+                hub=self.hub,
+                pop=self.pop,
+                view=self.view,
+                live_calls=self.live_calls,
+                # Durable first (and a do-not-call wish honoured), then the wrap-up pause ends.
+                save_wrapup=dnc_on_wrapup(self.store, number_of=self.pop.customer_number),
+                wrapup_saved=self.agent_states.wrapup_saved,
+                transfer=self.pbx.transfer,
+                departments=self.pbx.departments,
+                problems=self.script_problems,
+                health=lambda: health.components(self),
+                metrics=lambda: metrics.render(self._metrics),
+                store=self.report_store,
+                on_campaigns_changed=self._wake_campaigns,
+                web=settings.web,
+                supervision=self.supervision,
+                transfers=self.transfers,
+                agents=lambda: [
+                    {"login": u.login, "name": u.name}
+                    for u in settings.users
+                    if not u.is_supervisor
+                ],
+                shift=self.shift,
+            )
+        )
+        # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
+        self.speech: SpeechStage | None = None
+        self.tap_server: TapServer | None = None
+        self.taps: TapManager | None = None
+        self.live = LiveCoaching(
+            self.pop,
+            self.rules,
+            console=self.view,
+            save=self.recorder.save_coaching,
+            mode=settings.speech.mode,
+            model=lambda: self.speech.model if self.speech else None,
+        )
+        self.pop.subscribe_marks(self.live.item_marked)
         if settings.speech.enabled:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
-            self.speech = SpeechStage(settings.speech.model, on_utterance=self.live.on_utterance,
-                                      on_activity=self.live.on_activity,
-                                      on_heard=self.live.on_heard, on_gap=self.live.on_gap,
-                                      on_capacity=self.live.on_capacity,
-                                      mode_for_call=self.live.mode_for_call,
-                                      beam=settings.speech.beam,
-                                      max_active=settings.speech.max_active)
-            self.tap_server = TapServer(settings.tap.host, settings.tap.port,
-                                        sink_factory=self.speech.sink)
-            self.taps = TapManager(self.pbx_ami, self.tap_server,
-                                   connect_host=settings.tap.connect_host or settings.tap.host,
-                                   on_status=self.live.on_tap_status)
+
+            speech = SpeechStage(
+                settings.speech.model,
+                on_utterance=self.live.on_utterance,
+                on_activity=self.live.on_activity,
+                on_heard=self.live.on_heard,
+                on_gap=self.live.on_gap,
+                on_capacity=self.live.on_capacity,
+                mode_for_call=self.live.mode_for_call,
+                beam=settings.speech.beam,
+                max_active=settings.speech.max_active,
+            )
+            tap_server = TapServer(settings.tap.host, settings.tap.port, sink_factory=speech.sink)
+            taps = TapManager(
+                self.pbx_ami,
+                tap_server,
+                connect_host=settings.tap.connect_host or settings.tap.host,
+                on_status=self.live.on_tap_status,
+            )
+            self.speech, self.tap_server, self.taps = speech, tap_server, taps
         # Order matters: the pop decides the script before the others use it.
         self.bus.subscribe(self.pop.on_call_event)
-        if self.speech is not None:
-            self.bus.subscribe(self.live.on_call_event)
-            self.bus.subscribe(self.speech.on_call_event)
-            self.bus.subscribe(self.taps.on_call_event)
+        for stage in self._listening():
+            self.bus.subscribe(stage.on_call_event)
         self.bus.subscribe(self.agent_states.on_call_event)
         self.bus.subscribe(self.recorder)
         self.bus.subscribe(self.supervision.on_call_event)
         self.bus.subscribe(self.transfers.on_call_event)
         self.bus.subscribe(self.rejects.on_call_event)
-        self.bus.subscribe(self.console.call_event)
-        self.bus.subscribe(self._log_event)
+        self.bus.subscribe(self.view.call_event)
+        self.bus.subscribe(log_event)
         for callbacks, campaigns in self.dialers.values():
             self.bus.subscribe(callbacks.on_call_event)
             self.bus.subscribe(campaigns.on_call_event)
+        self.resync = Resync(self.pbx, self.queue_board, self.agent_states, self.rejects)
         # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
         # or a web front; without one it is both, in one process, as always.
         self.roles = set(settings.cluster.roles) or {"controller", "web"}
-        self.bus_link = self.role = None
+        self.bus_link: Any = None
+        self.role: ControllerRole | WebRole | None = None
         if settings.bus.url:
             self.bus_link = create_bus(settings.bus.url, f"ivr {self.instance}")
             if "web" in self.roles:
                 self.role = WebRole(self.bus_link, self)
                 # A web front's pop is a replica fed by the controllers' call
                 # events: it records, dials, coaches and acts on no PBX itself.
-                for stage in (self.recorder, self.agent_states.on_call_event,
-                              self.supervision.on_call_event, self.transfers.on_call_event,
-                              self.rejects.on_call_event,
-                              *(d.on_call_event for pair in self.dialers.values() for d in pair)):
+                for stage in (
+                    self.recorder,
+                    self.agent_states.on_call_event,
+                    self.supervision.on_call_event,
+                    self.transfers.on_call_event,
+                    self.rejects.on_call_event,
+                    *(d.on_call_event for pair in self.dialers.values() for d in pair),
+                    *(stage.on_call_event for stage in self._listening()),
+                ):
                     self.bus.unsubscribe(stage)
-                if self.speech is not None:
-                    for stage in (self.live.on_call_event, self.speech.on_call_event,
-                                  self.taps.on_call_event):
-                        self.bus.unsubscribe(stage)
-                    self.speech = self.tap_server = self.taps = None
+                self.speech = self.tap_server = self.taps = None
             else:
                 self.role = ControllerRole(self.bus_link, self)
         self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
-        self._site = None
+        self._site: GuardedSite | None = None
         self._watch: asyncio.Task | None = None
         self._rules_watch: asyncio.Task | None = None
         self._stopped = False
         self._started = False
 
     # ------------------------------------------------------------ wiring helpers
-    @staticmethod
-    def _log_event(event: CallEvent) -> None:
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s", describe(event))
-
-    def _card_changed(self, login, call_id, card) -> None:
-        if self.console is not None:
-            self.console.card_changed(login, call_id, card)
-
-    def _to_supervisor(self, login: str, message: dict) -> None:
-        for c in list(self.hub.clients):
-            if c.login == login and c.role == "supervisor":
-                c.send(dict(message))
-
-    def _script_of(self, call_id: str) -> tuple[str, str] | None:
-        for (_, cid), card in self.pop.cards.items():
-            if cid == call_id and card.script:
-                return card.script["id"], str(card.script["version"])
-        return None
+    def _listening(self) -> list[Any]:
+        """Live coaching, the speech stage and the taps, when speech is on."""
+        if self.speech is None or self.taps is None:
+            return []
+        return [self.live, self.speech, self.taps]
 
     def _ami_event(self, link: PbxLink, event: AmiEvent) -> None:
         # After the link's tracker: agent states and the queue board hear the
@@ -262,6 +315,10 @@ class Service:
         """Calls in progress on every PBX this instance follows."""
         return [c for link in self.links for c in link.tracker.calls.values()]
 
+    def _ready_on(self, agents: tuple[str, ...]) -> Callable[[str], list[str]]:
+        """Ready agents of a project among those whose phones are on one PBX."""
+        return lambda project: [a for a in self.agent_states.ready_agents(project) if a in agents]
+
     def _wake_campaigns(self) -> None:
         for _, campaigns in self.dialers.values():
             campaigns.wake()
@@ -270,52 +327,11 @@ class Service:
         self.agent_log(change)
         self.shift.agent_changed(change)
 
-    def _queue_changed(self, figures) -> None:
-        self.shift.queue_changed(figures)
-
-    async def _save_wrapup(self, **wrapup) -> None:
-        """Durable first (and a do-not-call wish honoured), then the wrap-up pause ends."""
-        await self._dnc_wrapup(**wrapup)
-        try:
-            await self.agent_states.wrapup_saved(wrapup["agent"], wrapup["call_id"])
-        except Exception:
-            log.exception("agent %s: ending the wrap-up pause failed", wrapup["agent"])
-
-    def _agent_busy(self, login: str) -> bool:
-        """Not free for a dialer call beyond what their state says: the console
-        is not open (nobody would see the script), or a leg of theirs is live."""
-        return (not self.console_connected(login)
-                or login in busy_agents(self.live_calls()))
-
-    def _number_of(self, call_id: str) -> str | None:
-        """The customer's number of a call on a console (for a wrap-up's DNC)."""
-        return next((c.call.customer_num for (_, cid), c in self.pop.cards.items()
-                     if cid == call_id), None)
-
-    def health(self) -> dict[str, dict]:
-        """Each component's state for /api/health (and a container's health check)."""
-        speech_on = self.settings.speech.enabled
-        return {
-            "ami": {"ok": self.ami.connected,
-                    "detail": "connected" if self.ami.connected else "not connected to Asterisk"},
-            "store": {"ok": not self.recorder.failing,
-                      "detail": f"{self.recorder.pending} writes waiting, failing: retrying"
-                      if self.recorder.failing else f"{self.recorder.pending} writes waiting"},
-            "speech": {"ok": self.speech is not None or not speech_on,
-                       "detail": ("off (speech.enabled: false)" if not speech_on else
-                                  "no speech model: calls are not coached" if self.speech is None
-                                  else f"capacity level {self.speech.level}, worst lag "
-                                       f"{self.speech.lag:.1f} s")},
-            "taps": {"ok": self.tap_server is None or self.tap_server.listening or not speech_on,
-                     "detail": "off" if self.tap_server is None else
-                     ("listening" if self.tap_server.listening else "not listening")},
-        }
-
     def script_problems(self) -> list[str]:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
-        if isinstance(self.role, ControllerRole):       # consoles are on the web fronts
+        if isinstance(self.role, ControllerRole):  # consoles are on the web fronts
             return self.role.console_connected(login)
         return self.hub.connected(login)
 
@@ -324,29 +340,18 @@ class Service:
         """An address to open the console at (on this machine)."""
         host = self.settings.web.host
         host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        port = self._site.bound[0][1] if self._site and self._site.bound \
-            else self.settings.web.port
+        port = self._site.bound[0][1] if self._site and self._site.bound else self.settings.web.port
         scheme = "https" if self.settings.web.tls.enabled else "http"
         return f"{scheme}://{host}:{port}"
 
-    # ------------------------------------------------------------ PBX actions
+    # ------------------------------------------------------------ PBXs followed
     async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
         """After every resync of a PBX (login, reconnect, takeover; the calls are
         reconciled by the link): the queues of the PBXs followed give the agent
         states. The first resync since this instance took a PBX: close its calls
         that ended unseen, settle the dialler claims a dead owner left on it
         (from the PBX), then start its dialers."""
-        try:
-            status = await self.pbx.queue_status()
-            self.queue_board.resync(status)
-            await self.agent_states.resync(status)
-        except Exception:
-            log.exception("AMI resync: queue status unavailable; agent states kept as "
-                          "they were")
-        try:
-            await self.rejects.resync()
-        except Exception as exc:
-            log.warning("rejection pauses not resynced: %s", exc)
+        await self.resync()
         if first:
             await self._pbx_taken(link)
 
@@ -355,13 +360,16 @@ class Service:
             gone = set(await self.store.live_call_ids(link.name)) - set(link.tracker.calls)
             closed = await self.store.close_interrupted_on(link.name, gone)
             if closed:
-                log.warning("PBX %s: %d calls ended while no instance followed it; closed as "
-                            "interrupted", link.name, closed)
+                log.warning(
+                    "PBX %s: %d calls ended while no instance followed it; closed as interrupted",
+                    link.name,
+                    closed,
+                )
                 if self._started and "web" in self.roles:
                     await self._restore_wrapups()
         await self.settlers[link.name].settle(link, await self.leases.alive())
         if isinstance(self.role, ControllerRole):
-            self.role.announce()         # web fronts: the calls of the PBX taken (over)
+            self.role.announce()  # web fronts: the calls of the PBX taken (over)
         if self._started:
             await self._start_dialers(link)
 
@@ -383,13 +391,19 @@ class Service:
         recorded = await self.store.last_agent_states()
         self.agent_states.restore(recorded)
         self.agent_log.seed(recorded)
-        self.queue_board.seed(await queue_day(self.store, day_start(time.time()),
-                                              self.settings.shift.service_level_seconds))
+        self.queue_board.seed(
+            await queue_day(
+                self.store, day_start(time.time()), self.settings.shift.service_level_seconds
+            )
+        )
         self.library.reload()
         self.rules.reload()
         self._watch = asyncio.ensure_future(self.library.watch(on_change=self._scripts_changed))
-        self._rules_watch = asyncio.ensure_future(self.rules.watch(
-            on_change=lambda problems: self.console.scripts_changed(self.script_problems())))
+        self._rules_watch = asyncio.ensure_future(
+            self.rules.watch(
+                on_change=lambda problems: self.console.scripts_changed(self.script_problems())
+            )
+        )
         if self.bus_link is not None:
             await self.bus_link.start()
         if "controller" in self.roles:
@@ -414,15 +428,18 @@ class Service:
             # Dialler claims are settled from the PBX once it is followed.
             closed = await self.store.close_interrupted(time.time(), callbacks=False)
             if closed:
-                log.warning("%d calls were live when the service last stopped; closed as "
-                            "interrupted", closed)
+                log.warning(
+                    "%d calls were live when the service last stopped; closed as interrupted",
+                    closed,
+                )
         await self._start_speech()
         self.live.start()
         await self.controller.start()
         try:
             # Know which calls are still live before owing wrap-ups for them.
-            await asyncio.wait_for(asyncio.gather(*(
-                link.synced.wait() for link in self.links if link.following)), 5.0)
+            await asyncio.wait_for(
+                asyncio.gather(*(link.synced.wait() for link in self.links if link.following)), 5.0
+            )
         except asyncio.TimeoutError:
             log.warning("no AMI resync yet; the console starts without the live calls")
 
@@ -430,17 +447,22 @@ class Service:
         app = self.console.build()
         # keepalive_timeout is also how long a client may take to send a request's
         # headers: a connection that never completes one is closed (slowloris).
-        self._runner = web.AppRunner(app, access_log=None,
-                                     keepalive_timeout=self.settings.web.header_timeout)
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=self.settings.web.header_timeout
+        )
         await self._runner.setup()
         base = Path(self.settings.source).parent if self.settings.source else None
-        self._site = make_site(self._runner, self.settings.web, base)
-        await self._site.start()
+        site = self._site = make_site(self._runner, self.settings.web, base)
+        await site.start()
         scheme = "https" if self.settings.web.tls.enabled else "http"
-        log.info("console listening on %s (%s); open %s", ", ".join(
-            f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in self._site.bound),
-            "this machine only" if is_loopback(self.settings.web.host) else "reachable from the network",
-            self.web_url)
+        log.info(
+            "console listening on %s (%s); open %s",
+            ", ".join(f"{scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in site.bound),
+            "this machine only"
+            if is_loopback(self.settings.web.host)
+            else "reachable from the network",
+            self.web_url,
+        )
 
     async def _start_speech(self) -> None:
         if self.speech is None:
@@ -448,30 +470,29 @@ class Service:
             return
         try:
             await self.speech.start()
-        except Exception as exc:     # no model: the console still pops and records calls
-            log.error("speech recognition unavailable, calls are not coached: %s "
-                      "(see `ivr models`)", exc)
-            self.bus.unsubscribe(self.live.on_call_event)
-            self.bus.unsubscribe(self.speech.on_call_event)
-            self.bus.unsubscribe(self.taps.on_call_event)
+        except Exception as exc:  # no model: the console still pops and records calls
+            log.error(
+                "speech recognition unavailable, calls are not coached: %s (see `ivr models`)", exc
+            )
+            for stage in self._listening():
+                self.bus.unsubscribe(stage.on_call_event)
             self.speech = self.tap_server = self.taps = None
             return
         await asyncio.to_thread(self.live.prepare)
-        await self.tap_server.start()
+        if self.tap_server is not None:
+            await self.tap_server.start()
 
     def _scripts_changed(self, report) -> None:
         self.console.scripts_changed(self.script_problems())
 
     async def _restore_wrapups(self) -> None:
-        """Wrap-ups still owed from before a restart come back to the agents' consoles."""
+        """Wrap-ups still owed from before a restart come back to the agents' consoles
+        (calls still live are followed by the pop as usual)."""
         live = {c.call_id for c in self.console.ctx.live_calls()}
         for user in self.settings.users:
             for record in await self.store.calls_needing_wrapup(user.login):
-                if record["call_id"] in live:
-                    continue          # still live: the pop follows it as usual
-                call = self.recorder.call_from_record(record)
-                script, reason = self.scripts.pop(call, user)
-                self.pop.restore_wrapup(user.login, call, script, reason)
+                if record["call_id"] not in live:
+                    self.pop.restore_wrapup(user.login, self.recorder.call_from_record(record))
 
     async def stop(self) -> None:
         if self._stopped:
@@ -492,7 +513,9 @@ class Service:
             await self.bus_link.close()
         if self.taps is not None:
             await self.taps.close()
+        if self.tap_server is not None:
             await self.tap_server.close()
+        if self.speech is not None:
             await self.speech.close()
         await self.live.close()
         if self._watch:
@@ -501,7 +524,7 @@ class Service:
             self._rules_watch.cancel()
         if self._runner:
             await self._runner.cleanup()
-        await self.recorder.close(timeout=10)   # logs any outcome it could not write
+        await self.recorder.close(timeout=10)  # logs any outcome it could not write
         await self.agent_log.close(timeout=10)
         await self.report_store.close()
         await self.store.close()

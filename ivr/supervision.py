@@ -15,6 +15,7 @@ monitoring with the call from Asterisk's ChanSpyStart/Stop (who, how, when).
 This stage only asks for it (and to end it) and tells the agent's console
 that a supervisor is on the line, as far as the centre's policy says so.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,16 +26,22 @@ from typing import Any, Callable
 
 from .calls.events import CallEnded, CallEvent, MonitorEnded, MonitorStarted
 from .calls.model import MONITOR_CHANNEL_PREFIX, MONITOR_MODES, Call, Leg, Monitor
-from .config import SupervisionSettings, User
+from .config import SupervisionSettings
+from .users import User
+from .web.messages import message
 
 log = logging.getLogger(__name__)
 
 # The dialplan context the supervisor's phone is sent to (extensions.conf).
 MONITOR_CONTEXT = "supervisor-monitor"
 # Originate's Reason codes, in words for the supervisor.
-_REASONS = {"0": "the phone is not registered or could not be called", "1": "no answer",
-            "3": "the phone rang out", "5": "the phone is busy",
-            "8": "the phone is not registered or unreachable"}
+_REASONS = {
+    "0": "the phone is not registered or could not be called",
+    "1": "no answer",
+    "3": "the phone rang out",
+    "5": "the phone is busy",
+    "8": "the phone is not registered or unreachable",
+}
 
 
 class MonitorError(Exception):
@@ -59,8 +66,8 @@ class _Request:
 def agent_line(call: Call) -> Leg | None:
     """The line to spy on: the answered, live phone of the call's current agent
     (else of any agent still on the call)."""
-    legs = [l for l in call.agent_legs() if l.ended_at is None and l.answered_at is not None]
-    for leg in sorted(legs, key=lambda l: l.answered_at or 0.0, reverse=True):
+    legs = [lg for lg in call.agent_legs() if lg.ended_at is None and lg.answered_at is not None]
+    for leg in sorted(legs, key=lambda lg: lg.answered_at or 0.0, reverse=True):
         if leg.endpoint == call.agent:
             return leg
     return legs[-1] if legs else None
@@ -75,18 +82,23 @@ def agent_is_told(policy: str, mode: str) -> bool:
 class Supervision:
     """Monitoring of calls by supervisors. ``ami`` is the AmiClient (originate, send)."""
 
-    def __init__(self, ami: Any, settings: SupervisionSettings, users: dict[str, User],
-                 push_agent: Callable[[str, dict[str, Any]], None],
-                 push_supervisor: Callable[[str, dict[str, Any]], None],
-                 live_call: Callable[[str], Call | None]):
+    def __init__(
+        self,
+        ami: Any,
+        settings: SupervisionSettings,
+        users: dict[str, User],
+        push_agent: Callable[[str, dict[str, Any]], None],
+        push_supervisor: Callable[[str, dict[str, Any]], None],
+        live_call: Callable[[str], Call | None],
+    ):
         self.ami = ami
         self.settings = settings
         self.users = users
         self.push_agent = push_agent
         self.push_supervisor = push_supervisor
         self.live_call = live_call
-        self._requests: dict[str, _Request] = {}        # channel id -> request (ringing or on)
-        self._active: dict[str, list[Monitor]] = {}     # call_id -> monitors going on
+        self._requests: dict[str, _Request] = {}  # channel id -> request (ringing or on)
+        self._active: dict[str, list[Monitor]] = {}  # call_id -> monitors going on
 
     # ------------------------------------------------------------ requests
     async def start(self, call_id: str, supervisor: User, mode: str) -> str:
@@ -97,8 +109,10 @@ class Supervision:
         if mode not in MONITOR_MODES:
             raise MonitorError(f"mode must be one of {', '.join(MONITOR_MODES)}", 400)
         if not supervisor.phone:
-            raise MonitorError(f"no phone is set for {supervisor.login} "
-                               f"(users: {supervisor.login}: phone: in the config)")
+            raise MonitorError(
+                f"no phone is set for {supervisor.login} "
+                f"(users: {supervisor.login}: phone: in the config)"
+            )
         call = self.live_call(call_id)
         if call is None:
             raise MonitorError("no such live call", 404)
@@ -112,18 +126,29 @@ class Supervision:
         request = _Request(channel_id, call_id, supervisor.login, mode)
         self._requests[channel_id] = request
         request.task = asyncio.ensure_future(self._ring(request, supervisor.phone, leg))
-        log.info("supervisor %s asks to %s call %s (agent %s) on phone %s",
-                 supervisor.login, mode, call_id, leg.endpoint, supervisor.phone)
+        log.info(
+            "supervisor %s asks to %s call %s (agent %s) on phone %s",
+            supervisor.login,
+            mode,
+            call_id,
+            leg.endpoint,
+            supervisor.phone,
+        )
         return channel_id
 
     async def _ring(self, r: _Request, phone: str, leg: Leg) -> None:
         try:
             reply = await self.ami.originate(
-                Channel=f"PJSIP/{phone}", Context=MONITOR_CONTEXT, Exten=r.mode, Priority="1",
-                ChannelId=r.channel_id, Timeout=str(int(self.settings.ring_seconds * 1000)),
+                Channel=f"PJSIP/{phone}",
+                Context=MONITOR_CONTEXT,
+                Exten=r.mode,
+                Priority="1",
+                ChannelId=r.channel_id,
+                Timeout=str(int(self.settings.ring_seconds * 1000)),
                 CallerID=f'"{r.mode.capitalize()} {leg.endpoint}" <{phone}>',
-                Variable=[f"MONITOR_TARGET={leg.uniqueid}", f"MONITOR_BY={r.supervisor}"])
-        except Exception as exc:          # AMI down, refused
+                Variable=[f"MONITOR_TARGET={leg.uniqueid}", f"MONITOR_BY={r.supervisor}"],
+            )
+        except Exception as exc:  # AMI down, refused
             self._failed(r, str(exc))
             return
         if reply.get("Response") != "Success":
@@ -133,13 +158,17 @@ class Supervision:
         if self._requests.pop(r.channel_id, None) is None:
             return
         log.info("monitoring of call %s by %s did not start: %s", r.call_id, r.supervisor, why)
-        self.push_supervisor(r.supervisor, {"type": "monitor_failed", "call_id": r.call_id,
-                                            "mode": r.mode, "reason": why})
+        self.push_supervisor(
+            r.supervisor, message("monitor_failed", call_id=r.call_id, mode=r.mode, reason=why)
+        )
 
     async def stop(self, call_id: str, supervisor: User) -> bool:
         """Hang up the supervisor's monitoring line of this call (ringing or on)."""
-        found = [r for r in self._requests.values()
-                 if r.supervisor == supervisor.login and r.call_id == call_id]
+        found = [
+            r
+            for r in self._requests.values()
+            if r.supervisor == supervisor.login and r.call_id == call_id
+        ]
         for r in found:
             # Asterisk finds a channel by its Uniqueid too.
             reply = await self.ami.send({"Action": "Hangup", "Channel": r.channel_id})
@@ -181,13 +210,22 @@ class Supervision:
 
     def _notice(self, call_id: str, m: Monitor, on: bool) -> dict[str, Any]:
         who = self.users.get(m.supervisor)
-        return {"type": "monitor", "call_id": call_id, "active": on, "mode": m.mode,
-                "supervisor": who.name if who else m.supervisor}
+        return message(
+            "monitor",
+            call_id=call_id,
+            active=on,
+            mode=m.mode,
+            supervisor=who.name if who else m.supervisor,
+        )
 
     def notices_for(self, login: str) -> list[dict[str, Any]]:
         """What a (re)connecting agent console must be told about monitoring going on."""
-        return [self._notice(call_id, m, True) for call_id, ms in self._active.items()
-                for m in ms if m.agent == login and agent_is_told(self.settings.tell_agent, m.mode)]
+        return [
+            self._notice(call_id, m, True)
+            for call_id, ms in self._active.items()
+            for m in ms
+            if m.agent == login and agent_is_told(self.settings.tell_agent, m.mode)
+        ]
 
     def active(self, call_id: str) -> list[Monitor]:
         return list(self._active.get(call_id, []))
@@ -195,8 +233,11 @@ class Supervision:
     def pending(self, call_id: str) -> list[dict[str, str]]:
         """Requests whose phone still rings (for the board)."""
         started = {m.spyer for m in self._active.get(call_id, [])}
-        return [{"supervisor": r.supervisor, "mode": r.mode} for r in self._requests.values()
-                if r.call_id == call_id and r.channel_id not in started]
+        return [
+            {"supervisor": r.supervisor, "mode": r.mode}
+            for r in self._requests.values()
+            if r.call_id == call_id and r.channel_id not in started
+        ]
 
     async def close(self) -> None:
         tasks = [r.task for r in self._requests.values() if r.task is not None]

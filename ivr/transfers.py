@@ -12,6 +12,7 @@ hold, the target ringing and answering, AttendedTransfer). This stage only
 asks, and tells the agent's console how the consultation stands:
 calling -> talking -> (transferred | cancelled).
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from .calls.events import (AgentAnswered, AgentLeft, CallEnded, CallEvent, CallResumed,
-                           CallTransferred)
+from .calls.events import (
+    AgentAnswered,
+    AgentLeft,
+    CallEnded,
+    CallEvent,
+    CallResumed,
+    CallTransferred,
+)
 from .calls.model import Call, Leg
+from .web.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +50,50 @@ class TransferError(Exception):
 @dataclass
 class Consult:
     call_id: str
-    agent: str              # who consults
-    target: str             # an agent's extension or a department (queue)
-    kind: str               # agent | queue
+    agent: str  # who consults
+    target: str  # an agent's extension or a department (queue)
+    kind: str  # agent | queue
     started_at: float
     state: str = "calling"  # calling | talking
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "consult", "call_id": self.call_id, "target": self.target,
-                "kind": self.kind, "state": self.state, "started_at": self.started_at}
+        return message(
+            "consult",
+            call_id=self.call_id,
+            target=self.target,
+            kind=self.kind,
+            state=self.state,
+            started_at=self.started_at,
+        )
 
 
 def agent_leg(call: Call, agent: str) -> Leg | None:
     """The agent's own answered, live line in the call."""
-    return next((l for l in call.agent_legs() if l.endpoint == agent and l.ended_at is None
-                 and l.answered_at is not None), None)
+    return next(
+        (
+            lg
+            for lg in call.agent_legs()
+            if lg.endpoint == agent and lg.ended_at is None and lg.answered_at is not None
+        ),
+        None,
+    )
 
 
 class ConsoleTransfers:
-    def __init__(self, ami: Any, live_call: Callable[[str], Call | None],
-                 agents: Callable[[], list[str]], departments: Callable[[], Awaitable[list[str]]],
-                 push: Callable[[str, dict[str, Any]], None]):
+    def __init__(
+        self,
+        ami: Any,
+        live_call: Callable[[str], Call | None],
+        agents: Callable[[], list[str]],
+        departments: Callable[[], Awaitable[list[str]]],
+        push: Callable[[str, dict[str, Any]], None],
+    ):
         self.ami = ami
         self.live_call = live_call
         self.agents = agents
         self.departments = departments
         self.push = push
-        self._consults: dict[tuple[str, str], Consult] = {}     # (call_id, agent) -> consult
+        self._consults: dict[tuple[str, str], Consult] = {}  # (call_id, agent) -> consult
 
     async def _action(self, action: dict[str, str], what: str) -> None:
         # Atxfer and CancelAtxfer answer "... successfully queued": panoramisk 1.4
@@ -104,15 +129,27 @@ class ConsoleTransfers:
         call, leg = self._line(call_id, agent)
         if kind == "queue":
             # Inherited by the consultation's channels, where [console-transfer] reads it.
-            await self._action({"Action": "Setvar", "Channel": leg.channel,
-                                "Variable": "__CONSULT_QUEUE", "Value": target},
-                               "prepare the transfer")
+            await self._action(
+                {
+                    "Action": "Setvar",
+                    "Channel": leg.channel,
+                    "Variable": "__CONSULT_QUEUE",
+                    "Value": target,
+                },
+                "prepare the transfer",
+            )
         consult = Consult(call_id, agent, target, kind, time.time())
         self._consults[(call_id, agent)] = consult
         try:
-            await self._action({"Action": "Atxfer", "Channel": leg.channel,
-                                "Exten": QUEUE_EXTEN if kind == "queue" else target,
-                                "Context": CONSULT_CONTEXT}, "start the transfer")
+            await self._action(
+                {
+                    "Action": "Atxfer",
+                    "Channel": leg.channel,
+                    "Exten": QUEUE_EXTEN if kind == "queue" else target,
+                    "Context": CONSULT_CONTEXT,
+                },
+                "start the transfer",
+            )
         except TransferError:
             self._consults.pop((call_id, agent), None)
             raise
@@ -133,8 +170,9 @@ class ConsoleTransfers:
         if (call_id, agent) not in self._consults:
             raise TransferError("no consultation to cancel")
         _, leg = self._line(call_id, agent)
-        await self._action({"Action": "CancelAtxfer", "Channel": leg.channel},
-                           "cancel the transfer")
+        await self._action(
+            {"Action": "CancelAtxfer", "Channel": leg.channel}, "cancel the transfer"
+        )
 
     def consult_of(self, call_id: str, agent: str) -> Consult | None:
         return self._consults.get((call_id, agent))
@@ -153,8 +191,9 @@ class ConsoleTransfers:
                 self.push(agent, c.to_json())
             elif isinstance(event, CallTransferred):
                 self._end(c, "transferred")
-            elif isinstance(event, CallResumed) or (isinstance(event, AgentLeft)
-                                                    and event.agent == agent):
+            elif isinstance(event, CallResumed) or (
+                isinstance(event, AgentLeft) and event.agent == agent
+            ):
                 self._end(c, "cancelled" if isinstance(event, CallResumed) else "transferred")
             elif isinstance(event, CallEnded):
                 self._end(c, "ended")

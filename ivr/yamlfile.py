@@ -4,6 +4,7 @@ Admins edit the config and the call scripts by hand, so every complaint must
 name the file, the line and the field. ``load`` returns plain dicts/lists whose
 mappings also carry the line of each key (``LineDict.line_of``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -61,11 +62,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain word", key_node.start_mark)
+                None, None, "a key must be a plain word", key_node.start_mark
+            )
         key = str(key)
         if key in out:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -89,18 +92,32 @@ def load_text(text: str, file: str) -> Any:
         raise YamlError([Problem(file, None, "", f"YAML: {exc}")]) from None
 
 
-def load(path: Path) -> Any:
+def read_bytes(path: Path) -> bytes:
+    """An admin's file; a YamlError when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise YamlError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+
+
+def decode(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """A file's bytes as text; a YamlError when they are not UTF-8."""
+    try:
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return load_text(text, str(path))
+
+
+def read(path: Path) -> str:
+    return decode(read_bytes(path), path)
+
+
+def load(path: Path) -> Any:
+    return load_text(read(path), str(path))
 
 
 # ---------------------------------------------------------------- checking documents
-DocPath = tuple[str | int, ...]   # where a value sits in a document: ("steps", 2, "text")
+DocPath = tuple[str | int, ...]  # where a value sits in a document: ("steps", 2, "text")
 
 
 def field_name(path: DocPath) -> str:
@@ -122,7 +139,7 @@ def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
     lines: dict[DocPath, int] = {}
 
     def walk(node: yaml.Node, path: DocPath, depth: int) -> None:
-        if depth > 20:          # aliases can nest deeply; admins' files never do
+        if depth > 20:  # aliases can nest deeply; admins' files never do
             return
         if isinstance(node, yaml.ScalarNode):
             if node.style is None:
@@ -143,8 +160,12 @@ def scan_nodes(text: str) -> tuple[dict[DocPath, str], dict[DocPath, int]]:
 
 def kind_of(value: Any, article: bool = False) -> str:
     """What a YAML value is, in an admin's words: "mapping", "a number" ..."""
-    for cls, name in ((dict, "mapping"), (list, "list"), (bool, "true/false"),
-                      ((int, float), "number")):
+    for cls, name in (
+        (dict, "mapping"),
+        (list, "list"),
+        (bool, "true/false"),
+        ((int, float), "number"),
+    ):
         if isinstance(value, cls):
             return f"a {name}" if article and name != "true/false" else name
     return {type(None): "nothing", str: "text"}.get(type(value), type(value).__name__)
@@ -164,6 +185,47 @@ class Checker:
         if path and isinstance(path[-1], int):
             line = self.item_lines.get(path, line)
         self.problems.append(Problem(self.file, line, field_name(path), reason))
+
+    def text(
+        self, d: dict, key: str, path: DocPath, required: bool = False, what: str = ""
+    ) -> str | None:
+        """d[key] as stripped text; None (and a problem) when missing, empty or not text."""
+        if key not in d:
+            if required:
+                self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
+            return None
+        return self.as_text(d[key], self.line(d, key), (*path, key))
+
+    def as_text(self, value: Any, line: int | None, path: DocPath) -> str | None:
+        """A value as text, in the loader's own words (each kind of file has its own)."""
+        raise NotImplementedError
+
+    # "not a mapping" (True) or "not mapping" (False) in this file's problems.
+    articles = True
+
+    def kind(self, value: Any) -> str:
+        return kind_of(value, article=self.articles)
+
+    def number(self, d: dict, key: str, path: DocPath, integer: bool = False) -> float | None:
+        """d[key] as a number greater than 0 (an int with ``integer``)."""
+        value = d.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.add(self.line(d, key), (*path, key), f"must be a number, not {self.kind(value)}")
+            return None
+        if value <= 0:
+            self.add(self.line(d, key), (*path, key), "must be greater than 0")
+            return None
+        if integer and int(value) != value:
+            self.add(self.line(d, key), (*path, key), "must be a whole number")
+            return None
+        return int(value) if integer else float(value)
+
+    def flag(self, d: dict, key: str, path: DocPath, default: bool = False) -> bool:
+        value = d.get(key, default)
+        if not isinstance(value, bool):
+            self.add(self.line(d, key), (*path, key), "must be true or false")
+            return default
+        return value
 
     @staticmethod
     def line(d: Any, key: str | None = None) -> int | None:

@@ -8,9 +8,9 @@ offline), owned by Asterisk's queues and followed from its events.
     after every AMI login: states.resync(await actions.queue_status())
     states.ready_agents("acme-support")                    # for the dialers
 """
+
 from .groups import AgentGroups
 from .model import AgentState, AgentStatus, StateChange
 from .states import AgentStates, StateError
 
-__all__ = ["AgentGroups", "AgentState", "AgentStates", "AgentStatus", "StateChange",
-           "StateError"]
+__all__ = ["AgentGroups", "AgentState", "AgentStates", "AgentStatus", "StateChange", "StateError"]

@@ -1,6 +1,7 @@
 """`ivr check` for agent groups: every queue a group names must exist in the
 dialplans' queues.conf (unknown agents and empty groups are config errors,
 reported when the config loads)."""
+
 from __future__ import annotations
 
 import re
@@ -33,7 +34,13 @@ def check_agent_groups(settings: Settings) -> list[Problem]:
         for i, queue in enumerate(group.queues):
             if queue not in defined:
                 line = group.queue_lines[i] if i < len(group.queue_lines) else group.line
-                problems.append(Problem(where, line, f"groups.{group.name}.queues",
-                                        f"unknown queue {queue!r}: {conf} defines "
-                                        f"{', '.join(sorted(defined)) or 'none'}"))
+                problems.append(
+                    Problem(
+                        where,
+                        line,
+                        f"groups.{group.name}.queues",
+                        f"unknown queue {queue!r}: {conf} defines "
+                        f"{', '.join(sorted(defined)) or 'none'}",
+                    )
+                )
     return problems

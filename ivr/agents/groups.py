@@ -1,4 +1,5 @@
 """Agent groups from the config: who serves which projects and queues."""
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -9,8 +10,8 @@ from ..config import AgentGroup
 class AgentGroups:
     def __init__(self, groups: Iterable[AgentGroup]):
         self.groups = tuple(groups)
-        self._queues: dict[str, dict[str, int]] = {}     # login -> queue -> penalty
-        self._projects: dict[str, dict[str, int]] = {}   # project -> login -> penalty
+        self._queues: dict[str, dict[str, int]] = {}  # login -> queue -> penalty
+        self._projects: dict[str, dict[str, int]] = {}  # project -> login -> penalty
         for g in self.groups:
             for m in g.agents:
                 queues = self._queues.setdefault(m.login, {})

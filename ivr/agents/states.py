@@ -23,6 +23,7 @@ state from QueueStatus, restarts wrap-up clocks from the record (or
 Asterisk's LastPause), ends those that ran out while the service was away,
 and changes nothing else.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,7 @@ from typing import Any, Callable, Mapping
 
 from ..ami.actions import PbxActions, QueueMember, QueueStatus
 from ..ami.message import AmiEvent
-from ..calls.events import (AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallEnded,
-                            CallEvent)
+from ..calls.events import AgentAnswered, AgentLeft, AgentMissed, AgentRinging, CallEnded, CallEvent
 from ..config import WRAPUP_REASON, ShiftSettings
 from .groups import AgentGroups
 from .model import AgentState, AgentStatus, CurrentCall, StateChange
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 THEN = " then "
 _BUSY_DEVICE = frozenset({"inuse", "busy", "onhold", "ringinuse"})
 _UNREACHABLE = frozenset({"unavailable", "invalid"})
-_MEMBER_EVENTS = frozenset({"QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause",
-                            "QueueMemberStatus"})
+_MEMBER_EVENTS = frozenset(
+    {"QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus"}
+)
 
 
 def pause_reason(wrapup: bool, then: str = "") -> str:
@@ -61,7 +62,7 @@ def parse_reason(reason: str) -> tuple[bool, str]:
     if reason == WRAPUP_REASON:
         return True, ""
     if reason.startswith(WRAPUP_REASON + THEN):
-        return True, reason[len(WRAPUP_REASON + THEN):]
+        return True, reason[len(WRAPUP_REASON + THEN) :]
     return False, reason
 
 
@@ -80,7 +81,7 @@ class StateError(Exception):
 
     def __init__(self, message: str, kind: str = "invalid"):
         super().__init__(message)
-        self.kind = kind          # invalid | unknown | conflict | pbx
+        self.kind = kind  # invalid | unknown | conflict | pbx
 
 
 @dataclass
@@ -96,12 +97,12 @@ class _Wrapup:
 class _Agent:
     login: str
     name: str
-    queues: dict[str, QueueMember] = field(default_factory=dict)   # membership, per Asterisk
-    paused_in: set[str] = field(default_factory=set)                # queues paused in
+    queues: dict[str, QueueMember] = field(default_factory=dict)  # membership, per Asterisk
+    paused_in: set[str] = field(default_factory=set)  # queues paused in
     pause_reason: str = ""
     last_pause: float = 0.0
     device: str = "unknown"
-    calls: dict[str, str] = field(default_factory=dict)             # call_id -> ringing|talking
+    calls: dict[str, str] = field(default_factory=dict)  # call_id -> ringing|talking
     call_info: dict[str, CurrentCall] = field(default_factory=dict)
     wrapup: _Wrapup | None = None
     status: AgentStatus | None = None
@@ -109,14 +110,22 @@ class _Agent:
     # author): (login, state, reason, until when), matched when it arrives.
     asked: tuple[str, AgentState, str, float] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)   # a member event came
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # a member event came
 
 
 class AgentStates:
-    def __init__(self, groups: AgentGroups, pbx: PbxActions, settings: ShiftSettings, *,
-                 names: Mapping[str, str] | None = None,
-                 on_change: Callable[[StateChange], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        groups: AgentGroups,
+        # ami/actions.PbxActions; with several PBXs or on a web front, what routes
+        # its queue actions (cluster/pbx.ActionsRouter, cluster/roles.BusQueueActions).
+        pbx: PbxActions | Any,
+        settings: ShiftSettings,
+        *,
+        names: Mapping[str, str] | None = None,
+        on_change: Callable[[StateChange], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.groups = groups
         self.pbx = pbx
         self.settings = settings
@@ -124,7 +133,7 @@ class AgentStates:
         self.clock = clock
         names = names or {}
         self._agents = {login: _Agent(login, names.get(login, login)) for login in groups.logins}
-        self._recorded: dict[str, dict[str, Any]] = {}   # login -> last state on record
+        self._recorded: dict[str, dict[str, Any]] = {}  # login -> last state on record
         self._synced = False
         self._unknown_projects: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -152,11 +161,12 @@ class AgentStates:
         else:
             if project is not None and project not in self._unknown_projects:
                 self._unknown_projects.add(project)
-                log.warning("no agent group serves project %r: its calls go to any ready agent",
-                            project)
+                log.warning(
+                    "no agent group serves project %r: its calls go to any ready agent", project
+                )
             candidates = {login: 0 for login in self._agents}
         out = []
-        for login, penalty in sorted(candidates.items(), key=lambda kv: kv[1]):
+        for login, _penalty in sorted(candidates.items(), key=lambda kv: kv[1]):
             status = self.status(login)
             if status is not None and status.ready:
                 out.append(login)
@@ -185,12 +195,15 @@ class AgentStates:
         agent.changed.set()
         member = QueueMember.from_fields(ev.fields)
         known = agent.queues.get(member.queue)
-        if known is not None and ev.name != "QueueMemberRemoved" and \
-                (known.paused, known.paused_reason, known.device) == \
-                (member.paused, member.paused_reason, member.device) and \
-                agent.device == member.device:
+        if (
+            known is not None
+            and ev.name != "QueueMemberRemoved"
+            and (known.paused, known.paused_reason, known.device)
+            == (member.paused, member.paused_reason, member.device)
+            and agent.device == member.device
+        ):
             agent.queues[member.queue] = member
-            return          # the same again (one event per queue): nothing to tell
+            return  # the same again (one event per queue): nothing to tell
         if ev.name == "QueueMemberRemoved":
             agent.queues.pop(member.queue, None)
             agent.paused_in.discard(member.queue)
@@ -258,8 +271,9 @@ class AgentStates:
         project = (rec.get("project") or "") if recorded else ""
         # The record knows when it began; Asterisk's LastPause restarts with Asterisk.
         started = float(rec["started_at"]) if recorded else (agent.last_pause or now)
-        agent.wrapup = _Wrapup(call_id, project, started,
-                               started + self.settings.wrapup_limit(project))
+        agent.wrapup = _Wrapup(
+            call_id, project, started, started + self.settings.wrapup_limit(project)
+        )
 
     async def _repair(self, agent: _Agent, now: float) -> None:
         if not agent.queues:
@@ -270,32 +284,49 @@ class AgentStates:
         try:
             wanted = self.groups.queues_of(agent.login)
             for queue in sorted(set(wanted) - set(agent.queues)):
-                log.info("agent %s: adding the missing queue %s (their groups list it)",
-                         agent.login, queue)
-                await self.pbx.queue_add(queue, interface, member_name=agent.name,
-                                         penalty=wanted[queue], paused=bool(agent.paused_in),
-                                         reason=agent.pause_reason)
+                log.info(
+                    "agent %s: adding the missing queue %s (their groups list it)",
+                    agent.login,
+                    queue,
+                )
+                await self.pbx.queue_add(
+                    queue,
+                    interface,
+                    member_name=agent.name,
+                    penalty=wanted[queue],
+                    paused=bool(agent.paused_in),
+                    reason=agent.pause_reason,
+                )
             stale = set(agent.queues) - set(wanted)
             for queue in sorted(stale & set(self.groups.queues)):
-                log.info("agent %s: leaving queue %s (no group of theirs lists it now)",
-                         agent.login, queue)
+                log.info(
+                    "agent %s: leaving queue %s (no group of theirs lists it now)",
+                    agent.login,
+                    queue,
+                )
                 await self.pbx.queue_remove(queue, interface)
-            mixed = agent.paused_in and agent.paused_in != set(agent.queues) or \
-                len({m.paused_reason for m in agent.queues.values() if m.paused}) > 1
+            mixed = (
+                agent.paused_in
+                and agent.paused_in != set(agent.queues)
+                or len({m.paused_reason for m in agent.queues.values() if m.paused}) > 1
+            )
             if agent.wrapup is not None and not in_wrapup:
                 # The wrap-up began while AMI was away: its pause never arrived.
-                await self.pbx.queue_pause(interface, True,
-                                           pause_reason(True, agent.pause_reason))
+                await self.pbx.queue_pause(interface, True, pause_reason(True, agent.pause_reason))
             elif mixed:
-                log.warning("agent %s: paused in some queues only; pausing in all (%s)",
-                            agent.login, agent.pause_reason)
+                log.warning(
+                    "agent %s: paused in some queues only; pausing in all (%s)",
+                    agent.login,
+                    agent.pause_reason,
+                )
                 await self.pbx.queue_pause(interface, True, agent.pause_reason)
         except Exception as exc:
             log.warning("agent %s: could not repair their queues now: %s", agent.login, exc)
         if agent.wrapup is not None:
             if agent.wrapup.until <= now:
-                log.info("agent %s: wrap-up ran out while the service was away; ending it",
-                         agent.login)
+                log.info(
+                    "agent %s: wrap-up ran out while the service was away; ending it", agent.login
+                )
                 await self._end_wrapup(agent, agent.wrapup.call_id, by="service")
             else:
                 self._arm(agent)
@@ -307,11 +338,18 @@ class AgentStates:
         if isinstance(event, (AgentRinging, AgentAnswered)):
             agent = self._agents.get(event.agent)
             if agent is not None:
-                agent.calls[call.call_id] = "talking" if isinstance(event, AgentAnswered) \
+                agent.calls[call.call_id] = (
+                    "talking"
+                    if isinstance(event, AgentAnswered)
                     else agent.calls.get(call.call_id, "ringing")
+                )
                 agent.call_info[call.call_id] = CurrentCall(
-                    call.call_id, call.customer_num, call.project, call.queue,
-                    call.agent_answered_at or call.agent_ring_at or event.at)
+                    call.call_id,
+                    call.customer_num,
+                    call.project,
+                    call.queue,
+                    call.agent_answered_at or call.agent_ring_at or event.at,
+                )
                 touched.append(agent)
         elif isinstance(event, AgentMissed):
             agent = self._agents.get(event.agent)
@@ -358,7 +396,8 @@ class AgentStates:
             w.timer.cancel()
         delay = max(0.0, w.until - self.clock())
         w.timer = asyncio.get_running_loop().call_later(
-            delay, lambda: self._spawn(self._wrapup_ran_out(agent, w), agent.login))
+            delay, lambda: self._spawn(self._wrapup_ran_out(agent, w), agent.login)
+        )
 
     def _cancel_wrapup(self, agent: _Agent) -> None:
         if agent.wrapup is not None and agent.wrapup.timer is not None:
@@ -367,8 +406,12 @@ class AgentStates:
 
     async def _wrapup_ran_out(self, agent: _Agent, wrapup: _Wrapup) -> None:
         if agent.wrapup is wrapup:
-            log.info("agent %s: wrap-up of call %s reached its %.0f s limit", agent.login,
-                     wrapup.call_id, wrapup.until - wrapup.started)
+            log.info(
+                "agent %s: wrap-up of call %s reached its %.0f s limit",
+                agent.login,
+                wrapup.call_id,
+                wrapup.until - wrapup.started,
+            )
             await self._end_wrapup(agent, wrapup.call_id, by="service")
 
     async def wrapup_saved(self, login: str, call_id: str) -> None:
@@ -398,8 +441,12 @@ class AgentStates:
         try:
             await self.pbx.queue_pause(interface_of(agent.login), paused, reason)
         except Exception as exc:
-            log.warning("agent %s: pause (%s) not sent: %s; the next resync sends it",
-                        agent.login, reason or "unpause", exc)
+            log.warning(
+                "agent %s: pause (%s) not sent: %s; the next resync sends it",
+                agent.login,
+                reason or "unpause",
+                exc,
+            )
 
     # ------------------------------------------------------------ asked by people
     async def log_in(self, login: str, by: str | None = None) -> AgentStatus:
@@ -410,8 +457,9 @@ class AgentStates:
             return status
         return await self.set_state(login, AgentState.READY, by=by or login)
 
-    async def set_state(self, login: str, state: AgentState | str, reason: str = "",
-                        by: str | None = None) -> AgentStatus:
+    async def set_state(
+        self, login: str, state: AgentState | str, reason: str = "", by: str | None = None
+    ) -> AgentStatus:
         """What the agent (or a supervisor) asks: ready, not ready (reason) or
         offline. On a call, ringing or in wrap-up, ready / not ready say what
         comes after it; offline always leaves the queues at once."""
@@ -420,8 +468,9 @@ class AgentStates:
         except ValueError:
             raise StateError(f"unknown state {state!r}: ready, not_ready or offline") from None
         if state not in (AgentState.READY, AgentState.NOT_READY, AgentState.OFFLINE):
-            raise StateError(f"{state.value} is not chosen, it happens: "
-                             "choose ready, not_ready or offline")
+            raise StateError(
+                f"{state.value} is not chosen, it happens: choose ready, not_ready or offline"
+            )
         agent = self._agents.get(login)
         if agent is None:
             raise StateError(f"{login} is in no agent group", "unknown")
@@ -434,29 +483,38 @@ class AgentStates:
         async with agent.lock:
             current = self._derive(agent, self.clock())
             if state is AgentState.OFFLINE or current.state in (
-                    AgentState.OFFLINE, AgentState.READY, AgentState.NOT_READY):
+                AgentState.OFFLINE,
+                AgentState.READY,
+                AgentState.NOT_READY,
+            ):
                 self._asked(agent, by, state, reason)
             try:
                 if state is AgentState.OFFLINE:
                     self._cancel_wrapup(agent)
                     for queue in sorted(agent.queues):
                         await self.pbx.queue_remove(queue, interface)
-                    done = lambda: not agent.queues      # noqa: E731
+                    done = lambda: not agent.queues  # noqa: E731
                 elif current.state is AgentState.OFFLINE:
                     wanted = self.groups.queues_of(login)
                     if not wanted:
                         raise StateError(f"{login}'s groups list no queue", "conflict")
                     for queue, penalty in wanted.items():
-                        await self.pbx.queue_add(queue, interface, member_name=agent.name,
-                                                 penalty=penalty, paused=bool(reason),
-                                                 reason=reason)
-                    done = lambda: set(wanted) <= set(agent.queues)      # noqa: E731
+                        await self.pbx.queue_add(
+                            queue,
+                            interface,
+                            member_name=agent.name,
+                            penalty=penalty,
+                            paused=bool(reason),
+                            reason=reason,
+                        )
+                    done = lambda: set(wanted) <= set(agent.queues)  # noqa: E731
                 else:
                     asked = pause_reason(current.state is AgentState.WRAPUP, reason)
                     await self.pbx.queue_pause(interface, bool(asked), asked)
-                    done = lambda: all(                                   # noqa: E731
+                    done = lambda: all(  # noqa: E731
                         m.paused == bool(asked) and (m.paused_reason == asked or not asked)
-                        for m in agent.queues.values())
+                        for m in agent.queues.values()
+                    )
                 # Asterisk tells what it did in events that follow its answer:
                 # answer once they are in, so the reply shows the new state.
                 await self._until(agent, done)
@@ -468,14 +526,16 @@ class AgentStates:
             return self._derive(agent, self.clock())
 
     # ------------------------------------------------------------ deriving and telling
-    async def _until(self, agent: _Agent, done: Callable[[], bool],
-                     timeout: float = 2.0) -> None:
+    async def _until(self, agent: _Agent, done: Callable[[], bool], timeout: float = 2.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while not done():
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                log.warning("agent %s: Asterisk's events for the change did not come within "
-                            "%.0f s", agent.login, timeout)
+                log.warning(
+                    "agent %s: Asterisk's events for the change did not come within %.0f s",
+                    agent.login,
+                    timeout,
+                )
                 return
             agent.changed.clear()
             try:
@@ -487,8 +547,7 @@ class AgentStates:
         agent.asked = (by, state, reason, self.clock() + 5.0)
 
     def _derive(self, agent: _Agent, now: float) -> AgentStatus:
-        wrapup_pause, reason = parse_reason(agent.pause_reason) if agent.paused_in \
-            else (False, "")
+        wrapup_pause, reason = parse_reason(agent.pause_reason) if agent.paused_in else (False, "")
         talking = [c for c, s in agent.calls.items() if s == "talking"]
         ringing = [c for c, s in agent.calls.items() if s == "ringing"]
         then = ""
@@ -514,22 +573,33 @@ class AgentStates:
         else:
             state = AgentState.READY
         shown = reason if state is AgentState.NOT_READY else ""
-        call_id = (talking or ringing or [None])[-1]
+        calls = talking or ringing
+        call_id = calls[-1] if calls else None
         prev = agent.status
         if prev is not None and prev.state is state and prev.reason == shown:
             since = prev.since
         else:
             since = now
-        logged_in = min((m.login_time for m in agent.queues.values() if m.login_time),
-                        default=None) if agent.queues else None
+        logged_in = (
+            min((m.login_time for m in agent.queues.values() if m.login_time), default=None)
+            if agent.queues
+            else None
+        )
         return AgentStatus(
-            login=agent.login, name=agent.name, state=state, since=since, reason=shown,
-            then=then, queues=tuple(sorted(agent.queues)),
+            login=agent.login,
+            name=agent.name,
+            state=state,
+            since=since,
+            reason=shown,
+            then=then,
+            queues=tuple(sorted(agent.queues)),
             reachable=agent.device not in _UNREACHABLE,
             call=agent.call_info.get(call_id) if call_id else None,
-            wrapup_until=agent.wrapup.until if state is AgentState.WRAPUP and agent.wrapup
+            wrapup_until=agent.wrapup.until
+            if state is AgentState.WRAPUP and agent.wrapup
             else None,
-            logged_in_at=logged_in)
+            logged_in_at=logged_in,
+        )
 
     def _publish(self, agent: _Agent, at: float, by: str, resync: bool = False) -> None:
         status = self._derive(agent, at)
@@ -552,10 +622,17 @@ class AgentStates:
         call_id = status.call.call_id if status.call else (w.call_id if w else None)
         project = status.call.project if status.call else (w.project if w else "")
         try:
-            self.on_change(StateChange(status=status, previous=prev.state if prev else None,
-                                       previous_reason=prev.reason if prev else "",
-                                       by=author, at=status.since, call_id=call_id,
-                                       project=project))
+            self.on_change(
+                StateChange(
+                    status=status,
+                    previous=prev.state if prev else None,
+                    previous_reason=prev.reason if prev else "",
+                    by=author,
+                    at=status.since,
+                    call_id=call_id,
+                    project=project,
+                )
+            )
         except Exception:
             log.exception("agent %s: a state listener failed", agent.login)
 
@@ -563,8 +640,11 @@ class AgentStates:
         """First look after a restart: a state that did not change keeps its
         start time from the record; a pause started when Asterisk says."""
         rec = self._recorded.get(agent.login)
-        if rec and rec.get("state") == status.state.value and \
-                (rec.get("reason") or "") == status.reason:
+        if (
+            rec
+            and rec.get("state") == status.state.value
+            and (rec.get("reason") or "") == status.reason
+        ):
             return replace(status, since=float(rec["started_at"]))
         if status.state in (AgentState.NOT_READY, AgentState.WRAPUP) and agent.last_pause:
             return replace(status, since=min(agent.last_pause, at))

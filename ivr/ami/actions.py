@@ -6,6 +6,7 @@ the queues' status (who is a member, paused why, which callers wait), the
 departments (queues) a call may be transferred to, and the transfer itself.
 Replies come back as small frozen dataclasses; a refusal raises ActionError.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..calls.model import Call
 from .client import AmiClient, AmiError
 
 
@@ -41,8 +41,17 @@ def _int(value: str, default: int = 0) -> int:
 
 
 # Asterisk's device states, as QueueMember/QueueMemberStatus report them.
-DEVICE_STATES = {0: "unknown", 1: "not_inuse", 2: "inuse", 3: "busy", 4: "invalid",
-                 5: "unavailable", 6: "ringing", 7: "ringinuse", 8: "onhold"}
+DEVICE_STATES = {
+    0: "unknown",
+    1: "not_inuse",
+    2: "inuse",
+    3: "busy",
+    4: "invalid",
+    5: "unavailable",
+    6: "ringing",
+    7: "ringinuse",
+    8: "onhold",
+}
 
 
 @dataclass(frozen=True)
@@ -50,18 +59,18 @@ class QueueMember:
     """One agent's phone in one queue (QueueMember, QueueMember* events)."""
 
     queue: str
-    interface: str              # PJSIP/1001
+    interface: str  # PJSIP/1001
     name: str = ""
     state_interface: str = ""
-    dynamic: bool = True        # added over AMI/CLI, not written in queues.conf
+    dynamic: bool = True  # added over AMI/CLI, not written in queues.conf
     penalty: int = 0
     calls_taken: int = 0
     in_call: bool = False
-    device: str = "unknown"     # DEVICE_STATES
+    device: str = "unknown"  # DEVICE_STATES
     paused: bool = False
     paused_reason: str = ""
-    last_pause: float = 0.0     # epoch s of the last pause (0: never)
-    login_time: float = 0.0     # epoch s the member was added
+    last_pause: float = 0.0  # epoch s of the last pause (0: never)
+    login_time: float = 0.0  # epoch s the member was added
 
     @classmethod
     def from_fields(cls, f: Mapping[str, Any]) -> "QueueMember":
@@ -79,7 +88,8 @@ class QueueMember:
             paused=str(get("Paused", "0")) == "1",
             paused_reason=str(get("PausedReason", "")),
             last_pause=float(_int(get("LastPause", "0"))),
-            login_time=float(_int(get("LoginTime", "0"))))
+            login_time=float(_int(get("LoginTime", "0"))),
+        )
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class QueueCaller:
     uniqueid: str
     channel: str
     position: int
-    joined_at: float            # epoch s, from the wait Asterisk reports
+    joined_at: float  # epoch s, from the wait Asterisk reports
 
 
 @dataclass(frozen=True)
@@ -112,15 +122,17 @@ class PbxActions:
         self._departments: tuple[float, list[str]] = (-1e9, [])
         self._departments_asking: asyncio.Future | None = None
 
-    async def _send(self, action: dict[str, str], as_list: bool | None = False,
-                    timeout: float = 10.0) -> Any:
+    async def _send(
+        self, action: dict[str, str], as_list: bool | None = False, timeout: float = 10.0
+    ) -> Any:
         try:
             return await self.ami.send(action, as_list=as_list, timeout=timeout)
         except AmiError as exc:
             raise NotConnected(str(exc)) from None
         except asyncio.TimeoutError:
-            raise ActionError(f"the PBX did not answer {action['Action']} in {timeout:.0f} s") \
-                from None
+            raise ActionError(
+                f"the PBX did not answer {action['Action']} in {timeout:.0f} s"
+            ) from None
 
     async def _do(self, action: dict[str, str]) -> dict[str, str]:
         # as_list=False: panoramisk would wait for a list after "Added interface to queue".
@@ -130,13 +142,26 @@ class PbxActions:
         return dict(reply.items())
 
     # ------------------------------------------------------------ queues
-    async def queue_add(self, queue: str, interface: str, *, member_name: str = "",
-                        penalty: int = 0, paused: bool = False, reason: str = "") -> None:
+    async def queue_add(
+        self,
+        queue: str,
+        interface: str,
+        *,
+        member_name: str = "",
+        penalty: int = 0,
+        paused: bool = False,
+        reason: str = "",
+    ) -> None:
         """Add an agent's phone to a queue; its device state (the phone's own
         interface) tells Asterisk when the agent is busy."""
-        action = {"Action": "QueueAdd", "Queue": queue, "Interface": interface,
-                  "StateInterface": interface, "Penalty": str(penalty),
-                  "Paused": "true" if paused else "false"}
+        action = {
+            "Action": "QueueAdd",
+            "Queue": queue,
+            "Interface": interface,
+            "StateInterface": interface,
+            "Penalty": str(penalty),
+            "Paused": "true" if paused else "false",
+        }
         if member_name:
             action["MemberName"] = member_name
         if paused and reason:
@@ -146,12 +171,16 @@ class PbxActions:
     async def queue_remove(self, queue: str, interface: str) -> None:
         await self._do({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
 
-    async def queue_pause(self, interface: str, paused: bool, reason: str = "",
-                          queue: str | None = None) -> None:
+    async def queue_pause(
+        self, interface: str, paused: bool, reason: str = "", queue: str | None = None
+    ) -> None:
         """Pause (with a reason) or unpause an agent's phone in one queue, or
         in every queue it is in (queue=None)."""
-        action = {"Action": "QueuePause", "Interface": interface,
-                  "Paused": "true" if paused else "false"}
+        action = {
+            "Action": "QueuePause",
+            "Interface": interface,
+            "Paused": "true" if paused else "false",
+        }
         if queue:
             action["Queue"] = queue
         if reason:
@@ -173,10 +202,15 @@ class PbxActions:
             elif event == "QueueMember":
                 members.append(QueueMember.from_fields(r))
             elif event == "QueueEntry":
-                callers.append(QueueCaller(
-                    queue=str(r.get("Queue")), uniqueid=str(r.get("Uniqueid", "")),
-                    channel=str(r.get("Channel", "")), position=_int(r.get("Position", "0")),
-                    joined_at=now - _int(r.get("Wait", "0"))))
+                callers.append(
+                    QueueCaller(
+                        queue=str(r.get("Queue")),
+                        uniqueid=str(r.get("Uniqueid", "")),
+                        channel=str(r.get("Channel", "")),
+                        position=_int(r.get("Position", "0")),
+                        joined_at=now - _int(r.get("Wait", "0")),
+                    )
+                )
         return QueueStatus(now, tuple(queues), tuple(members), tuple(callers))
 
     # ------------------------------------------------------------ departments, transfers
@@ -195,17 +229,25 @@ class PbxActions:
         replies = await self._send({"Action": "QueueSummary"}, as_list=None)
         if not isinstance(replies, list):
             replies = [replies]
-        names = sorted({r.get("Queue") for r in replies if r.get("Event") == "QueueSummary"
-                        and r.get("Queue")})
+        names = sorted(
+            {r.get("Queue") for r in replies if r.get("Event") == "QueueSummary" and r.get("Queue")}
+        )
         self._departments = (time.monotonic(), names)
         return names
 
-    async def transfer(self, call: Call, department: str) -> None:
-        """Send the customer into another department's queue (AMI Redirect)."""
-        customer = call.customer_leg()
-        if customer is None or customer.ended_at is not None:
+    async def transfer(self, channel: str | None, department: str) -> None:
+        """Send the customer (their ``channel``; None: hung up) into another
+        department's queue (AMI Redirect)."""
+        if not channel:
             raise CallGone("the customer is no longer on the line")
-        reply = await self._send({"Action": "Redirect", "Channel": customer.channel,
-                                  "Context": "to-queue", "Exten": department, "Priority": "1"})
+        reply = await self._send(
+            {
+                "Action": "Redirect",
+                "Channel": channel,
+                "Context": "to-queue",
+                "Exten": department,
+                "Priority": "1",
+            }
+        )
         if reply.get("Response") != "Success":
             raise Refused(f"the PBX refused the transfer: {reply.get('Message')}")

@@ -4,6 +4,7 @@ A recording is the AMI wire text itself (messages separated by a blank line),
 each message preceded by one ``Received: <unix time>`` header so the replay
 keeps the original timing. Record with ``python -m ivr.ami.capture``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ def iter_events(text: str) -> Iterator[AmiEvent]:
         lines = []
         for line in block.splitlines():
             if line.startswith("Received: "):
-                received = float(line[len("Received: "):])
+                received = float(line[len("Received: ") :])
             else:
                 lines.append(line)
         ev = AmiEvent.parse("\n".join(lines), received)

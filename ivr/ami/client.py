@@ -5,6 +5,7 @@ exponential backoff after any loss (panoramisk alone retries every 2 s and
 never after a refused login), and calls ``on_connected`` after each login so
 the call tracker can resync the live channels it may have missed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,9 +48,13 @@ class _Manager(Manager):
         if f.exception() is not None:
             self.reconnect_timeout = self.client._next_delay()
             if not self.client._closing:
-                log.warning("AMI %s:%s unreachable (%s); retrying in %.1f s",
-                            self.config["host"], self.config["port"], f.exception(),
-                            self.reconnect_timeout)
+                log.warning(
+                    "AMI %s:%s unreachable (%s); retrying in %.1f s",
+                    self.config["host"],
+                    self.config["port"],
+                    f.exception(),
+                    self.reconnect_timeout,
+                )
             if self.client._closing:
                 return
         super().connection_made(f)
@@ -65,8 +70,12 @@ class _Manager(Manager):
         ok = super().login(future)
         if not ok:
             delay = self.client._next_delay(refused=True)
-            log.error("AMI login refused for user %r: check the password (IVR_AMI_SECRET) and "
-                      "manager.conf; retrying in %.0f s", self.config["username"], delay)
+            log.error(
+                "AMI login refused for user %r: check the password (IVR_AMI_SECRET) and "
+                "manager.conf; retrying in %.0f s",
+                self.config["username"],
+                delay,
+            )
             self.client._set_state("refused")
             if self.protocol:
                 self.protocol.close()
@@ -75,14 +84,18 @@ class _Manager(Manager):
 
 
 class AmiClient:
-    def __init__(self, settings: AmiSettings,
-                 on_event: Callable[[AmiEvent], None],
-                 on_connected: Callable[["AmiClient"], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        settings: AmiSettings,
+        on_event: Callable[[AmiEvent], None],
+        on_connected: Callable[["AmiClient"], Awaitable[None]] | None = None,
+    ):
         self.settings = settings
         self.on_event = on_event
         self.on_connected = on_connected
         self.state = "disconnected"
         self.logins = 0
+        self.events_received = 0  # ever (for /metrics)
         # When the connection was last lost (None: never), and when the PBX
         # last started (from FullyBooted's Uptime at each login): a PBX that
         # started after the loss crashed or restarted, taking its calls down.
@@ -98,14 +111,21 @@ class AmiClient:
     async def start(self) -> None:
         if not self.settings.secret:
             raise AmiError("no AMI password: set IVR_AMI_SECRET or ami.secret")
-        self._closing = False          # a client closed (lease lost) may follow its PBX again
+        self._closing = False  # a client closed (lease lost) may follow its PBX again
         loop = asyncio.get_running_loop()
-        m = _Manager(loop=loop, host=self.settings.host, port=self.settings.port,
-                     username=self.settings.username, secret=str(self.settings.secret),
-                     reconnect_timeout=self.settings.reconnect_min, ping_delay=10,
-                     on_login=self._logged_in, on_disconnect=self._lost,
-                     protocol_factory=_Protocol,
-                     log=logging.getLogger("panoramisk"))
+        m = _Manager(
+            loop=loop,
+            host=self.settings.host,
+            port=self.settings.port,
+            username=self.settings.username,
+            secret=str(self.settings.secret),
+            reconnect_timeout=self.settings.reconnect_min,
+            ping_delay=10,
+            on_login=self._logged_in,
+            on_disconnect=self._lost,
+            protocol_factory=_Protocol,
+            log=logging.getLogger("panoramisk"),
+        )
         m.client = self
         m.register_event("*", self._dispatch)
         self._manager = m
@@ -130,8 +150,9 @@ class AmiClient:
     # ------------------------------------------------------------ callbacks
     def _set_state(self, state: str) -> None:
         if state != self.state:
-            log.info("AMI %s:%s: %s -> %s", self.settings.host, self.settings.port,
-                     self.state, state)
+            log.info(
+                "AMI %s:%s: %s -> %s", self.settings.host, self.settings.port, self.state, state
+            )
             self.state = state
 
     def _next_delay(self, refused: bool = False) -> float:
@@ -148,6 +169,8 @@ class AmiClient:
             self._resync_task = asyncio.ensure_future(self._run_on_connected())
 
     async def _run_on_connected(self) -> None:
+        if self.on_connected is None:
+            return
         try:
             await self.on_connected(self)
         except Exception:
@@ -162,6 +185,7 @@ class AmiClient:
             log.warning("AMI connection lost; reconnecting in %.1f s", manager.reconnect_timeout)
 
     def _dispatch(self, manager: Manager, message: Any) -> None:
+        self.events_received += 1
         try:
             if message.get("Event") == "FullyBooted" and str(message.get("Uptime", "")).isdigit():
                 self.pbx_started_at = time.time() - int(message.get("Uptime"))
@@ -174,8 +198,9 @@ class AmiClient:
     async def send(self, action: dict, as_list: bool | None = None, timeout: float = 10.0) -> Any:
         if self._manager is None or not self.connected:
             raise AmiError("AMI is not connected")
-        return await asyncio.wait_for(self._manager.send_action(dict(action), as_list=as_list),
-                                      timeout)
+        return await asyncio.wait_for(
+            self._manager.send_action(dict(action), as_list=as_list), timeout
+        )
 
     async def channels(self) -> list[AmiEvent]:
         """Every live channel (CoreShowChannels)."""
@@ -183,8 +208,9 @@ class AmiClient:
         if not isinstance(replies, list):
             replies = [replies]
         now = time.time()
-        return [AmiEvent.from_headers(r, now) for r in replies
-                if r.get("Event") == "CoreShowChannel"]
+        return [
+            AmiEvent.from_headers(r, now) for r in replies if r.get("Event") == "CoreShowChannel"
+        ]
 
     async def originate(self, **fields: Any) -> dict:
         """Originate asynchronously; returns the OriginateResponse fields."""

@@ -3,6 +3,7 @@
 Asterisk omits fields freely (an originated channel's DialBegin has no Channel
 or Uniqueid), so ``get`` returns '' for anything missing, never raises.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ class AmiEvent:
     received: float = 0.0
     # Channel variables of the other channels an event names, by prefix
     # (ChanSpyStart: "Spyer", "Spyee"; AttendedTransfer: "Transferee" ...).
-    other_vars: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
+    other_vars: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def get(self, key: str, default: str = "") -> str:
         return self.fields.get(key, default)
@@ -64,15 +65,19 @@ class AmiEvent:
             elif key == "DestChanVariable":
                 dest_vars.update(_vars(value))
             elif key.endswith("ChanVariable") and key[0].isalpha():
-                other.setdefault(key[:-len("ChanVariable")], {}).update(_vars(value))
+                other.setdefault(key[: -len("ChanVariable")], {}).update(_vars(value))
             elif isinstance(value, list):
                 fields[key] = str(value[0]) if value else ""
             else:
                 fields[key] = str(value)
-        return cls(name=fields.get("Event", ""), fields=fields, chan_vars=chan_vars,
-                   dest_chan_vars=dest_vars,
-                   received=time.time() if received is None else received,
-                   other_vars=other or _EMPTY)
+        return cls(
+            name=fields.get("Event", ""),
+            fields=fields,
+            chan_vars=chan_vars,
+            dest_chan_vars=dest_vars,
+            received=time.time() if received is None else received,
+            other_vars=other or {},
+        )
 
     @classmethod
     def parse(cls, block: str, received: float | None = None) -> "AmiEvent | None":

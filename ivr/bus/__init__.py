@@ -8,6 +8,7 @@
 Subjects (subjects.py) go per PBX, call and agent. codec.py turns call
 events into JSON and back.
 """
+
 from .base import BusError, LocalBus, matches, token
 from .nats import NatsBus
 

@@ -5,6 +5,7 @@ Messages are JSON objects on NATS-style subjects (`ivr.call.east.<id>`;
 the same interface inside one process (one machine needs no server);
 `NatsBus` (nats.py) carries it between instances.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,17 +81,19 @@ class LocalBus:
     async def serve(self, subject: str, responder: Responder) -> None:
         self._responders.append((subject, responder))
 
-    async def request(self, subject: str, data: dict[str, Any],
-                      timeout: float = 2.0) -> dict[str, Any]:
+    async def request(
+        self, subject: str, data: dict[str, Any], timeout: float = 2.0
+    ) -> dict[str, Any]:
         for pattern, responder in self._responders:
             if matches(pattern, subject):
                 reply = await asyncio.wait_for(responder(subject, data), timeout)
-                if reply is not None:             # None: not this responder's to answer
+                if reply is not None:  # None: not this responder's to answer
                     return reply
         raise BusError(f"nobody answers {subject}")
 
-    async def gather(self, subject: str, data: dict[str, Any],
-                     window: float = 0.5) -> list[dict[str, Any]]:
+    async def gather(
+        self, subject: str, data: dict[str, Any], window: float = 0.5
+    ) -> list[dict[str, Any]]:
         replies = []
         for pattern, responder in self._responders:
             if matches(pattern, subject):

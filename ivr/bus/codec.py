@@ -4,6 +4,7 @@ Decoding follows the dataclasses' own type hints (enums, nested dataclasses,
 lists and dicts of them), so a field added to Call, Leg or an event travels
 without touching this file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,10 @@ from ..calls.events import CallEvent
 from ..calls.model import Call
 
 EVENT_TYPES: dict[str, type] = {
-    name: cls for name, cls in vars(events_module).items()
-    if isinstance(cls, type) and issubclass(cls, CallEvent) and cls is not CallEvent}
+    name: cls
+    for name, cls in vars(events_module).items()
+    if isinstance(cls, type) and issubclass(cls, CallEvent) and cls is not CallEvent
+}
 
 
 def encode(value: Any) -> Any:

@@ -7,6 +7,7 @@ what was published in its pending buffer; subscriptions come back with the
 connection. `on_reconnect` callbacks run after every reconnect, so the
 instances can resync what they may have missed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,7 @@ class NatsBus:
         self.on_reconnect: list[Callable[[], None]] = []
         self.published = 0
         self.received = 0
-        self._nc = None
+        self._nc: Any = None  # nats.aio.client.Client once started
         self._queue: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
@@ -40,12 +41,20 @@ class NatsBus:
 
     async def start(self) -> None:
         import nats
+
         self._nc = await nats.connect(
-            self.url, name=self.name, max_reconnect_attempts=-1,
-            reconnect_time_wait=self.reconnect_wait, connect_timeout=5,
-            allow_reconnect=True, ping_interval=5, max_outstanding_pings=2,
-            disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
-            error_cb=self._error)
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=self.reconnect_wait,
+            connect_timeout=5,
+            allow_reconnect=True,
+            ping_interval=5,
+            max_outstanding_pings=2,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+            error_cb=self._error,
+        )
         self._writer = asyncio.ensure_future(self._write())
         log.info("bus: connected to %s as %s", self.url.rsplit("@", 1)[-1], self.name)
 
@@ -80,7 +89,7 @@ class NatsBus:
                 try:
                     await self._nc.publish(subject, payload)
                     self.published += 1
-                except Exception as exc:      # closed, or the pending buffer is full
+                except Exception as exc:  # closed, or the pending buffer is full
                     log.warning("bus: dropped a message on %s: %s", subject, exc)
 
     async def _subscribe(self, subject: str, on_msg) -> None:
@@ -97,6 +106,7 @@ class NatsBus:
                 log.warning("bus: a message on %s is not JSON; dropped", msg.subject)
                 return
             await call_handler(handler, msg.subject, data)
+
         await self._subscribe(subject, on_msg)
 
     async def serve(self, subject: str, responder: Responder) -> None:
@@ -106,13 +116,16 @@ class NatsBus:
             except Exception as exc:
                 log.exception("bus: answering %s failed", msg.subject)
                 reply = {"error": str(exc) or type(exc).__name__}
-            if msg.reply and reply is not None:      # None: another instance answers
+            if msg.reply and reply is not None:  # None: another instance answers
                 await self._nc.publish(msg.reply, json.dumps(reply).encode())
+
         await self._subscribe(subject, on_msg)
 
-    async def request(self, subject: str, data: dict[str, Any],
-                      timeout: float = 2.0) -> dict[str, Any]:
+    async def request(
+        self, subject: str, data: dict[str, Any], timeout: float = 2.0
+    ) -> dict[str, Any]:
         import nats.errors
+
         if self._nc is None:
             raise BusError("the bus is not started")
         try:
@@ -121,8 +134,9 @@ class NatsBus:
             raise BusError(f"nobody answered {subject}") from exc
         return json.loads(msg.data)
 
-    async def gather(self, subject: str, data: dict[str, Any],
-                     window: float = 0.5) -> list[dict[str, Any]]:
+    async def gather(
+        self, subject: str, data: dict[str, Any], window: float = 0.5
+    ) -> list[dict[str, Any]]:
         """Every reply that arrives within `window` s (several controllers)."""
         if self._nc is None:
             raise BusError("the bus is not started")
@@ -134,6 +148,7 @@ class NatsBus:
                 replies.append(json.loads(msg.data))
             except ValueError:
                 pass
+
         sub = await self._nc.subscribe(inbox, cb=on_reply)
         try:
             await self._nc.publish(subject, json.dumps(data).encode(), reply=inbox)

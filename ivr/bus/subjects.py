@@ -13,6 +13,7 @@ Instances:         ivr.presence                  consoles open on each web front
                    ivr.departments               the PBXs' queues (request)
                    ivr.queues.status             queue status of every controller (request)
 """
+
 from .base import token
 
 CALLS = "ivr.call.>"

@@ -2,13 +2,16 @@
 
 A subscriber that raises is logged and skipped: one broken consumer (or one
 call's broken pipeline) must never stop the others from hearing about calls.
+What subscribers log while they handle an event carries its call (and agent).
 """
+
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
-from .events import CallEvent
+from ..logs import about
+from .events import CallEvent, describe
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +31,16 @@ class CallEventBus:
             self._subscribers.remove(subscriber)
 
     def publish(self, event: CallEvent) -> None:
-        for subscriber in list(self._subscribers):
-            try:
-                subscriber(event)
-            except Exception:
-                log.exception("call event subscriber %r failed on %s of call %s",
-                              subscriber, event.kind, event.call.call_id)
+        agent = getattr(event, "agent", None) or event.call.agent
+        with about(event.call.call_id, agent):
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("call event subscriber %r failed on %s", subscriber, event.kind)
+
+
+def log_event(event: CallEvent) -> None:
+    """A bus subscriber: one INFO line per call event (events.describe)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", describe(event))

@@ -1,5 +1,6 @@
 """Typed call events the tracker publishes for the later stages (script pop,
 audio tap, outcomes). Each carries a snapshot of the call at that moment."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class CallResumed(CallEvent):
 
 @dataclass(frozen=True)
 class CallTransferred(CallEvent):
-    how: str          # blind | attended | queue
+    how: str  # blind | attended | queue
     target: str
 
 
@@ -124,3 +125,27 @@ class MonitorStarted(CallEvent):
 @dataclass(frozen=True)
 class MonitorEnded(CallEvent):
     monitor: Monitor
+
+
+def describe(event: CallEvent) -> str:
+    """One log line per call event, in call-centre terms."""
+    c = event.call
+    parts = [f"call {c.call_id}", event.kind, c.direction.value, f"state={c.state.value}"]
+    for label, value in (
+        ("did", c.did),
+        ("dialled", c.dialled),
+        ("customer", c.customer_num),
+        ("ivr", c.ivr_choice),
+        ("queue", c.queue),
+        ("project", c.project),
+        ("campaign", c.campaign),
+        ("agent", getattr(event, "agent", None) or c.agent),
+    ):
+        if value:
+            parts.append(f"{label}={value}")
+    if isinstance(event, CallEnded):
+        parts.append(f"result={c.result.value if c.result else '?'}")
+        parts.append(f"cause={c.cause}({c.cause_txt})")
+        if c.talk_seconds is not None:
+            parts.append(f"talk={c.talk_seconds:.1f}s")
+    return " ".join(parts)

@@ -12,6 +12,7 @@ after every AMI (re)login, so a restart of the service shows the same board.
                     queue (answered + abandoned + timed out)
     ASA (average speed of answer) = mean wait of the answered callers
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,32 +32,39 @@ class QueueCounts:
     """Today's callers who left a queue, and how."""
 
     answered: int = 0
-    answered_in_time: int = 0      # within the service-level threshold
-    wait_sum: float = 0.0          # of the answered: for the ASA
+    answered_in_time: int = 0  # within the service-level threshold
+    wait_sum: float = 0.0  # of the answered: for the ASA
     abandoned: int = 0
-    timed_out: int = 0             # sent on when the queue's time ran out (or left otherwise)
+    timed_out: int = 0  # sent on when the queue's time ran out (or left otherwise)
 
 
 @dataclass(frozen=True)
 class QueueFigures:
     queue: str
     waiting: int
-    oldest_since: float | None     # when the caller waiting longest joined (epoch s)
+    oldest_since: float | None  # when the caller waiting longest joined (epoch s)
     answered: int
     abandoned: int
     timed_out: int
-    service_level: float | None    # 0-1; None before any caller left the queue today
-    asa: float | None              # s
+    service_level: float | None  # 0-1; None before any caller left the queue today
+    asa: float | None  # s
     threshold: float
 
     def longest_wait(self, now: float) -> float:
         return 0.0 if self.oldest_since is None else max(0.0, now - self.oldest_since)
 
     def to_json(self) -> dict[str, Any]:
-        return {"queue": self.queue, "waiting": self.waiting, "oldest_since": self.oldest_since,
-                "answered": self.answered, "abandoned": self.abandoned,
-                "timed_out": self.timed_out, "service_level": self.service_level,
-                "asa": self.asa, "threshold": self.threshold}
+        return {
+            "queue": self.queue,
+            "waiting": self.waiting,
+            "oldest_since": self.oldest_since,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "timed_out": self.timed_out,
+            "service_level": self.service_level,
+            "asa": self.asa,
+            "threshold": self.threshold,
+        }
 
 
 @dataclass
@@ -74,15 +82,19 @@ def day_start(now: float) -> float:
 
 
 class QueueBoard:
-    def __init__(self, service_level_seconds: float,
-                 on_change: Callable[[QueueFigures], None] | None = None,
-                 queues: Iterable[str] = (), clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        service_level_seconds: float,
+        on_change: Callable[[QueueFigures], None] | None = None,
+        queues: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ):
         self.threshold = service_level_seconds
         self.on_change = on_change
         self.clock = clock
         self._day = day_start(clock())
         self._counts: dict[str, QueueCounts] = {q: QueueCounts() for q in queues}
-        self._waiting: dict[str, _Caller] = {}      # caller's Uniqueid -> caller
+        self._waiting: dict[str, _Caller] = {}  # caller's Uniqueid -> caller
         self.handlers = {
             "QueueCallerJoin": self._on_join,
             "DialEnd": self._on_dial_end,
@@ -169,11 +181,16 @@ class QueueBoard:
         waiting = [w.joined_at for w in self._waiting.values() if w.queue == queue]
         left = c.answered + c.abandoned + c.timed_out
         return QueueFigures(
-            queue=queue, waiting=len(waiting), oldest_since=min(waiting, default=None),
-            answered=c.answered, abandoned=c.abandoned, timed_out=c.timed_out,
+            queue=queue,
+            waiting=len(waiting),
+            oldest_since=min(waiting, default=None),
+            answered=c.answered,
+            abandoned=c.abandoned,
+            timed_out=c.timed_out,
             service_level=round(c.answered_in_time / left, 4) if left else None,
             asa=round(c.wait_sum / c.answered, 1) if c.answered else None,
-            threshold=self.threshold)
+            threshold=self.threshold,
+        )
 
     def all(self) -> list[QueueFigures]:
         self._roll_day(self.clock())

@@ -14,6 +14,7 @@ to the customer's call; the console's AMI Atxfer consults within the call),
 supervisors listening in (ChanSpyStart/Stop of the service's monitoring
 channels, named MONITOR_CHANNEL_PREFIX...) and phones that refuse a call.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,12 +23,37 @@ from collections import OrderedDict
 from typing import Callable, Iterable
 
 from ..ami.message import AmiEvent
-from .events import (AgentAnswered, AgentLeft, AgentMissed, AgentMoved, AgentRejected,
-                     AgentRinging, CallBridged, CallEnded, CallEvent, CallHeld, CallQueued,
-                     CallResumed, CallStarted, CallTransferred, CallUpdated, CustomerAnswered,
-                     MonitorEnded, MonitorStarted)
-from .model import (MONITOR_CHANNEL_PREFIX, MONITOR_MODES, Call, CallState, Direction, Leg,
-                    LegRole, Monitor, Transfer)
+from .events import (
+    AgentAnswered,
+    AgentLeft,
+    AgentMissed,
+    AgentMoved,
+    AgentRejected,
+    AgentRinging,
+    CallBridged,
+    CallEnded,
+    CallEvent,
+    CallHeld,
+    CallQueued,
+    CallResumed,
+    CallStarted,
+    CallTransferred,
+    CallUpdated,
+    CustomerAnswered,
+    MonitorEnded,
+    MonitorStarted,
+)
+from .model import (
+    MONITOR_CHANNEL_PREFIX,
+    MONITOR_MODES,
+    Call,
+    CallState,
+    Direction,
+    Leg,
+    LegRole,
+    Monitor,
+    Transfer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +79,7 @@ VARIABLE_FIELDS = {
     "CAMPAIGN": "campaign",
 }
 
-_GONE_MEMORY = 20000   # uniqueids of ended legs remembered, to drop late events
+_GONE_MEMORY = 20000  # uniqueids of ended legs remembered, to drop late events
 
 
 def endpoint_of(channel: str) -> str:
@@ -64,24 +90,28 @@ def endpoint_of(channel: str) -> str:
 
 
 class CallTracker:
-    def __init__(self, customer_endpoints: Iterable[str] = ("trunk", "customer"),
-                 on_event: Callable[[CallEvent], None] | None = None, pbx: str = ""):
-        self.pbx = pbx                                 # set on every call (several PBXs)
+    def __init__(
+        self,
+        customer_endpoints: Iterable[str] = ("trunk", "customer"),
+        on_event: Callable[[CallEvent], None] | None = None,
+        pbx: str = "",
+    ):
+        self.pbx = pbx  # set on every call (several PBXs)
         self.customer_endpoints = frozenset(customer_endpoints)
         self.calls: dict[str, Call] = {}
-        self._leg_call: dict[str, str] = {}           # uniqueid -> call_id
+        self._leg_call: dict[str, str] = {}  # uniqueid -> call_id
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._ignored: OrderedDict[str, None] = OrderedDict()
-        self._announced_ring: set[str] = set()         # agent legs already reported ringing
-        self._touched: dict[str, int] = {}             # uniqueid -> resync generation
-        self._monitor_call: dict[str, str] = {}        # supervisor channel uniqueid -> call_id
+        self._announced_ring: set[str] = set()  # agent legs already reported ringing
+        self._touched: dict[str, int] = {}  # uniqueid -> resync generation
+        self._monitor_call: dict[str, str] = {}  # supervisor channel uniqueid -> call_id
         self._monitors_seen: dict[str, AmiEvent] = {}  # monitoring channels in the last resync
         # Lines that joined while an agent consults (console attended transfer):
         # their variables (another queue, project ...) wait for the transfer.
         self._consult_vars: dict[str, dict[str, str]] = {}
         # After such a transfer only the consulted lines (and later ones) speak
         # for the call's variables: the customer's line still says the old queue.
-        self._var_legs: dict[str, set[str]] = {}       # call_id -> uniqueids
+        self._var_legs: dict[str, set[str]] = {}  # call_id -> uniqueids
         self._generation = 0
         self._out: list[CallEvent] = []
         self._on_event = on_event
@@ -130,7 +160,7 @@ class CallTracker:
         """One CoreShowChannel entry: adopt or refresh that leg."""
         self._out = []
         if ev.get("Uniqueid").startswith(MONITOR_CHANNEL_PREFIX):
-            self._monitors_seen[ev.get("Uniqueid")] = ev     # settled in resync_end
+            self._monitors_seen[ev.get("Uniqueid")] = ev  # settled in resync_end
             return []
         leg, call = self._leg(ev, "", create=True)
         if leg is not None and call is not None:
@@ -143,8 +173,9 @@ class CallTracker:
                 self._on_event(e)
         return out
 
-    def resync_end(self, at: float, why: str = "ended while AMI was disconnected",
-                   now: float | None = None) -> list[CallEvent]:
+    def resync_end(
+        self, at: float, why: str = "ended while AMI was disconnected", now: float | None = None
+    ) -> list[CallEvent]:
         """End every leg Asterisk no longer has: it hung up while we were away.
 
         ``at``: when those legs are taken to have ended, i.e. when the AMI
@@ -169,13 +200,16 @@ class CallTracker:
     def _emit(self, cls: type, call: Call, at: float, **kw) -> None:
         self._out.append(cls(call=call.snapshot(), at=at, **kw))
 
-    def _leg(self, ev: AmiEvent, prefix: str, create: bool = True) -> tuple[Leg | None, Call | None]:
+    def _leg(
+        self, ev: AmiEvent, prefix: str, create: bool = True
+    ) -> tuple[Leg | None, Call | None]:
         uniqueid = ev.get(prefix + "Uniqueid")
         channel = ev.get(prefix + "Channel")
         if not uniqueid or uniqueid in self._gone or uniqueid in self._ignored:
             return None, None
-        if channel.startswith(IGNORED_CHANNEL_PREFIXES) or \
-                uniqueid.startswith(IGNORED_UNIQUEID_PREFIXES):
+        if channel.startswith(IGNORED_CHANNEL_PREFIXES) or uniqueid.startswith(
+            IGNORED_UNIQUEID_PREFIXES
+        ):
             self._remember(self._ignored, uniqueid)
             return None, None
         call_id = self._leg_call.get(uniqueid)
@@ -189,9 +223,11 @@ class CallTracker:
             return None, None
         linkedid = ev.get(prefix + "Linkedid") or uniqueid
         at = ev.received
-        call = self.calls.get(linkedid)
-        new_call = call is None
-        if new_call:
+        known = self.calls.get(linkedid)
+        new_call = known is None
+        if known is not None:
+            call = known
+        else:
             call = Call(call_id=linkedid, started_at=at, pbx=self.pbx)
             self.calls[linkedid] = call
         endpoint = endpoint_of(channel)
@@ -201,8 +237,14 @@ class CallTracker:
             role = LegRole.CUSTOMER
         else:
             role = LegRole.AGENT
-        leg = Leg(uniqueid=uniqueid, channel=channel, linkedid=linkedid, endpoint=endpoint,
-                  role=role, created_at=at)
+        leg = Leg(
+            uniqueid=uniqueid,
+            channel=channel,
+            linkedid=linkedid,
+            endpoint=endpoint,
+            role=role,
+            created_at=at,
+        )
         call.legs[uniqueid] = leg
         self._leg_call[uniqueid] = linkedid
         self._touched[uniqueid] = self._generation
@@ -220,7 +262,9 @@ class CallTracker:
             self._emit(CallStarted, call, at)
         return leg, call
 
-    def _refresh(self, call: Call, leg: Leg, ev: AmiEvent, prefix: str, quiet: bool = False) -> None:
+    def _refresh(
+        self, call: Call, leg: Leg, ev: AmiEvent, prefix: str, quiet: bool = False
+    ) -> None:
         g = ev.get
         leg.state = g(prefix + "ChannelStateDesc") or leg.state
         leg.context = g(prefix + "Context") or leg.context
@@ -239,8 +283,11 @@ class CallTracker:
             self._consult_vars[leg.uniqueid].update(ev.vars_of(prefix))
         # A line that joined from another call (a phone's attended transfer)
         # carries that call's variables: they say nothing about this one.
-        elif not quiet and not leg.moved_from and \
-                leg.uniqueid in self._var_legs.get(call.call_id, (leg.uniqueid,)):
+        elif (
+            not quiet
+            and not leg.moved_from
+            and leg.uniqueid in self._var_legs.get(call.call_id, (leg.uniqueid,))
+        ):
             self._update_call_fields(call, ev.vars_of(prefix), ev.received)
 
     def _update_call_fields(self, call: Call, variables, at: float, quiet: bool = False) -> None:
@@ -307,7 +354,7 @@ class CallTracker:
         self._leg(ev, "")
 
     def _on_dial_begin(self, ev: AmiEvent) -> None:
-        self._leg(ev, "")      # absent for channels placed by Originate
+        self._leg(ev, "")  # absent for channels placed by Originate
         dest, call = self._leg(ev, "Dest")
         if dest is None or call is None:
             return
@@ -343,7 +390,7 @@ class CallTracker:
         status = ev.get("DialStatus")
         at = ev.received
         if not status or dest.dial_status:
-            return      # app_queue may report one dial's end twice
+            return  # app_queue may report one dial's end twice
         dest.dial_status = status
         if status == "ANSWER":
             dest.answered_at = dest.answered_at or at
@@ -356,7 +403,7 @@ class CallTracker:
                     call.state = CallState.ANSWERED
                 last = call.transfers[-1] if call.transfers else None
                 if last is not None and last.to_agent is None and last.by_agent != dest.endpoint:
-                    last.to_agent = dest.endpoint     # took the call after a blind/queue transfer
+                    last.to_agent = dest.endpoint  # took the call after a blind/queue transfer
                 self._emit(AgentAnswered, call, at, agent=dest.endpoint, leg=dest)
             elif dest.role is LegRole.CUSTOMER:
                 if call.answered_at is None:
@@ -374,8 +421,11 @@ class CallTracker:
         if leg is None or call is None:
             return
         leg.bridge = ev.get("BridgeUniqueid")
-        parties = [l for l in call.legs.values()
-                   if l.bridge == leg.bridge and l.ended_at is None and l.role is not LegRole.OTHER]
+        parties = [
+            lg
+            for lg in call.legs.values()
+            if lg.bridge == leg.bridge and lg.ended_at is None and lg.role is not LegRole.OTHER
+        ]
         if len(parties) >= 2 and call.state not in (CallState.BRIDGED, CallState.ON_HOLD):
             call.state = CallState.BRIDGED
             call.answered_at = call.answered_at or ev.received
@@ -426,13 +476,14 @@ class CallTracker:
             return
         if call.agent_answered_at is not None:
             # Back in a queue after an agent had it: the agent transferred the call.
-            self._var_legs.pop(call.call_id, None)    # the customer's line speaks again
+            self._var_legs.pop(call.call_id, None)  # the customer's line speaks again
             already = call.transfers and call.transfers[-1].at >= at - 2.0
             call.queue = queue
             call.state = CallState.TRANSFERRED
             if not already:
-                call.transfers.append(Transfer(at=at, kind="queue", by_agent=call.agent,
-                                               target=queue))
+                call.transfers.append(
+                    Transfer(at=at, kind="queue", by_agent=call.agent, target=queue)
+                )
                 self._emit(CallTransferred, call, at, how="queue", target=queue)
             return
         call.queue = queue
@@ -446,8 +497,12 @@ class CallTracker:
             call.abandoned = True
 
     def _on_blind_transfer(self, ev: AmiEvent) -> None:
-        self._transfer(ev, "blind", ev.get("Extension") or ev.get("TransfereeChannel"),
-                       ("Transferee", "Transferer"))
+        self._transfer(
+            ev,
+            "blind",
+            ev.get("Extension") or ev.get("TransfereeChannel"),
+            ("Transferee", "Transferer"),
+        )
 
     def _on_attended_transfer(self, ev: AmiEvent) -> None:
         if ev.get("Result") not in ("", "Success"):
@@ -460,8 +515,10 @@ class CallTracker:
         call = call or orig_call
         if call is None:
             return
-        by_agent = next((l.endpoint for l in (orig, second)
-                         if l is not None and l.role is LegRole.AGENT), None)
+        by_agent = next(
+            (lg.endpoint for lg in (orig, second) if lg is not None and lg.role is LegRole.AGENT),
+            None,
+        )
         consult = None
         if target is not None and target_call is not None and target_call is not call:
             # A phone's consultation call has a Linkedid of its own: the target's
@@ -469,8 +526,8 @@ class CallTracker:
             consult = target_call.call_id
             self._move_leg(target_call, target, call, at)
         # The console consulted within the call: its lines now belong to the call.
-        consulted = [l for l in call.legs.values() if l.uniqueid in self._consult_vars]
-        queue_leg = next((l for l in consulted if l.queue and l.ended_at is None), None)
+        consulted = [lg for lg in call.legs.values() if lg.uniqueid in self._consult_vars]
+        queue_leg = next((lg for lg in consulted if lg.queue and lg.ended_at is None), None)
         if queue_leg is not None:
             name = queue_leg.queue
         elif target is not None and target.channel.startswith("Local/"):
@@ -478,24 +535,40 @@ class CallTracker:
         elif target is not None:
             name = target.endpoint
         else:
-            name = next((l.endpoint for l in consulted if l.role is LegRole.AGENT),
-                        ev.get("TransferTargetChannel") or ev.get("DestApp") or "")
+            name = next(
+                (lg.endpoint for lg in consulted if lg.role is LegRole.AGENT),
+                ev.get("TransferTargetChannel") or ev.get("DestApp") or "",
+            )
         if queue_leg is not None:
-            call.queue = call.department = name      # transferred into that queue
+            call.queue = call.department = name  # transferred into that queue
         for leg in consulted:
             saved = self._consult_vars.pop(leg.uniqueid, {})
             if leg is queue_leg:
-                self._update_call_fields(call, saved, at)   # the queue's project from now on
+                self._update_call_fields(call, saved, at)  # the queue's project from now on
         if queue_leg is not None:
             # The queue's line and the agents it rang carry the new queue's
             # variables; the customer's and the consulting half of the Local
             # channel still carry the old ones.
             self._var_legs[call.call_id] = {queue_leg.uniqueid} | {
-                l.uniqueid for l in consulted if l.role is LegRole.AGENT}
-        to_agent = target.endpoint if target is not None and target.role is LegRole.AGENT \
-            and target.answered_at is not None else self._answered_agent(call, besides=by_agent)
-        call.transfers.append(Transfer(at=at, kind="attended", by_agent=by_agent, target=name,
-                                       to_agent=to_agent, consult_call=consult))
+                lg.uniqueid for lg in consulted if lg.role is LegRole.AGENT
+            }
+        to_agent = (
+            target.endpoint
+            if target is not None
+            and target.role is LegRole.AGENT
+            and target.answered_at is not None
+            else self._answered_agent(call, besides=by_agent)
+        )
+        call.transfers.append(
+            Transfer(
+                at=at,
+                kind="attended",
+                by_agent=by_agent,
+                target=name,
+                to_agent=to_agent,
+                consult_call=consult,
+            )
+        )
         self._end_hold(call, at, emit=False)
         if to_agent is not None:
             call.agent = to_agent
@@ -503,16 +576,23 @@ class CallTracker:
         else:
             call.state = CallState.TRANSFERRED
         self._emit(CallTransferred, call, at, how="attended", target=name)
-        if consult is not None and target is not None and target.role is LegRole.AGENT \
-                and target.answered_at is not None:
+        if (
+            consult is not None
+            and target is not None
+            and target.role is LegRole.AGENT
+            and target.answered_at is not None
+        ):
             # The second agent's console takes the customer's call (script, coaching).
             self._emit(AgentAnswered, call, at, agent=target.endpoint, leg=target)
 
     def _answered_agent(self, call: Call, besides: str | None = None) -> str | None:
         """The agent whose line is up in the call (the latest to answer), if any."""
-        legs = [l for l in call.agent_legs() if l.ended_at is None and l.answered_at is not None
-                and l.endpoint != besides]
-        return max(legs, key=lambda l: l.answered_at).endpoint if legs else None
+        legs = [
+            lg
+            for lg in call.agent_legs()
+            if lg.ended_at is None and lg.answered_at is not None and lg.endpoint != besides
+        ]
+        return max(legs, key=lambda lg: lg.answered_at or 0.0).endpoint if legs else None
 
     def _move_leg(self, src: Call, leg: Leg, dst: Call, at: float) -> None:
         src.legs.pop(leg.uniqueid, None)
@@ -525,7 +605,7 @@ class CallTracker:
             if src.agent == leg.endpoint:
                 src.agent = self._answered_agent(src) or src.agent
             self._emit(AgentMoved, src, at, agent=leg.endpoint, leg=leg, to_call=dst.call_id)
-        if all(l.ended_at is not None for l in src.legs.values()):
+        if all(lg.ended_at is not None for lg in src.legs.values()):
             self._finish(src, at, leg)
 
     def _transfer(self, ev: AmiEvent, kind: str, target: str, prefixes: tuple[str, ...]) -> None:
@@ -550,8 +630,9 @@ class CallTracker:
         if leg is None or call is None:
             return
         cause = ev.get("Cause")
-        self._end_leg(call, leg, ev.received, int(cause) if cause.isdigit() else None,
-                      ev.get("Cause-txt"))
+        self._end_leg(
+            call, leg, ev.received, int(cause) if cause.isdigit() else None, ev.get("Cause-txt")
+        )
 
     def _end_leg(self, call: Call, leg: Leg, at: float, cause: int | None, cause_txt: str) -> None:
         leg.ended_at = at
@@ -563,12 +644,15 @@ class CallTracker:
         self._remember(self._gone, leg.uniqueid)
         if leg.role is LegRole.AGENT and leg.answered_at is None and cause in REJECT_CAUSES:
             self._emit(AgentRejected, call, at, agent=leg.endpoint, leg=leg, cause=cause)
-        if any(l.ended_at is None for l in call.legs.values()):
+        if any(lg.ended_at is None for lg in call.legs.values()):
             if call.hold_by == leg.uniqueid:
-                self._end_hold(call, at)           # who held the call is gone
-            if leg.role is LegRole.AGENT and leg.answered_at is not None and \
-                    leg.dial_status in ("ANSWER", ""):
-                if call.agent == leg.endpoint:     # e.g. a cancelled consultation's target
+                self._end_hold(call, at)  # who held the call is gone
+            if (
+                leg.role is LegRole.AGENT
+                and leg.answered_at is not None
+                and leg.dial_status in ("ANSWER", "")
+            ):
+                if call.agent == leg.endpoint:  # e.g. a cancelled consultation's target
                     call.agent = self._answered_agent(call) or call.agent
                 self._emit(AgentLeft, call, at, agent=leg.endpoint, leg=leg)
             return
@@ -595,22 +679,34 @@ class CallTracker:
     def _on_chanspy_start(self, ev: AmiEvent) -> None:
         spyer = ev.get("SpyerUniqueid")
         if not spyer.startswith(MONITOR_CHANNEL_PREFIX):
-            return          # the service's own audio taps spy too
+            return  # the service's own audio taps spy too
         leg, call = self._leg(ev, "Spyee", create=False)
         if leg is None or call is None:
             return
         mode = ev.get("SpyerExten")
-        self._start_monitor(call, leg, spyer, endpoint_of(ev.get("SpyerChannel")),
-                            ev.vars_of("Spyer").get("MONITOR_BY", ""),
-                            mode if mode in MONITOR_MODES else "listen", ev.received)
+        self._start_monitor(
+            call,
+            leg,
+            spyer,
+            endpoint_of(ev.get("SpyerChannel")),
+            ev.vars_of("Spyer").get("MONITOR_BY", ""),
+            mode if mode in MONITOR_MODES else "listen",
+            ev.received,
+        )
 
-    def _start_monitor(self, call: Call, leg: Leg, spyer: str, phone: str, by: str, mode: str,
-                       at: float) -> None:
+    def _start_monitor(
+        self, call: Call, leg: Leg, spyer: str, phone: str, by: str, mode: str, at: float
+    ) -> None:
         if spyer in self._monitor_call:
             return
-        m = Monitor(supervisor=by or phone, phone=phone, mode=mode,
-                    agent=leg.endpoint if leg.role is LegRole.AGENT else None,
-                    started_at=at, spyer=spyer)
+        m = Monitor(
+            supervisor=by or phone,
+            phone=phone,
+            mode=mode,
+            agent=leg.endpoint if leg.role is LegRole.AGENT else None,
+            started_at=at,
+            spyer=spyer,
+        )
         call.monitors.append(m)
         self._monitor_call[spyer] = call.call_id
         self._emit(MonitorStarted, call, at, monitor=dataclasses.replace(m))
@@ -640,10 +736,15 @@ class CallTracker:
             if call is None:
                 continue
             mode = ev.get("Exten")
-            self._start_monitor(call, call.legs[target], spyer, endpoint_of(ev.get("Channel")),
-                                ev.chan_vars.get("MONITOR_BY", ""),
-                                mode if mode in MONITOR_MODES else "listen",
-                                now - _duration(ev.get("Duration")))
+            self._start_monitor(
+                call,
+                call.legs[target],
+                spyer,
+                endpoint_of(ev.get("Channel")),
+                ev.chan_vars.get("MONITOR_BY", ""),
+                mode if mode in MONITOR_MODES else "listen",
+                now - _duration(ev.get("Duration")),
+            )
 
     def _adopt_state(self, call: Call, leg: Leg, ev: AmiEvent) -> None:
         """A leg seen in the channel list after a reconnect: catch up on its state."""
@@ -660,7 +761,11 @@ class CallTracker:
                 self._emit(AgentAnswered, call, at, agent=leg.endpoint, leg=leg)
             elif leg.state in ("Ringing", "Ring") and leg.uniqueid not in self._announced_ring:
                 self._ringing(call, leg, at)
-        elif leg.role is LegRole.CUSTOMER and leg.state == "Up" and call.direction is Direction.OUTBOUND:
+        elif (
+            leg.role is LegRole.CUSTOMER
+            and leg.state == "Up"
+            and call.direction is Direction.OUTBOUND
+        ):
             call.answered_at = call.answered_at or at
         self._update_call_fields(call, ev.chan_vars, at)
 

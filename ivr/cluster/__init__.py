@@ -7,10 +7,19 @@
 
 One machine (SQLite) needs none of it: every PBX is simply followed.
 """
+
 from .controller import Controller
 from .lease import LocalLeases, PgLeases, create_leases, new_instance_id
 from .pbx import AmiRouter, PbxLink
 from .reconcile import ClaimSettler
 
-__all__ = ["AmiRouter", "ClaimSettler", "Controller", "LocalLeases", "PbxLink", "PgLeases",
-           "create_leases", "new_instance_id"]
+__all__ = [
+    "AmiRouter",
+    "ClaimSettler",
+    "Controller",
+    "LocalLeases",
+    "PbxLink",
+    "PgLeases",
+    "create_leases",
+    "new_instance_id",
+]

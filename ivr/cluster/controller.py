@@ -7,6 +7,7 @@ polls in a row, so within 2 x poll + AMI login + resync, about 2.5 s with the
 default poll. Losing the lease connection lets go of every PBX
 at once: another instance may already follow them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,12 +20,18 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    def __init__(self, links: Iterable[PbxLink], leases, *, poll: float = 1.0,
-                 prefer: Iterable[str] = (),
-                 on_let_go: Callable[[PbxLink], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        links: Iterable[PbxLink],
+        leases,
+        *,
+        poll: float = 1.0,
+        prefer: Iterable[str] = (),
+        on_let_go: Callable[[PbxLink], Awaitable[None]] | None = None,
+    ):
         self.links = list(links)
         self.prefer = set(prefer) or {link.name for link in self.links}
-        self._free_seen: dict[str, int] = {}    # standby PBX -> polls in a row found free
+        self._free_seen: dict[str, int] = {}  # standby PBX -> polls in a row found free
         self.leases = leases
         self.poll = poll
         self.on_let_go = on_let_go
@@ -58,8 +65,9 @@ class Controller:
                 if self._free_seen[link.name] < 2:
                     continue
             if await self.leases.try_take(link.name):
-                log.info("PBX %s: this instance (%s) follows it now", link.name,
-                         self.leases.instance)
+                log.info(
+                    "PBX %s: this instance (%s) follows it now", link.name, self.leases.instance
+                )
                 await link.follow()
 
     def _lost_all(self) -> None:

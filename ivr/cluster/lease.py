@@ -17,6 +17,7 @@ following its PBXs before trying to take them again.
 
 `LocalLeases` (SQLite, one machine): every PBX is this instance's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,8 @@ from typing import Callable, Iterable
 log = logging.getLogger(__name__)
 
 # First key of the two-key advisory locks (second: crc32 of the name).
-NS_INSTANCE = 0x69767231      # "ivr1"
-NS_PBX = 0x69767232           # "ivr2"
+NS_INSTANCE = 0x69767231  # "ivr1"
+NS_PBX = 0x69767232  # "ivr2"
 
 
 def lock_key(name: str) -> int:
@@ -74,8 +75,7 @@ class LocalLeases:
 class PgLeases:
     kind = "postgres"
 
-    def __init__(self, dsn: str, instance: str, *, heartbeat: float = 1.0,
-                 keepalive_idle: int = 2):
+    def __init__(self, dsn: str, instance: str, *, heartbeat: float = 1.0, keepalive_idle: int = 2):
         self.dsn = dsn
         self.instance = instance
         self.heartbeat = heartbeat
@@ -98,27 +98,45 @@ class PgLeases:
 
     async def _connect(self) -> None:
         import asyncpg
+
         # Keepalives: a holder whose machine vanishes (no FIN) loses its locks
         # after about idle + 2 x 1 s, not after the kernel's two hours.
-        con = await asyncpg.connect(self.dsn, timeout=5, server_settings={
-            "application_name": f"ivr lease {self.instance}"[:63],
-            "tcp_keepalives_idle": str(self.keepalive_idle),
-            "tcp_keepalives_interval": "1", "tcp_keepalives_count": "2"})
+        con = await asyncpg.connect(
+            self.dsn,
+            timeout=5,
+            server_settings={
+                "application_name": f"ivr lease {self.instance}"[:63],
+                "tcp_keepalives_idle": str(self.keepalive_idle),
+                "tcp_keepalives_interval": "1",
+                "tcp_keepalives_count": "2",
+            },
+        )
         key = lock_key(self.instance)
         await con.execute("SELECT pg_advisory_lock_shared($1, $2)", NS_INSTANCE, key)
         await con.execute(
             "INSERT INTO instances (id, lock_key, host, pid, roles, started_at) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET "
             "lock_key = excluded.lock_key, roles = excluded.roles",
-            self.instance, key, socket.gethostname(), os.getpid(), self._roles, time.time())
+            self.instance,
+            key,
+            socket.gethostname(),
+            os.getpid(),
+            self._roles,
+            time.time(),
+        )
         self._con = con
         # Rows of instances long gone: kept a day for the logs' sake, then dropped.
-        await self._query("DELETE FROM instances WHERE started_at < $1 AND id NOT IN "
-                          f"({self._ALIVE})", time.time() - 86400, NS_INSTANCE)
+        await self._query(
+            f"DELETE FROM instances WHERE started_at < $1 AND id NOT IN ({self._ALIVE})",
+            time.time() - 86400,
+            NS_INSTANCE,
+        )
 
-    _ALIVE = ("SELECT i.id FROM instances i JOIN pg_locks l ON l.locktype = 'advisory' "
-              "AND l.granted AND l.objsubid = 2 AND l.classid::bigint = $2 "
-              "AND l.objid::bigint = i.lock_key")
+    _ALIVE = (
+        "SELECT i.id FROM instances i JOIN pg_locks l ON l.locktype = 'advisory' "
+        "AND l.granted AND l.objsubid = 2 AND l.classid::bigint = $2 "
+        "AND l.objid::bigint = i.lock_key"
+    )
 
     async def _query(self, sql: str, *args):
         if self._con is None:
@@ -142,8 +160,12 @@ class PgLeases:
                 self._lost(exc)
 
     def _lost(self, exc: BaseException) -> None:
-        log.error("lease connection to the store lost (%s): letting go of PBXs %s, "
-                  "another instance may take them", exc, sorted(self.held) or "none")
+        log.error(
+            "lease connection to the store lost (%s): letting go of PBXs %s, "
+            "another instance may take them",
+            exc,
+            sorted(self.held) or "none",
+        )
         con, self._con = self._con, None
         self.held.clear()
         if con is not None:
@@ -155,8 +177,9 @@ class PgLeases:
         if pbx in self.held:
             return True
         try:
-            rows = await self._query("SELECT pg_try_advisory_lock($1, $2) AS got",
-                                     NS_PBX, lock_key(pbx))
+            rows = await self._query(
+                "SELECT pg_try_advisory_lock($1, $2) AS got", NS_PBX, lock_key(pbx)
+            )
         except Exception as exc:
             if self._con is not None:
                 self._lost(exc)
@@ -179,7 +202,9 @@ class PgLeases:
         """Which of these PBXs some instance follows now (for health pages)."""
         rows = await self._query(
             "SELECT objid::bigint AS key FROM pg_locks WHERE locktype = 'advisory' "
-            "AND granted AND objsubid = 2 AND classid::bigint = $1", NS_PBX)
+            "AND granted AND objsubid = 2 AND classid::bigint = $1",
+            NS_PBX,
+        )
         taken = {r["key"] for r in rows}
         return {p: lock_key(p) in taken for p in pbxs}
 

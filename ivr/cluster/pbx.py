@@ -9,11 +9,11 @@ legs gone meanwhile are ended. The tracker's calls carry the PBX's name.
 there are several PBXs: it sends each action to the PBX that has the leg or
 channel it names.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Awaitable, Callable, Iterable
 
 from ..ami.client import AmiClient, AmiError
@@ -21,14 +21,20 @@ from ..ami.message import AmiEvent
 from ..calls.events import CallEvent
 from ..calls.tracker import CallTracker
 from ..config import AmiSettings
+from ..resync import reconcile_calls
 
 log = logging.getLogger(__name__)
 
 
 class PbxLink:
-    def __init__(self, settings: AmiSettings, publish: Callable[[CallEvent], None], *,
-                 on_synced: Callable[["PbxLink", bool], Awaitable[None]] | None = None,
-                 on_ami_event: Callable[["PbxLink", AmiEvent], None] | None = None):
+    def __init__(
+        self,
+        settings: AmiSettings,
+        publish: Callable[[CallEvent], None],
+        *,
+        on_synced: Callable[["PbxLink", bool], Awaitable[None]] | None = None,
+        on_ami_event: Callable[["PbxLink", AmiEvent], None] | None = None,
+    ):
         """on_synced(link, first): after each resync (first: the first since
         follow()); on_ami_event(link, event): every AMI event, after the tracker."""
         self.name = settings.name
@@ -41,8 +47,8 @@ class PbxLink:
         self.synced = asyncio.Event()
         self.resyncs = 0
         self.system_name = ""
-        self.several = False           # set by the service when it follows several PBXs
-        self._first = True              # the first resync since follow()
+        self.several = False  # set by the service when it follows several PBXs
+        self._first = True  # the first resync since follow()
 
     def __repr__(self) -> str:
         return f"PbxLink({self.name!r}, {self.settings.host}:{self.settings.port})"
@@ -75,20 +81,8 @@ class PbxLink:
         Calls that ended meanwhile are closed at the moment AMI was lost: a
         PBX that crashed took them down then, and the reconnect time would add
         the whole outage to their talk time."""
-        self.tracker.resync_begin()
-        channels = await ami.channels()
-        for channel in channels:
-            self.tracker.resync_channel(channel)
-        now = time.time()
-        lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now
-        restarted = ami.pbx_started_at is not None and ami.pbx_started_at > lost - 1.0
-        why = "the PBX restarted" if restarted and ami.logins > 1 else \
-            "ended while AMI was disconnected"
-        self.tracker.resync_end(lost, why, now=now)
+        await reconcile_calls(self.tracker, ami, self.name)
         self.resyncs += 1
-        log.info("PBX %s: AMI resync: %d live channels, %d calls in progress%s",
-                 self.name, len(channels), len(self.tracker.calls),
-                 f"; calls gone since {now - lost:.1f} s ago ({why})" if lost < now else "")
         first, self._first = self._first, False
         if first:
             await self._check_system_name(ami)
@@ -105,16 +99,19 @@ class PbxLink:
         except (AmiError, asyncio.TimeoutError):
             return
         if self.several and not self.system_name:
-            log.warning("PBX %s has no systemname in asterisk.conf: with several PBXs, calls "
-                        "of two PBXs can get the same id. Set a distinct systemname on each.",
-                        self.name)
+            log.warning(
+                "PBX %s has no systemname in asterisk.conf: with several PBXs, calls "
+                "of two PBXs can get the same id. Set a distinct systemname on each.",
+                self.name,
+            )
 
     def has_leg(self, uniqueid: str) -> bool:
         return any(uniqueid in c.legs for c in self.tracker.calls.values())
 
     def has_channel(self, channel: str) -> bool:
-        return any(leg.channel == channel for c in self.tracker.calls.values()
-                   for leg in c.legs.values())
+        return any(
+            leg.channel == channel for c in self.tracker.calls.values() for leg in c.legs.values()
+        )
 
 
 class AmiRouter:
@@ -179,17 +176,21 @@ class ActionsRouter:
     async def queue_remove(self, queue: str, interface: str) -> None:
         await self.for_agent(interface).queue_remove(queue, interface)
 
-    async def queue_pause(self, interface: str, paused: bool, reason: str = "",
-                          queue: str | None = None) -> None:
+    async def queue_pause(
+        self, interface: str, paused: bool, reason: str = "", queue: str | None = None
+    ) -> None:
         await self.for_agent(interface).queue_pause(interface, paused, reason, queue)
 
     async def queue_status(self) -> Any:
         from ..ami.actions import QueueStatus
+
         parts = [await self.actions[link.name].queue_status() for link in self._followed()]
-        return QueueStatus(max(p.at for p in parts),
-                           tuple(dict.fromkeys(q for p in parts for q in p.queues)),
-                           tuple(m for p in parts for m in p.members),
-                           tuple(c for p in parts for c in p.callers))
+        return QueueStatus(
+            max(p.at for p in parts),
+            tuple(dict.fromkeys(q for p in parts for q in p.queues)),
+            tuple(m for p in parts for m in p.members),
+            tuple(c for p in parts for c in p.callers),
+        )
 
     async def departments(self) -> list[str]:
         names: set[str] = set()
@@ -197,9 +198,12 @@ class ActionsRouter:
             names.update(await self.actions[link.name].departments())
         return sorted(names)
 
-    async def transfer(self, call: Any, department: str) -> None:
-        await self.actions.get(call.pbx, self.actions[self.links[0].name]).transfer(
-            call, department)
+    async def transfer(self, channel: str | None, department: str) -> None:
+        """The customer's channel into another queue, on the PBX that has it."""
+        link = next(
+            (k for k in self._followed() if channel and k.has_channel(channel)), self._followed()[0]
+        )
+        await self.actions[link.name].transfer(channel, department)
 
-    def __getattr__(self, name: str) -> Any:       # anything else: the first followed PBX
+    def __getattr__(self, name: str) -> Any:  # anything else: the first followed PBX
         return getattr(self.actions[self._followed()[0].name], name)

@@ -18,6 +18,7 @@ before this instance's dialers place anything there:
    attempt. A call the store saw answered counts as answered whatever the
    note says.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,18 +33,28 @@ log = logging.getLogger(__name__)
 DB_FAMILY = "ivr-dial"
 
 # Asterisk DIALSTATUS -> the result the dialers retry on.
-_STATUS_RESULT = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "no_answer",
-                  "CANCEL": "no_answer", "CONGESTION": "failed", "CHANUNAVAIL": "failed",
-                  "DONTCALL": "failed", "TORTURE": "failed", "INVALIDARGS": "failed",
-                  "DIALLING": "unknown", "NONE": "unknown"}
+_STATUS_RESULT = {
+    "ANSWER": "answered",
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CANCEL": "no_answer",
+    "CONGESTION": "failed",
+    "CHANUNAVAIL": "failed",
+    "DONTCALL": "failed",
+    "TORTURE": "failed",
+    "INVALIDARGS": "failed",
+    "DIALLING": "unknown",
+    "NONE": "unknown",
+}
 
 
 async def dial_note(ami: Any, agent: str | None) -> tuple[str, str] | None:
     """The PBX's note for an agent's last dialler call: (call id, DIALSTATUS)."""
     if not agent:
         return None
-    replies = await ami.send({"Action": "DBGet", "Family": DB_FAMILY, "Key": f"PJSIP/{agent}"},
-                             as_list=None, timeout=5.0)
+    replies = await ami.send(
+        {"Action": "DBGet", "Family": DB_FAMILY, "Key": f"PJSIP/{agent}"}, as_list=None, timeout=5.0
+    )
     if not isinstance(replies, list):
         replies = [replies]
     for r in replies:
@@ -69,14 +80,21 @@ class ClaimSettler:
     """Settles a PBX's orphaned claims (see the module's doc) with the
     dialers of that PBX, which know how a result is recorded."""
 
-    def __init__(self, store: Any, owner: str, *, campaigns: Any, callbacks: Any,
-                 max_call_seconds: float = 4 * 3600):
+    def __init__(
+        self,
+        store: Any,
+        owner: str,
+        *,
+        campaigns: Any,
+        callbacks: Any,
+        max_call_seconds: float = 4 * 3600,
+    ):
         self.store = store
         self.owner = owner
         self.dialers = {"contact": campaigns, "callback": callbacks}
         self.max_call_seconds = max_call_seconds
         self.adopted: set[asyncio.Task] = set()
-        self.settled: list[tuple[str, int, str]] = []   # (kind, id, how), for logs and tests
+        self.settled: list[tuple[str, int, str]] = []  # (kind, id, how), for logs and tests
 
     async def settle(self, link: Any, alive: set[str]) -> int:
         claims = await self.store.claims_on(link.name, alive)
@@ -84,8 +102,13 @@ class ClaimSettler:
             try:
                 await self._settle_one(link, claim)
             except Exception:
-                log.exception("PBX %s: could not settle %s %s (left dialling, tried again "
-                              "at the next takeover)", link.name, claim["kind"], claim["id"])
+                log.exception(
+                    "PBX %s: could not settle %s %s (left dialling, tried again "
+                    "at the next takeover)",
+                    link.name,
+                    claim["kind"],
+                    claim["id"],
+                )
         return len(claims)
 
     async def _settle_one(self, link: Any, claim: dict[str, Any]) -> None:
@@ -94,9 +117,16 @@ class ClaimSettler:
         call = link.tracker.calls.get(call_id) if call_id else None
         if call is not None:
             if await self.store.adopt_claim(claim, self.owner):
-                log.warning("PBX %s: %s %s (%s) was being dialled by %s, which is gone; its "
-                            "call %s is still up: followed to its end here", link.name, kind,
-                            claim["id"], claim["number"], claim["owner"], call_id)
+                log.warning(
+                    "PBX %s: %s %s (%s) was being dialled by %s, which is gone; its "
+                    "call %s is still up: followed to its end here",
+                    link.name,
+                    kind,
+                    claim["id"],
+                    claim["number"],
+                    claim["owner"],
+                    call_id,
+                )
                 task = asyncio.ensure_future(self._follow(dialer, claim, call_id))
                 self.adopted.add(task)
                 task.add_done_callback(self.adopted.discard)
@@ -111,9 +141,17 @@ class ClaimSettler:
         else:
             # No note for this call: the customer's number was never dialled.
             outcome, source = Outcome("agent_no_answer"), "no note: never dialled"
-        log.warning("PBX %s: %s %s (%s) was being dialled by %s, which is gone; call %s "
-                    "ended: %s (%s)", link.name, kind, claim["id"], claim["number"],
-                    claim["owner"], call_id, outcome.result, source)
+        log.warning(
+            "PBX %s: %s %s (%s) was being dialled by %s, which is gone; call %s ended: %s (%s)",
+            link.name,
+            kind,
+            claim["id"],
+            claim["number"],
+            claim["owner"],
+            call_id,
+            outcome.result,
+            source,
+        )
         await dialer.settle(claim["id"], outcome, agent, call_id)
         self.settled.append((kind, claim["id"], outcome.result))
 

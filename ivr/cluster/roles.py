@@ -21,6 +21,7 @@ Both pops run the same code on the same events; the checklist marks that are
 not (ticks from speech on the controller, clicks on a console) are sent
 across, tagged with their origin so nobody applies their own twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,8 @@ from ..calls.model import Call, CallState, LegRole
 
 log = logging.getLogger(__name__)
 
-PRESENCE_EVERY = 1.0      # s between a web front's presence messages
-PRESENCE_TTL = 4.0        # s after which a silent web front's consoles count as closed
+PRESENCE_EVERY = 1.0  # s between a web front's presence messages
+PRESENCE_TTL = 4.0  # s after which a silent web front's consoles count as closed
 
 
 class _MarkHook:
@@ -53,8 +54,7 @@ class _MarkHook:
         self._mark = pop.mark_item
         pop.mark_item = self.mark_item
 
-    def mark_item(self, login: str, call_id: str, item: str, done: bool,
-                  by: str = "agent") -> bool:
+    def mark_item(self, login: str, call_id: str, item: str, done: bool, by: str = "agent") -> bool:
         ok = self._mark(login, call_id, item, done, by=by)
         if ok and not self.applying and self.wanted(by):
             self.send(login, call_id, item, done, by)
@@ -63,8 +63,13 @@ class _MarkHook:
     def apply(self, data: dict[str, Any]) -> None:
         self.applying = True
         try:
-            self._mark(str(data["login"]), str(data["call_id"]), str(data["item"]),
-                       bool(data["done"]), by=str(data.get("by", "agent")))
+            self._mark(
+                str(data["login"]),
+                str(data["call_id"]),
+                str(data["item"]),
+                bool(data["done"]),
+                by=str(data.get("by", "agent")),
+            )
         except Exception:
             log.debug("mark for %s/%s not applied", data.get("login"), data.get("call_id"))
         finally:
@@ -81,8 +86,8 @@ class ControllerRole:
 
     async def start(self) -> None:
         svc = self.service
-        svc.bus.subscribe(self._publish_event)          # after the pop: cards first
-        svc.live.push = self._push_console
+        svc.bus.subscribe(self._publish_event)  # after the pop: cards first
+        svc.view.subscribe_coaching(self._send_coaching)
         await self.bus.subscribe(subjects.PRESENCE, self._on_presence)
         await self.bus.subscribe(subjects.AGENTS_MARK, self._on_mark)
         await self.bus.subscribe(subjects.AGENTS_WRAPPED, self._on_wrapped)
@@ -107,29 +112,48 @@ class ControllerRole:
                 handler(link, event)
             if event.name in self._queue_events:
                 self.bus.publish(subjects.pbx_ami(link.name), encode(event))
+
         return on_ami_event
 
     def _publish_event(self, event: CallEvent) -> None:
         self.bus.publish(subjects.call(event.call.pbx, event.call.call_id), encode_event(event))
 
-    def _push_console(self, login: str, message: dict[str, Any]) -> None:
-        self.bus.publish(subjects.agent(login, "console"), {"login": login, "message": message})
+    def _send_coaching(self, call_id: str, message: dict[str, Any], keep: bool) -> None:
+        # Once per call (the web fronts' views push it to every agent on it);
+        # nobody on the call: nobody to show it to.
+        owners = self.service.pop.owners(call_id)
+        if owners:
+            self.bus.publish(
+                subjects.agent(owners[0], "console"),
+                {"login": owners[0], "call_id": call_id, "message": message, "keep": keep},
+            )
 
     def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
-        self.bus.publish(subjects.agent(login, "mark"), {
-            "login": login, "call_id": call_id, "item": item, "done": done, "by": by,
-            "origin": self.instance})
+        self.bus.publish(
+            subjects.agent(login, "mark"),
+            {
+                "login": login,
+                "call_id": call_id,
+                "item": item,
+                "done": done,
+                "by": by,
+                "origin": self.instance,
+            },
+        )
 
     # -- in ----------------------------------------------------------------------
     def _on_presence(self, subject: str, data: dict[str, Any]) -> None:
-        self._presence[str(data.get("instance"))] = (frozenset(data.get("logins") or ()),
-                                                     time.monotonic())
+        self._presence[str(data.get("instance"))] = (
+            frozenset(data.get("logins") or ()),
+            time.monotonic(),
+        )
 
     def console_connected(self, login: str) -> bool:
         """Is the agent's console open on some web front (heard lately)?"""
         now = time.monotonic()
-        return any(login in logins and now - at < PRESENCE_TTL
-                   for logins, at in self._presence.values())
+        return any(
+            login in logins and now - at < PRESENCE_TTL for logins, at in self._presence.values()
+        )
 
     def _on_mark(self, subject: str, data: dict[str, Any]) -> None:
         if data.get("origin") != self.instance:
@@ -140,8 +164,11 @@ class ControllerRole:
 
     def snapshot(self) -> dict[str, Any]:
         svc = self.service
-        return {"instance": self.instance, "pbxs": svc.controller.followed,
-                "calls": [encode(c) for c in svc.live_calls()]}
+        return {
+            "instance": self.instance,
+            "pbxs": svc.controller.followed,
+            "calls": [encode(c) for c in svc.live_calls()],
+        }
 
     async def _live_calls(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
         return self.snapshot()
@@ -156,13 +183,17 @@ class ControllerRole:
     async def _transfer(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
         pbx = subject.split(".")[2]
         if pbx not in self.service.controller.followed:
-            return None              # not ours now: the controller following it answers
-        call = next((c for c in self.service.live_calls() if c.call_id == data.get("call_id")),
-                    None)
-        if call is None:
-            return {"status": 409, "error": "the call is no longer live"}
+            return None  # not ours now: the controller following it answers
+        call = next(
+            (c for c in self.service.live_calls() if c.call_id == data.get("call_id")), None
+        )
+        customer = call.customer_leg() if call is not None else None
+        if customer is None or customer.ended_at is not None:
+            return {"status": 409, "error": "the customer is no longer on the line"}
         try:
-            await self.service.actions[pbx].transfer(call, str(data.get("department", "")))
+            await self.service.actions[pbx].transfer(
+                customer.channel, str(data.get("department", ""))
+            )
         except CallGone as exc:
             return {"status": 409, "error": str(exc)}
         except ActionError as exc:
@@ -178,8 +209,9 @@ class ControllerRole:
         if op not in ("queue_add", "queue_remove", "queue_pause"):
             return {"status": 400, "error": f"unknown queue action {op!r}"}
         try:
-            await getattr(self.service.actions[pbx], op)(*data.get("args", ()),
-                                                         **data.get("kw", {}))
+            await getattr(self.service.actions[pbx], op)(
+                *data.get("args", ()), **data.get("kw", {})
+            )
         except ActionError as exc:
             return {"status": 502, "error": str(exc)}
         return {"status": 200}
@@ -207,9 +239,11 @@ class BusQueueActions:
 
     async def _ask(self, op: str, interface: str, *args: Any, **kw: Any) -> None:
         try:
-            reply = await self.bus.request(subjects.queue_action(self._pbx_of(interface)),
-                                           {"op": op, "args": list(args), "kw": kw},
-                                           timeout=10.0)
+            reply = await self.bus.request(
+                subjects.queue_action(self._pbx_of(interface)),
+                {"op": op, "args": list(args), "kw": kw},
+                timeout=10.0,
+            )
         except BusError:
             raise NotConnected("no controller follows that agent's PBX now") from None
         if reply.get("status") != 200:
@@ -221,8 +255,9 @@ class BusQueueActions:
     async def queue_remove(self, queue: str, interface: str) -> None:
         await self._ask("queue_remove", interface, queue, interface)
 
-    async def queue_pause(self, interface: str, paused: bool, reason: str = "",
-                          queue: str | None = None) -> None:
+    async def queue_pause(
+        self, interface: str, paused: bool, reason: str = "", queue: str | None = None
+    ) -> None:
         await self._ask("queue_pause", interface, interface, paused, reason, queue)
 
 
@@ -231,7 +266,7 @@ class WebRole:
         self.bus = bus
         self.service = service
         self.instance = service.instance
-        self.calls: dict[str, Call] = {}           # live calls of every PBX, from the bus
+        self.calls: dict[str, Call] = {}  # live calls of every PBX, from the bus
         self._marks = _MarkHook(service.pop, self._send_mark, lambda by: by != "speech")
         self._presence_task: asyncio.Task | None = None
         self._resync_task: asyncio.Task | None = None
@@ -279,8 +314,12 @@ class WebRole:
         for reply in replies:
             self.apply_snapshot(reply)
         await self._queues_resync()
-        log.info("web: resynced from %d controllers (PBXs %s): %d live calls", len(replies),
-                 sorted(p for r in replies for p in r.get("pbxs", ())), len(self.calls))
+        log.info(
+            "web: resynced from %d controllers (PBXs %s): %d live calls",
+            len(replies),
+            sorted(p for r in replies for p in r.get("pbxs", ())),
+            len(self.calls),
+        )
 
     def apply_snapshot(self, snapshot: dict[str, Any]) -> None:
         """One controller's live calls: adopt those we missed, end those of its
@@ -314,32 +353,46 @@ class WebRole:
         parts = [decode(QueueStatus, r["status"]) for r in replies if "status" in r]
         if not parts:
             return
-        status = QueueStatus(max(p.at for p in parts),
-                             tuple(dict.fromkeys(q for p in parts for q in p.queues)),
-                             tuple(m for p in parts for m in p.members),
-                             tuple(c for p in parts for c in p.callers))
+        status = QueueStatus(
+            max(p.at for p in parts),
+            tuple(dict.fromkeys(q for p in parts for q in p.queues)),
+            tuple(m for p in parts for m in p.members),
+            tuple(c for p in parts for c in p.callers),
+        )
         self.service.queue_board.resync(status)
         await self.service.agent_states.resync(status)
 
     # -- consoles ----------------------------------------------------------------
     def _on_console(self, subject: str, data: dict[str, Any]) -> None:
-        self.service.hub.to_login(str(data["login"]), data["message"])
+        # Into this front's view: kept for a console that reloads, pushed to the
+        # agents on the call whose console is open here.
+        self.service.view.coaching_message(
+            str(data["call_id"]), data["message"], bool(data.get("keep", True))
+        )
 
     def _on_mark(self, subject: str, data: dict[str, Any]) -> None:
         if data.get("origin") != self.instance:
             self._marks.apply(data)
 
     def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
-        self.bus.publish(subjects.agent(login, "mark"), {
-            "login": login, "call_id": call_id, "item": item, "done": done, "by": by,
-            "origin": self.instance})
+        self.bus.publish(
+            subjects.agent(login, "mark"),
+            {
+                "login": login,
+                "call_id": call_id,
+                "item": item,
+                "done": done,
+                "by": by,
+                "origin": self.instance,
+            },
+        )
 
     def _wrapped_after(self, save: Any) -> Any:
         async def save_and_tell(**wrapup: Any) -> None:
             await save(**wrapup)
             agent, call_id = wrapup["agent"], wrapup["call_id"]
-            self.bus.publish(subjects.agent(agent, "wrapped"), {"login": agent,
-                                                                "call_id": call_id})
+            self.bus.publish(subjects.agent(agent, "wrapped"), {"login": agent, "call_id": call_id})
+
         return save_and_tell
 
     async def _announce(self) -> None:
@@ -348,11 +401,23 @@ class WebRole:
             self.bus.publish(subjects.PRESENCE, {"instance": self.instance, "logins": logins})
             await asyncio.sleep(PRESENCE_EVERY)
 
-    async def transfer(self, call: Call, department: str) -> None:
+    async def transfer(self, channel: str | None, department: str) -> None:
+        call = next(
+            (
+                c
+                for c in self.calls.values()
+                if channel and any(leg.channel == channel for leg in c.legs.values())
+            ),
+            None,
+        )
+        if call is None:
+            raise CallGone("the customer is no longer on the line")
         try:
-            reply = await self.bus.request(subjects.transfer(call.pbx),
-                                           {"call_id": call.call_id, "department": department},
-                                           timeout=10.0)
+            reply = await self.bus.request(
+                subjects.transfer(call.pbx),
+                {"call_id": call.call_id, "department": department},
+                timeout=10.0,
+            )
         except BusError:
             raise NotConnected("no controller follows that call's PBX now") from None
         if reply.get("status") == 409:

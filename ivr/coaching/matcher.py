@@ -19,6 +19,7 @@ grammar heard (``Utterance.phrases``, as written): those count as said too.
 When the utterance carries per-word times, a hit is timed by the end of the
 last word of the phrase, else by the end of the utterance.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,10 +29,11 @@ from typing import Iterable, Sequence
 
 _PUNCT = re.compile(r"[^\w\s'-]+|(?<!\w)['-]|['-](?!\w)")
 _SPACELESS = re.compile(
-    "[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"   # Hangul
-    "\u3040-\u30ff\u31f0-\u31ff"                                           # kana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"                              # CJK
-    "\u0e00-\u0e7f]")                                                      # Thai
+    "[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"  # Hangul
+    "\u3040-\u30ff\u31f0-\u31ff"  # kana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK
+    "\u0e00-\u0e7f]"
+)  # Thai
 _HANGUL_SYLLABLE = re.compile("[\uac00-\ud7a3]")
 
 
@@ -57,7 +59,7 @@ def syllables(text: str) -> int:
 
 @dataclass(frozen=True)
 class Phrase:
-    text: str                     # as written in the script or rule file
+    text: str  # as written in the script or rule file
     tokens: tuple[str, ...]
     spaceless: bool
 
@@ -76,17 +78,18 @@ def phrase_key(text: str) -> str:
 
 @dataclass(frozen=True)
 class Hit:
-    phrase: str                   # the phrase as written
-    at: float                     # when it was said (seconds on the call's time line)
-    index: int                    # where in the utterance (token or character), for order
-    confidence: float | None = None   # the least sure of its recognised words (if known)
+    phrase: str  # the phrase as written
+    at: float  # when it was said (seconds on the call's time line)
+    index: int  # where in the utterance (token or character), for order
+    confidence: float | None = None  # the least sure of its recognised words (if known)
 
 
 class _Said:
     """One utterance prepared for matching: tokens, their join, and word times."""
 
-    def __init__(self, text: str, words: Sequence = (), end: float = 0.0,
-                 spotted: Iterable[str] = ()) -> None:
+    def __init__(
+        self, text: str, words: Sequence = (), end: float = 0.0, spotted: Iterable[str] = ()
+    ) -> None:
         self.end = end
         self.tokens: list[str] = []
         self.token_end: list[float | None] = []
@@ -115,7 +118,7 @@ class _Said:
         return self.end if t is None else t
 
     def _conf(self, first: int, last: int) -> float | None:
-        confs = [c for c in self.token_conf[first:last + 1] if c is not None]
+        confs = [c for c in self.token_conf[first : last + 1] if c is not None]
         return min(confs) if confs else None
 
     def find(self, phrase: Phrase) -> Hit | None:
@@ -132,9 +135,13 @@ class _Said:
         else:
             k = len(phrase.tokens)
             for i in range(len(self.tokens) - k + 1):
-                if tuple(self.tokens[i:i + k]) == phrase.tokens:
-                    return Hit(phrase.text, self._time(i + k - 1), len("".join(self.tokens[:i])),
-                               self._conf(i, i + k - 1))
+                if tuple(self.tokens[i : i + k]) == phrase.tokens:
+                    return Hit(
+                        phrase.text,
+                        self._time(i + k - 1),
+                        len("".join(self.tokens[:i])),
+                        self._conf(i, i + k - 1),
+                    )
         if phrase.key in self.spotted:
             return Hit(phrase.text, self.end, len(self.joined))
         return None
@@ -161,8 +168,9 @@ class PhraseSet:
     def texts(self) -> list[str]:
         return [p.text for p in self.phrases]
 
-    def find_all(self, text: str, *, words: Sequence = (), end: float = 0.0,
-                 spotted: Iterable[str] = ()) -> list[Hit]:
+    def find_all(
+        self, text: str, *, words: Sequence = (), end: float = 0.0, spotted: Iterable[str] = ()
+    ) -> list[Hit]:
         """Every phrase heard, in the order said (longer phrase first at the same place)."""
         return self.in_said(_Said(text, words, end, spotted))
 

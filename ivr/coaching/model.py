@@ -6,6 +6,7 @@ a prompt's ``at`` can be laid next to the transcript's ``start``/``end``.
 Everything that leaves the engine is a frozen dataclass with ``to_dict()``
 (JSON-able), so it can be pushed to the console and stored with the outcome.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -25,34 +26,14 @@ INBOUND = "inbound"
 OUTBOUND = "outbound"
 DIRECTIONS = (INBOUND, OUTBOUND)
 
-# Rule types. Phrase rules listen to exactly one side (never the other):
-#   required_phrase, forbidden_phrase: the AGENT's speech satisfies / breaks them
-#     (a required_phrase's `after:` trigger is what the CUSTOMER says);
-#   customer_phrase: the CUSTOMER's speech raises a card for the agent.
-# Dynamics come from both streams' timing: talk_over, dead_air, monologue,
-# speaking_rate (the agent's).
-REQUIRED_PHRASE = "required_phrase"
-FORBIDDEN_PHRASE = "forbidden_phrase"
-CUSTOMER_PHRASE = "customer_phrase"
-TALK_OVER = "talk_over"
-DEAD_AIR = "dead_air"
-MONOLOGUE = "monologue"
-SPEAKING_RATE = "speaking_rate"
-RULE_TYPES = (REQUIRED_PHRASE, FORBIDDEN_PHRASE, CUSTOMER_PHRASE, TALK_OVER, DEAD_AIR,
-              MONOLOGUE, SPEAKING_RATE)
+# Rule types are defined in ivr/coaching/types/ (one module each, found by its
+# registry); RULE_TYPES and the names (REQUIRED_PHRASE = "required_phrase" ...)
+# are looked up there on first use (see __getattr__ at the end).
 
-# The {placeholders} a rule's text and reason may use, per type (checked when loading).
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "checklist": ("label", "within", "item"),
-    REQUIRED_PHRASE: ("phrase", "within"),
-    FORBIDDEN_PHRASE: ("phrase", "preferred", "name"),
-    CUSTOMER_PHRASE: ("phrase", "department"),
-    TALK_OVER: ("overlap",),
-    DEAD_AIR: ("seconds",),
-    MONOLOGUE: ("seconds",),
-    SPEAKING_RATE: ("rate", "max", "unit"),
-}
-
+# The {placeholders} a checklist deadline prompt's text and reason may use.
+CHECKLIST_PLACEHOLDERS = ("label", "within", "item")
+# A checklist item with `within` is prompted as a required phrase by a deadline.
+CHECKLIST_KIND = "required_phrase"
 CHECKLIST_RULE_PREFIX = "checklist."
 
 
@@ -66,13 +47,13 @@ class Rule:
 
     id: str
     type: str
-    text: str                              # the prompt, in the rule file's language
+    text: str  # the prompt, in the rule file's language
     severity: str = WARNING
-    reason: str = ""                       # why, shown small under the prompt
+    reason: str = ""  # why, shown small under the prompt
     params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    repeat_after: float | None = None      # fire again after this many seconds (else once)
-    directions: tuple[str, ...] = ()       # only on calls of these directions (empty: all)
-    spot: bool = True                      # put its phrases into phrase-spotting grammars
+    repeat_after: float | None = None  # fire again after this many seconds (else once)
+    directions: tuple[str, ...] = ()  # only on calls of these directions (empty: all)
+    spot: bool = True  # put its phrases into phrase-spotting grammars
     file: str = ""
     line: int | None = None
 
@@ -96,7 +77,8 @@ class ChecklistPrompt:
 
 
 DEFAULT_CHECKLIST_PROMPT = ChecklistPrompt(
-    "Not yet: {label}", WARNING, "The script asks for this within {within} s of the answer.")
+    "Not yet: {label}", WARNING, "The script asks for this within {within} s of the answer."
+)
 
 
 @dataclass(frozen=True)
@@ -107,13 +89,12 @@ class RuleSet:
     language: str
     rules: tuple[Rule, ...] = ()
     checklist: ChecklistPrompt = DEFAULT_CHECKLIST_PROMPT
-    items: Mapping[str, ChecklistPrompt] = field(default_factory=dict, hash=False,
-                                                 compare=False)
+    items: Mapping[str, ChecklistPrompt] = field(default_factory=dict, hash=False, compare=False)
     projects: tuple[str, ...] = ()
     default: bool = False
     extends: str | None = None
     file: str = ""
-    dropped: tuple[str, ...] = ()          # inherited rule ids this set turns off
+    dropped: tuple[str, ...] = ()  # inherited rule ids this set turns off
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -132,13 +113,13 @@ class Prompt:
 
     call_id: str
     rule_id: str
-    kind: str                   # the rule type, e.g. required_phrase, customer_phrase
+    kind: str  # the rule type, e.g. required_phrase, customer_phrase
     text: str
     severity: str
     reason: str
-    at: float                   # seconds since the answer
-    evidence: str = ""          # the utterance (or what was measured) that fired it
-    phrase: str | None = None   # the phrase heard (phrase rules)
+    at: float  # seconds since the answer
+    evidence: str = ""  # the utterance (or what was measured) that fired it
+    phrase: str | None = None  # the phrase heard (phrase rules)
     item_id: str | None = None  # the checklist item it is about (deadline prompts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +132,7 @@ class Tick:
 
     call_id: str
     item_id: str
-    at: float                   # seconds since the answer, when it was said
+    at: float  # seconds since the answer, when it was said
     phrase: str
     by: str = "speech"
 
@@ -167,8 +148,8 @@ class CantCheck:
     the record; the item is left out of the adherence score unless it is done."""
 
     call_id: str
-    id: str                     # checklist item id or rule id
-    kind: str                   # "item" | "rule"
+    id: str  # checklist item id or rule id
+    kind: str  # "item" | "rule"
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,5 +190,34 @@ class CallCoaching:
     def item(self, item_id: str) -> dict[str, Any] | None:
         return next((i for i in self.checklist if i["id"] == item_id), None)
 
+    @property
+    def checklist_by_id(self) -> dict[str, dict[str, Any]]:
+        """The checklist as the console and the store keep it: item id -> item."""
+        return {item["id"]: item for item in self.checklist}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def round_time(t: float) -> float:
+    """A time as records and prompts keep it (milliseconds)."""
+    return round(float(t), 3)
+
+
+def show_number(v: Any) -> Any:
+    """A number as prompts show it: 15 rather than 15.0, 1.5 rather than 1.4999."""
+    if isinstance(v, float):
+        return int(v) if v == int(v) else round(v, 1)
+    return v
+
+
+def __getattr__(name: str) -> Any:
+    # RULE_TYPES and each type's name in capitals, from the registry of rule types
+    # (which imports this module, hence the late look-up).
+    from . import types
+
+    if name == "RULE_TYPES":
+        return types.RULE_TYPES
+    if name.lower() in types.TYPES and name.isupper():
+        return name.lower()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

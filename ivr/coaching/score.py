@@ -18,6 +18,7 @@ too far behind at the deadline) and that was not done is left out of both
 sums: it is neither earned nor missed, so a model that cannot hear a phrase
 never lowers an agent's score. Done by hand or heard after all, it counts.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ MISSED = "missed"
 CANT_CHECK = "cant_check"
 
 
-def item_status(done: bool, at: float | None, within: float | None,
-                cant_check: str | None = None) -> str:
+def item_status(
+    done: bool, at: float | None, within: float | None, cant_check: str | None = None
+) -> str:
     if not done:
         return CANT_CHECK if cant_check else MISSED
     if within is not None and at is not None and at > within + 1e-9:
@@ -50,8 +52,9 @@ def adherence(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     unchecked: list[str] = []
     for it in items:
         weight = float(it.get("weight", 1.0) or 0.0)
-        status = item_status(bool(it.get("done")), it.get("at"), it.get("within"),
-                             it.get("cant_check"))
+        status = item_status(
+            bool(it.get("done")), it.get("at"), it.get("within"), it.get("cant_check")
+        )
         if status == CANT_CHECK:
             unchecked.append(it["id"])
             continue
@@ -64,5 +67,12 @@ def adherence(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
         else:
             missed.append(it["id"])
     score = math.floor(100.0 * earned / total + 0.5) if total > 0 else None
-    return {"score": score, "earned": earned, "total": total, "in_time": in_time,
-            "late": late, "missed": missed, "cant_check": unchecked}
+    return {
+        "score": score,
+        "earned": earned,
+        "total": total,
+        "in_time": in_time,
+        "late": late,
+        "missed": missed,
+        "cant_check": unchecked,
+    }

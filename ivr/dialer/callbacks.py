@@ -17,13 +17,14 @@ and CAMPAIGN = "callback", then records the attempt:
 A number on the do-not-call list is cancelled, never dialled; a number being
 called right now (by a campaign, an agent, or calling in) waits.
 """
+
 from __future__ import annotations
 
 import logging
 from typing import Any, Sequence
 
+from ..calls.numbers import normalise
 from ..outbound import OutboundCall, new_call_id
-from ..outcomes.store.campaigns import normalise
 from .base import DialerBase
 from .common import Outcome
 from .pacing import CallingHours, Pacer
@@ -36,12 +37,22 @@ CAMPAIGN = "callback"
 class CallbackDialer(DialerBase):
     name = "callback-dialer"
 
-    def __init__(self, store: Any, ami: Any = None, *, max_in_progress: int = 4,
-                 max_per_minute: int | None = None, max_attempts: int = 3,
-                 retry_spacing: Sequence[float] = (900.0, 3600.0, 4 * 3600.0),
-                 owner_grace: float = 900.0, hours: CallingHours | None = None,
-                 campaign: str = CAMPAIGN, default_project: str = "callback",
-                 batch: int = 50, **kw: Any):
+    def __init__(
+        self,
+        store: Any,
+        ami: Any = None,
+        *,
+        max_in_progress: int = 4,
+        max_per_minute: int | None = None,
+        max_attempts: int = 3,
+        retry_spacing: Sequence[float] = (900.0, 3600.0, 4 * 3600.0),
+        owner_grace: float = 900.0,
+        hours: CallingHours | None = None,
+        campaign: str = CAMPAIGN,
+        default_project: str = "callback",
+        batch: int = 50,
+        **kw: Any,
+    ):
         """max_in_progress / max_per_minute: pacing of callback calls;
         hours: when callbacks may be placed (None: whenever due)."""
         super().__init__(store, ami, **kw)
@@ -96,8 +107,14 @@ class CallbackDialer(DialerBase):
                 # Atomic across instances: False if another dialer took it first
                 # or is calling this number now.
                 claimed = await self.store.claim_callback(
-                    cb["id"], number, now, owner=self.owner, pbx=self.pbx, call_id=call_id,
-                    agent=agent)
+                    cb["id"],
+                    number,
+                    now,
+                    owner=self.owner,
+                    pbx=self.pbx,
+                    call_id=call_id,
+                    agent=agent,
+                )
             except BaseException:
                 self._done(number, agent)
                 raise
@@ -117,11 +134,25 @@ class CallbackDialer(DialerBase):
         penalty = 0.0
         try:
             project = cb["project"] or self.default_project
-            log.info("callback %s (%s, %s): calling %s for agent %s, attempt %d",
-                     cb["id"], cb["reason"], project, number, agent, cb["attempts"] + 1)
-            placed, outcome = await self._call(OutboundCall(
-                agent=agent, number=number, project=project, campaign=self.campaign,
-                ring_seconds=self.ring_seconds, call_id=call_id))
+            log.info(
+                "callback %s (%s, %s): calling %s for agent %s, attempt %d",
+                cb["id"],
+                cb["reason"],
+                project,
+                number,
+                agent,
+                cb["attempts"] + 1,
+            )
+            placed, outcome = await self._call(
+                OutboundCall(
+                    agent=agent,
+                    number=number,
+                    project=project,
+                    campaign=self.campaign,
+                    ring_seconds=self.ring_seconds,
+                    call_id=call_id,
+                )
+            )
             penalty = await self.record(cb, outcome, call_id if placed else None)
         finally:
             self._done(number, agent, penalty)
@@ -132,9 +163,12 @@ class CallbackDialer(DialerBase):
         if outcome.customer_reached:
             status, due, result = "done", None, "answered"
         elif outcome.agent_failed:
-            await self._persist(f"callback {cb['id']} (agent missed)", lambda: (
-                self.store.mark_callback(cb["id"], "pending", due_at=now + self.agent_retry,
-                                         now=now)))
+            await self._persist(
+                f"callback {cb['id']} (agent missed)",
+                lambda: self.store.mark_callback(
+                    cb["id"], "pending", due_at=now + self.agent_retry, now=now
+                ),
+            )
             return self.agent_retry
         else:
             attempts = cb["attempts"] + 1
@@ -145,12 +179,17 @@ class CallbackDialer(DialerBase):
                 spacing = self.retry_spacing[min(attempts, len(self.retry_spacing)) - 1]
                 status, due = "pending", now + spacing
         log.info("callback %s: %s -> %s", cb["id"], result, status)
-        await self._persist(f"callback {cb['id']} attempt", lambda: self.store.mark_callback(
-            cb["id"], status, result, due_at=due, call_id=call_id, now=now))
+        await self._persist(
+            f"callback {cb['id']} attempt",
+            lambda: self.store.mark_callback(
+                cb["id"], status, result, due_at=due, call_id=call_id, now=now
+            ),
+        )
         return 0.0
 
-    async def settle(self, callback_id: int, outcome: Outcome, agent: str | None,
-                     call_id: str | None) -> None:
+    async def settle(
+        self, callback_id: int, outcome: Outcome, agent: str | None, call_id: str | None
+    ) -> None:
         """A claim left by a controller that died, settled from the PBX."""
         cb = await self.store.get_callback(callback_id)
         if cb is not None:

@@ -4,6 +4,7 @@ which numbers are being called, and how a placed call ended.
 One `AgentPool` and one `NumberGuard` serve both dialers in a service, so
 they never hand one agent two calls, nor call one number twice at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,15 +16,32 @@ from typing import Callable, Iterable
 
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call, CallResult, LegRole
-from ..outcomes.store.campaigns import normalise
+from ..calls.numbers import normalise
 
 log = logging.getLogger(__name__)
 
 
 def busy_agents(calls: Iterable[Call]) -> set[str]:
     """Agents with a phone leg in a live call (ringing, talking, on hold)."""
-    return {leg.endpoint for call in calls for leg in call.legs.values()
-            if leg.role is LegRole.AGENT and leg.ended_at is None}
+    return {
+        leg.endpoint
+        for call in calls
+        for leg in call.legs.values()
+        if leg.role is LegRole.AGENT and leg.ended_at is None
+    }
+
+
+def busy_unless(
+    console_open: Callable[[str], bool], live_calls: Callable[[], Iterable[Call]]
+) -> Callable[[str], bool]:
+    """An AgentPool's ``is_busy``: not free for a dialer call beyond what the agent's
+    state says when their console is not open (nobody would see the script) or a
+    leg of theirs is live."""
+
+    def is_busy(login: str) -> bool:
+        return not console_open(login) or login in busy_agents(live_calls())
+
+    return is_busy
 
 
 class NumberGuard:
@@ -67,18 +85,23 @@ class AgentPool:
     idle longest, gets the call.
     """
 
-    def __init__(self, agents_for: Callable[[str], Iterable[str]],
-                 is_busy: Callable[[str], bool], *, after_call_gap: float = 5.0,
-                 penalty_of: Callable[[str, str], int] | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        agents_for: Callable[[str], Iterable[str]],
+        is_busy: Callable[[str], bool],
+        *,
+        after_call_gap: float = 5.0,
+        penalty_of: Callable[[str, str], int] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.agents_for = agents_for
         self.is_busy = is_busy
         self.penalty_of = penalty_of
         self.after_call_gap = after_call_gap
         self.clock = clock
         self._reserved: set[str] = set()
-        self._free_at: dict[str, float] = {}     # agent -> not before (gap, penalty)
-        self._last_call: dict[str, float] = {}   # agent -> when their last dialer call ended
+        self._free_at: dict[str, float] = {}  # agent -> not before (gap, penalty)
+        self._last_call: dict[str, float] = {}  # agent -> when their last dialer call ended
 
     def available(self, agent: str, now: float | None = None) -> bool:
         now = self.clock() if now is None else now
@@ -107,8 +130,10 @@ class AgentPool:
 
         def penalty(agent: str) -> int:
             return self.penalty_of(agent, project) if self.penalty_of is not None else 0
-        return min(free, key=lambda a: (penalty(a), self._last_call.get(a, 0.0),
-                                        candidates.index(a)))
+
+        return min(
+            free, key=lambda a: (penalty(a), self._last_call.get(a, 0.0), candidates.index(a))
+        )
 
     def reserve(self, agent: str) -> None:
         self._reserved.add(agent)
@@ -172,7 +197,7 @@ class CallWatcher:
 class Outcome:
     """How a dialer's call went, in the terms retries are decided on."""
 
-    result: str          # answered | no_answer | busy | failed | agent_no_answer | unknown
+    result: str  # answered | no_answer | busy | failed | agent_no_answer | unknown
     call: Call | None = None
 
     @property

@@ -7,6 +7,7 @@ after its start runs overnight (20:00-02:00 belongs to the day it starts).
 Neither reads the clock itself: every method takes `now`, so the tests drive
 them with a fake one.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WINDOW = 60.0   # seconds of the per-minute limit
+WINDOW = 60.0  # seconds of the per-minute limit
 
 
 class Pacer:
@@ -24,8 +25,8 @@ class Pacer:
         self.max_in_progress = max_in_progress
         self.max_per_minute = max_per_minute
         self.in_progress = 0
-        self._placed: deque[float] = deque()    # times of placements in the last WINDOW
-        self.peak = 0                           # most calls in progress at once, ever
+        self._placed: deque[float] = deque()  # times of placements in the last WINDOW
+        self.peak = 0  # most calls in progress at once, ever
 
     def _forget(self, now: float) -> None:
         while self._placed and self._placed[0] <= now - WINDOW:
@@ -107,13 +108,14 @@ def _hhmm(text: str) -> dt.time | None:
 @dataclass(frozen=True)
 class CallingHours:
     start: dt.time
-    end: dt.time | None               # None: midnight at the end of the day
+    end: dt.time | None  # None: midnight at the end of the day
     days: frozenset[int]
     tz: dt.tzinfo
 
     @classmethod
-    def parse(cls, start: str = "09:00", end: str = "20:00", days: str = "mon-fri",
-              timezone: str = "UTC") -> "CallingHours":
+    def parse(
+        cls, start: str = "09:00", end: str = "20:00", days: str = "mon-fri", timezone: str = "UTC"
+    ) -> "CallingHours":
         s = _hhmm(start)
         if s is None:
             raise ValueError("calling hours cannot start at 24:00")
@@ -134,7 +136,7 @@ class CallingHours:
             end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=self.tz)
         elif self.end > self.start:
             end = dt.datetime.combine(day, self.end, tzinfo=self.tz)
-        else:   # overnight
+        else:  # overnight
             end = dt.datetime.combine(day + dt.timedelta(days=1), self.end, tzinfo=self.tz)
         return start.timestamp(), end.timestamp()
 
@@ -156,7 +158,7 @@ class CallingHours:
                 return now
             if a > now and (best is None or a < best):
                 best = a
-        assert best is not None      # parse_days never gives an empty set
+        assert best is not None  # parse_days never gives an empty set
         return best
 
     def closes_at(self, now: float) -> float | None:

@@ -8,6 +8,7 @@ reordered. A failing write is retried with backoff; the wallboard never
 waits for it. A state repeating the last one on record (a restart seeing the
 same break) is not written again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,12 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class AgentStateRecorder:
-    def __init__(self, store: Any, *, batch: int = 500, interval: float = 0.25,
-                 retry_delays: Sequence[float] = (0.2, 1.0, 2.0, 5.0, 10.0, 30.0)):
+    def __init__(
+        self,
+        store: Any,
+        *,
+        batch: int = 500,
+        interval: float = 0.25,
+        retry_delays: Sequence[float] = (0.2, 1.0, 2.0, 5.0, 10.0, 30.0),
+    ):
         self.store = store
         self.batch = batch
         self.interval = interval
-        self._last: dict[str, tuple[str, str]] = {}      # agent -> (state, reason) on record
+        self._last: dict[str, tuple[str, str]] = {}  # agent -> (state, reason) on record
         self.retry_delays = tuple(retry_delays)
         self.failures = 0
         self._pending: list[AgentStateRow] = []
@@ -37,8 +44,7 @@ class AgentStateRecorder:
 
     def seed(self, recorded: Mapping[str, Mapping[str, Any]]) -> None:
         """Each agent's open state on record (store.last_agent_states())."""
-        self._last = {a: (str(r["state"]), str(r.get("reason") or ""))
-                      for a, r in recorded.items()}
+        self._last = {a: (str(r["state"]), str(r.get("reason") or "")) for a, r in recorded.items()}
 
     def __call__(self, change: StateChange) -> None:
         if not change.new_state:
@@ -47,9 +53,17 @@ class AgentStateRecorder:
         if self._last.get(s.login) == (s.state.value, s.reason):
             return
         self._last[s.login] = (s.state.value, s.reason)
-        self._pending.append(AgentStateRow(
-            agent=s.login, state=s.state.value, reason=s.reason, started_at=change.at,
-            call_id=change.call_id, project=change.project, changed_by=change.by))
+        self._pending.append(
+            AgentStateRow(
+                agent=s.login,
+                state=s.state.value,
+                reason=s.reason,
+                started_at=change.at,
+                call_id=change.call_id,
+                project=change.project,
+                changed_by=change.by,
+            )
+        )
         self._idle.clear()
         self._wake.set()
         if self._task is None:
@@ -60,7 +74,7 @@ class AgentStateRecorder:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                rows, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+                rows, self._pending = self._pending[: self.batch], self._pending[self.batch :]
                 await self._write(rows)
                 if not self._pending:
                     # Let a burst gather: fewer commits (each one an fsync).
@@ -77,8 +91,9 @@ class AgentStateRecorder:
             except Exception:
                 self.failures += 1
                 if delay is None:
-                    log.exception("agent states: %d changes could not be recorded; dropped",
-                                  len(rows))
+                    log.exception(
+                        "agent states: %d changes could not be recorded; dropped", len(rows)
+                    )
                     return
                 if attempt == 0:
                     log.warning("agent states: recording failed; retrying", exc_info=True)

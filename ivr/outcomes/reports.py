@@ -34,6 +34,7 @@ it in Python, exactly: averages travel as sums and counts), one more gives the
 chart's per-hour counts. Both use the started_at index; export and listing
 page through it by keyset (started_at, call_id), never OFFSET.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,23 +48,54 @@ from typing import Any, AsyncIterator
 
 # Columns of the CSV export (and of /api/calls rows), in order.
 EXPORT_COLUMNS = (
-    "call_id", "started_at", "direction", "state", "result", "project", "campaign",
-    "script_id", "script_version", "did", "dialled", "customer_num", "customer_name",
-    "department", "queue", "ivr_choice", "ivr_keys", "ivr_exit", "queue_result", "agents_rung",
-    "agent", "queue_wait_seconds",
-    "ring_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds", "answered_at", "ended_at",
-    "cause", "cause_txt", "transfers", "monitors", "disposition", "notes", "callback_at",
+    "call_id",
+    "started_at",
+    "direction",
+    "state",
+    "result",
+    "project",
+    "campaign",
+    "script_id",
+    "script_version",
+    "did",
+    "dialled",
+    "customer_num",
+    "customer_name",
+    "department",
+    "queue",
+    "ivr_choice",
+    "ivr_keys",
+    "ivr_exit",
+    "queue_result",
+    "agents_rung",
+    "agent",
+    "queue_wait_seconds",
+    "ring_seconds",
+    "talk_seconds",
+    "hold_seconds",
+    "wrapup_seconds",
+    "answered_at",
+    "ended_at",
+    "cause",
+    "cause_txt",
+    "transfers",
+    "monitors",
+    "disposition",
+    "notes",
+    "callback_at",
     "wrapped_up_by",
-    "wrapped_up_at", "adherence_score",
+    "wrapped_up_at",
+    "adherence_score",
 )
-_TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "callback_at",
-                           "wrapped_up_at"})
+_TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "callback_at", "wrapped_up_at"})
 _STORED = [c for c in EXPORT_COLUMNS if c != "wrapup_seconds"]
 _JSON = frozenset({"agents_rung", "transfers", "monitors"})
 
 # Wrap-up time of a call, in SQL both backends speak (no GREATEST / MAX(a, b)).
-_WRAPUP = ("(CASE WHEN wrapped_up_at IS NOT NULL AND ended_at IS NOT NULL "
-           "AND wrapped_up_at > ended_at THEN wrapped_up_at - ended_at ELSE 0 END)")
+_WRAPUP = (
+    "(CASE WHEN wrapped_up_at IS NOT NULL AND ended_at IS NOT NULL "
+    "AND wrapped_up_at > ended_at THEN wrapped_up_at - ended_at ELSE 0 END)"
+)
 _ANSWERED = "result = 'answered'"
 
 _FIGURES_SQL = f"""
@@ -99,10 +131,30 @@ GROUP BY project, agent, disposition
 """
 
 # Additive figures: summed over groups; the rest are derived from them.
-_SUMS = ("calls", "live", "inbound", "outbound", "answered", "offered", "abandoned",
-         "queue_timeout", "queued",
-         "no_answer", "failed", "asa_sum", "asa_n", "handle_sum", "handle_n", "talk_sum",
-         "hold_sum", "wrapup_sum", "wrapup_n", "wrapups_owed", "adherence_sum", "adherence_n")
+_SUMS = (
+    "calls",
+    "live",
+    "inbound",
+    "outbound",
+    "answered",
+    "offered",
+    "abandoned",
+    "queue_timeout",
+    "queued",
+    "no_answer",
+    "failed",
+    "asa_sum",
+    "asa_n",
+    "handle_sum",
+    "handle_n",
+    "talk_sum",
+    "hold_sum",
+    "wrapup_sum",
+    "wrapup_n",
+    "wrapups_owed",
+    "adherence_sum",
+    "adherence_n",
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +168,9 @@ class CallFilter:
     direction: str | None = None
     campaign: str | None = None
 
-    def where(self, extra: list[str] | None = None,
-              extra_args: list[Any] | None = None) -> tuple[str, list[Any]]:
+    def where(
+        self, extra: list[str] | None = None, extra_args: list[Any] | None = None
+    ) -> tuple[str, list[Any]]:
         clauses, args = list(extra or []), list(extra_args or [])
         for f in fields(self):
             value = getattr(self, f.name)
@@ -127,7 +180,7 @@ class CallFilter:
                 clauses.append("started_at >= ?")
             elif f.name == "until":
                 clauses.append("started_at < ?")
-            elif f.name == "agent" and value == "-":     # calls no agent answered
+            elif f.name == "agent" and value == "-":  # calls no agent answered
                 clauses.append("agent IS NULL")
                 continue
             else:
@@ -148,10 +201,14 @@ def _figures(acc: dict[str, Any]) -> dict[str, Any]:
     """Derived figures of one group from its sums."""
     s = {k: _num(acc.get(k)) for k in _SUMS}
     return {
-        "calls": int(s["calls"]), "live": int(s["live"]),
-        "inbound": int(s["inbound"]), "outbound": int(s["outbound"]),
-        "answered": int(s["answered"]), "offered": int(s["offered"]),
-        "abandoned": int(s["abandoned"]), "queue_timeout": int(s["queue_timeout"]),
+        "calls": int(s["calls"]),
+        "live": int(s["live"]),
+        "inbound": int(s["inbound"]),
+        "outbound": int(s["outbound"]),
+        "answered": int(s["answered"]),
+        "offered": int(s["offered"]),
+        "abandoned": int(s["abandoned"]),
+        "queue_timeout": int(s["queue_timeout"]),
         "no_answer": int(s["no_answer"]),
         "failed": int(s["failed"]),
         "answer_rate": _ratio(s["answered"], s["offered"]),
@@ -183,17 +240,28 @@ def _new() -> dict[str, Any]:
 
 def _floor_seconds() -> str:
     # floor(started_at) for positive times: CAST truncates in SQLite, rounds in PostgreSQL.
-    return ("(CAST(started_at AS BIGINT) - CASE WHEN CAST(started_at AS BIGINT) > started_at "
-            "THEN 1 ELSE 0 END)")
+    return (
+        "(CAST(started_at AS BIGINT) - CASE WHEN CAST(started_at AS BIGINT) > started_at "
+        "THEN 1 ELSE 0 END)"
+    )
 
 
-async def summary(store: Any, since: float, until: float, *, project: str | None = None,
-                  agent: str | None = None, now: float | None = None,
-                  overdue_after: float = 900.0, bucket: int | None = None) -> dict[str, Any]:
+async def summary(
+    store: Any,
+    since: float,
+    until: float,
+    *,
+    project: str | None = None,
+    agent: str | None = None,
+    now: float | None = None,
+    overdue_after: float = 900.0,
+    bucket: int | None = None,
+) -> dict[str, Any]:
     """The figures per project, per agent and in total, the chart's series
     (calls and answered per bucket: an hour up to two days, else a day) and
     the callbacks due now."""
     import time as _time
+
     now = _time.time() if now is None else now
     if until <= since:
         raise ValueError("until must be after since")
@@ -210,7 +278,9 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
             f"SUM(CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END) AS answered, "
             "SUM(CASE WHEN result = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, "
             "SUM(CASE WHEN result = 'queue_timeout' THEN 1 ELSE 0 END) AS queue_timeout "
-            f"FROM calls{where} GROUP BY b ORDER BY b", [start, bucket, *args])
+            f"FROM calls{where} GROUP BY b ORDER BY b",
+            [start, bucket, *args],
+        )
         cb_where, cb_args = ["status = 'pending'"], []
         if project is not None:
             cb_where.append("project = ?")
@@ -224,8 +294,11 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
             "SUM(CASE WHEN due_at <= ? THEN 1 ELSE 0 END) AS overdue, "
             "SUM(CASE WHEN due_at > ? THEN 1 ELSE 0 END) AS scheduled "
             f"FROM callbacks WHERE {' AND '.join(cb_where)} GROUP BY project, agent",
-            [now, now - overdue_after, now, *cb_args])
-    total, projects, agents = _new(), {}, {}
+            [now, now - overdue_after, now, *cb_args],
+        )
+    total = _new()
+    projects: dict[str, Any] = {}
+    agents: dict[str, Any] = {}
     for row in rows:
         _add(total, row)
         _add(projects.setdefault(row["project"] or "", _new()), row)
@@ -244,30 +317,46 @@ async def summary(store: Any, since: float, until: float, *, project: str | None
 
     def table(groups: dict[str, Any], cbs: dict[str, dict[str, int]], key: str) -> list[dict]:
         names = sorted(set(groups) | set(cbs))
-        return [{key: n, **_figures(groups.get(n, _new())), "callbacks": cbs.get(n, zero)}
-                for n in names]
+        return [
+            {key: n, **_figures(groups.get(n, _new())), "callbacks": cbs.get(n, zero)}
+            for n in names
+        ]
 
     per_bucket = {int(r["b"]): r for r in series}
     shift = await agent_times(store, since, until, agent=agent, now=now)
     agent_rows = table(agents, cb_agents, "agent")
     named = {row["agent"] for row in agent_rows}
-    agent_rows += [{"agent": a, **_figures(_new()), "callbacks": zero}
-                   for a in sorted(set(shift) - named)]
+    agent_rows += [
+        {"agent": a, **_figures(_new()), "callbacks": zero} for a in sorted(set(shift) - named)
+    ]
     for row in agent_rows:
         row["shift"] = shift.get(row["agent"]) or _shift_figures({})
     return {
-        "since": since, "until": until, "now": now, "project": project, "agent": agent,
+        "since": since,
+        "until": until,
+        "now": now,
+        "project": project,
+        "agent": agent,
         "overdue_after": overdue_after,
         "total": {**_figures(total), "callbacks": cb_total},
         "projects": table(projects, cb_projects, "project"),
         "agents": agent_rows,
-        "series": {"bucket_seconds": bucket, "start": start, "points": [
-            {"at": start + i * bucket,
-             "calls": int(per_bucket[i]["calls"]) if i in per_bucket else 0,
-             "answered": int(_num(per_bucket[i]["answered"])) if i in per_bucket else 0,
-             "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0,
-             "queue_timeout": int(_num(per_bucket[i]["queue_timeout"])) if i in per_bucket else 0}
-            for i in range(n_buckets)]},
+        "series": {
+            "bucket_seconds": bucket,
+            "start": start,
+            "points": [
+                {
+                    "at": start + i * bucket,
+                    "calls": int(per_bucket[i]["calls"]) if i in per_bucket else 0,
+                    "answered": int(_num(per_bucket[i]["answered"])) if i in per_bucket else 0,
+                    "abandoned": int(_num(per_bucket[i]["abandoned"])) if i in per_bucket else 0,
+                    "queue_timeout": int(_num(per_bucket[i]["queue_timeout"]))
+                    if i in per_bucket
+                    else 0,
+                }
+                for i in range(n_buckets)
+            ],
+        },
     }
 
 
@@ -296,7 +385,7 @@ def _shift_figures(times: dict[tuple[str, str], float]) -> dict[str, Any]:
             not_ready[reason or "(no reason)"] = not_ready.get(reason or "(no reason)", 0.0) + secs
     handling = sum(by_state.get(s, 0.0) for s in _HANDLING)
     available = handling + by_state.get("ready", 0.0)
-    r = lambda x: round(x, 1)   # noqa: E731
+    r = lambda x: round(x, 1)  # noqa: E731
     return {
         "login_time": r(sum(v for s, v in by_state.items() if s != "offline")),
         "ready_time": r(by_state.get("ready", 0.0)),
@@ -309,21 +398,25 @@ def _shift_figures(times: dict[tuple[str, str], float]) -> dict[str, Any]:
     }
 
 
-async def agent_times(store: Any, since: float, until: float, *, agent: str | None = None,
-                      now: float | None = None) -> dict[str, dict[str, Any]]:
+async def agent_times(
+    store: Any, since: float, until: float, *, agent: str | None = None, now: float | None = None
+) -> dict[str, dict[str, Any]]:
     """Per agent over [since, until): login time (any state but offline),
     ready time, not-ready time in total and by reason, ringing, on-call and
     wrap-up time, and occupancy = (ringing + on call + wrap-up) / (the same +
     ready). A state still going counts up to `now`."""
     import time as _time
+
     now = _time.time() if now is None else now
     end = min(until, now)
     extra, args = "", []
     if agent is not None:
         extra, args = "AND agent = ?", [agent]
     async with store.transaction(readonly=True) as tx:
-        rows = await tx.fetch(_STATE_TIMES_SQL.format(extra=extra),
-                              [now, end, now, end, since, since, until, now, since, *args])
+        rows = await tx.fetch(
+            _STATE_TIMES_SQL.format(extra=extra),
+            [now, end, now, end, since, since, until, now, since, *args],
+        )
     per: dict[str, dict[tuple[str, str], float]] = {}
     for row in rows:
         secs = _num(row["seconds"])
@@ -349,10 +442,12 @@ async def queue_day(store: Any, since: float, threshold: float) -> list[dict[str
             "SUM(CASE WHEN agent_answered_at IS NULL AND result IS NOT NULL "
             "AND result <> 'abandoned' THEN 1 ELSE 0 END) AS timed_out "
             "FROM calls WHERE queued_at >= ? AND queue <> '' GROUP BY queue",
-            [threshold, since])
+            [threshold, since],
+        )
 
 
 # -- listing and export --------------------------------------------------------
+
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     out = {}
@@ -366,9 +461,9 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     return {c: out[c] for c in EXPORT_COLUMNS}
 
 
-async def list_calls(store: Any, flt: CallFilter, *, limit: int = 100,
-                     after: tuple[float, str] | None = None
-                     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+async def list_calls(
+    store: Any, flt: CallFilter, *, limit: int = 100, after: tuple[float, str] | None = None
+) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
     """A page of calls, oldest first, and the cursor of the next page (None: last)."""
     limit = max(1, min(int(limit), 5000))
     extra, extra_args = [], []
@@ -378,16 +473,19 @@ async def list_calls(store: Any, flt: CallFilter, *, limit: int = 100,
         extra_args = [after[0], after[0], after[1]]
     where, args = flt.where(extra, extra_args)
     async with store.transaction(readonly=True) as tx:
-        rows = await tx.fetch(f"SELECT {', '.join(_STORED)} FROM calls{where} "
-                              "ORDER BY started_at, call_id LIMIT ?", [*args, limit + 1])
+        rows = await tx.fetch(
+            f"SELECT {', '.join(_STORED)} FROM calls{where} ORDER BY started_at, call_id LIMIT ?",
+            [*args, limit + 1],
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = (rows[-1]["started_at"], rows[-1]["call_id"]) if more and rows else None
     return [_row(r) for r in rows], cursor
 
 
-async def iter_calls(store: Any, flt: CallFilter, page: int = 2000
-                     ) -> AsyncIterator[list[dict[str, Any]]]:
+async def iter_calls(
+    store: Any, flt: CallFilter, page: int = 2000
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Every matching call, a page (one short read transaction) at a time, so
     an export of millions never holds the store for long nor memory for all."""
     after = None
@@ -411,21 +509,28 @@ def _cell(column: str, value: Any, tz: dt.tzinfo | None) -> str:
         return ""
     if column in _TIME_COLUMNS:
         try:
-            t = dt.datetime.fromtimestamp(value, tz) if tz is not None \
-                else dt.datetime.fromtimestamp(value).astimezone()    # local, with its offset
+            t = (
+                dt.datetime.fromtimestamp(value, tz)
+                if tz is not None
+                else dt.datetime.fromtimestamp(value).astimezone()
+            )  # local, with its offset
         except (OverflowError, OSError, ValueError):
-            return str(value)        # a time no calendar holds: shown, not fatal to the export
+            return str(value)  # a time no calendar holds: shown, not fatal to the export
         return t.isoformat(timespec="seconds")
     if column == "agents_rung":
         return " ".join(value)
-    if column == "transfers":     # the chain: kind:target, and who took the call on
-        return "; ".join(f"{t.get('kind')}:{t.get('target')}"
-                         + (f">{t['to_agent']}" if t.get("to_agent") else "") for t in value)
-    if column == "monitors":      # mode:supervisor, seconds
+    if column == "transfers":  # the chain: kind:target, and who took the call on
+        return "; ".join(
+            f"{t.get('kind')}:{t.get('target')}"
+            + (f">{t['to_agent']}" if t.get("to_agent") else "")
+            for t in value
+        )
+    if column == "monitors":  # mode:supervisor, seconds
         return "; ".join(
             f"{m.get('mode')}:{m.get('supervisor')}"
             + (f" {m['ended_at'] - m['started_at']:.0f}s" if m.get("ended_at") else "")
-            for m in value)
+            for m in value
+        )
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
@@ -454,8 +559,9 @@ def csv_rows(rows: list[dict[str, Any]], tz: dt.tzinfo | None = None) -> str:
     return buf.getvalue()
 
 
-async def export_csv(store: Any, flt: CallFilter, tz: dt.tzinfo | None = None,
-                     page: int = 2000) -> AsyncIterator[str]:
+async def export_csv(
+    store: Any, flt: CallFilter, tz: dt.tzinfo | None = None, page: int = 2000
+) -> AsyncIterator[str]:
     """The CSV export as chunks of text: the header, then a chunk per page."""
     yield csv_header()
     async for rows in iter_calls(store, flt, page):

@@ -17,6 +17,7 @@ An admin edits dialplans/, then `ivr pbx apply`:
 `ivr pbx rollback` puts ``.ivr-previous/`` back the same way (and keeps what
 it replaced, so a second rollback re-applies).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,11 +29,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..yamlfile import Problem
-from .asterisk_conf import (get_option, parse_sections, set_in_section_with, set_option,
-                            weak_secret)
+from .asterisk_conf import get_option, parse_sections, set_in_section_with, set_option, weak_secret
 from .sandbox import CONF_FILES, Sandbox
 
 PREVIOUS = ".ivr-previous"
@@ -69,7 +69,7 @@ class Target:
 
     etc: Path
     cli: Callable[[str], str]
-    render: Callable[[Path, str], str]      # (dialplans folder, file name) -> installed text
+    render: Callable[[Path, str], str]  # (dialplans folder, file name) -> installed text
     label: str
     # Run after an install (with the dialplans folder; None after a rollback).
     after: Callable[[Path | None], None] | None = None
@@ -84,26 +84,36 @@ def sandbox_target(sandbox: Sandbox) -> Target:
         if dialplans is not None:
             dataclasses.replace(sandbox, dialplans=dialplans).install_prompts()
         sandbox.mark_running_config()
-    return Target(etc=sandbox.host_dir / "etc", cli=sandbox.cli, render=render,
-                  label=f"sandbox PBX '{sandbox.instance}'", after=installed)
+
+    return Target(
+        etc=sandbox.host_dir / "etc",
+        cli=sandbox.cli,
+        render=render,
+        label=f"sandbox PBX '{sandbox.instance}'",
+        after=installed,
+    )
 
 
-def folder_target(etc: Path, cli_prefix: str = "asterisk -rx",
-                  env: dict[str, str] | None = None) -> Target:
+def folder_target(
+    etc: Path, cli_prefix: str = "asterisk -rx", env: Mapping[str, str] | None = None
+) -> Target:
     """A PBX reading ``etc`` (e.g. /etc/asterisk, or a container's volume on the host),
     reached by ``cli_prefix COMMAND`` (e.g. "docker compose ... exec -T asterisk asterisk -rx")."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
 
     def cli(command: str) -> str:
-        proc = subprocess.run([*shlex.split(cli_prefix), command], capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [*shlex.split(cli_prefix), command], capture_output=True, text=True, timeout=60
+        )
         return proc.stdout + proc.stderr
 
     def render(dialplans: Path, name: str) -> str:
         text = (dialplans / name).read_text(encoding="utf-8")
         installed = etc / name
-        return carry_over(name, text, installed.read_text(encoding="utf-8")
-                          if installed.exists() else "", env)
+        return carry_over(
+            name, text, installed.read_text(encoding="utf-8") if installed.exists() else "", environ
+        )
+
     return Target(etc=Path(etc), cli=cli, render=render, label=str(etc))
 
 
@@ -115,7 +125,7 @@ _OWNED = {
 }
 
 
-def carry_over(name: str, text: str, installed: str, env: dict[str, str]) -> str:
+def carry_over(name: str, text: str, installed: str, env: Mapping[str, str]) -> str:
     """``text`` with the installation's own values (secrets, addresses) from ``installed``."""
     if not installed:
         return text
@@ -131,21 +141,31 @@ def carry_over(name: str, text: str, installed: str, env: dict[str, str]) -> str
                 text = set_option(text, s.name, "secret", o.value)
     if name == "pjsip.conf":
         for s in old_sections:
-            for key in ("bind", "external_media_address", "external_signaling_address",
-                        "local_net", "match"):
-                if (o := s.get(key)) is not None and any(n.name == s.name and n.get(key)
-                                                         for n in new_sections):
+            for key in (
+                "bind",
+                "external_media_address",
+                "external_signaling_address",
+                "local_net",
+                "match",
+            ):
+                if (o := s.get(key)) is not None and any(
+                    n.name == s.name and n.get(key) for n in new_sections
+                ):
                     text = set_in_section_with(text, s.name, key, o.value)
-        old_passwords = {s.name: s.get("password").value for s in old_sections if s.get("password")}
+        old_passwords = {
+            s.name: o.value for s in old_sections if (o := s.get("password")) is not None
+        }
         for s in new_sections:
             if s.get("password") is None:
                 continue
             value = old_passwords.get(s.name) or env.get(f"SIP_PASSWORD_{s.name}")
             if not value or (s.name not in old_passwords and weak_secret(value)):
-                raise ApplyError(f"pjsip.conf: [{s.name}] is a new SIP user: give its password "
-                                 f"as SIP_PASSWORD_{s.name} in the environment, 12 characters at "
-                                 "least (the password "
-                                 "written in dialplans/ is a sample, never installed here)")
+                raise ApplyError(
+                    f"pjsip.conf: [{s.name}] is a new SIP user: give its password "
+                    f"as SIP_PASSWORD_{s.name} in the environment, 12 characters at "
+                    "least (the password "
+                    "written in dialplans/ is a sample, never installed here)"
+                )
             text = set_in_section_with(text, s.name, "password", value)
     return text
 
@@ -161,11 +181,11 @@ def masked(text: str) -> list[str]:
 
 @dataclass
 class Change:
-    changed: list[str]                  # file names whose installed text changes
-    diff: str                           # unified diff, secrets masked
-    reloads: list[str]                  # CLI commands run
-    outputs: dict[str, str]             # command -> Asterisk's answer
-    notes: list[str]                    # what needs more than a reload
+    changed: list[str]  # file names whose installed text changes
+    diff: str  # unified diff, secrets masked
+    reloads: list[str]  # CLI commands run
+    outputs: dict[str, str]  # command -> Asterisk's answer
+    notes: list[str]  # what needs more than a reload
 
 
 def _installed(etc: Path) -> dict[str, str]:
@@ -173,13 +193,19 @@ def _installed(etc: Path) -> dict[str, str]:
 
 
 def _diff(old: dict[str, str], new: dict[str, str], label: str) -> tuple[list[str], str]:
-    changed, out = [], []
+    changed: list[str] = []
+    out: list[str] = []
     for name in CONF_FILES:
         if old.get(name) == new.get(name) or name not in new:
             continue
         changed.append(name)
-        out += difflib.unified_diff(masked(old.get(name, "")), masked(new[name]),
-                                    f"{label}/{name}", f"dialplans/{name}", lineterm="")
+        out += difflib.unified_diff(
+            masked(old.get(name, "")),
+            masked(new[name]),
+            f"{label}/{name}",
+            f"dialplans/{name}",
+            lineterm="",
+        )
     return changed, "\n".join(out)
 
 
@@ -200,8 +226,10 @@ def _install(target: Target, new: dict[str, str], dry_run: bool) -> Change:
         removed = _modules(old.get("modules.conf", "")) - _modules(new["modules.conf"])
         commands += [f"module load {m}" for m in sorted(added)]
         if removed:
-            notes.append(f"no longer loaded after the next restart of Asterisk: "
-                         f"{', '.join(sorted(removed))} (unloading now could drop calls)")
+            notes.append(
+                f"no longer loaded after the next restart of Asterisk: "
+                f"{', '.join(sorted(removed))} (unloading now could drop calls)"
+            )
     change = Change(changed, diff, commands, {}, notes)
     if dry_run or not changed:
         return change
@@ -229,26 +257,32 @@ def _write(path: Path, text: str, like: Path | None) -> None:
 
 
 def failed_reloads(change: Change) -> list[str]:
-    return [f"{cmd}: {out}" for cmd, out in change.outputs.items()
-            if _FAILED.search(out) and not cmd.startswith("module load")]
+    return [
+        f"{cmd}: {out}"
+        for cmd, out in change.outputs.items()
+        if _FAILED.search(out) and not cmd.startswith("module load")
+    ]
 
 
-def apply(dialplans: Path, target: Target, check: Callable[[Path], list[Problem]],
-          dry_run: bool = False) -> Change:
+def apply(
+    dialplans: Path, target: Target, check: Callable[[Path], list[Problem]], dry_run: bool = False
+) -> Change:
     """Check ``dialplans``, then install and reload what changed (see the module doc)."""
     problems = check(dialplans)
     if problems:
         raise ApplyError(f"{len(problems)} problem(s): nothing was installed", problems)
-    new = {name: target.render(dialplans, name) for name in CONF_FILES
-           if (dialplans / name).exists()}
+    new = {
+        name: target.render(dialplans, name) for name in CONF_FILES if (dialplans / name).exists()
+    }
     change = _install(target, new, dry_run)
     if change.changed and not dry_run and target.after is not None:
         target.after(dialplans)
     if failed := failed_reloads(change):
         # Asterisk refused what the sandbox accepted: put the previous set back.
         rollback(target)
-        raise ApplyError("Asterisk refused the reload, the previous set is back: "
-                         + "; ".join(failed))
+        raise ApplyError(
+            "Asterisk refused the reload, the previous set is back: " + "; ".join(failed)
+        )
     return change
 
 

@@ -5,6 +5,7 @@ password in; everything else is installed exactly as the admins wrote it.
 ``parse_sections`` reads a whole file (sections, templates, options with their
 lines) for the checks that cross-reference the files (ivr/pbx/crosscheck.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -70,6 +71,7 @@ def weak_secret(value: str) -> str | None:
     at least, no example value; docker/entrypoint.sh applies it too), and it must
     fit on one .conf line."""
     from ..web.passwords import weakness
+
     if why := weakness(value):
         return why
     if ";" in value or value != value.strip() or "\n" in value:
@@ -92,6 +94,7 @@ def get_option(text: str, section: str, key: str) -> str | None:
 
 
 # ------------------------------------------------------------------ reading whole files
+
 
 @dataclass(frozen=True)
 class Option:
@@ -162,9 +165,13 @@ def parse_sections(text: str, file: str) -> list[Section]:
                 current = next((s for s in reversed(sections) if s.name == name), None)
                 if current is not None:
                     continue
-            current = Section(file=file, line=n, name=name,
-                              templates=tuple(f for f in flags if f not in ("!", "+")),
-                              is_template="!" in flags)
+            current = Section(
+                file=file,
+                line=n,
+                name=name,
+                templates=tuple(f for f in flags if f not in ("!", "+")),
+                is_template="!" in flags,
+            )
             sections.append(current)
             continue
         o = _KEY_VALUE.match(line)
@@ -177,8 +184,9 @@ def resolved(section: Section, sections: list[Section]) -> list[Option]:
     """The options of a section with those of its templates first, as Asterisk reads them."""
     out: list[Option] = []
     for name in section.templates:
-        template = next((s for s in sections if s.name == name and s.is_template), None) or \
-            next((s for s in sections if s.name == name and s is not section), None)
+        template = next((s for s in sections if s.name == name and s.is_template), None) or next(
+            (s for s in sections if s.name == name and s is not section), None
+        )
         if template is not None:
             out += resolved(template, sections)
     return out + section.options

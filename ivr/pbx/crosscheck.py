@@ -18,6 +18,7 @@ problem as ``file:line: reason``:
   PJSIP endpoint, and every DID a call script matches on has a route of its
   own in the inbound context (not just a catch-all pattern).
 """
+
 from __future__ import annotations
 
 import re
@@ -29,10 +30,27 @@ from ..yamlfile import LineDict, Problem, YamlError, load
 from .asterisk_conf import Section, parse_sections, resolved, strip_comment
 
 # Object types of res_pjsip and its modules (Asterisk 22).
-PJSIP_TYPES = frozenset({
-    "endpoint", "auth", "aor", "identify", "transport", "global", "system", "registration",
-    "acl", "contact", "domain_alias", "outbound-publish", "inbound-publish", "resource_list",
-    "phoneprov", "subscription_persistence", "asterisk-publication"})
+PJSIP_TYPES = frozenset(
+    {
+        "endpoint",
+        "auth",
+        "aor",
+        "identify",
+        "transport",
+        "global",
+        "system",
+        "registration",
+        "acl",
+        "contact",
+        "domain_alias",
+        "outbound-publish",
+        "inbound-publish",
+        "resource_list",
+        "phoneprov",
+        "subscription_persistence",
+        "asterisk-publication",
+    }
+)
 # Contexts Asterisk reserves in extensions.conf (not dialplan contexts).
 NOT_CONTEXTS = frozenset({"general", "globals"})
 SPECIAL = re.compile(r"\$\{|\$\[")
@@ -81,8 +99,11 @@ class Dialplan:
             m = re.match(r"\[([^\]]+)\]", line)
             if m:
                 name = m.group(1).strip()
-                current = None if name in NOT_CONTEXTS else \
-                    self.contexts.setdefault(name, Context(name, n))
+                current = (
+                    None
+                    if name in NOT_CONTEXTS
+                    else self.contexts.setdefault(name, Context(name, n))
+                )
                 ext = None
                 continue
             if current is None:
@@ -111,7 +132,9 @@ class Dialplan:
                     ext.labels.add(lm.group(2).strip())
             am = re.match(r"\s*(\w+)\s*(?:\((.*)\))?\s*$", app, re.S)
             if am:
-                self.calls.append(AppCall(current.name, ext.name, am.group(1), am.group(2) or "", n))
+                self.calls.append(
+                    AppCall(current.name, ext.name, am.group(1), am.group(2) or "", n)
+                )
 
     def extensions(self, context: str, _seen: frozenset[str] = frozenset()) -> list[Extension]:
         """The extensions of a context, with those of the contexts it includes."""
@@ -151,7 +174,7 @@ def matches(pattern: str, exten: str) -> bool:
             end = p.find("]", i)
             if end < 0:
                 return False
-            regex += "[" + p[i + 1:end].replace("\\", "\\\\") + "]"
+            regex += "[" + p[i + 1 : end].replace("\\", "\\\\") + "]"
             i = end
         else:
             regex += re.escape(c)
@@ -196,9 +219,12 @@ class _Checker:
         self.pjsip = self._sections("pjsip.conf")
         self.queues = self._sections("queues.conf")
         ext = dialplans / "extensions.conf"
-        self.dialplan = Dialplan(ext.read_text(encoding="utf-8"), str(ext)) if ext.exists() \
+        self.dialplan = (
+            Dialplan(ext.read_text(encoding="utf-8"), str(ext))
+            if ext.exists()
             else Dialplan("", str(ext))
-        self.types: dict[int, str] = {}       # id(section) -> effective type
+        )
+        self.types: dict[int, str] = {}  # id(section) -> effective type
         for s in self.pjsip:
             t = [o for o in resolved(s, self.pjsip) if o.key.lower() == "type"]
             self.types[id(s)] = t[-1].value.strip().lower() if t else ""
@@ -220,12 +246,19 @@ class _Checker:
         for s in self.pjsip:
             for o in s.all("type"):
                 if o.value.strip().lower() not in PJSIP_TYPES:
-                    self.report(s.file, o.line, f"[{s.name}]: unknown type '{o.value}' "
-                                f"(PJSIP knows {', '.join(sorted(PJSIP_TYPES))}); "
-                                "Asterisk ignores this section")
+                    self.report(
+                        s.file,
+                        o.line,
+                        f"[{s.name}]: unknown type '{o.value}' "
+                        f"(PJSIP knows {', '.join(sorted(PJSIP_TYPES))}); "
+                        "Asterisk ignores this section",
+                    )
             if not s.is_template and not self.types[id(s)]:
-                self.report(s.file, s.line, f"[{s.name}]: no type (endpoint, auth, aor ...); "
-                                            "Asterisk ignores this section")
+                self.report(
+                    s.file,
+                    s.line,
+                    f"[{s.name}]: no type (endpoint, auth, aor ...); Asterisk ignores this section",
+                )
         endpoints = self.pjsip_of("endpoint")
         refs = {"auth": "auth", "outbound_auth": "auth", "aors": "aor", "transport": "transport"}
         for s in endpoints.values():
@@ -234,18 +267,30 @@ class _Checker:
                 key = o.key.lower()
                 if key == "context" and not SPECIAL.search(o.value):
                     if o.value not in self.dialplan.contexts:
-                        self.report(s.file, o.line, f"[{s.name}]: context '{o.value}' is not a "
-                                    "context of extensions.conf: its calls would be rejected")
+                        self.report(
+                            s.file,
+                            o.line,
+                            f"[{s.name}]: context '{o.value}' is not a "
+                            "context of extensions.conf: its calls would be rejected",
+                        )
                 elif key in refs:
                     wanted = self.pjsip_of(refs[key])
                     for name in filter(None, (v.strip() for v in o.value.split(","))):
                         if name not in wanted:
-                            self.report(s.file, o.line, f"[{s.name}]: {key} '{name}' is no "
-                                        f"{refs[key]} section of pjsip.conf")
+                            self.report(
+                                s.file,
+                                o.line,
+                                f"[{s.name}]: {key} '{name}' is no "
+                                f"{refs[key]} section of pjsip.conf",
+                            )
         for s in self.pjsip_of("identify").values():
-            o = next((o for o in reversed(resolved(s, self.pjsip)) if o.key == "endpoint"), None)
-            if o is not None and o.value not in endpoints:
-                self.report(s.file, o.line, f"[{s.name}]: endpoint '{o.value}' is no endpoint")
+            found = next(
+                (o for o in reversed(resolved(s, self.pjsip)) if o.key == "endpoint"), None
+            )
+            if found is not None and found.value not in endpoints:
+                self.report(
+                    s.file, found.line, f"[{s.name}]: endpoint '{found.value}' is no endpoint"
+                )
 
     # ------------------------------------------------------------ extensions.conf
     def check_dialplan(self) -> None:
@@ -277,8 +322,11 @@ class _Checker:
                     if sound.startswith("ivr/") and not SPECIAL.search(sound):
                         stem = sound[4:]
                         if not any((prompts / f"{stem}{x}").exists() for x in (".txt", ".wav")):
-                            self.report(d.file, call.line, f"{where}: no prompt {stem}.txt or "
-                                        f"{stem}.wav in {prompts}")
+                            self.report(
+                                d.file,
+                                call.line,
+                                f"{where}: no prompt {stem}.txt or {stem}.wav in {prompts}",
+                            )
 
     def _target(self, call: AppCall, target: str, where: str) -> None:
         parts = split_args(target)
@@ -306,27 +354,37 @@ class _Checker:
             return
         if prio.isdigit():
             if not any(int(prio) <= e.priorities for e in found):
-                self.report(d.file, call.line,
-                            f"{where}: extension '{exten}' of [{context}] has no priority {prio}")
+                self.report(
+                    d.file,
+                    call.line,
+                    f"{where}: extension '{exten}' of [{context}] has no priority {prio}",
+                )
         elif not any(prio in e.labels for e in found):
-            self.report(d.file, call.line,
-                        f"{where}: extension '{exten}' of [{context}] has no label '{prio}'")
+            self.report(
+                d.file,
+                call.line,
+                f"{where}: extension '{exten}' of [{context}] has no label '{prio}'",
+            )
 
     def _dial(self, call: AppCall, dest: str, endpoints: dict[str, Section], where: str) -> None:
         tech, _, resource = dest.partition("/")
         if tech.upper() == "PJSIP":
             name = resource.split("/")[0]
             if name and not SPECIAL.search(name) and ":" not in name and name not in endpoints:
-                self.report(self.dialplan.file, call.line,
-                            f"{where}: no PJSIP endpoint '{name}' in pjsip.conf")
+                self.report(
+                    self.dialplan.file,
+                    call.line,
+                    f"{where}: no PJSIP endpoint '{name}' in pjsip.conf",
+                )
         elif tech.lower() == "local" and not SPECIAL.search(resource):
             exten, _, context = resource.partition("@")
             context = context.split("/")[0]
             if context not in self.dialplan.contexts:
                 self.report(self.dialplan.file, call.line, f"{where}: no context '{context}'")
             elif not self.dialplan.find(context, exten):
-                self.report(self.dialplan.file, call.line,
-                            f"{where}: no extension '{exten}' in [{context}]")
+                self.report(
+                    self.dialplan.file, call.line, f"{where}: no extension '{exten}' in [{context}]"
+                )
 
     # ------------------------------------------------------------ queues.conf
     def check_queues(self) -> None:
@@ -336,8 +394,12 @@ class _Checker:
                 interface = o.value.split(",")[0].strip()
                 tech, _, name = interface.partition("/")
                 if tech.upper() == "PJSIP" and not SPECIAL.search(name) and name not in endpoints:
-                    self.report(s.file, o.line, f"[{s.name}]: member {interface} is no PJSIP "
-                                "endpoint of pjsip.conf: that member can never be rung")
+                    self.report(
+                        s.file,
+                        o.line,
+                        f"[{s.name}]: member {interface} is no PJSIP "
+                        "endpoint of pjsip.conf: that member can never be rung",
+                    )
 
     # ------------------------------------------------------------ the service's files
     def inbound_contexts(self) -> set[str]:
@@ -347,8 +409,14 @@ class _Checker:
         for s in self.pjsip_of("identify").values():
             o = next((o for o in reversed(resolved(s, self.pjsip)) if o.key == "endpoint"), None)
             if o is not None and o.value in endpoints:
-                ctx = next((c for c in reversed(resolved(endpoints[o.value], self.pjsip))
-                            if c.key == "context"), None)
+                ctx = next(
+                    (
+                        c
+                        for c in reversed(resolved(endpoints[o.value], self.pjsip))
+                        if c.key == "context"
+                    ),
+                    None,
+                )
                 if ctx is not None:
                     out.add(ctx.value)
         return out
@@ -358,9 +426,12 @@ class _Checker:
         endpoints = self.pjsip_of("endpoint")
         for login in agents:
             if login not in endpoints:
-                self.report(config or "<config>", lines.get(login),
-                            f"users.{login}: agent {login} has no PJSIP endpoint [{login}] in "
-                            f"{self.dialplans / 'pjsip.conf'}: their calls can never pop")
+                self.report(
+                    config or "<config>",
+                    lines.get(login),
+                    f"users.{login}: agent {login} has no PJSIP endpoint [{login}] in "
+                    f"{self.dialplans / 'pjsip.conf'}: their calls can never pop",
+                )
 
     def check_dids(self, scripts: Path) -> None:
         inbound = self.inbound_contexts()
@@ -368,15 +439,22 @@ class _Checker:
             return
         for path in sorted(scripts.glob("*.yaml")):
             for did, line in _script_dids(path):
-                literal = [c for c in inbound
-                           if any(e.name == did for e in self.dialplan.extensions(c))]
+                literal = [
+                    c for c in inbound if any(e.name == did for e in self.dialplan.extensions(c))
+                ]
                 if not literal:
                     where = ", ".join(f"[{c}]" for c in sorted(inbound))
                     caught = [e.name for c in inbound for e in self.dialplan.find(c, did)]
-                    how = f"only the catch-all {caught[0]} takes it" if caught else \
-                        "calls to it are rejected"
-                    self.report(str(path), line, f"DID {did} has no route of its own in "
-                                f"extensions.conf {where}: {how}")
+                    how = (
+                        f"only the catch-all {caught[0]} takes it"
+                        if caught
+                        else "calls to it are rejected"
+                    )
+                    self.report(
+                        str(path),
+                        line,
+                        f"DID {did} has no route of its own in extensions.conf {where}: {how}",
+                    )
 
 
 def _user_lines(config: str | None) -> dict[str, int | None]:
@@ -396,7 +474,7 @@ def _script_dids(path: Path) -> list[tuple[str, int | None]]:
     try:
         data = load(path)
     except (YamlError, OSError):
-        return []          # the scripts check reports a broken file
+        return []  # the scripts check reports a broken file
     match = data.get("match") if isinstance(data, dict) else None
     entries = match if isinstance(match, list) else [match]
     out = []
@@ -407,8 +485,13 @@ def _script_dids(path: Path) -> list[tuple[str, int | None]]:
     return out
 
 
-def crosscheck(dialplans: Path, *, config: str | None = None, agents: Iterable[str] = (),
-               scripts: Path | None = None) -> list[Problem]:
+def crosscheck(
+    dialplans: Path,
+    *,
+    config: str | None = None,
+    agents: Iterable[str] = (),
+    scripts: Path | None = None,
+) -> list[Problem]:
     """Every cross-reference problem of the dialplans (and the service's files), in file order."""
     c = _Checker(dialplans)
     c.check_pjsip()

@@ -6,6 +6,7 @@ host (they would replace libc). So we debootstrap a minimal sid root once
 and spool folders under /srv/ivr/<instance>. Two instances (say the demo and a
 test run) can run side by side on different ports.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,20 @@ from .asterisk_conf import parse_sections, set_in_section_with, set_option, weak
 log = logging.getLogger(__name__)
 
 # Installed into every instance, taken as written from the admins' dialplans/.
-CONF_FILES = ("modules.conf", "pjsip.conf", "extensions.conf", "queues.conf", "manager.conf",
-              "rtp.conf", "logger.conf", "musiconhold.conf", "features.conf", "indications.conf",
-              "cdr.conf", "cel.conf")
+CONF_FILES = (
+    "modules.conf",
+    "pjsip.conf",
+    "extensions.conf",
+    "queues.conf",
+    "manager.conf",
+    "rtp.conf",
+    "logger.conf",
+    "musiconhold.conf",
+    "features.conf",
+    "indications.conf",
+    "cdr.conf",
+    "cel.conf",
+)
 READY_MARK = ".ivr-sandbox-ready"
 
 
@@ -119,15 +131,15 @@ class Sandbox:
                 continue
             value = os.environ.get(f"SIP_PASSWORD_{s.name}", "")
             if not value or (why := weak_secret(value)):
-                missing.append(f"SIP_PASSWORD_{s.name}"
-                               + (f" ({why})" if value else ""))
+                missing.append(f"SIP_PASSWORD_{s.name}" + (f" ({why})" if value else ""))
                 continue
             text = set_in_section_with(text, s.name, "password", value)
         if missing:
             raise SandboxError(
                 f"SIP listens on {self.sip_host}, reachable from other machines, so the sample "
                 f"passwords of pjsip.conf are not used: set {', '.join(missing)} in the "
-                "environment (at least 12 characters each, e.g. $(openssl rand -hex 16))")
+                "environment (at least 12 characters each, e.g. $(openssl rand -hex 16))"
+            )
         return text
 
     def install(self) -> None:
@@ -163,8 +175,7 @@ class Sandbox:
             "astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules\n"
             "[options]\n"
             "verbose = 2\n"
-            "maxcalls = 500\n"
-            + (f"systemname = {self.system_name}\n" if self.system_name else "")
+            "maxcalls = 500\n" + (f"systemname = {self.system_name}\n" if self.system_name else "")
         )
 
     def install_prompts(self) -> None:
@@ -197,7 +208,7 @@ class Sandbox:
                 if host.is_symlink():
                     target = Path(os.readlink(host))
                     target = target if target.is_absolute() else current / target
-                    path = str(Path(os.path.normpath(target)).joinpath(*parts[i + 1:]))
+                    path = str(Path(os.path.normpath(target)).joinpath(*parts[i + 1 :]))
                     break
                 current = current / part
             else:
@@ -263,8 +274,12 @@ class Sandbox:
             if self._runs_as_installed():
                 log.info("sandbox %s already runs (pid %d)", self.instance, pid)
                 return pid
-            log.warning("sandbox %s runs (pid %d) with other settings, left over by a run "
-                        "that did not stop it: restarting it", self.instance, pid)
+            log.warning(
+                "sandbox %s runs (pid %d) with other settings, left over by a run "
+                "that did not stop it: restarting it",
+                self.instance,
+                pid,
+            )
             self.stop()
             # Its last threads may still hold the ports for a moment after it is gone.
             _wait_free_port(self.ami_host, self.ami_port, socket.SOCK_STREAM, 10)
@@ -275,20 +290,42 @@ class Sandbox:
         with open(self.console_log, "ab") as out:
             # chroot execs Asterisk, so this PID is Asterisk's own.
             proc = subprocess.Popen(
-                ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf_path,
-                 "-f", "-n", "-U", "asterisk", "-G", "asterisk", "-vv"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    "chroot",
+                    str(self.root),
+                    "/usr/sbin/asterisk",
+                    "-C",
+                    self.conf_path,
+                    "-f",
+                    "-n",
+                    "-U",
+                    "asterisk",
+                    "-G",
+                    "asterisk",
+                    "-vv",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pidfile.write_text(f"{proc.pid}\n")
         try:
-            wait_fully_booted(self.ami_host, self.ami_port, self.ami_user, self.ami_secret,
-                              timeout, alive=lambda: proc.poll() is None)
+            wait_fully_booted(
+                self.ami_host,
+                self.ami_port,
+                self.ami_user,
+                self.ami_secret,
+                timeout,
+                alive=lambda: proc.poll() is None,
+            )
         except SandboxError:
             if proc.poll() is None:
                 proc.terminate()
             raise SandboxError(
                 f"Asterisk did not boot; see {self.console_log} and "
-                f"{self.host_dir / 'log/messages'}") from None
+                f"{self.host_dir / 'log/messages'}"
+            ) from None
         self.mark_running_config()
         return proc.pid
 
@@ -305,8 +342,11 @@ class Sandbox:
         else:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
-            while Path(f"/proc/{pid}").exists() and not _is_zombie(pid) \
-                    and time.monotonic() < deadline:
+            while (
+                Path(f"/proc/{pid}").exists()
+                and not _is_zombie(pid)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
         try:
             os.waitpid(pid, os.WNOHANG)
@@ -320,10 +360,11 @@ class Sandbox:
         """Run an Asterisk CLI command on this instance and return its output."""
         proc = subprocess.run(
             ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf_path, "-rx", command],
-            capture_output=True, text=True, timeout=timeout)
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return proc.stdout + proc.stderr
-
-
 
 
 def build_root(root: str | Path) -> Path:
@@ -340,7 +381,10 @@ def build_root(root: str | Path) -> Path:
     log.info("building the Asterisk sandbox in %s (debootstrap sid, about a minute)", root)
     proc = subprocess.run(
         ["debootstrap", "--variant=minbase", "--include=asterisk", "sid", str(tmp)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if proc.returncode != 0 or not (tmp / "usr/sbin/asterisk").exists():
         tail = "\n".join(proc.stdout.splitlines()[-15:])
         raise SandboxError(f"debootstrap failed (exit {proc.returncode}); last lines:\n{tail}")
@@ -380,18 +424,24 @@ def _require_free_port(host: str, port: int, kind: int, what: str) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise SandboxError(f"{what} port {host}:{port} is taken ({exc.strerror}); "
-                               f"stop what uses it or pick another port in the config") from None
+            raise SandboxError(
+                f"{what} port {host}:{port} is taken ({exc.strerror}); "
+                f"stop what uses it or pick another port in the config"
+            ) from None
 
 
 def speak_to_wav(text: str, out: Path) -> None:
     """Text to an 8 kHz mono 16-bit WAV, as Asterisk plays it. Silence without espeak-ng/sox."""
     if shutil.which("espeak-ng") and shutil.which("sox"):
         raw = out.with_suffix(".espeak.wav")
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True,
-                       capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-s", "150", "-w", str(raw), text], check=True, capture_output=True
+        )
+        subprocess.run(
+            ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)],
+            check=True,
+            capture_output=True,
+        )
         raw.unlink()
         return
     log.warning("espeak-ng or sox missing: prompt %s will be silence", out.name)
@@ -402,8 +452,9 @@ def speak_to_wav(text: str, out: Path) -> None:
         w.writeframes(b"\0\0" * 8000)
 
 
-def wait_fully_booted(host: str, port: int, user: str, secret: str, timeout: float,
-                      alive=lambda: True) -> None:
+def wait_fully_booted(
+    host: str, port: int, user: str, secret: str, timeout: float, alive=lambda: True
+) -> None:
     """Log into AMI and wait for FullyBooted (login is accepted ~50 ms earlier)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -420,8 +471,10 @@ def wait_fully_booted(host: str, port: int, user: str, secret: str, timeout: flo
                         break
                     buf += chunk
                     if b"Response: Error" in buf:
-                        raise SandboxError(f"AMI on {host}:{port} refused user {user!r}: "
-                                           "check the password (IVR_AMI_SECRET)")
+                        raise SandboxError(
+                            f"AMI on {host}:{port} refused user {user!r}: "
+                            "check the password (IVR_AMI_SECRET)"
+                        )
                 else:
                     s.sendall(b"Action: Logoff\r\n\r\n")
                     return

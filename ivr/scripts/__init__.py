@@ -10,20 +10,31 @@ fill.py      a script filled for one call and agent, as JSON
 source.py    choose + fill, for the script pop (ivr/pop.py)
 check.py     `ivr check` for a scripts folder
 """
+
+from . import model
 from .check import check_folder
 from .customers import Customer, CustomerDirectory, CustomerFileError, check_customers
 from .fill import fill, variable_values
 from .library import ReloadReport, ScriptLibrary
 from .loader import load_script, parse_script
 from .matching import ScriptChoice, choose_script
-from .model import (BUILTIN_VARIABLES, ChecklistItem, Criteria, Disposition, FieldDef, Kind,
-                    Match, Reply, Script, Step)
+from .model import *  # noqa: F403 (the records, as listed in model.__all__)
 from .source import LibraryScriptSource
 
 __all__ = [
-    "BUILTIN_VARIABLES", "ChecklistItem", "Criteria", "Customer", "CustomerDirectory",
-    "CustomerFileError", "Disposition", "FieldDef", "Kind", "LibraryScriptSource", "Match",
-    "ReloadReport", "Reply", "Script", "ScriptChoice", "ScriptLibrary", "Step",
-    "check_customers", "check_folder", "choose_script", "fill", "load_script", "parse_script",
+    *model.__all__,
+    "Customer",
+    "CustomerDirectory",
+    "CustomerFileError",
+    "LibraryScriptSource",
+    "ReloadReport",
+    "ScriptChoice",
+    "ScriptLibrary",
+    "check_customers",
+    "check_folder",
+    "choose_script",
+    "fill",
+    "load_script",
+    "parse_script",
     "variable_values",
 ]

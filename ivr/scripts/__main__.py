@@ -1,4 +1,5 @@
 """python -m ivr.scripts check [folder] [--customers file.csv]"""
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     chk.add_argument("folder", nargs="?", default="scripts")
     chk.add_argument("--customers", help="also check this customer list (CSV)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)   # the problems are printed below
+    logging.basicConfig(level=logging.ERROR)  # the problems are printed below
     problems = check_folder(args.folder)
     if args.customers:
         problems += check_customers(args.customers)

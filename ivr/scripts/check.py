@@ -1,4 +1,5 @@
 """`ivr check` for call scripts: every problem of a scripts folder, before it goes live."""
+
 from __future__ import annotations
 
 from pathlib import Path

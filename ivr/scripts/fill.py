@@ -27,17 +27,19 @@ The shape (Segments = [{"text": str} | {"var": str, "value": str | None}]):
    "missing": [name],                   # those without a value, in reading order
    "customer": {"number", "name", <other columns>} | None}
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..calls.model import Call
+from ..calls.numbers import normalise
 from . import template
-from .customers import Customer, CustomerDirectory, normalise_number
+from .customers import Customer, CustomerDirectory
 from .model import BUILTIN_VARIABLES, Script
 
 if TYPE_CHECKING:
-    from ..config import User
+    from ..users import User
 
 
 def _clean(value: Any) -> str | None:
@@ -56,13 +58,14 @@ def _caller_id_name(call: Call) -> str | None:
     name = _clean(call.customer_name)
     if not name or not any(ch.isalpha() for ch in name):
         return None
-    if normalise_number(name) and normalise_number(name) == normalise_number(call.customer_num):
+    if normalise(name) and normalise(name) == normalise(call.customer_num):
         return None
     return name
 
 
-def variable_values(script: Script, call: Call, user: "User | None",
-                    customer: Customer | None) -> dict[str, str | None]:
+def variable_values(
+    script: Script, call: Call, user: "User | None", customer: Customer | None
+) -> dict[str, str | None]:
     """Every variable the script may use, with its value for this call (None: missing)."""
     extra = customer.fields if customer else {}
     values: dict[str, str | None] = {
@@ -71,25 +74,30 @@ def variable_values(script: Script, call: Call, user: "User | None",
         "agent_name": _clean(getattr(user, "name", None)),
         "operator_id": _clean(getattr(user, "operator_id", None)),
         "agent_position": _clean(getattr(user, "position", None)),
-        "customer_name": (_clean(customer.name if customer else None)
-                          or _channel_var(call, "CUSTOMER_NAME") or _caller_id_name(call)),
+        "customer_name": (
+            _clean(customer.name if customer else None)
+            or _channel_var(call, "CUSTOMER_NAME")
+            or _caller_id_name(call)
+        ),
         "customer_number": _clean(call.customer_num) or _clean(call.dialled),
         "campaign": _clean(call.campaign),
     }
     assert values.keys() == BUILTIN_VARIABLES.keys()
     for f in script.fields:
-        values[f.name] = (_channel_var(call, f.name) or _clean(extra.get(f.name))
-                          or _clean(f.default))
+        values[f.name] = (
+            _channel_var(call, f.name) or _clean(extra.get(f.name)) or _clean(f.default)
+        )
     return values
 
 
-def fill(script: Script, call: Call, user: "User | None",
-         customers: CustomerDirectory | None) -> dict:
+def fill(
+    script: Script, call: Call, user: "User | None", customers: CustomerDirectory | None
+) -> dict:
     """The script for this call, JSON-serialisable (shape: see the module docstring)."""
     number = call.customer_num or call.dialled
     customer = customers.lookup(number) if customers is not None and number else None
     values = variable_values(script, call, user, customer)
-    used: dict[str, None] = {}          # ordered set: missing ones in reading order
+    used: dict[str, None] = {}  # ordered set: missing ones in reading order
 
     def segs(text: str | None) -> list[dict] | None:
         if text is None:
@@ -100,26 +108,33 @@ def fill(script: Script, call: Call, user: "User | None",
                 used[seg["var"]] = None
         return out
 
-    steps = [{
-        "id": s.id,
-        "title": s.title,
-        "text": segs(s.text),
-        "points": [segs(p) for p in s.points],
-        "note": segs(s.note),
-        "replies": [{"when": segs(r.when), "say": segs(r.say)} for r in s.replies],
-    } for s in script.steps]
-    checklist = [{
-        "id": item.id,
-        "label": item.label,
-        "step": item.step,
-        "weight": item.weight,
-        "within": item.within,
-        # Filled phrases to listen for; one whose variable is missing cannot be
-        # heard as written, so it is left out (others of the item still count).
-        "phrases": {lang: [t for t in (template.render(p, values) for p in phrases)
-                           if t is not None]
-                    for lang, phrases in item.phrases.items()},
-    } for item in script.checklist]
+    steps = [
+        {
+            "id": s.id,
+            "title": s.title,
+            "text": segs(s.text),
+            "points": [segs(p) for p in s.points],
+            "note": segs(s.note),
+            "replies": [{"when": segs(r.when), "say": segs(r.say)} for r in s.replies],
+        }
+        for s in script.steps
+    ]
+    checklist = [
+        {
+            "id": item.id,
+            "label": item.label,
+            "step": item.step,
+            "weight": item.weight,
+            "within": item.within,
+            # Filled phrases to listen for; one whose variable is missing cannot be
+            # heard as written, so it is left out (others of the item still count).
+            "phrases": {
+                lang: [t for t in (template.render(p, values) for p in phrases) if t is not None]
+                for lang, phrases in item.phrases.items()
+            },
+        }
+        for item in script.checklist
+    ]
     return {
         "id": script.id,
         "title": script.title,
@@ -131,9 +146,15 @@ def fill(script: Script, call: Call, user: "User | None",
         "description": script.description,
         "steps": steps,
         "checklist": checklist,
-        "dispositions": [{"id": d.id, "label": d.label,
-                          "needs_callback_time": d.needs_callback_time,
-                          "needs_note": d.needs_note} for d in script.dispositions],
+        "dispositions": [
+            {
+                "id": d.id,
+                "label": d.label,
+                "needs_callback_time": d.needs_callback_time,
+                "needs_note": d.needs_note,
+            }
+            for d in script.dispositions
+        ],
         "variables": {name: values[name] for name in used},
         "missing": [name for name in used if values[name] is None],
         "customer": customer.to_dict() if customer else None,

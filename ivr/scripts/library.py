@@ -9,6 +9,7 @@ Changes are found by polling: a file's (mtime, size, inode) tells whether to
 read it again, and its content hash whether it really changed (a `touch` or a
 save without edits does not reload anything).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,19 +38,19 @@ class _Entry:
     """What we know about one file."""
 
     path: Path
-    stat: tuple[int, int, int] | None = None     # (mtime_ns, size, inode) when last read
-    digest: str | None = None                    # hash of the content last read
-    good: Script | None = None                   # the last version that loaded
-    problems: list[Problem] = field(default_factory=list)   # of the current content
+    stat: tuple[int, int, int] | None = None  # (mtime_ns, size, inode) when last read
+    digest: str | None = None  # hash of the content last read
+    good: Script | None = None  # the last version that loaded
+    problems: list[Problem] = field(default_factory=list)  # of the current content
 
 
 @dataclass(frozen=True)
 class ReloadReport:
-    changed: tuple[str, ...] = ()      # files (re)loaded with new content
-    failed: tuple[str, ...] = ()       # files whose new content does not load
-    removed: tuple[str, ...] = ()      # files that are gone
-    served: tuple[str, ...] = ()       # script ids served now
-    problems: tuple[Problem, ...] = () # everything wrong right now
+    changed: tuple[str, ...] = ()  # files (re)loaded with new content
+    failed: tuple[str, ...] = ()  # files whose new content does not load
+    removed: tuple[str, ...] = ()  # files that are gone
+    served: tuple[str, ...] = ()  # script ids served now
+    problems: tuple[Problem, ...] = ()  # everything wrong right now
 
     @property
     def anything_changed(self) -> bool:
@@ -71,7 +72,7 @@ class ScriptLibrary:
         self.folder = Path(folder)
         self._entries: dict[Path, _Entry] = {}
         self._served: dict[str, Script] = {}
-        self._owner: dict[str, Path] = {}          # script id -> file serving it
+        self._owner: dict[str, Path] = {}  # script id -> file serving it
         self._folder_problems: list[Problem] = []
         self._cross_problems: list[Problem] = []
 
@@ -100,12 +101,16 @@ class ScriptLibrary:
         try:
             names = {p for pattern in PATTERNS for p in self.folder.glob(pattern)}
         except OSError as exc:
-            self._folder_problems = [Problem(str(self.folder), None, "",
-                                             f"cannot list the scripts folder: {exc.strerror}")]
+            self._folder_problems = [
+                Problem(
+                    str(self.folder), None, "", f"cannot list the scripts folder: {exc.strerror}"
+                )
+            ]
             return None
         if not self.folder.is_dir():
-            self._folder_problems = [Problem(str(self.folder), None, "",
-                                             "the scripts folder does not exist")]
+            self._folder_problems = [
+                Problem(str(self.folder), None, "", "the scripts folder does not exist")
+            ]
             return None
         self._folder_problems = []
         return sorted(p for p in names if _is_script_file(p))
@@ -141,7 +146,7 @@ class ScriptLibrary:
         try:
             st = os.stat(entry.path)
         except OSError:
-            return "same"            # vanished since listing; next poll removes it
+            return "same"  # vanished since listing; next poll removes it
         stat = (st.st_mtime_ns, st.st_size, st.st_ino)
         # A file written twice within the file system's timestamp granularity can
         # keep its stat; recently modified files are therefore always re-hashed.
@@ -154,16 +159,18 @@ class ScriptLibrary:
         except YamlError as exc:
             return self._failed(entry, exc.problems, None)
         if digest == entry.digest:
-            return "same"            # touched or saved unchanged
+            return "same"  # touched or saved unchanged
         try:
             script = parse_script(text, str(entry.path), digest)
         except YamlError as exc:
             return self._failed(entry, exc.problems, digest)
-        except Exception as exc:     # a bug in the checks must not stop the service
+        except Exception as exc:  # a bug in the checks must not stop the service
             log.exception("scripts: %s could not be checked", entry.path)
-            return self._failed(entry, [Problem(str(entry.path), None, "",
-                                                f"internal error while checking: {exc!r}")],
-                                digest)
+            return self._failed(
+                entry,
+                [Problem(str(entry.path), None, "", f"internal error while checking: {exc!r}")],
+                digest,
+            )
         entry.digest, entry.good, entry.problems = digest, script, []
         return "changed"
 
@@ -171,10 +178,15 @@ class ScriptLibrary:
         entry.digest = digest
         entry.problems = list(problems)
         if entry.good is not None:
-            entry.problems.append(Problem(
-                str(entry.path), None, "",
-                f"not reloaded: still serving the last good version {entry.good.version!r} "
-                f"of script {entry.good.id!r} until the file is fixed"))
+            entry.problems.append(
+                Problem(
+                    str(entry.path),
+                    None,
+                    "",
+                    f"not reloaded: still serving the last good version {entry.good.version!r} "
+                    f"of script {entry.good.id!r} until the file is fixed",
+                )
+            )
         return "failed"
 
     def _serve(self) -> None:
@@ -192,19 +204,30 @@ class ScriptLibrary:
             # file (and forgetting to change the id) must not hijack live calls.
             incumbent = self._owner.get(script_id)
             winner = next((e for e in entries if e.path == incumbent), entries[0])
-            served[script_id] = winner.good          # type: ignore[assignment]
+            served[script_id] = winner.good  # type: ignore[assignment]
             owner[script_id] = winner.path
             for e in entries:
                 if e is not winner:
-                    cross.append(Problem(str(e.path), None, "id",
-                                         f"duplicate script id {script_id!r}: already served "
-                                         f"from {winner.path}; this file is not served"))
+                    cross.append(
+                        Problem(
+                            str(e.path),
+                            None,
+                            "id",
+                            f"duplicate script id {script_id!r}: already served "
+                            f"from {winner.path}; this file is not served",
+                        )
+                    )
         self._served, self._owner = served, owner
         self._cross_problems = cross + cross_problems(list(served.values()))
 
     def _report(self, changed: list[str], failed: list[str], removed: list[str]) -> ReloadReport:
-        return ReloadReport(tuple(changed), tuple(failed), tuple(removed),
-                            tuple(sorted(self._served)), tuple(self.problems()))
+        return ReloadReport(
+            tuple(changed),
+            tuple(failed),
+            tuple(removed),
+            tuple(sorted(self._served)),
+            tuple(self.problems()),
+        )
 
     async def watch(self, interval: float = 1.0, on_change: OnChange | None = None) -> None:
         """Poll the folder forever; call `on_change(report)` when something changed.
@@ -216,7 +239,7 @@ class ScriptLibrary:
             await asyncio.sleep(interval)
             try:
                 report = self.reload()
-            except Exception:        # never let the watcher die
+            except Exception:  # never let the watcher die
                 log.exception("scripts: reload failed")
                 continue
             if report.anything_changed and on_change is not None:
@@ -235,17 +258,31 @@ def cross_problems(scripts: list[Script]) -> list[Problem]:
     for direction in {s.direction for s in by_id}:
         defaults = [s for s in by_id if s.direction is direction and s.match.default]
         for extra in defaults[1:]:
-            problems.append(Problem(extra.source, None, "match.default",
-                                    f"{defaults[0].id!r} is also a default {direction.value} "
-                                    f"script; {defaults[0].id!r} is used (first by id)"))
+            problems.append(
+                Problem(
+                    extra.source,
+                    None,
+                    "match.default",
+                    f"{defaults[0].id!r} is also a default {direction.value} "
+                    f"script; {defaults[0].id!r} is used (first by id)",
+                )
+            )
     seen: dict[tuple, Script] = {}
     for s in by_id:
         for alt in s.match.alternatives:
-            key = (s.direction, *(tuple(sorted(v.casefold() for v in getattr(alt, name)))
-                                  for name in CRITERIA))
+            key = (
+                s.direction,
+                *(tuple(sorted(v.casefold() for v in getattr(alt, name))) for name in CRITERIA),
+            )
             first = seen.setdefault(key, s)
             if first is not s:
-                problems.append(Problem(s.source, None, "match",
-                                        f"matches exactly the same calls as {first.id!r} "
-                                        f"({first.source}), which always wins (first by id)"))
+                problems.append(
+                    Problem(
+                        s.source,
+                        None,
+                        "match",
+                        f"matches exactly the same calls as {first.id!r} "
+                        f"({first.source}), which always wins (first by id)",
+                    )
+                )
     return sorted(problems, key=lambda p: (p.file, p.field))

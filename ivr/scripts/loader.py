@@ -11,6 +11,7 @@ without it `{custmer_name}` would only show up mid-call.
 Numbers are taken as written: `did: 0612345` keeps its leading zero and
 `version: 1.10` stays "1.10" (plain YAML would turn them into 612345 and 1.1).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,15 +20,39 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-
 from ..calls.model import Direction
-from ..yamlfile import Checker, DocPath, Problem, YamlError, kind_of, load_text
+from ..yamlfile import Checker, DocPath, Problem, YamlError, decode, kind_of, load_text, read_bytes
 from . import template
-from .model import (BUILTIN_VARIABLES, CRITERIA, ChecklistItem, Criteria, Disposition, FieldDef,
-                    Kind, Match, Reply, Script, Step)
+from .model import (
+    BUILTIN_VARIABLES,
+    CRITERIA,
+    ChecklistItem,
+    Criteria,
+    Disposition,
+    FieldDef,
+    Kind,
+    Match,
+    Reply,
+    Script,
+    Step,
+)
 
-TOP_KEYS = ("id", "project", "title", "language", "direction", "kind", "version", "company",
-            "description", "match", "fields", "steps", "checklist", "dispositions")
+TOP_KEYS = (
+    "id",
+    "project",
+    "title",
+    "language",
+    "direction",
+    "kind",
+    "version",
+    "company",
+    "description",
+    "match",
+    "fields",
+    "steps",
+    "checklist",
+    "dispositions",
+)
 STEP_KEYS = ("id", "title", "text", "points", "note", "replies")
 REPLY_KEYS = ("when", "say")
 ITEM_KEYS = ("id", "label", "step", "weight", "within", "phrases")
@@ -40,11 +65,13 @@ _VARIABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _PREFIX = re.compile(r"^\+?[0-9]+$")
 
-Path_ = DocPath   # where a value sits in the document: ("steps", 2, "text")
+Path_ = DocPath  # where a value sits in the document: ("steps", 2, "text")
 
 
 class _Checker(Checker):
     """Collects problems while turning loaded YAML into typed values."""
+
+    articles = False
 
     def mapping(self, value: Any, line: int | None, path: Path_, what: str) -> dict | None:
         if isinstance(value, dict):
@@ -57,8 +84,11 @@ class _Checker(Checker):
         value = d.get(key)
         if value is None:
             if required:
-                self.add(self.line(d, key) if key in d else self.line(d), (*path, key),
-                         f"missing ({what})")
+                self.add(
+                    self.line(d, key) if key in d else self.line(d),
+                    (*path, key),
+                    f"missing ({what})",
+                )
             return []
         if not isinstance(value, list):
             self.add(self.line(d, key), (*path, key), f"must be a list ({what})")
@@ -80,43 +110,25 @@ class _Checker(Checker):
             self.add(line, path, "must not be empty")
         elif isinstance(value, dict):
             # The classic YAML trap: "Purpose: say it at once" is a mapping.
-            self.add(line, path, "must be text, not a mapping (a ': ' inside a text makes "
-                                 "it one; put the text in quotes)")
+            self.add(
+                line,
+                path,
+                "must be text, not a mapping (a ': ' inside a text makes "
+                "it one; put the text in quotes)",
+            )
         else:
             self.add(line, path, f"must be text, not a {_kind(value)}")
         return None
 
-    def text(self, d: dict, key: str, path: Path_, required: bool = False,
-             what: str = "") -> str | None:
-        if key not in d:
-            if required:
-                self.add(self.line(d), (*path, key), f"missing ({what})" if what else "missing")
-            return None
-        return self.as_text(d[key], self.line(d, key), (*path, key))
-
     def ident(self, d: dict, key: str, path: Path_, what: str) -> str | None:
         value = self.text(d, key, path, required=True, what=what)
         if value is not None and not _ID.match(value):
-            self.add(self.line(d, key), (*path, key),
-                     "must be one word of letters, digits, '-', '_' or '.'")
+            self.add(
+                self.line(d, key),
+                (*path, key),
+                "must be one word of letters, digits, '-', '_' or '.'",
+            )
             return None
-        return value
-
-    def number(self, d: dict, key: str, path: Path_) -> float | None:
-        value = d.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(self.line(d, key), (*path, key), f"must be a number, not {_kind(value)}")
-            return None
-        if value <= 0:
-            self.add(self.line(d, key), (*path, key), "must be greater than 0")
-            return None
-        return float(value)
-
-    def flag(self, d: dict, key: str, path: Path_) -> bool:
-        value = d.get(key, False)
-        if not isinstance(value, bool):
-            self.add(self.line(d, key), (*path, key), "must be true or false")
-            return False
         return value
 
     def texts(self, value: Any, line: int | None, path: Path_, what: str) -> tuple[str, ...]:
@@ -133,8 +145,14 @@ class _Checker(Checker):
         out = [self.as_text(v, line, (*path, i)) for i, v in enumerate(value)]
         return tuple(v for v in out if v is not None)
 
-    def unique(self, seen: dict[str, int | None], value: str | None, line: int | None,
-               path: Path_, what: str) -> None:
+    def unique(
+        self,
+        seen: dict[str, int | None],
+        value: str | None,
+        line: int | None,
+        path: Path_,
+        what: str,
+    ) -> None:
         if value is None:
             return
         if value in seen:
@@ -168,14 +186,20 @@ def _criteria(c: _Checker, d: dict, path: Path_) -> tuple[Criteria | None, bool]
         if name == "caller_prefix":
             for v in got:
                 if not _PREFIX.match(v):
-                    c.add(c.line(d, name), (*path, name),
-                          f"{v!r} is not a number prefix (digits, optionally a leading +)")
+                    c.add(
+                        c.line(d, name),
+                        (*path, name),
+                        f"{v!r} is not a number prefix (digits, optionally a leading +)",
+                    )
         if got:
             values[name] = got
     default = c.flag(d, "default", path) if "default" in d else False
     if not values and not default:
-        c.add(c.line(d), path, "names no criterion: give e.g. project, campaign, did, "
-                               "queue... or default: true")
+        c.add(
+            c.line(d),
+            path,
+            "names no criterion: give e.g. project, campaign, did, queue... or default: true",
+        )
         return None, default
     return (Criteria(**values) if values else None), default
 
@@ -218,8 +242,11 @@ def _fields(c: _Checker, data: dict) -> tuple[FieldDef, ...]:
             c.add(line, path, "must be a lower-case name of letters, digits and _")
             continue
         if name in BUILTIN_VARIABLES:
-            c.add(line, path, f"is a built-in variable ({BUILTIN_VARIABLES[name]}); "
-                              "choose another name")
+            c.add(
+                line,
+                path,
+                f"is a built-in variable ({BUILTIN_VARIABLES[name]}); choose another name",
+            )
             continue
         default, description = None, ""
         if isinstance(spec, dict):
@@ -227,7 +254,7 @@ def _fields(c: _Checker, data: dict) -> tuple[FieldDef, ...]:
             if "default" in spec:
                 default = c.text(spec, "default", path)
             description = c.text(spec, "description", path) or ""
-        elif spec is not None:            # shorthand: `plan: Basic` is the default
+        elif spec is not None:  # shorthand: `plan: Basic` is the default
             default = c.as_text(spec, line, path)
         out.append(FieldDef(name, default, description))
     return tuple(out)
@@ -246,18 +273,27 @@ def _steps(c: _Checker, data: dict, kind: str | None) -> tuple[Step, ...]:
         c.unique(seen, step_id, c.line(d, "id"), (*path, "id"), "step id")
         title = c.text(d, "title", path, required=True, what="what the agent sees")
         text = c.text(d, "text", path)
-        points = c.texts(d["points"], c.line(d, "points"), (*path, "points"),
-                         "talking points") if "points" in d else ()
+        points = (
+            c.texts(d["points"], c.line(d, "points"), (*path, "points"), "talking points")
+            if "points" in d
+            else ()
+        )
         if kind == Kind.STRICT.value:
             if "points" in d:
-                c.add(c.line(d, "points"), (*path, "points"),
-                      "a strict script is read word for word: use text, not points")
+                c.add(
+                    c.line(d, "points"),
+                    (*path, "points"),
+                    "a strict script is read word for word: use text, not points",
+                )
             elif "text" not in d:
                 c.add(c.line(d), (*path, "text"), "missing (strict scripts read text aloud)")
         elif kind == Kind.FLEXIBLE.value:
             if "text" in d:
-                c.add(c.line(d, "text"), (*path, "text"),
-                      "a flexible script has talking points: use points, not text")
+                c.add(
+                    c.line(d, "text"),
+                    (*path, "text"),
+                    "a flexible script has talking points: use points, not text",
+                )
             elif "points" not in d:
                 c.add(c.line(d), (*path, "points"), "missing (flexible scripts list points)")
         note = c.text(d, "note", path)
@@ -277,14 +313,13 @@ def _steps(c: _Checker, data: dict, kind: str | None) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def _phrases(c: _Checker, d: dict, path: Path_, language: str | None
-             ) -> dict[str, tuple[str, ...]]:
+def _phrases(c: _Checker, d: dict, path: Path_, language: str | None) -> dict[str, tuple[str, ...]]:
     value = d.get("phrases")
     line = c.line(d, "phrases") if "phrases" in d else c.line(d)
     if value is None:
         c.add(line, (*path, "phrases"), "missing (what the agent says that ticks the item)")
         return {}
-    if isinstance(value, list):           # shorthand: phrases in the script's language
+    if isinstance(value, list):  # shorthand: phrases in the script's language
         value = {language or "?": value}
         by_lang = False
     elif isinstance(value, dict):
@@ -303,13 +338,17 @@ def _phrases(c: _Checker, d: dict, path: Path_, language: str | None
         if got:
             out[lang] = got
     if by_lang and language and value and language not in value:
-        c.add(line, (*path, "phrases"),
-              f"no phrases in the script's language {language!r}: the item could never be ticked")
+        c.add(
+            line,
+            (*path, "phrases"),
+            f"no phrases in the script's language {language!r}: the item could never be ticked",
+        )
     return out
 
 
-def _checklist(c: _Checker, data: dict, step_ids: set[str], language: str | None
-               ) -> tuple[ChecklistItem, ...]:
+def _checklist(
+    c: _Checker, data: dict, step_ids: set[str], language: str | None
+) -> tuple[ChecklistItem, ...]:
     items = []
     seen: dict[str, int | None] = {}
     for i, raw in enumerate(c.items(data, "checklist", (), "items to say", False)):
@@ -355,6 +394,7 @@ def _dispositions(c: _Checker, data: dict) -> tuple[Disposition, ...]:
 
 def _check_variables(c: _Checker, data: dict, known: set[str]) -> None:
     """Every text that is filled per call: valid syntax, only known variables."""
+
     def check(text: Any, line: int | None, path: Path_) -> None:
         if not isinstance(text, str):
             return
@@ -366,8 +406,7 @@ def _check_variables(c: _Checker, data: dict, known: set[str]) -> None:
         for name in dict.fromkeys(names):
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=1)
-                hint = (f"did you mean {{{close[0]}}}?" if close
-                        else "declare it under fields:")
+                hint = f"did you mean {{{close[0]}}}?" if close else "declare it under fields:"
                 c.add(line, path, f"unknown variable {{{name}}} ({hint})")
 
     def each(d: Any, key: str, path: Path_) -> None:
@@ -404,12 +443,29 @@ def parse_script(text: str, file: str, digest: str | None = None) -> Script:
     digest = digest or hashlib.sha256(text.encode("utf-8")).hexdigest()
     data = load_text(text, file)
     if data is None:
-        raise YamlError([Problem(file, None, "", "the file is empty: a script needs id, "
-                                                 "project, title, language, direction, kind, "
-                                                 "match, steps and dispositions")])
+        raise YamlError(
+            [
+                Problem(
+                    file,
+                    None,
+                    "",
+                    "the file is empty: a script needs id, "
+                    "project, title, language, direction, kind, "
+                    "match, steps and dispositions",
+                )
+            ]
+        )
     if not isinstance(data, dict):
-        raise YamlError([Problem(file, 1, "", f"a script must be a mapping (id: ..., title: "
-                                              f"...), not a {_kind(data)}")])
+        raise YamlError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    f"a script must be a mapping (id: ..., title: ...), not a {_kind(data)}",
+                )
+            ]
+        )
     c = _Checker(file, text)
     c.known_keys(data, TOP_KEYS, ())
     script_id = c.ident(data, "id", (), "a unique name, e.g. acme-support")
@@ -433,24 +489,30 @@ def parse_script(text: str, file: str, digest: str | None = None) -> Script:
     if c.problems:
         raise YamlError(sorted(c.problems, key=lambda p: p.line or 0))
     assert script_id and project and title and language and direction and kind and version
-    return Script(id=script_id, project=project, title=title, language=language,
-                  direction=Direction(direction), kind=Kind(kind), version=version,
-                  match=match, steps=steps, dispositions=dispositions, checklist=checklist,
-                  fields=fields, company=company, description=description, source=file,
-                  digest=digest)
+    return Script(
+        id=script_id,
+        project=project,
+        title=title,
+        language=language,
+        direction=Direction(direction),
+        kind=Kind(kind),
+        version=version,
+        match=match,
+        steps=steps,
+        dispositions=dispositions,
+        checklist=checklist,
+        fields=fields,
+        company=company,
+        description=description,
+        source=file,
+        digest=digest,
+    )
 
 
 def read_text(path: Path) -> tuple[str, str]:
     """(text, sha256 of the bytes); YamlError if unreadable or not UTF-8."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise YamlError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise YamlError([Problem(str(path), None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return text, hashlib.sha256(data).hexdigest()
+    data = read_bytes(path)
+    return decode(data, path, "utf-8-sig"), hashlib.sha256(data).hexdigest()
 
 
 def load_script(path: str | Path) -> Script:

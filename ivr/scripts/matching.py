@@ -14,28 +14,44 @@ Precedence (deterministic, see scripts/README.md):
 4. No candidate: the `default: true` script of that direction (if several,
    the first by id; the library reports that as a problem).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..calls.model import Call, Direction
-from .customers import normalise_number
+from ..calls.numbers import normalise
 from .model import Criteria, Script
 
 # Strongest first; "did+ivr_choice" is an alternative naming both.
-TIERS = ("campaign", "project", "did+ivr_choice", "queue", "did", "ivr_choice", "context",
-         "caller_prefix")
-_LABELS = {"campaign": "campaign", "project": "project", "did": "DID", "ivr_choice": "IVR choice",
-           "queue": "queue", "context": "context", "caller_prefix": "caller prefix"}
+TIERS = (
+    "campaign",
+    "project",
+    "did+ivr_choice",
+    "queue",
+    "did",
+    "ivr_choice",
+    "context",
+    "caller_prefix",
+)
+_LABELS = {
+    "campaign": "campaign",
+    "project": "project",
+    "did": "DID",
+    "ivr_choice": "IVR choice",
+    "queue": "queue",
+    "context": "context",
+    "caller_prefix": "caller prefix",
+}
 
 
 @dataclass(frozen=True)
 class ScriptChoice:
     script: Script | None
-    reason: str                                   # for agents and supervisors, in words
-    matched_on: list[str] = field(default_factory=list)   # criteria names, or ["default"]
-    also_matched: tuple[str, ...] = ()            # other candidates' ids, best first
+    reason: str  # for agents and supervisors, in words
+    matched_on: list[str] = field(default_factory=list)  # criteria names, or ["default"]
+    also_matched: tuple[str, ...] = ()  # other candidates' ids, best first
 
 
 def call_direction(call: Call) -> Direction | None:
@@ -55,7 +71,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def _same_number(a: str, b: str) -> bool:
-    na, nb = normalise_number(a), normalise_number(b)
+    na, nb = normalise(a), normalise(b)
     return na == nb if na and nb else _same(a, b)
 
 
@@ -68,9 +84,13 @@ def _holds(name: str, values: tuple[str, ...], call: Call) -> tuple[bool, str]:
     if name == "did":
         return any(_same_number(v, call.did) for v in values) if call.did else False, call.did
     if name == "caller_prefix":
-        number = normalise_number(_customer_number(call))
-        hits = [v for v in values if number and number.startswith(normalise_number(v))]
-        return bool(hits), max(hits, key=lambda v: len(normalise_number(v)), default="")
+        number = normalise(_customer_number(call))
+        hits = [
+            v
+            for v in values
+            if number and normalise(v, prefix=True) and number.startswith(normalise(v, prefix=True))
+        ]
+        return bool(hits), max(hits, key=lambda v: len(normalise(v, prefix=True)), default="")
     if name == "context":
         contexts = [leg.context for leg in call.legs.values() if leg.context]
         hit = next((c for c in contexts if any(_same(v, c) for v in values)), "")
@@ -79,7 +99,7 @@ def _holds(name: str, values: tuple[str, ...], call: Call) -> tuple[bool, str]:
     return (any(_same(v, value) for v in values) if value else False), value
 
 
-Rank = tuple[int, int, int]     # (tier, number of criteria, caller prefix length): higher wins
+Rank = tuple[int, int, int]  # (tier, number of criteria, caller prefix length): higher wins
 
 
 def _rank(criteria: Criteria, call: Call) -> tuple[Rank, list[tuple[str, str]]] | None:
@@ -92,7 +112,7 @@ def _rank(criteria: Criteria, call: Call) -> tuple[Rank, list[tuple[str, str]]] 
             return None
         matched.append((name, value))
         if name == "caller_prefix":
-            prefix_len = len(normalise_number(value))
+            prefix_len = len(normalise(value, prefix=True))
     names = {n for n, _ in matched}
     tiers = [TIERS.index(n) for n in names]
     if {"did", "ivr_choice"} <= names:
@@ -102,9 +122,17 @@ def _rank(criteria: Criteria, call: Call) -> tuple[Rank, list[tuple[str, str]]] 
 
 
 def describe_call(call: Call) -> str:
-    parts = [f"{label} {getattr(call, attr)!r}" for attr, label in
-             (("project", "project"), ("campaign", "campaign"), ("did", "DID"),
-              ("ivr_choice", "IVR choice"), ("queue", "queue")) if getattr(call, attr)]
+    parts = [
+        f"{label} {getattr(call, attr)!r}"
+        for attr, label in (
+            ("project", "project"),
+            ("campaign", "campaign"),
+            ("did", "DID"),
+            ("ivr_choice", "IVR choice"),
+            ("queue", "queue"),
+        )
+        if getattr(call, attr)
+    ]
     number = _customer_number(call)
     if number:
         parts.append(f"number {number}")
@@ -115,8 +143,11 @@ def choose_script(call: Call, scripts: Iterable[Script]) -> ScriptChoice:
     """Pick the script for a call; never raises, always says why."""
     direction = call_direction(call)
     if direction is None:
-        what = "an internal call" if call.direction is Direction.INTERNAL else \
-            "a call whose direction is not known yet"
+        what = (
+            "an internal call"
+            if call.direction is Direction.INTERNAL
+            else "a call whose direction is not known yet"
+        )
         return ScriptChoice(None, f"no script for {what} ({describe_call(call)})")
     mine = sorted((s for s in scripts if s.direction is direction), key=lambda s: s.id)
     ranked = []
@@ -145,5 +176,6 @@ def choose_script(call: Call, scripts: Iterable[Script]) -> ScriptChoice:
         if len(defaults) > 1:
             reason += f" (several defaults: {', '.join(s.id for s in defaults)}; first by id)"
         return ScriptChoice(defaults[0], reason, ["default"])
-    return ScriptChoice(None, f"no {d} script matches {describe_call(call)}, "
-                             f"and there is no default {d} script")
+    return ScriptChoice(
+        None, f"no {d} script matches {describe_call(call)}, and there is no default {d} script"
+    )

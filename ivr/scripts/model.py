@@ -4,6 +4,7 @@ Everything here is immutable so a script can be shared between calls, the
 library and the web layer without anyone changing it under the others' feet;
 a reload builds new objects instead.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,10 +12,14 @@ from enum import Enum
 
 from ..calls.model import Direction
 
+# What the package re-exports (ivr/scripts/__init__.py).
+__all__ = ["BUILTIN_VARIABLES", "ChecklistItem", "Criteria", "Disposition", "FieldDef", "Kind"]
+__all__ += ["Match", "Reply", "Script", "Step"]
+
 
 class Kind(str, Enum):
-    STRICT = "strict"        # read word for word (typical for B2C)
-    FLEXIBLE = "flexible"    # talking points for a live conversation (typical for B2B)
+    STRICT = "strict"  # read word for word (typical for B2C)
+    FLEXIBLE = "flexible"  # talking points for a live conversation (typical for B2B)
 
 
 # Variables every script may use without declaring them, and where their value
@@ -81,9 +86,9 @@ class Reply:
 class Step:
     id: str
     title: str
-    text: str | None = None             # strict scripts: read word for word
-    points: tuple[str, ...] = ()        # flexible scripts: talking points
-    note: str | None = None             # guidance for the agent, not read aloud
+    text: str | None = None  # strict scripts: read word for word
+    points: tuple[str, ...] = ()  # flexible scripts: talking points
+    note: str | None = None  # guidance for the agent, not read aloud
     replies: tuple[Reply, ...] = ()
 
 
@@ -93,7 +98,7 @@ class ChecklistItem:
     label: str
     step: str
     weight: float = 1.0
-    within: float | None = None         # seconds after answer by which it must be said
+    within: float | None = None  # seconds after answer by which it must be said
     # language -> phrases, any of which proves the item was said. A dict in a
     # frozen dataclass: excluded from hashing, never mutated after loading.
     phrases: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -113,9 +118,9 @@ class Script:
     project: str
     title: str
     language: str
-    direction: Direction                # INBOUND or OUTBOUND only
+    direction: Direction  # INBOUND or OUTBOUND only
     kind: Kind
-    version: str                        # given, or derived from the file's content hash
+    version: str  # given, or derived from the file's content hash
     match: Match
     steps: tuple[Step, ...]
     dispositions: tuple[Disposition, ...]
@@ -123,8 +128,8 @@ class Script:
     fields: tuple[FieldDef, ...] = ()
     company: str | None = None
     description: str = ""
-    source: str = ""                    # the file it came from
-    digest: str = ""                    # sha256 of that file's content
+    source: str = ""  # the file it came from
+    digest: str = ""  # sha256 of that file's content
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)

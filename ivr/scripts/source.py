@@ -3,6 +3,7 @@
 Matches the `ScriptSource` protocol of ivr/pop.py: `pop(call, user)` returns
 (the filled script or None, the reason in words).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from .fill import fill
 from .library import ScriptLibrary
 
 if TYPE_CHECKING:
-    from ..config import User
+    from ..users import User
 
 
 class LibraryScriptSource:
@@ -27,6 +28,9 @@ class LibraryScriptSource:
         if choice.script is None:
             return None, choice.reason
         filled = fill(choice.script, call, user, self.customers)
-        filled["choice"] = {"reason": choice.reason, "matched_on": list(choice.matched_on),
-                            "also_matched": list(choice.also_matched)}
+        filled["choice"] = {
+            "reason": choice.reason,
+            "matched_on": list(choice.matched_on),
+            "also_matched": list(choice.also_matched),
+        }
         return filled, choice.reason

@@ -4,6 +4,7 @@
 brace is an error, so a typo like `{customer name}` is caught by `ivr check`
 instead of being read aloud to a customer.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,7 @@ def parse(text: str) -> list[Part]:
     pos = 0
     for m in _TOKEN.finditer(text):
         if m.start() > pos:
-            parts.append(text[pos:m.start()])
+            parts.append(text[pos : m.start()])
         token = m.group(0)
         if token in ("{{", "}}"):
             parts.append(token[0])
@@ -40,7 +41,8 @@ def parse(text: str) -> list[Part]:
         else:
             raise TemplateError(
                 f"stray {token!r} at character {m.start() + 1}: write {{name}} for a "
-                f"variable (letters, digits, _) or {token * 2} for a literal brace")
+                f"variable (letters, digits, _) or {token * 2} for a literal brace"
+            )
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])
@@ -61,7 +63,7 @@ def segments(text: str, values: Mapping[str, str | None]) -> list[dict]:
         if isinstance(part, Var):
             out.append({"var": part.name, "value": values.get(part.name)})
         elif out and "text" in out[-1]:
-            out[-1]["text"] += part      # "{{" splits literals; merge them back
+            out[-1]["text"] += part  # "{{" splits literals; merge them back
         else:
             out.append({"text": part})
     return out

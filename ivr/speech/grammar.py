@@ -17,6 +17,7 @@ model's vocabulary, which changes the phrase. So each phrase is fitted first:
 * a phrase with a word that still does not fit is *unusable*: it is left out
   of the grammar and reported with the missing words.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def normalize(text: str) -> list[str]:
     return text.split()
 
 
-def segment_word(word: str, has_word: Callable[[str], bool],
-                 max_piece: int = 16) -> list[str] | None:
+def segment_word(
+    word: str, has_word: Callable[[str], bool], max_piece: int = 16
+) -> list[str] | None:
     """Split ``word`` into the fewest known pieces (None if it cannot be)."""
     n = len(word)
     best: list[list[str] | None] = [None] * (n + 1)
@@ -59,10 +61,10 @@ def segment_word(word: str, has_word: Callable[[str], bool],
 class PhraseFit:
     """How one phrase fits the model's vocabulary."""
 
-    phrase: str                       # as the script wrote it
-    tokens: tuple[str, ...]           # the words Vosk will use (empty if unusable)
-    missing: tuple[str, ...] = ()     # words that are not in the vocabulary at all
-    segmented: tuple[str, ...] = ()   # words that were split into known pieces
+    phrase: str  # as the script wrote it
+    tokens: tuple[str, ...]  # the words Vosk will use (empty if unusable)
+    missing: tuple[str, ...] = ()  # words that are not in the vocabulary at all
+    segmented: tuple[str, ...] = ()  # words that were split into known pieces
 
     @property
     def usable(self) -> bool:
@@ -81,8 +83,7 @@ class PhraseFit:
         return f"{self.phrase!r}: ok"
 
 
-def fit_phrase(phrase: str, has_word: Callable[[str], bool], *,
-               segment: bool = True) -> PhraseFit:
+def fit_phrase(phrase: str, has_word: Callable[[str], bool], *, segment: bool = True) -> PhraseFit:
     tokens: list[str] = []
     missing: list[str] = []
     segmented: list[str] = []
@@ -104,8 +105,8 @@ def fit_phrase(phrase: str, has_word: Callable[[str], bool], *,
 @dataclass(frozen=True)
 class Grammar:
     fits: tuple[PhraseFit, ...]
-    unk: str | None                   # the model's unknown-word token, if it has one
-    fillers: tuple[str, ...] = ()     # garbage words: other speech lands on them (vocabulary.py)
+    unk: str | None  # the model's unknown-word token, if it has one
+    fillers: tuple[str, ...] = ()  # garbage words: other speech lands on them (vocabulary.py)
 
     @property
     def usable(self) -> tuple[PhraseFit, ...]:
@@ -139,7 +140,7 @@ class Grammar:
         for order, f in enumerate(self.usable):
             k = len(f.tokens)
             for i in range(len(tokens) - k + 1):
-                if tuple(tokens[i:i + k]) == f.tokens:
+                if tuple(tokens[i : i + k]) == f.tokens:
                     found.append((i, order, f.phrase))
         found.sort()
         return tuple(p for _, _, p in found)
@@ -148,9 +149,14 @@ class Grammar:
         return "\n".join(f.describe() for f in self.fits)
 
 
-def build_grammar(phrases: Iterable[str], has_word: Callable[[str], bool], *,
-                  segment: bool = True, unk: str | None | bool = True,
-                  fillers: Iterable[str] = ()) -> Grammar:
+def build_grammar(
+    phrases: Iterable[str],
+    has_word: Callable[[str], bool],
+    *,
+    segment: bool = True,
+    unk: str | None | bool = True,
+    fillers: Iterable[str] = (),
+) -> Grammar:
     """Fit every phrase to the vocabulary; ``unk=True`` finds the model's unknown token."""
     fits = tuple(fit_phrase(p, has_word, segment=segment) for p in phrases if p.strip())
     token: str | None

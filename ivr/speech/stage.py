@@ -30,10 +30,10 @@ Whatever the level, audio that has waited more than ``max_backlog`` seconds
 when a worker gets to it is shed, so nothing is recognised later than that
 plus one job (the lag is bounded), and what waits is capped at twice that.
 """
+
 from __future__ import annotations
 
 import asyncio
-import bisect
 import ctypes
 import ctypes.util
 import logging
@@ -46,48 +46,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..calls.events import (AgentAnswered, CallBridged, CallEnded, CallEvent,
-                            CustomerAnswered)
+from ..calls.events import AgentAnswered, CallBridged, CallEnded, CallEvent, CustomerAnswered
 from ..calls.model import Call
-from .recognizer import (DecoderStats, Heard, RecognitionMode, SpeechModel, StreamDecoder,
-                         Utterance, VoiceActivity)
+from ..metrics import Histogram
+from .recognizer import (
+    DecoderStats,
+    Heard,
+    RecognitionMode,
+    SpeechModel,
+    StreamDecoder,
+    Utterance,
+    VoiceActivity,
+)
 from .vad import VadSettings
 
 log = logging.getLogger(__name__)
 
 NORMAL, NO_TRANSCRIPT, NO_PARTIALS, PAUSED = 0, 1, 2, 3
-STEP_GAP = 2.0          # seconds between two steps up: let the last one take effect
+STEP_GAP = 2.0  # seconds between two steps up: let the last one take effect
 LAG_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-LEVEL_NAMES = {NORMAL: "normal", NO_TRANSCRIPT: "transcript off for the busiest streams",
-               NO_PARTIALS: "partial results off", PAUSED: "no new speech streams"}
+LEVEL_NAMES = {
+    NORMAL: "normal",
+    NO_TRANSCRIPT: "transcript off for the busiest streams",
+    NO_PARTIALS: "partial results off",
+    PAUSED: "no new speech streams",
+}
 
 
 @dataclass
 class StageStats:
     streams: int = 0
-    audio_seconds: float = 0.0        # received from the taps
-    processed_seconds: float = 0.0    # classified by the VAD and, where speech, decoded
-    decoded_seconds: float = 0.0      # handed to Vosk after gating
-    shed_seconds: float = 0.0         # deliberately dropped to keep the lag bounded
-    refused_seconds: float = 0.0      # of streams not recognised at all (paused: capacity)
-    decode_cpu: float = 0.0           # CPU seconds in Vosk
-    gate_cpu: float = 0.0             # CPU seconds in the VAD
+    audio_seconds: float = 0.0  # received from the taps
+    processed_seconds: float = 0.0  # classified by the VAD and, where speech, decoded
+    decoded_seconds: float = 0.0  # handed to Vosk after gating
+    shed_seconds: float = 0.0  # deliberately dropped to keep the lag bounded
+    refused_seconds: float = 0.0  # of streams not recognised at all (paused: capacity)
+    decode_cpu: float = 0.0  # CPU seconds in Vosk
+    gate_cpu: float = 0.0  # CPU seconds in the VAD
     finals: int = 0
     partials: int = 0
     refused_streams: int = 0
-    degradations: int = 0             # steps up the degradation ladder
+    degradations: int = 0  # steps up the degradation ladder
     lags: deque = field(default_factory=lambda: deque(maxlen=20000))  # recent lags (s)
     lag_samples: int = 0
-    # Cumulative lag histogram (Prometheus buckets: upper bounds in s, counts).
-    lag_buckets: tuple[float, ...] = LAG_BUCKETS
-    lag_counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    lag_sum: float = 0.0
+    lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))  # every lag
 
     def add_lag(self, lag: float) -> None:
         self.lags.append(lag)
         self.lag_samples += 1
-        self.lag_sum += lag
-        self.lag_counts[bisect.bisect_left(self.lag_buckets, lag)] += 1
+        self.lag.observe(lag)
 
     def add(self, s: DecoderStats, rate: int) -> None:
         self.decoded_seconds += s.decoded_samples / rate
@@ -100,8 +107,9 @@ class StageStats:
 class SpeechStream:
     """One speaker's audio of one call (one tap connection)."""
 
-    def __init__(self, stage: "SpeechStage", call_id: str, speaker: str, rate: int,
-                 started_at: float) -> None:
+    def __init__(
+        self, stage: "SpeechStage", call_id: str, speaker: str, rate: int, started_at: float
+    ) -> None:
         self.stage = stage
         self.call_id = call_id
         self.speaker = speaker
@@ -109,16 +117,16 @@ class SpeechStream:
         self.started_at = started_at
         self.decoder: StreamDecoder | None = None
         self._pending = bytearray()
-        self._skip = 0                    # samples shed, to be skipped before the next audio
+        self._skip = 0  # samples shed, to be skipped before the next audio
         self._lock = threading.Lock()
         self._busy = False
         self._ending = False
         self.ended = False
-        self.received = 0                 # samples received
-        self.processed = 0                # samples processed (decoded, gated out or shed)
-        self.shed = 0                     # samples shed
-        self._arrivals: deque[tuple[int, float]] = deque()   # (received after, monotonic)
-        self.lag = 0.0                    # seconds behind the audio, after the last job
+        self.received = 0  # samples received
+        self.processed = 0  # samples processed (decoded, gated out or shed)
+        self.shed = 0  # samples shed
+        self._arrivals: deque[tuple[int, float]] = deque()  # (received after, monotonic)
+        self.lag = 0.0  # seconds behind the audio, after the last job
         self.done = asyncio.Event()
 
     @property
@@ -133,8 +141,13 @@ class SpeechStream:
             if self.decoder is None and not self._pending and not self.received:
                 self.rate = rate
             else:
-                log.warning("speech %s %s: sample rate changed %d -> %d mid-stream; dropped",
-                            self.call_id, self.speaker, self.rate, rate)
+                log.warning(
+                    "speech %s %s: sample rate changed %d -> %d mid-stream; dropped",
+                    self.call_id,
+                    self.speaker,
+                    self.rate,
+                    rate,
+                )
                 return
         n = len(pcm) // 2
         chunk = int(self.stage.chunk * self.rate) * 2
@@ -186,7 +199,7 @@ class SpeechStream:
         self._ending = True
         with self._lock:
             if self._busy:
-                return            # the running job sees _ending and finishes the stream
+                return  # the running job sees _ending and finishes the stream
             self._busy = True
         self.stage._submit(self._drain)
 
@@ -221,8 +234,9 @@ class SpeechStream:
                 self.stage._stream_finished(self)
                 return
         except Exception:
-            log.exception("speech %s %s: recognition failed; stream abandoned", self.call_id,
-                          self.speaker)
+            log.exception(
+                "speech %s %s: recognition failed; stream abandoned", self.call_id, self.speaker
+            )
             with self._lock:
                 self._busy = False
                 self._pending.clear()
@@ -270,8 +284,8 @@ class _RefusedSink:
 
 @dataclass
 class _CallInfo:
-    origin: float | None = None               # time.time() of the answer
-    modes: dict[str, RecognitionMode] = field(default_factory=dict)   # speaker -> mode
+    origin: float | None = None  # time.time() of the answer
+    modes: dict[str, RecognitionMode] = field(default_factory=dict)  # speaker -> mode
     streams: list[SpeechStream] = field(default_factory=list)
     ended: bool = False
 
@@ -282,7 +296,7 @@ class CapacityNotice:
 
     level: int
     description: str
-    call_id: str | None = None        # a call whose recognition this affects, if one
+    call_id: str | None = None  # a call whose recognition this affects, if one
 
 
 class SpeechStage:
@@ -294,20 +308,29 @@ class SpeechStage:
       ``mode_for_call(call, speaker)`` (called at answer time) choose per party.
     """
 
-    def __init__(self, model: SpeechModel | str | Path = "auto", *,
-                 on_utterance: Callable[[Utterance], Any] | None = None,
-                 on_activity: Callable[[VoiceActivity], Any] | None = None,
-                 on_heard: Callable[[Heard], Any] | None = None,
-                 on_gap: Callable[[str, str, float, float, str], Any] | None = None,
-                 on_capacity: Callable[[CapacityNotice], Any] | None = None,
-                 mode: RecognitionMode = RecognitionMode(),
-                 mode_for_call: Callable[[Call, str], RecognitionMode | None] | None = None,
-                 vad: VadSettings = VadSettings(), partials: bool = True,
-                 workers: int | None = None, max_backlog: float = 1.5, chunk: float = 0.2,
-                 degrade_at: float = 0.8, recover_after: float = 15.0,
-                 beam: float | None = None, max_active: int | None = None) -> None:
+    def __init__(
+        self,
+        model: SpeechModel | str | Path = "auto",
+        *,
+        on_utterance: Callable[[Utterance], Any] | None = None,
+        on_activity: Callable[[VoiceActivity], Any] | None = None,
+        on_heard: Callable[[Heard], Any] | None = None,
+        on_gap: Callable[[str, str, float, float, str], Any] | None = None,
+        on_capacity: Callable[[CapacityNotice], Any] | None = None,
+        mode: RecognitionMode = RecognitionMode(),
+        mode_for_call: Callable[[Call, str], RecognitionMode | None] | None = None,
+        vad: VadSettings = VadSettings(),
+        partials: bool = True,
+        workers: int | None = None,
+        max_backlog: float = 1.5,
+        chunk: float = 0.2,
+        degrade_at: float = 0.8,
+        recover_after: float = 15.0,
+        beam: float | None = None,
+        max_active: int | None = None,
+    ) -> None:
         self._model_spec = model
-        self._search = {"beam": beam or None, "max_active": max_active or None}
+        self._beam, self._max_active = beam or None, max_active or None
         self.model: SpeechModel | None = None if isinstance(model, (str, Path)) else model
         self.on_utterance = on_utterance
         self.on_activity = on_activity
@@ -321,8 +344,8 @@ class SpeechStage:
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.max_backlog = max_backlog
         self.chunk = chunk
-        self.degrade_at = degrade_at          # a stream this many seconds behind: degrade
-        self.recover_after = recover_after    # caught up this long: one step back
+        self.degrade_at = degrade_at  # a stream this many seconds behind: degrade
+        self.recover_after = recover_after  # caught up this long: one step back
         self.level = NORMAL
         self.stats = StageStats()
         self._executor: ThreadPoolExecutor | None = None
@@ -341,9 +364,13 @@ class SpeechStage:
     async def start(self) -> None:
         """Load the model (in a thread: it takes seconds) and start the workers."""
         self._loop = asyncio.get_running_loop()
-        if self.model is None:
+        spec = self._model_spec
+        if self.model is None and not isinstance(spec, SpeechModel):
             self.model = await asyncio.to_thread(
-                lambda: SpeechModel.load(self._model_spec, **self._search))
+                lambda: SpeechModel.load(spec, beam=self._beam, max_active=self._max_active)
+            )
+        model = self.model
+        assert model is not None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="speech")
             if hasattr(self.model, "warm_up"):
@@ -352,10 +379,12 @@ class SpeechStage:
                 barrier = threading.Barrier(self.workers)
 
                 def warm() -> None:
-                    self.model.warm_up()
+                    model.warm_up()
                     barrier.wait(timeout=60)
-                await asyncio.gather(*(asyncio.wrap_future(self._executor.submit(warm))
-                                       for _ in range(self.workers)))
+
+                await asyncio.gather(
+                    *(asyncio.wrap_future(self._executor.submit(warm)) for _ in range(self.workers))
+                )
         if self._watch is None:
             self._watch = asyncio.ensure_future(self._watch_capacity())
 
@@ -379,7 +408,7 @@ class SpeechStage:
     def set_mode(self, call_id: str, mode: RecognitionMode, speaker: str | None = None) -> None:
         """Recognition mode of a call's streams (of one party, or both) opened from now on."""
         info = self._calls.setdefault(call_id, _CallInfo())
-        for sp in ((speaker,) if speaker else ("agent", "customer")):
+        for sp in (speaker,) if speaker else ("agent", "customer"):
             info.modes[sp] = mode
 
     def set_origin(self, call_id: str, at: float) -> None:
@@ -400,8 +429,9 @@ class SpeechStage:
                         try:
                             mode = self.mode_for_call(call, speaker)
                         except Exception:
-                            log.exception("speech: choosing the mode of call %s failed",
-                                          call.call_id)
+                            log.exception(
+                                "speech: choosing the mode of call %s failed", call.call_id
+                            )
                             mode = None
                         if mode is not None:
                             info.modes[speaker] = mode
@@ -419,8 +449,9 @@ class SpeechStage:
             self._calls.pop(call_id, None)
 
     # ------------------------------------------------------------ streams
-    def open_stream(self, call_id: str, speaker: str, *, rate: int = 8000,
-                    started_at: float | None = None) -> SpeechStream:
+    def open_stream(
+        self, call_id: str, speaker: str, *, rate: int = 8000, started_at: float | None = None
+    ) -> SpeechStream:
         """A new stream for this speaker (ends the previous one, e.g. after a tap reconnect)."""
         if self._loop is None:
             raise RuntimeError("SpeechStage.start() was not awaited")
@@ -428,8 +459,9 @@ class SpeechStage:
         if old is not None:
             old.end()
         info = self._calls.setdefault(call_id, _CallInfo())
-        stream = SpeechStream(self, call_id, speaker, rate,
-                              started_at if started_at is not None else time.time())
+        stream = SpeechStream(
+            self, call_id, speaker, rate, started_at if started_at is not None else time.time()
+        )
         info.streams.append(stream)
         self._streams[(call_id, speaker)] = stream
         self._open.add(stream)
@@ -466,12 +498,30 @@ class SpeechStage:
     def accounted(self) -> tuple[float, float, float]:
         """(received, processed, shed) seconds so far, open streams included."""
         st = self.stats
-        received, processed, shed = st.audio_seconds - st.refused_seconds, \
-            st.processed_seconds, st.shed_seconds
+        received, processed, shed = (
+            st.audio_seconds - st.refused_seconds,
+            st.processed_seconds,
+            st.shed_seconds,
+        )
         for s in list(self._open):
             received += s.received / s.rate
             processed += s.processed / s.rate
         return received, processed, shed
+
+    def decode_cpu(self) -> float:
+        """CPU seconds in Vosk and the VAD so far, open streams included."""
+        st = self.stats
+        total = st.decode_cpu + st.gate_cpu
+        for s in list(self._open):
+            d = s.decoder
+            if d is not None:
+                total += d.stats.decode_cpu + d.stats.gate_cpu
+        return total
+
+    @property
+    def open_streams(self) -> int:
+        """Streams being decoded (a tap connected, its call not over)."""
+        return len(self._open)
 
     @property
     def lag(self) -> float:
@@ -512,16 +562,22 @@ class SpeechStage:
 
     def _degrade(self, behind: list[SpeechStream]) -> None:
         # Step 1 first: drop the transcript of the busiest streams still transcribing.
-        transcribing = sorted((s for s in self._open if s.decoder is not None
-                               and s.decoder.transcribing and len(s.decoder.passes) > 1),
-                              key=lambda s: -s.backlog)
+        transcribing = sorted(
+            (
+                s
+                for s in self._open
+                if s.decoder is not None and s.decoder.transcribing and len(s.decoder.passes) > 1
+            ),
+            key=lambda s: -s.backlog,
+        )
         if transcribing:
             if self.level < NO_TRANSCRIPT:
                 self._set_level(NO_TRANSCRIPT)
-            for s in transcribing[:max(1, len(transcribing) // 2)]:
-                if s.decoder.transcript_off():
-                    self._notify(CapacityNotice(NO_TRANSCRIPT, "transcript off: capacity",
-                                                s.call_id))
+            for s in transcribing[: max(1, len(transcribing) // 2)]:
+                if s.decoder is not None and s.decoder.transcript_off():
+                    self._notify(
+                        CapacityNotice(NO_TRANSCRIPT, "transcript off: capacity", s.call_id)
+                    )
             self.stats.degradations += 1
             return
         if self.level < PAUSED:
@@ -531,8 +587,13 @@ class SpeechStage:
     def _set_level(self, level: int) -> None:
         if level == self.level:
             return
-        log.warning("speech capacity: %s -> %s (worst lag %.1f s, %d streams)",
-                    LEVEL_NAMES[self.level], LEVEL_NAMES[level], self.lag, len(self._open))
+        log.warning(
+            "speech capacity: %s -> %s (worst lag %.1f s, %d streams)",
+            LEVEL_NAMES[self.level],
+            LEVEL_NAMES[level],
+            self.lag,
+            len(self._open),
+        )
         self.level = level
         partials = self.partials and level < NO_PARTIALS
         for s in self._open:
@@ -565,10 +626,16 @@ class SpeechStage:
         mode = self.mode_of(stream.call_id, stream.speaker)
         if self.level >= NO_TRANSCRIPT and mode.transcript and mode.spots:
             mode = RecognitionMode(mode.phrases, mode.fillers, transcript=False)
-        return StreamDecoder(self.model, call_id=stream.call_id, speaker=stream.speaker,
-                             rate=stream.rate, mode=mode,
-                             offset=stream.started_at - origin, vad=self.vad,
-                             partials=self.partials and self.level < NO_PARTIALS)
+        return StreamDecoder(
+            self.model,
+            call_id=stream.call_id,
+            speaker=stream.speaker,
+            rate=stream.rate,
+            mode=mode,
+            offset=stream.started_at - origin,
+            vad=self.vad,
+            partials=self.partials and self.level < NO_PARTIALS,
+        )
 
     def _shed_soon(self, stream: SpeechStream, first: int, samples: int) -> None:
         """Any thread: account shed audio on the loop."""
@@ -583,16 +650,26 @@ class SpeechStage:
         stream.shed += samples
         self.stats.shed_seconds += seconds
         if stream.shed == samples:
-            log.warning("speech %s %s: recognition is %.1f s behind; shedding audio (counted)",
-                        stream.call_id, stream.speaker, self.max_backlog)
+            log.warning(
+                "speech %s %s: recognition is %.1f s behind; shedding audio (counted)",
+                stream.call_id,
+                stream.speaker,
+                self.max_backlog,
+            )
         if self.on_gap is not None:
             info = self._calls.get(stream.call_id)
-            origin = info.origin if info is not None and info.origin is not None \
-                else stream.started_at
+            origin = (
+                info.origin if info is not None and info.origin is not None else stream.started_at
+            )
             start = round(stream.started_at - origin + first / stream.rate, 3)
             try:
-                self.on_gap(stream.call_id, stream.speaker, start, start + seconds,
-                            "audio shed: speech recognition over capacity")
+                self.on_gap(
+                    stream.call_id,
+                    stream.speaker,
+                    start,
+                    start + seconds,
+                    "audio shed: speech recognition over capacity",
+                )
             except Exception:
                 log.exception("speech: gap consumer failed")
 
@@ -604,6 +681,7 @@ class SpeechStage:
 
     def _deliver(self, items: list) -> None:
         for item in items:
+            cb: Callable[[Any], Any] | None
             if isinstance(item, Utterance):
                 cb = self.on_utterance
             elif isinstance(item, VoiceActivity):
@@ -624,7 +702,7 @@ class SpeechStage:
                 self.stats.add(stream.decoder.stats, stream.rate)
             self.stats.audio_seconds += stream.received / stream.rate
             self.stats.processed_seconds += stream.processed / stream.rate
-        stream.decoder = None                 # its recognizers' memory goes now
+        stream.decoder = None  # its recognizers' memory goes now
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._closed, stream)

@@ -7,10 +7,12 @@ while the person talks, and ``hangover_ms`` of trailing silence: that tail is
 what lets the recognizer close the last word, after which it is asked for a
 final result. Silence between segments is never decoded.
 """
+
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import webrtcvad
 
@@ -20,13 +22,13 @@ VAD_RATES = (8000, 16000, 32000, 48000)
 @dataclass(frozen=True)
 class VadSettings:
     enabled: bool = True
-    aggressiveness: int = 2          # 0 (lenient) .. 3 (strict)
-    frame_ms: int = 20               # 10, 20 or 30
-    start_window_ms: int = 120       # window looked at to start a segment ...
-    start_ratio: float = 0.6         # ... and the voiced share of it that starts one
-    pre_roll_ms: int = 300           # audio kept from before the start
-    hangover_ms: int = 500           # trailing silence that ends a segment (and pads it)
-    max_segment_s: float = 30.0      # a longer segment is cut (a final result is forced)
+    aggressiveness: int = 2  # 0 (lenient) .. 3 (strict)
+    frame_ms: int = 20  # 10, 20 or 30
+    start_window_ms: int = 120  # window looked at to start a segment ...
+    start_ratio: float = 0.6  # ... and the voiced share of it that starts one
+    pre_roll_ms: int = 300  # audio kept from before the start
+    hangover_ms: int = 500  # trailing silence that ends a segment (and pads it)
+    max_segment_s: float = 30.0  # a longer segment is cut (a final result is forced)
 
 
 # Gate events: ("start", sample_offset) | ("audio", pcm) | ("end", sample_offset).
@@ -40,12 +42,12 @@ class VadGate:
         self.rate = rate
         self.settings = settings
         self.passthrough = not settings.enabled or rate not in VAD_RATES
-        self._vad = None if self.passthrough else webrtcvad.Vad(settings.aggressiveness)
+        self._vad: Any = None if self.passthrough else webrtcvad.Vad(settings.aggressiveness)
         fm = settings.frame_ms
         self.frame_samples = rate * fm // 1000
         self.frame_bytes = self.frame_samples * 2
         self._window: deque[bool] = deque(maxlen=max(1, settings.start_window_ms // fm))
-        self._need = max(1, round(self._window.maxlen * settings.start_ratio))
+        self._need = max(1, round((self._window.maxlen or 1) * settings.start_ratio))
         self._ring: deque[bytes] = deque(maxlen=max(1, settings.pre_roll_ms // fm))
         self._hangover = max(1, settings.hangover_ms // fm)
         self._max_frames = max(1, int(settings.max_segment_s * 1000 // fm))
@@ -53,10 +55,10 @@ class VadGate:
         self.in_speech = False
         self._silence_run = 0
         self._seg_frames = 0
-        self.offset = 0              # samples of this stream classified so far
+        self.offset = 0  # samples of this stream classified so far
         self.frames = 0
         self.voiced_frames = 0
-        self.passed_samples = 0      # samples handed on to the recognizer
+        self.passed_samples = 0  # samples handed on to the recognizer
         self.segments = 0
 
     def push(self, pcm: bytes) -> list[GateEvent]:
@@ -68,11 +70,11 @@ class VadGate:
         n = len(self._rem) // fb
         if not n:
             return events
-        data = bytes(self._rem[:n * fb])
-        del self._rem[:n * fb]
+        data = bytes(self._rem[: n * fb])
+        del self._rem[: n * fb]
         audio: list[bytes] = []
         for i in range(n):
-            frame = data[i * fb:(i + 1) * fb]
+            frame = data[i * fb : (i + 1) * fb]
             voiced = self._vad.is_speech(frame, self.rate)
             self.frames += 1
             self.voiced_frames += voiced

@@ -16,6 +16,7 @@ binary layout: header, symbol tables, then LOUDS-encoded contexts whose root
 lists every word with its unigram cost). Parsing takes about two seconds, so
 the result is cached per model file (size and mtime) in a small JSON file.
 """
+
 from __future__ import annotations
 
 import array
@@ -26,6 +27,7 @@ import os
 import struct
 import sys
 import tempfile
+from collections.abc import Set
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 _FST_MAGIC = 2125659606
 _SYMBOLS_MAGIC = 2125658996
 CACHE_DIR = Path(os.environ.get("IVR_CACHE", Path(tempfile.gettempdir()) / "ivr-cache"))
-KEEP = 5000             # most frequent words kept in the cache
+KEEP = 5000  # most frequent words kept in the cache
 
 
 class VocabularyError(ValueError):
@@ -44,7 +46,7 @@ def _read_string(data: bytes, at: int) -> tuple[str, int]:
     (n,) = struct.unpack_from("<i", data, at)
     if n < 0 or at + 4 + n > len(data):
         raise VocabularyError("corrupt string in the FST")
-    return data[at + 4:at + 4 + n].decode("utf-8", "replace"), at + 4 + n
+    return data[at + 4 : at + 4 + n].decode("utf-8", "replace"), at + 4 + n
 
 
 def _symbols(data: bytes, at: int) -> tuple[dict[int, str], int]:
@@ -72,13 +74,13 @@ def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
     fst_type, at = _read_string(data, 4)
     if fst_type != "ngram":
         raise VocabularyError(f"{fst} is a {fst_type!r} FST, not an n-gram one")
-    _, at = _read_string(data, at)                      # arc type
+    _, at = _read_string(data, at)  # arc type
     _, flags = struct.unpack_from("<ii", data, at)
-    at += 8 + 32                                        # version, flags; properties, start, sizes
+    at += 8 + 32  # version, flags; properties, start, sizes
     if not flags & 2:
         raise VocabularyError(f"{fst} has no output symbols")
     if flags & 1:
-        _, at = _symbols(data, at)                      # input symbols (the same words)
+        _, at = _symbols(data, at)  # input symbols (the same words)
     words, at = _symbols(data, at)
     states, futures, finals = struct.unpack_from("<QQQ", data, at)
     at += 24
@@ -86,15 +88,15 @@ def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
     def words64(bits: int) -> int:
         return (bits + 63) // 64 * 8
 
-    at += words64(states * 2 + 1)                       # context bitmap
-    future_bitmap = at                                  # LOUDS bits, little-endian words
+    at += words64(states * 2 + 1)  # context bitmap
+    future_bitmap = at  # LOUDS bits, little-endian words
     at += words64(futures + states + 1)
-    at += words64(states)                               # final bitmap
-    at += (states + 1) * 4                              # context words
+    at += words64(states)  # final bitmap
+    at += (states + 1) * 4  # context words
     future_words = at
     at += futures * 4
-    at += (states + 1) * 4                              # backoff weights
-    at += finals * 4                                    # final weights
+    at += (states + 1) * 4  # backoff weights
+    at += finals * 4  # final weights
     future_probs = at
     # LOUDS: each context node's futures are a run of 1s ended by a 0; the root (the
     # unigram context) is the second node, after the super-root's run.
@@ -111,11 +113,11 @@ def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
         byte += 1
     if len(zeros) < 2:
         raise VocabularyError(f"{fst}: no unigram context")
-    start, count = zeros[0], zeros[1] - zeros[0] - 1   # future index = bit - zeros before it
+    start, count = zeros[0], zeros[1] - zeros[0] - 1  # future index = bit - zeros before it
     ids = array.array("i")
-    ids.frombytes(data[future_words + 4 * start:future_words + 4 * (start + count)])
+    ids.frombytes(data[future_words + 4 * start : future_words + 4 * (start + count)])
     costs = array.array("f")
-    costs.frombytes(data[future_probs + 4 * start:future_probs + 4 * (start + count)])
+    costs.frombytes(data[future_probs + 4 * start : future_probs + 4 * (start + count)])
     if sys.byteorder != "little":
         ids.byteswap()
         costs.byteswap()
@@ -142,8 +144,12 @@ def frequent_words(model_path: str | Path, limit: int = KEEP) -> list[str]:
     try:
         ranked = ngram_unigrams(fst)
     except (VocabularyError, struct.error, ValueError) as exc:
-        log.warning("speech: cannot read word frequencies from %s (%s); phrase spotting uses "
-                    "the unknown-word token only", fst, exc)
+        log.warning(
+            "speech: cannot read word frequencies from %s (%s); phrase spotting uses "
+            "the unknown-word token only",
+            fst,
+            exc,
+        )
         return []
     words = [w for w, _ in ranked if w and not w.startswith(("<", "#", "!"))][:KEEP]
     tmp = cache.with_suffix(".tmp")
@@ -152,8 +158,14 @@ def frequent_words(model_path: str | Path, limit: int = KEEP) -> list[str]:
     return words[:limit]
 
 
-def garbage_words(frequent: list[str], count: int, *, exclude: set[str] = frozenset(),
-                  max_chars: int = 2, min_chars: int = 1) -> tuple[str, ...]:
+def garbage_words(
+    frequent: list[str],
+    count: int,
+    *,
+    exclude: Set[str] = frozenset(),
+    max_chars: int = 2,
+    min_chars: int = 1,
+) -> tuple[str, ...]:
     """``count`` frequent short words (letters only: no digits, brackets or signs)."""
     out: list[str] = []
     for w in frequent:

@@ -5,12 +5,25 @@
 - taps.py: TapManager, which asks Asterisk for the taps (AMI Originate of
   ChanSpy on each leg) and keeps them up while the call lasts
 """
+
 from .frames import Frame, FrameDecoder, FrameError, TruncatedFrame, encode_frame, read_frame
 from .server import AGENT, CUSTOMER, StreamSink, TapRegistry, TapServer, TapStream, TapTarget
 from .taps import TapManager, TapStatus
 
 __all__ = [
-    "Frame", "FrameDecoder", "FrameError", "TruncatedFrame", "encode_frame", "read_frame",
-    "AGENT", "CUSTOMER", "StreamSink", "TapRegistry", "TapServer", "TapStream", "TapTarget",
-    "TapManager", "TapStatus",
+    "Frame",
+    "FrameDecoder",
+    "FrameError",
+    "TruncatedFrame",
+    "encode_frame",
+    "read_frame",
+    "AGENT",
+    "CUSTOMER",
+    "StreamSink",
+    "TapRegistry",
+    "TapServer",
+    "TapStream",
+    "TapTarget",
+    "TapManager",
+    "TapStatus",
 ]

@@ -17,6 +17,7 @@ Parsing is strict: an unknown kind, a payload longer than ``max_payload``,
 a payload of the wrong size for its kind, or a stream that ends inside a
 frame raises :class:`FrameError`, and the server closes that one connection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 KIND_HANGUP = 0x00
 KIND_UUID = 0x01
 KIND_DTMF = 0x03
-KIND_SLIN = 0x10          # 8 kHz
+KIND_SLIN = 0x10  # 8 kHz
 KIND_SLIN12 = 0x11
 KIND_SLIN16 = 0x12
 KIND_SLIN24 = 0x13
@@ -40,8 +41,14 @@ KIND_ERROR = 0xFF
 
 #: Audio kinds and their sample rates (Hz); all signed 16-bit little-endian mono.
 AUDIO_RATES: dict[int, int] = {
-    KIND_SLIN: 8000, KIND_SLIN12: 12000, KIND_SLIN16: 16000, KIND_SLIN24: 24000,
-    KIND_SLIN32: 32000, KIND_SLIN44: 44100, KIND_SLIN48: 48000, KIND_SLIN96: 96000,
+    KIND_SLIN: 8000,
+    KIND_SLIN12: 12000,
+    KIND_SLIN16: 16000,
+    KIND_SLIN24: 24000,
+    KIND_SLIN32: 32000,
+    KIND_SLIN44: 44100,
+    KIND_SLIN48: 48000,
+    KIND_SLIN96: 96000,
     KIND_SLIN192: 192000,
 }
 KNOWN_KINDS = frozenset({KIND_HANGUP, KIND_UUID, KIND_DTMF, KIND_ERROR, *AUDIO_RATES})
@@ -126,7 +133,7 @@ class FrameDecoder:
             raise self.error
         buf = self._buf
         buf += data
-        frames = []
+        frames: list[Frame] = []
         at, size = 0, len(buf)
         while size - at >= HEADER.size:
             kind, length = HEADER.unpack_from(buf, at)
@@ -140,9 +147,9 @@ class FrameDecoder:
             end = at + HEADER.size + length
             if size < end:
                 break
-            frames.append(Frame(kind, bytes(buf[at + HEADER.size:end])))
+            frames.append(Frame(kind, bytes(buf[at + HEADER.size : end])))
             at = end
-        del buf[:at]                # once per read, not once per frame
+        del buf[:at]  # once per read, not once per frame
         return frames
 
     def close(self) -> None:
@@ -152,19 +159,19 @@ class FrameDecoder:
             if n >= HEADER.size:
                 kind, length = HEADER.unpack_from(self._buf)
                 self._buf.clear()
-                raise TruncatedFrame(f"stream ended inside a frame of kind 0x{kind:02x}: "
-                                     f"{n - HEADER.size} of {length} payload bytes")
+                raise TruncatedFrame(
+                    f"stream ended inside a frame of kind 0x{kind:02x}: "
+                    f"{n - HEADER.size} of {length} payload bytes"
+                )
             self._buf.clear()
-            raise TruncatedFrame(f"stream ended inside a frame header ({n} of {HEADER.size} "
-                                 f"bytes)")
+            raise TruncatedFrame(f"stream ended inside a frame header ({n} of {HEADER.size} bytes)")
 
     @property
     def pending(self) -> int:
         return len(self._buf)
 
 
-async def read_frame(reader: asyncio.StreamReader,
-                     max_payload: int = MAX_PAYLOAD) -> Frame | None:
+async def read_frame(reader: asyncio.StreamReader, max_payload: int = MAX_PAYLOAD) -> Frame | None:
     """The next frame, or None at a clean end of stream (EOF between frames).
 
     Raises FrameError on an invalid header, TruncatedFrame when the stream
@@ -174,8 +181,9 @@ async def read_frame(reader: asyncio.StreamReader,
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
             return None
-        raise TruncatedFrame(f"stream ended inside a frame header "
-                             f"({len(exc.partial)} of {HEADER.size} bytes)") from None
+        raise TruncatedFrame(
+            f"stream ended inside a frame header ({len(exc.partial)} of {HEADER.size} bytes)"
+        ) from None
     kind, length = HEADER.unpack(header)
     check_frame(kind, length, max_payload)
     if not length:
@@ -183,6 +191,8 @@ async def read_frame(reader: asyncio.StreamReader,
     try:
         payload = await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
-        raise TruncatedFrame(f"stream ended inside a frame of kind 0x{kind:02x}: "
-                             f"{len(exc.partial)} of {length} payload bytes") from None
+        raise TruncatedFrame(
+            f"stream ended inside a frame of kind 0x{kind:02x}: "
+            f"{len(exc.partial)} of {length} payload bytes"
+        ) from None
     return Frame(kind, payload)

@@ -10,6 +10,7 @@ else first, is closed. Audio goes to a per-stream :class:`StreamSink` made by
 ``sink_factory``. Garbage or truncated frames close that connection only, with
 one log line; every other stream goes on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,18 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from .frames import (KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, MAX_PAYLOAD, Frame,
-                     FrameDecoder, FrameError, read_frame)
+from ..logs import about_call
+from .frames import (
+    KIND_DTMF,
+    KIND_ERROR,
+    KIND_HANGUP,
+    KIND_UUID,
+    MAX_PAYLOAD,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    read_frame,
+)
 
 READ_SIZE = 65536
 
@@ -41,8 +52,8 @@ class TapTarget:
     """What a tap UUID stands for: whose voice, on which call and leg."""
 
     call_id: str
-    speaker: str                   # "agent" | "customer"
-    leg: str                       # Uniqueid of the spied channel
+    speaker: str  # "agent" | "customer"
+    leg: str  # Uniqueid of the spied channel
     # Called on the event loop when the connection arrives / ends.
     on_connected: Callable[["TapStream"], None] | None = None
     on_closed: Callable[["TapStream", str], None] | None = None
@@ -103,7 +114,7 @@ class TapStream:
     uuid: str
     target: TapTarget
     peer: str
-    opened_at: float                      # time.time() when the UUID arrived
+    opened_at: float  # time.time() when the UUID arrived
     first_audio_at: float | None = None
     frames: int = 0
     audio_bytes: int = 0
@@ -137,10 +148,16 @@ SinkFactory = Callable[[TapStream], "StreamSink | None"]
 
 
 class TapServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, *,
-                 registry: TapRegistry | None = None,
-                 sink_factory: SinkFactory | None = None,
-                 max_payload: int = MAX_PAYLOAD, uuid_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        *,
+        registry: TapRegistry | None = None,
+        sink_factory: SinkFactory | None = None,
+        max_payload: int = MAX_PAYLOAD,
+        uuid_timeout: float = 5.0,
+    ) -> None:
         self.host = host
         self.port = port
         self.registry = registry if registry is not None else TapRegistry()
@@ -148,11 +165,11 @@ class TapServer:
         self.max_payload = max_payload
         self.uuid_timeout = uuid_timeout
         self.streams: dict[str, TapStream] = {}
-        self.rejected = 0          # connections closed for a bad or unknown UUID
-        self.broken = 0            # connections closed for bad frames
+        self.rejected = 0  # connections closed for a bad or unknown UUID
+        self.broken = 0  # connections closed for bad frames
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._rejections: dict[str, list] = {}    # address -> [last logged, not logged since]
+        self._rejections: dict[str, list] = {}  # address -> [last logged, not logged since]
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> int:
@@ -181,8 +198,11 @@ class TapServer:
 
     # ------------------------------------------------------------ queries
     def find(self, call_id: str, speaker: str | None = None) -> list[TapStream]:
-        return [s for s in self.streams.values()
-                if s.call_id == call_id and (speaker is None or s.speaker == speaker)]
+        return [
+            s
+            for s in self.streams.values()
+            if s.call_id == call_id and (speaker is None or s.speaker == speaker)
+        ]
 
     def kill(self, call_id: str, speaker: str | None = None) -> int:
         """Close the live taps of a call (or of one speaker) from our side."""
@@ -192,8 +212,9 @@ class TapServer:
         return len(streams)
 
     # ------------------------------------------------------------ connections
-    async def _on_connection(self, reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -229,11 +250,14 @@ class TapServer:
             self._reject(peer, "unknown or already connected UUID")
             log.debug("audio tap from %s: the refused UUID was %s", peer, uuid)
             return
-        stream = TapStream(uuid=uuid, target=target, peer=peer, opened_at=time.time(),
-                           _writer=writer)
+        about_call(target.call_id)  # this connection's log lines are about the call
+        stream = TapStream(
+            uuid=uuid, target=target, peer=peer, opened_at=time.time(), _writer=writer
+        )
         self.streams[uuid] = stream
-        log.info("audio tap connected: call %s %s (leg %s)", target.call_id, target.speaker,
-                 target.leg)
+        log.info(
+            "audio tap connected: call %s %s (leg %s)", target.call_id, target.speaker, target.leg
+        )
         log.debug("audio tap %s is call %s %s", uuid, target.call_id, target.speaker)
         sink = self._make_sink(stream)
         sink_ok = sink is not None
@@ -247,7 +271,7 @@ class TapServer:
             while not ended:
                 data = await reader.read(READ_SIZE)
                 if not data:
-                    decoder.close()             # TruncatedFrame if it ended mid-frame
+                    decoder.close()  # TruncatedFrame if it ended mid-frame
                     break
                 audio: list[Frame] = []
                 for frame in decoder.feed(data):
@@ -271,8 +295,13 @@ class TapServer:
         except FrameError as exc:
             self.broken += 1
             reason = f"bad frame: {exc}"
-            log.warning("audio tap of call %s %s from %s: %s: connection closed",
-                        target.call_id, target.speaker, peer, exc)
+            log.warning(
+                "audio tap of call %s %s from %s: %s: connection closed",
+                target.call_id,
+                target.speaker,
+                peer,
+                exc,
+            )
         except (ConnectionError, OSError) as exc:
             reason = f"connection lost: {exc}"
         except asyncio.CancelledError:
@@ -284,8 +313,13 @@ class TapServer:
             stream.closed_reason = reason
             self.streams.pop(uuid, None)
             self.registry.forget(uuid)
-            log.info("audio tap ended: call %s %s, %.1f s of audio (%s)",
-                     target.call_id, target.speaker, stream.audio_seconds, reason)
+            log.info(
+                "audio tap ended: call %s %s, %.1f s of audio (%s)",
+                target.call_id,
+                target.speaker,
+                stream.audio_seconds,
+                reason,
+            )
             if sink is not None:
                 _safe(sink.end, reason)
             _safe(target.on_closed, stream, reason)
@@ -320,8 +354,11 @@ class TapServer:
         if stream.first_audio_at is None:
             stream.first_audio_at = time.time()
         rate = frames[-1].rate
-        pcm = frames[0].payload if len(frames) == 1 else b"".join(
-            f.payload for f in frames if f.rate == rate)
+        pcm = (
+            frames[0].payload
+            if len(frames) == 1
+            else b"".join(f.payload for f in frames if f.rate == rate)
+        )
         stream.frames += len(frames)
         stream.audio_bytes += len(pcm)
         stream.rate = rate
@@ -332,8 +369,11 @@ class TapServer:
             return True
         except Exception:
             # A broken consumer loses its audio; the tap itself stays up.
-            log.exception("audio tap of call %s %s: consumer failed; its audio is dropped "
-                          "from now on", stream.call_id, stream.speaker)
+            log.exception(
+                "audio tap of call %s %s: consumer failed; its audio is dropped from now on",
+                stream.call_id,
+                stream.speaker,
+            )
             return False
 
 

@@ -20,6 +20,7 @@ while the call goes on) is retried with exponential backoff as long as its
 leg is alive (checked with an AMI ``Status`` of that channel). Each change is
 published as a :class:`TapStatus` for the console.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..ami.client import AmiError
-from ..calls.events import (AgentAnswered, CallBridged, CallEnded, CallEvent,
-                            CustomerAnswered)
+from ..calls.events import AgentAnswered, CallBridged, CallEnded, CallEvent, CustomerAnswered
 from ..calls.model import Call, CallState, Leg, LegRole
+from ..logs import about_call
 from .server import AGENT, CUSTOMER, TapServer, TapStream, TapTarget
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,10 @@ class TapStatus:
     """The state of one party's tap, as the console shows it."""
 
     call_id: str
-    speaker: str           # agent | customer
-    leg: str               # spied channel's Uniqueid
-    channel: str           # spied channel's name
-    state: str             # starting | ok | retrying | failed | ended
+    speaker: str  # agent | customer
+    leg: str  # spied channel's Uniqueid
+    channel: str  # spied channel's name
+    state: str  # starting | ok | retrying | failed | ended
     reason: str = ""
     attempt: int = 0
     at: float = 0.0
@@ -97,12 +98,21 @@ class TapManager:
       server's host and port).
     """
 
-    def __init__(self, ami: Any, server: TapServer, *, connect_host: str = "",
-                 connect_port: int | None = None,
-                 on_status: Callable[[TapStatus], Any] | None = None,
-                 retry_min: float = 0.5, retry_max: float = 10.0,
-                 connect_timeout: float = 5.0, originate_timeout: float = 15.0,
-                 drop_grace: float = 0.5, stable_after: float = 10.0) -> None:
+    def __init__(
+        self,
+        ami: Any,
+        server: TapServer,
+        *,
+        connect_host: str = "",
+        connect_port: int | None = None,
+        on_status: Callable[[TapStatus], Any] | None = None,
+        retry_min: float = 0.5,
+        retry_max: float = 10.0,
+        connect_timeout: float = 5.0,
+        originate_timeout: float = 15.0,
+        drop_grace: float = 0.5,
+        stable_after: float = 10.0,
+    ) -> None:
         self.ami = ami
         self.server = server
         self.connect_host = connect_host
@@ -114,9 +124,10 @@ class TapManager:
         self.originate_timeout = originate_timeout
         self.drop_grace = drop_grace
         self.stable_after = stable_after
-        self._taps: dict[str, dict[str, _Tap]] = {}       # call_id -> leg uniqueid -> tap
-        self._ended: dict[str, float] = {}                 # recently ended calls
+        self._taps: dict[str, dict[str, _Tap]] = {}  # call_id -> leg uniqueid -> tap
+        self._ended: dict[str, float] = {}  # recently ended calls
         self._closing = False
+        self.counts: dict[str, int] = {}  # tap status changes, by state (/metrics)
         # For measurements: seconds from Originate to the first audio frame.
         self.first_audio_latencies: list[float] = []
 
@@ -141,7 +152,7 @@ class TapManager:
         if call.state is CallState.ENDED or call.call_id in self._ended:
             return
         if call.answered_at is None:
-            return        # outbound: the agent is up, the customer not yet
+            return  # outbound: the agent is up, the customer not yet
         agent = event.leg if isinstance(event, AgentAnswered) else _answered_agent_leg(call)
         customer = event.leg if isinstance(event, CustomerAnswered) else call.customer_leg()
         if agent is not None and agent.role is LegRole.AGENT and agent.ended_at is None:
@@ -150,7 +161,7 @@ class TapManager:
             self._ensure(call.call_id, CUSTOMER, customer)
 
     def statuses(self, call_id: str | None = None) -> list[TapStatus]:
-        out = []
+        out: list[TapStatus] = []
         for cid, taps in self._taps.items():
             if call_id is None or cid == call_id:
                 out.extend(t.status for t in taps.values() if t.status is not None)
@@ -177,7 +188,8 @@ class TapManager:
         tap = _Tap(call_id, speaker, leg)
         taps[leg.uniqueid] = tap
         tap.task = asyncio.get_running_loop().create_task(
-            self._run(tap), name=f"tap-{call_id}-{speaker}")
+            self._run(tap), name=f"tap-{call_id}-{speaker}"
+        )
 
     def _end_call(self, call_id: str, reason: str) -> None:
         now = time.time()
@@ -192,8 +204,12 @@ class TapManager:
                 self.server.registry.forget(tap.uuid)
             if tap.status is None or tap.status.state not in (ENDED, FAILED):
                 state = ENDED if tap.ever_ok else FAILED
-                why = reason if tap.ever_ok else \
-                    f"{reason} before the tap worked ({tap.status.reason if tap.status else ''})"
+                why = (
+                    reason
+                    if tap.ever_ok
+                    else f"{reason} before the tap worked "
+                    f"({tap.status.reason if tap.status else ''})"
+                )
                 self._publish(tap, state, why)
             if tap.task is not None and not tap.task.done():
                 tap.task.cancel()
@@ -202,13 +218,31 @@ class TapManager:
                 stream = tap.stream
                 asyncio.get_running_loop().call_later(3.0, stream.close)
 
-    def _publish(self, tap: _Tap, state: str, reason: str = "",
-                 retry_in: float | None = None) -> None:
-        tap.status = TapStatus(tap.call_id, tap.speaker, tap.leg.uniqueid, tap.leg.channel, state,
-                               reason, tap.attempt, time.time(), retry_in)
+    def _publish(
+        self, tap: _Tap, state: str, reason: str = "", retry_in: float | None = None
+    ) -> None:
+        tap.status = TapStatus(
+            tap.call_id,
+            tap.speaker,
+            tap.leg.uniqueid,
+            tap.leg.channel,
+            state,
+            reason,
+            tap.attempt,
+            time.time(),
+            retry_in,
+        )
+        self.counts[state] = self.counts.get(state, 0) + 1
         level = logging.WARNING if state in (RETRYING, FAILED) else logging.INFO
-        log.log(level, "tap call %s %s (%s): %s%s", tap.call_id, tap.speaker, tap.leg.channel,
-                state, f" - {reason}" if reason else "")
+        log.log(
+            level,
+            "tap call %s %s (%s): %s%s",
+            tap.call_id,
+            tap.speaker,
+            tap.leg.channel,
+            state,
+            f" - {reason}" if reason else "",
+        )
         if self.on_status is not None:
             try:
                 self.on_status(tap.status)
@@ -216,6 +250,7 @@ class TapManager:
                 log.exception("tap status consumer failed")
 
     async def _run(self, tap: _Tap) -> None:
+        about_call(tap.call_id)  # this task's log lines are about the call
         delay = self.retry_min
         try:
             while not tap.stopped:
@@ -225,16 +260,19 @@ class TapManager:
                 if tap.stopped:
                     return
                 if outcome == "dropped" and time.monotonic() - started > self.stable_after:
-                    delay = self.retry_min          # it had worked for a while: start afresh
-                await asyncio.sleep(self.drop_grace)   # let a CallEnded arrive first
+                    delay = self.retry_min  # it had worked for a while: start afresh
+                await asyncio.sleep(self.drop_grace)  # let a CallEnded arrive first
                 if tap.stopped:
                     return
                 alive = await self._leg_alive(tap.leg)
                 if tap.stopped:
                     return
                 if alive is False:
-                    self._publish(tap, ENDED if tap.ever_ok else FAILED,
-                                  f"{reason}; the {tap.speaker}'s leg is gone")
+                    self._publish(
+                        tap,
+                        ENDED if tap.ever_ok else FAILED,
+                        f"{reason}; the {tap.speaker}'s leg is gone",
+                    )
                     self._forget(tap)
                     return
                 self._publish(tap, RETRYING, reason, retry_in=delay)
@@ -273,20 +311,29 @@ class TapManager:
             if tap.closed is not None and not tap.closed.done():
                 tap.closed.set_result(reason)
 
-        self.server.registry.expect(uid, TapTarget(tap.call_id, tap.speaker, tap.leg.uniqueid,
-                                                   on_connected=connected, on_closed=closed))
+        self.server.registry.expect(
+            uid,
+            TapTarget(
+                tap.call_id, tap.speaker, tap.leg.uniqueid, on_connected=connected, on_closed=closed
+            ),
+        )
         if tap.attempt == 1:
             self._publish(tap, STARTING)
         try:
             try:
-                reply = await asyncio.wait_for(self.ami.originate(
-                    # The dialplan's [ivr-tap] runs ChanSpy(<leg>,qoESu) for AudioSocket
-                    # channels only: the service never originates into an application.
-                    Channel=f"AudioSocket/{self.address}/{uid}",
-                    Context=TAP_CONTEXT, Exten=tap.leg.uniqueid, Priority="1",
-                    CallerID=f"ivr tap <{tap.speaker}>",
-                    Timeout=str(int(self.connect_timeout * 1000)),
-                ), self.originate_timeout)
+                reply = await asyncio.wait_for(
+                    self.ami.originate(
+                        # The dialplan's [ivr-tap] runs ChanSpy(<leg>,qoESu) for AudioSocket
+                        # channels only: the service never originates into an application.
+                        Channel=f"AudioSocket/{self.address}/{uid}",
+                        Context=TAP_CONTEXT,
+                        Exten=tap.leg.uniqueid,
+                        Priority="1",
+                        CallerID=f"ivr tap <{tap.speaker}>",
+                        Timeout=str(int(self.connect_timeout * 1000)),
+                    ),
+                    self.originate_timeout,
+                )
             except asyncio.TimeoutError:
                 return "failed", f"no answer to the Originate within {self.originate_timeout:.0f} s"
             except AmiError as exc:
@@ -298,8 +345,10 @@ class TapManager:
             try:
                 await asyncio.wait_for(tap.connected.wait(), self.connect_timeout)
             except asyncio.TimeoutError:
-                return "failed", (f"Asterisk did not connect to the tap server at {self.address} "
-                                  f"within {self.connect_timeout:.0f} s")
+                return "failed", (
+                    f"Asterisk did not connect to the tap server at {self.address} "
+                    f"within {self.connect_timeout:.0f} s"
+                )
             stream = tap.stream
             if stream is not None:
                 await self._wait_first_audio(tap, stream, sent)
@@ -312,12 +361,17 @@ class TapManager:
             if tap.stream is None and tap.uuid == uid:
                 self.server.registry.forget(uid)
 
-    async def _wait_first_audio(self, tap: _Tap, stream: TapStream, sent: float,
-                                timeout: float = 2.0) -> None:
+    async def _wait_first_audio(
+        self, tap: _Tap, stream: TapStream, sent: float, timeout: float = 2.0
+    ) -> None:
         """Wait (briefly) for the first frame, to report a true 'ok' and its latency."""
         deadline = time.monotonic() + timeout
-        while stream.first_audio_at is None and not tap.closed.done() \
-                and time.monotonic() < deadline:
+        closed = tap.closed
+        while (
+            stream.first_audio_at is None
+            and not (closed is not None and closed.done())
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.01)
         if stream.first_audio_at is not None:
             self.first_audio_latencies.append(stream.first_audio_at - sent)

@@ -15,6 +15,7 @@ stretched; the cookie is the only credential (never a URL or header token).
 Failed sign-ins are throttled per login and per client address (throttle.py).
 Nothing secret is ever logged.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,8 @@ from typing import Any, Callable
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..config import User, WebSettings
+from ..config import WebSettings
+from ..users import User
 from . import passwords
 from .throttle import Throttle
 
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "ivr_session"
 KEY_NAME = "web-session"
-TOUCH_EVERY = 60.0          # s: how often a used session's last_seen is written
+TOUCH_EVERY = 60.0  # s: how often a used session's last_seen is written
 MAX_LOGIN = 128
 
 
@@ -48,15 +50,20 @@ class Throttled(Exception):
 
 @dataclass(frozen=True)
 class Session:
-    id: str                  # SHA-256 of the session id (the store's key)
+    id: str  # SHA-256 of the session id (the store's key)
     user: User
     created_at: float
     expires_at: float
 
 
 class Auth:
-    def __init__(self, users: tuple[User, ...], store: Any, web: WebSettings | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        users: tuple[User, ...],
+        store: Any,
+        web: WebSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         web = web or WebSettings()
         self.users = {u.login: u for u in users}
         self.store = store
@@ -72,8 +79,11 @@ class Auth:
         self._hashing = asyncio.Semaphore(2)
         hashed = next((u.secret for u in users if passwords.is_hashed(u.secret)), None)
         # Unknown logins are checked against this, so timing does not reveal valid logins.
-        self._decoy = passwords.hash_secret(secrets.token_urlsafe(16)) if hashed \
+        self._decoy = (
+            passwords.hash_secret(secrets.token_urlsafe(16))
+            if hashed
             else secrets.token_urlsafe(16)
+        )
 
     async def start(self) -> None:
         """Load (or make) the server key; forget long-dead sessions."""
@@ -82,7 +92,7 @@ class Auth:
         self._fps = {login: self._fingerprint(u) for login, u in self.users.items()}
         try:
             await self.store.purge_sessions(self.clock() - 7 * 86400)
-        except Exception as exc:       # housekeeping only
+        except Exception as exc:  # housekeeping only
             log.warning("could not purge old console sessions: %s", exc)
 
     def _fingerprint(self, user: User) -> str:
@@ -94,8 +104,9 @@ class Auth:
         return hashlib.sha256(session_id.encode()).hexdigest()
 
     # ------------------------------------------------------------ sign-in
-    async def sign_in(self, login: str, secret: str, address: str,
-                      user_agent: str = "") -> tuple[str, Session] | None:
+    async def sign_in(
+        self, login: str, secret: str, address: str, user_agent: str = ""
+    ) -> tuple[str, Session] | None:
         """-> (cookie value, session), or None for a wrong login or secret.
         Raises Throttled while the login or the address must wait."""
         login = login[:MAX_LOGIN]
@@ -121,9 +132,15 @@ class Auth:
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(self._hash_id(session_id), user, now, now + self.max_age)
-        await self.store.create_session(session.id, login, self._fps[login], now=now,
-                                        expires_at=session.expires_at, address=address,
-                                        user_agent=user_agent)
+        await self.store.create_session(
+            session.id,
+            login,
+            self._fps[login],
+            now=now,
+            expires_at=session.expires_at,
+            address=address,
+            user_agent=user_agent,
+        )
         log.info("console sign-in: %s from %s", login, address)
         return self._signer.dumps(session_id), session
 
@@ -132,8 +149,8 @@ class Auth:
         if not cookie or self._signer is None or len(cookie) > 512:
             return None
         try:
-            session_id = self._signer.loads(cookie, max_age=self.max_age)
-        except BadSignature:              # also SignatureExpired: older than the cap
+            session_id = self._signer.loads(cookie, max_age=int(self.max_age))
+        except BadSignature:  # also SignatureExpired: older than the cap
             return None
         return self._hash_id(session_id) if isinstance(session_id, str) else None
 
@@ -149,7 +166,7 @@ class Auth:
             return None
         now = self.clock()
         user = self.users.get(row["login"])
-        why = None
+        why: str | None = None
         if user is None:
             why = "user no longer configured"
         elif not hmac.compare_digest(row["secret_fp"], self._fps.get(row["login"], "")):
@@ -158,7 +175,7 @@ class Auth:
             why = "expired"
         elif now - row["last_seen_at"] > self.idle:
             why = "idle too long"
-        if why is not None:
+        if why is not None or user is None:
             if await self.store.revoke_session(sid, now):
                 log.info("console session of %s ended: %s", row["login"], why)
             return None

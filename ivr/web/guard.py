@@ -14,6 +14,7 @@
   keep-alive timeout (see server.py), which also closes a connection that
   never finishes its request headers (slowloris).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 UPLOAD_HEADER = "X-Requested-With"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -58,14 +61,14 @@ def _key(name: str, kind: Any) -> Any:
     return _RequestKey(name, kind) if _RequestKey is not None else name
 
 
-CLIENT = _key("ivr.client", str)          # the client's address (see client_address)
-SESSION = _key("ivr.session", object)     # the auth.Session, or None
-USER = _key("ivr.user", object)           # the signed-in config.User, or None
+CLIENT = _key("ivr.client", str)  # the client's address (see client_address)
+SESSION = _key("ivr.session", object)  # the auth.Session, or None
+USER = _key("ivr.user", object)  # the signed-in users.User, or None
 
 
 def file_upload(handler: Handler) -> Handler:
     """Mark a route that takes a non-JSON body (it needs X-Requested-With)."""
-    handler.ivr_file_upload = True          # type: ignore[attr-defined]
+    handler.ivr_file_upload = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -82,8 +85,7 @@ class Guard:
         self.auth = auth
         self.tls = web_settings.tls.enabled
         self.origins = frozenset(_normal_origin(o) for o in web_settings.origins)
-        self.proxies = frozenset(str(ipaddress.ip_address(a)) for a in
-                                 web_settings.trusted_proxies)
+        self.proxies = frozenset(str(ipaddress.ip_address(a)) for a in web_settings.trusted_proxies)
         self.body_timeout = web_settings.body_timeout
 
     # ------------------------------------------------------------ who and how
@@ -92,8 +94,10 @@ class Guard:
         (the right-most address that is not one of our proxies)."""
         remote = request.remote or ""
         if remote in self.proxies:
-            hops = [h.strip() for h in
-                    ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+            hops = [
+                h.strip()
+                for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
+            ]
             for hop in reversed([h for h in hops if h]):
                 if hop not in self.proxies:
                     return hop[:64]
@@ -129,17 +133,22 @@ class Guard:
         if request.method not in SAFE_METHODS or websocket:
             why = self.origin_ok(request)
             if why is not None:
-                log.info("cross-site %s %s from %s refused: %s", request.method,
-                         request.path[:100], request[CLIENT], why)
+                log.info(
+                    "cross-site %s %s from %s refused: %s",
+                    request.method,
+                    request.path[:100],
+                    request[CLIENT],
+                    why,
+                )
                 raise web.HTTPForbidden(text=f"cross-site request refused: {why}")
         if request.method in ("POST", "PUT", "PATCH"):
             if getattr(handler, "ivr_file_upload", False):
                 if request.headers.get(UPLOAD_HEADER, "").lower() != "ivr":
-                    raise web.HTTPForbidden(
-                        text=f"uploads need the header {UPLOAD_HEADER}: ivr")
+                    raise web.HTTPForbidden(text=f"uploads need the header {UPLOAD_HEADER}: ivr")
             elif request.content_type != "application/json":
                 raise web.HTTPUnsupportedMediaType(
-                    text="send JSON (Content-Type: application/json)")
+                    text="send JSON (Content-Type: application/json)"
+                )
         request[SESSION] = None
         request[USER] = None
         if not request.path.startswith("/static/"):
@@ -151,8 +160,7 @@ class Guard:
                     request[USER] = session.user
         return await handler(request)
 
-    async def on_response_prepare(self, request: web.Request,
-                                  response: web.StreamResponse) -> None:
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(HEADERS)
         if self.secure(request):
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -172,8 +180,11 @@ class _Counted(asyncio.Protocol):
         address = peer[0] if isinstance(peer, tuple) and peer else ""
         if not self._limits.admit(address):
             try:
-                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
-                                b"Content-Length: 0\r\n\r\n")   # type: ignore[attr-defined]
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.write(
+                        b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                        b"Content-Length: 0\r\n\r\n"
+                    )
             finally:
                 transport.close()
             return
@@ -218,8 +229,12 @@ class ConnectionLimits:
                 if len(self._logged) > 10000:
                     self._logged.clear()
                 self._logged[address] = now
-                log.warning("web: %s already has %d connections open; refusing more "
-                            "(web.max_connections_per_address)", address, n)
+                log.warning(
+                    "web: %s already has %d connections open; refusing more "
+                    "(web.max_connections_per_address)",
+                    address,
+                    n,
+                )
             return False
         self.open[address] = n + 1
         return True
@@ -236,45 +251,78 @@ class GuardedSite(web.TCPSite):
     """aiohttp's TCPSite, with the per-address connection cap in front of
     every connection and a TLS handshake timeout."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 limits: ConnectionLimits, handshake_timeout: float, **kw: Any):
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        limits: ConnectionLimits,
+        handshake_timeout: float,
+        **kw: Any,
+    ):
         super().__init__(runner, host, port, **kw)
         self.limits = limits
         self.handshake_timeout = handshake_timeout
 
     async def start(self) -> None:
-        await web.BaseSite.start(self)          # registers the site with the runner
+        await web.BaseSite.start(self)  # registers the site with the runner
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        extra = {"ssl_handshake_timeout": self.handshake_timeout} if self._ssl_context else {}
-        self._server = await loop.create_server(
-            lambda: _Counted(server(), self.limits), self._host, self._port,
-            ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port, **extra)
-        if hasattr(self, "_bound_port") and self._server.sockets:
-            self._bound_port = self._server.sockets[0].getsockname()[1]
+        listening = await loop.create_server(
+            lambda: _Counted(server(), self.limits),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self.handshake_timeout if self._ssl_context else None,
+        )
+        self._server = listening
+        if hasattr(self, "_bound_port") and listening.sockets:
+            self._bound_port = listening.sockets[0].getsockname()[1]
 
     @property
     def bound(self) -> list[tuple[str, int]]:
         """The addresses really listened on (host, port)."""
-        if self._server is None:
+        if not isinstance(self._server, asyncio.Server):
             return []
         return [s.getsockname()[:2] for s in self._server.sockets]
 
 
-def make_site(runner: web.BaseRunner, web_settings: WebSettings,
-              base: Path | None = None) -> GuardedSite:
+def make_site(
+    runner: web.BaseRunner, web_settings: WebSettings, base: Path | None = None
+) -> GuardedSite:
     """The console's listening site: HTTPS when web.tls is set, the
     per-address cap (trusted proxies exempt), a TLS handshake timeout."""
     ssl_context = None
     if web_settings.tls.enabled:
+
         def path(p: str) -> str:
             return str(p if Path(p).is_absolute() or base is None else base / p)
+
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
         ssl_context.load_cert_chain(path(web_settings.tls.cert), path(web_settings.tls.key))
-    limits = ConnectionLimits(web_settings.max_connections_per_address,
-                              exempt=frozenset(web_settings.trusted_proxies))
-    return GuardedSite(runner, web_settings.host, web_settings.port, limits=limits,
-                       handshake_timeout=web_settings.header_timeout, ssl_context=ssl_context)
+    limits = ConnectionLimits(
+        web_settings.max_connections_per_address, exempt=frozenset(web_settings.trusted_proxies)
+    )
+    return GuardedSite(
+        runner,
+        web_settings.host,
+        web_settings.port,
+        limits=limits,
+        handshake_timeout=web_settings.header_timeout,
+        ssl_context=ssl_context,
+    )
+
+
+def require_supervisor(user: Any) -> Any:
+    """The signed-in user of a supervisors' route: 401 without one, 403 for an agent."""
+    if user is None:
+        raise web.HTTPUnauthorized(text="sign in first")
+    if not user.is_supervisor:
+        raise web.HTTPForbidden(text="for supervisors only")
+    return user

@@ -3,6 +3,7 @@
 Each WebSocket gets its own outbox and writer task: a slow or dead browser
 only ever delays (then loses) its own connection, never the service.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -39,9 +40,10 @@ class Client:
     login: str
     role: str
     ws: web.WebSocketResponse
-    session: str = ""             # the sign-in session (its store id) the socket runs on
+    session: str = ""  # the sign-in session (its store id) the socket runs on
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     writer: asyncio.Task | None = None
+    on_sent: Callable[["Client", dict[str, Any]], None] | None = None
 
     def send(self, message: dict[str, Any] | Encoded) -> None:
         try:
@@ -60,19 +62,29 @@ class Client:
                     continue
                 message["sent_at"] = time.time()
                 await self.ws.send_json(message)
+                if self.on_sent is not None:
+                    try:
+                        self.on_sent(self, message)
+                    except Exception:
+                        log.exception("console hub: on_sent failed")
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
 
 class ConsoleHub:
+    """The open consoles. ``on_sent(client, message)``: a message has just been
+    written to a console (timing: e.g. the pop's latency)."""
+
     def __init__(self) -> None:
         self.clients: set[Client] = set()
+        self.on_sent: Callable[[Client, dict[str, Any]], None] | None = None
         # Indexes: a push to one agent or to the supervisors does not look at
         # every console (200 agents, each state change pushed).
         self._agents: dict[str, set[Client]] = {}
         self._supervisors: set[Client] = set()
 
     def add(self, client: Client) -> None:
+        client.on_sent = self.on_sent
         client.writer = asyncio.ensure_future(client.run_writer())
         self.clients.add(client)
         if client.role == "supervisor":
@@ -97,6 +109,12 @@ class ConsoleHub:
     def to_login(self, login: str, message: dict[str, Any]) -> None:
         for c in list(self._agents.get(login, ())):
             c.send(dict(message))
+
+    def to_supervisor(self, login: str, message: dict[str, Any]) -> None:
+        """To one supervisor's consoles."""
+        for c in list(self._supervisors):
+            if c.login == login:
+                c.send(dict(message))
 
     def to_supervisors(self, message: dict[str, Any]) -> None:
         if self._supervisors:

@@ -6,6 +6,7 @@ too large for a float; query numbers that are not finite or out of range;
 times outside 1970-2100. Bodies that trickle in slower than the body timeout
 get a 408.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 MAX_DEPTH = 16
-MAX_INT = 2 ** 53               # integers a browser's JSON can hold exactly
+MAX_INT = 2**53  # integers a browser's JSON can hold exactly
 # Any time a client names: after the epoch, before 2100.
 TIME_MIN, TIME_MAX = 0.0, 4102444800.0
 
@@ -132,8 +133,7 @@ def instant(value: Any, what: str, tz: dt.tzinfo | None = None) -> float | None:
             try:
                 d = dt.datetime.fromisoformat(s)
             except ValueError:
-                raise web.HTTPBadRequest(
-                    text=f"{what}: epoch seconds or ISO 8601, not {s[:40]!r}")
+                raise web.HTTPBadRequest(text=f"{what}: epoch seconds or ISO 8601, not {s[:40]!r}")
             if d.tzinfo is None:
                 d = d.replace(tzinfo=tz) if tz is not None else d.astimezone()
             try:

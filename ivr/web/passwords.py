@@ -9,6 +9,7 @@ scrypt is in Python's hashlib (OpenSSL): no extra dependency. Checking a hash
 costs ~0.1 s of CPU and 32 MiB on purpose (that is what makes a leaked config
 slow to crack), so the web app runs it in a thread, a few at a time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,10 +19,12 @@ import os
 import re
 
 PREFIX = "$scrypt$"
-N, R, P = 2 ** 15, 8, 1
+N, R, P = 2**15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
-_FORMAT = re.compile(r"^\$scrypt\$n=(\d+),r=(\d+),p=(\d+)"
-                     r"\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$")
+_FORMAT = re.compile(
+    r"^\$scrypt\$n=(\d+),r=(\d+),p=(\d+)"
+    r"\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$"
+)
 
 MIN_LENGTH = 12
 # Secrets shipped in examples and docs (change-me-boss, pick-one, ...): never
@@ -54,7 +57,7 @@ def check_hash_format(stored: str) -> str | None:
     if m is None:
         return "looks like a hash ($scrypt$...) but is not one `ivr hash-secret` makes"
     n, r, p = (int(x) for x in m.group(1, 2, 3))
-    if n < 2 ** 14 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16 or 128 * r * n > _MAXMEM:
+    if n < 2**14 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16 or 128 * r * n > _MAXMEM:
         return "scrypt parameters out of range (n a power of two >= 16384, r 1-32, p 1-16)"
     return None
 
@@ -68,8 +71,9 @@ def verify(secret: str, stored: str) -> bool:
         return False
     n, r, p = (int(x) for x in m.group(1, 2, 3))
     expected = _unb64(m.group(5))
-    got = hashlib.scrypt(secret.encode(), salt=_unb64(m.group(4)), n=n, r=r, p=p,
-                         maxmem=_MAXMEM, dklen=len(expected))
+    got = hashlib.scrypt(
+        secret.encode(), salt=_unb64(m.group(4)), n=n, r=r, p=p, maxmem=_MAXMEM, dklen=len(expected)
+    )
     return hmac.compare_digest(got, expected)
 
 
@@ -79,7 +83,7 @@ def weakness(secret: str) -> str | None:
     if not secret:
         return "empty"
     if is_hashed(secret):
-        return None          # `ivr hash-secret` refuses weak ones before hashing
+        return None  # `ivr hash-secret` refuses weak ones before hashing
     if _DEFAULTS.match(secret):
         return "a default or example secret"
     if len(secret) < MIN_LENGTH:

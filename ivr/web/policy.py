@@ -7,6 +7,7 @@ be strong: not empty, not an example value, at least 12 characters (or given
 hashed, see `ivr hash-secret`). The AMI secret must be strong too whenever AMI
 itself is reached over the network.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -40,19 +41,29 @@ def exposure_problems(settings: Settings) -> list[Problem]:
         for user in settings.users:
             why = weakness(user.secret)
             if why:
-                problems.append(Problem(
-                    where, None, f"users.{user.login}.secret",
-                    f"{why}: refusing to serve the console on {settings.web.host or '*'} "
-                    f"(not loopback); set a strong IVR_SECRET_{user.login} "
-                    f"or a hash from `ivr hash-secret`"))
+                problems.append(
+                    Problem(
+                        where,
+                        None,
+                        f"users.{user.login}.secret",
+                        f"{why}: refusing to serve the console on {settings.web.host or '*'} "
+                        f"(not loopback); set a strong IVR_SECRET_{user.login} "
+                        f"or a hash from `ivr hash-secret`",
+                    )
+                )
     if web_exposed or not is_loopback(settings.ami.host):
         why = weakness(settings.ami.secret)
         if why:
-            problems.append(Problem(
-                where, None, "ami.secret",
-                f"{why}: refusing to run with this AMI password while the console or AMI "
-                f"is reachable from the network; set a strong IVR_AMI_SECRET "
-                f"(e.g. openssl rand -hex 16)"))
+            problems.append(
+                Problem(
+                    where,
+                    None,
+                    "ami.secret",
+                    f"{why}: refusing to run with this AMI password while the console or AMI "
+                    f"is reachable from the network; set a strong IVR_AMI_SECRET "
+                    f"(e.g. openssl rand -hex 16)",
+                )
+            )
     return problems
 
 

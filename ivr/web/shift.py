@@ -14,6 +14,7 @@ Pushed live (WebSocket), and in each console's hello:
 Agent entries are AgentStatus.to_json(), queue entries QueueFigures.to_json()
 (the page ticks times in state and longest waits itself from their epoch times).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,16 +27,26 @@ from ..agents.model import AgentState, StateChange
 from ..agents.states import AgentStates, StateError
 from ..calls.queues import QueueBoard, QueueFigures
 from .hub import ConsoleHub
+from .messages import message
 
 log = logging.getLogger(__name__)
 
-_STATUS = {"invalid": web.HTTPBadRequest, "unknown": web.HTTPNotFound,
-           "conflict": web.HTTPConflict, "pbx": web.HTTPServiceUnavailable}
+_STATUS = {
+    "invalid": web.HTTPBadRequest,
+    "unknown": web.HTTPNotFound,
+    "conflict": web.HTTPConflict,
+    "pbx": web.HTTPServiceUnavailable,
+}
 
 
 class ShiftWeb:
-    def __init__(self, states: AgentStates, board: QueueBoard, hub: ConsoleHub,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        states: AgentStates,
+        board: QueueBoard,
+        hub: ConsoleHub,
+        clock: Callable[[], float] = time.time,
+    ):
         self.states = states
         self.board = board
         self.hub = hub
@@ -46,17 +57,17 @@ class ShiftWeb:
     # ------------------------------------------------------------ push
     def agent_changed(self, change: StateChange) -> None:
         entry = change.status.to_json()
-        self.hub.to_login(change.status.login, {"type": "agent_state", "agent": entry})
-        message = {"type": "wallboard_agent", "agent": entry}
-        self.hub.to_supervisors(message)
+        self.hub.to_login(change.status.login, message("agent_state", agent=entry))
+        sent = message("wallboard_agent", agent=entry)
+        self.hub.to_supervisors(sent)
         if self.on_push is not None:
-            self.on_push("agent", message)
+            self.on_push("agent", sent)
 
     def queue_changed(self, figures: QueueFigures) -> None:
-        message = {"type": "wallboard_queue", "queue": figures.to_json()}
-        self.hub.to_supervisors(message)
+        sent = message("wallboard_queue", queue=figures.to_json())
+        self.hub.to_supervisors(sent)
         if self.on_push is not None:
-            self.on_push("queue", message)
+            self.on_push("queue", sent)
 
     # ------------------------------------------------------------ views
     @property
@@ -72,9 +83,13 @@ class ShiftWeb:
                 if q.queue in a.queues:
                     by_state[a.state.value] += 1
             queues.append({**q.to_json(), "agents": by_state})
-        return {"now": self.clock(), "queues": queues, "agents": [a.to_json() for a in agents],
-                "reasons": self.reasons,
-                "service_level_seconds": self.states.settings.service_level_seconds}
+        return {
+            "now": self.clock(),
+            "queues": queues,
+            "agents": [a.to_json() for a in agents],
+            "reasons": self.reasons,
+            "service_level_seconds": self.states.settings.service_level_seconds,
+        }
 
     def hello(self, user: Any) -> dict[str, Any]:
         if user.is_supervisor:
@@ -98,12 +113,15 @@ class ShiftWeb:
         try:
             await self.states.set_state(user.login, AgentState.OFFLINE, by=user.login)
         except StateError as exc:
-            log.warning("agent %s signed out but could not leave the queues: %s",
-                        user.login, exc)
+            log.warning("agent %s signed out but could not leave the queues: %s", user.login, exc)
 
     # ------------------------------------------------------------ routes
-    def add_routes(self, app: web.Application, auth_user: Callable[[web.Request], Any],
-                   read_json: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> None:
+    def add_routes(
+        self,
+        app: web.Application,
+        auth_user: Callable[[web.Request], Any],
+        read_json: Callable[[web.Request], Awaitable[dict[str, Any]]],
+    ) -> None:
         def signed_in_user(request: web.Request) -> Any:
             user = auth_user(request)
             if user is None:
@@ -118,8 +136,13 @@ class ShiftWeb:
 
         async def agents(request: web.Request) -> web.Response:
             supervisor(request)
-            return web.json_response({"now": self.clock(), "reasons": self.reasons,
-                                      "agents": [a.to_json() for a in self.states.all()]})
+            return web.json_response(
+                {
+                    "now": self.clock(),
+                    "reasons": self.reasons,
+                    "agents": [a.to_json() for a in self.states.all()],
+                }
+            )
 
         async def wallboard(request: web.Request) -> web.Response:
             supervisor(request)
@@ -140,12 +163,19 @@ class ShiftWeb:
                 status = await self.states.set_state(login, state, reason, by=user.login)
             except StateError as exc:
                 raise _STATUS.get(exc.kind, web.HTTPBadRequest)(text=str(exc))
-            log.info("agent %s: %s asked for %s%s", login, user.login, state,
-                     f" ({reason})" if reason else "")
+            log.info(
+                "agent %s: %s asked for %s%s",
+                login,
+                user.login,
+                state,
+                f" ({reason})" if reason else "",
+            )
             return web.json_response({"agent": status.to_json()})
 
-        app.add_routes([
-            web.get("/api/agents", agents),
-            web.get("/api/wallboard", wallboard),
-            web.post("/api/agents/{login}/state", set_state),
-        ])
+        app.add_routes(
+            [
+                web.get("/api/agents", agents),
+                web.get("/api/wallboard", wallboard),
+                web.post("/api/agents/{login}/state", set_state),
+            ]
+        )

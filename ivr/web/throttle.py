@@ -12,6 +12,7 @@ What happens is logged at WARNING, at most once a minute per key (with the
 count of refused attempts since the last line), so a brute force cannot
 flood the log. In memory, per service instance.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,16 +31,25 @@ class _Key:
     failures: int = 0
     last_failure: float = 0.0
     blocked_until: float = 0.0
-    refused: int = 0            # attempts refused while blocked, not yet logged
+    refused: int = 0  # attempts refused while blocked, not yet logged
     logged_at: float = -math.inf
 
 
 class Throttle:
-    def __init__(self, what: str, *, free: int, lockout_after: int, lockout_seconds: float,
-                 base_delay: float = 1.0, max_delay: float = 60.0,
-                 forget_after: float | None = None, max_keys: int = 20000,
-                 clock: Callable[[], float] = time.monotonic):
-        self.what = what                   # "login" | "address": for the log
+    def __init__(
+        self,
+        what: str,
+        *,
+        free: int,
+        lockout_after: int,
+        lockout_seconds: float,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        forget_after: float | None = None,
+        max_keys: int = 20000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.what = what  # "login" | "address": for the log
         self.free, self.lockout_after = free, lockout_after
         self.lockout_seconds = lockout_seconds
         self.base_delay, self.max_delay = base_delay, max_delay
@@ -50,8 +60,11 @@ class Throttle:
 
     def _get(self, key: str) -> _Key | None:
         k = self._keys.get(key)
-        if k is not None and self.clock() - k.last_failure > self.forget_after \
-                and self.clock() >= k.blocked_until:
+        if (
+            k is not None
+            and self.clock() - k.last_failure > self.forget_after
+            and self.clock() >= k.blocked_until
+        ):
             del self._keys[key]
             return None
         return k
@@ -74,7 +87,7 @@ class Throttle:
         now = self.clock()
         k = self._get(key)
         if k is None:
-            while len(self._keys) >= self.max_keys:      # bounded memory: oldest goes
+            while len(self._keys) >= self.max_keys:  # bounded memory: oldest goes
                 del self._keys[next(iter(self._keys))]
             k = self._keys[key] = _Key()
         k.failures += 1
@@ -82,7 +95,7 @@ class Throttle:
         if k.failures >= self.lockout_after:
             delay = self.lockout_seconds
             k.blocked_until = now + delay
-            k.logged_at = -math.inf              # a lockout is always logged
+            k.logged_at = -math.inf  # a lockout is always logged
             self._log(key, k, f"locked out for {delay:.0f} s")
         elif k.failures > self.free:
             delay = min(self.base_delay * 2 ** (k.failures - self.free - 1), self.max_delay)
@@ -102,5 +115,11 @@ class Throttle:
         k.logged_at = now
         refused = f", {k.refused} attempts refused meanwhile" if k.refused else ""
         k.refused = 0
-        log.warning("console sign-in: %s %r: %d failed in a row%s; %s", self.what, key,
-                    k.failures, refused, what)
+        log.warning(
+            "console sign-in: %s %r: %d failed in a row%s; %s",
+            self.what,
+            key,
+            k.failures,
+            refused,
+            what,
+        )

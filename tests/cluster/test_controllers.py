@@ -19,7 +19,7 @@ import pytest
 
 from ivr.dialer import import_campaign
 from ivr.outcomes.store import open_store
-from ivr.pbx.phones import AgentPhone, CustomerPhone, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, call_customer
 from tests.cluster.conftest import (Cluster, carrier_port, lease_holder, sip, wait_until)
 
 pytestmark = pytest.mark.pbx

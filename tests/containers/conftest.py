@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.pbx.phones import free_port
+from ivr.testing.phones import free_port
 from tests.conftest import ARTIFACTS, REPO
 from tests.containers.podman import PodmanError, Stack, base_images, build_images, missing_tools
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ivr.pbx.phones import free_port
+from ivr.testing.phones import free_port
 
 CONFIG = """\
 poll_method\t\tepoll

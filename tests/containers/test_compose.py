@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 
 from ivr.demo import KOREAN
-from ivr.pbx.phones import AgentPhone, call_customer
-from ivr.speech.probe import lines_to_ulaw
+from ivr.testing.phones import AgentPhone, call_customer
+from ivr.testing.speech import lines_to_ulaw
 from tests.containers.podman import podman
 
 pytestmark = pytest.mark.pbx

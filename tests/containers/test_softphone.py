@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from ivr.pbx.phones import AgentPhone
+from ivr.testing.phones import AgentPhone
 from tests.containers.softphone import Baresip
 from tests.containers.test_compose import db_row, sip, web
 

@@ -3,7 +3,7 @@
     python -m tests.data.record_ami            (as root; every capture, a few minutes)
     python -m tests.data.record_ami NAME ...   (only these captures)
 
-Each scenario places real SIP calls (SIPp phones from ivr/pbx/phones.py) and
+Each scenario places real SIP calls (SIPp phones from ivr/testing/phones.py) and
 saves every AMI event Asterisk sent meanwhile to <scenario>.ami. The unit
 tests of the tracker and the replay benchmark read these files.
 """
@@ -23,7 +23,7 @@ from ivr.config import AmiSettings, PbxSettings, Secret, Settings
 from ivr.outbound import OutboundCall, place_call
 from ivr.pbx.sandbox import Sandbox
 from tests.conftest import free_port
-from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
 
 HERE = Path(__file__).parent
 

@@ -8,7 +8,7 @@ import pytest
 
 from ivr.calls.events import (AgentAnswered, AgentRinging, CallEnded, CallTransferred,
                               MonitorEnded, MonitorStarted)
-from ivr.pbx.phones import AgentPhone, abandon_call, call_customer
+from ivr.testing.phones import AgentPhone, abandon_call, call_customer
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.pbx

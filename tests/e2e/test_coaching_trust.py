@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
-from ivr.pbx.phones import AgentPhone, call_customer
-from ivr.speech.probe import lines_to_ulaw
+from ivr.testing.phones import AgentPhone, call_customer
+from ivr.testing.speech import lines_to_ulaw
 from tests.e2e.conftest import sign_in
+from tests.integration.conftest import sign_in_agents
 from tests.e2e.test_coaching import (CALM_CARD, COMPANY_ITEM, COMPANY_PROMPT, korean_console,  # noqa: F401
                                      run_call, sip, speech_file)
 
@@ -115,6 +116,7 @@ async def test_store_unwritable_mid_call_loses_no_coaching_and_health_says_so(
             return exc.code, json.loads(exc.read())
 
     assert (await asyncio.to_thread(health))[0] == 200
+    await sign_in_agents(svc, "1001")            # into the support queue
     agent = await AgentPhone(sip(pbx), "1001", log_dir=tmp_path, ring_ms=300,
                              audio=speech_file(tmp_path / "agent.ulaw", 1.0, "안녕하세요",
                                                1.0, "에이스 텔레콤", 1.0, "김민수", 4.0)).astart()

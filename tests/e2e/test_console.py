@@ -9,7 +9,7 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, AgentRinging, CallEnded
 from ivr.outbound import OutboundCall, place_call
-from ivr.pbx.phones import AgentPhone, CustomerPhone, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, call_customer
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.pbx
@@ -208,3 +208,38 @@ async def test_agent_transfers_the_call_to_another_department(pbx, console, brow
     finally:
         await sales.astop()
         await support.astop()
+
+
+async def test_a_call_without_a_script_offers_the_services_own_dispositions(
+        pbx, console, browser, tmp_path):
+    """Bug 4: the page had a fallback list of 3 dispositions of its own, the service 4
+    ("transferred" too); the page now offers what the card says, the service's list."""
+    calls = console.calls_seen
+    folder = Path(console.settings.scripts)
+    for script in folder.glob("*.yaml"):
+        script.unlink()                       # no script at all: every call pops without one
+    deadline = time.monotonic() + 10
+    while console.library.scripts() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert not console.library.scripts()
+    csilla = await sign_in(browser, console, "1003")
+    agent = await AgentPhone(sip(pbx), "1003", log_dir=tmp_path, ring_ms=1000).astart()
+    try:
+        customer = call_customer(sip(pbx), "5550111", talk_ms=3000, log_dir=tmp_path)
+        ringing = await calls.wait_for(lambda e: isinstance(e, AgentRinging), 20, "ringing")
+        call_id = ringing.call.call_id
+        assert console.pop.card("1003", call_id).script is None
+        card = csilla.locator(f"section.card[data-call='{call_id}']")
+        await calls.wait_for(lambda e: isinstance(e, CallEnded), 30, "call end")
+        (await customer.wait_async(30)).check()
+    finally:
+        await agent.astop()
+    form = card.locator("form[data-role=wrapup]")
+    await form.wait_for(timeout=5000)
+    values = await form.locator("select option").evaluate_all("os => os.map(o => o.value)")
+    assert values == ["", "resolved", "callback", "transferred", "other"]
+    await form.locator("select").select_option("transferred")
+    await form.locator("button[type=submit]").click()
+    await card.wait_for(state="detached", timeout=5000)
+    assert (await console.store.get_call(call_id))["disposition"] == "transferred"
+    assert csilla.errors == []

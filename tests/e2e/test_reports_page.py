@@ -17,6 +17,7 @@ from ivr.pop import ScriptPop
 from ivr.web.app import ConsoleApp, WebContext
 from ivr.web.auth import Auth
 from ivr.web.hub import ConsoleHub
+from ivr.web.campaigns import add_campaign_routes
 from ivr.web.reports import add_report_routes
 from tests.conftest import free_port
 from tests.e2e.conftest import console_users, sign_in
@@ -42,6 +43,7 @@ async def reports_site(tmp_path):
     await console.ctx.auth.start()
     app = console.build()
     add_report_routes(app, store, console._user)
+    add_campaign_routes(app, store, console._user)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

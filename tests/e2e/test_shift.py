@@ -27,7 +27,7 @@ import pytest
 from ivr.agents import AgentState
 from ivr.calls.events import AgentRinging, CallEnded
 from ivr.config import (AgentGroup, GroupMember, Secret, Settings, ShiftSettings, User)
-from ivr.pbx.phones import AgentPhone, SippRun, call_customer
+from ivr.testing.phones import AgentPhone, SippRun, call_customer
 from ivr.server import Service
 from tests.conftest import REPO, reset_queues
 from tests.e2e.conftest import sign_in

@@ -23,7 +23,7 @@ from ivr.agents import AgentState
 from ivr.calls.events import AgentRinging, CallEnded
 from ivr.config import (AgentGroup, GroupMember, Secret, Settings, ShiftSettings, StoreSettings,
                         User, WebSettings)
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.server import Service
 from tests.conftest import REPO, free_port, reset_queues
 from tests.integration.conftest import CallLog

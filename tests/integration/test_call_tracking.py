@@ -14,7 +14,7 @@ from ivr.outbound import OutboundCall, place_call
 from ivr.server import Service
 from tests.integration.conftest import CallLog, with_ami_port
 from tests.integration.tcp_proxy import TcpProxy
-from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, abandon_call, call_customer
 
 pytestmark = pytest.mark.pbx
 

@@ -84,10 +84,10 @@ def test_endpoint_context_that_does_not_exist(broken, capsys):
 @pytest.mark.parametrize("old, new, says", [
     ("Goto(to-queue,sales,1)", "Goto(to-queeu,sales,1)", "no context 'to-queeu'"),
     ("Goto(ivr-main,s,1)", "Goto(ivr-main,x,1)", "no extension 'x' in [ivr-main]"),
-    ("GotoIf($[${MENU_TRIES} < 3]?s,menu)", "GotoIf($[${MENU_TRIES} < 3]?s,mneu)",
+    ("GotoIf($[${MENU_TRIES} < ${IVR_TRIES}]?s,menu)", "GotoIf($[${MENU_TRIES} < ${IVR_TRIES}]?s,mneu)",
      "extension 's' of [ivr-main] has no label 'mneu'"),
     ("Goto(s,menu)", "Goto(s,9)", "extension 's' of [ivr-main] has no priority 9"),
-    ("Dial(PJSIP/1004,30)", "Dial(PJSIP/1044,30)", "no PJSIP endpoint '1044' in pjsip.conf"),
+    ("Dial(PJSIP/1004,30,t)", "Dial(PJSIP/1044,30,t)", "no PJSIP endpoint '1044' in pjsip.conf"),
     ("Background(ivr/welcome)", "Background(ivr/welcom)", "no prompt welcom.txt or welcom.wav"),
     ("Playback(ivr/sorry-busy)", "Queue(salse,t)\n same => n,Playback(ivr/sorry-busy)",
      "no queue 'salse' in queues.conf"),

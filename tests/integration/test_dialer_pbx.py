@@ -26,10 +26,11 @@ import pytest
 from ivr.calls.events import AgentRinging, CallEnded
 from ivr.config import (AgentGroup, GroupMember, Settings, ShiftSettings, StoreSettings,
                         WebSettings)
-from ivr.dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents,
-                        dnc_on_wrapup)
-from ivr.pbx.phones import AgentPhone, CustomerPhone, abandon_call
+from ivr.dialer import AgentPool, CallbackDialer, CampaignDialer, NumberGuard, busy_agents
+from ivr.testing.phones import AgentPhone, CustomerPhone, abandon_call
 from ivr.server import Service
+from ivr.web import view
+from ivr.web.campaigns import add_campaign_routes
 from ivr.web.reports import add_report_routes
 from tests.conftest import REPO, free_port, reset_queues
 from tests.e2e.conftest import console_users
@@ -67,15 +68,11 @@ def wire_dialers(svc: Service, **dialer_kw) -> None:
 
     def build_with_reports():
         app = build()
-        add_report_routes(app, svc.store, svc.console._user,
-                          on_campaigns_changed=svc.campaign_dialer.wake)
+        add_report_routes(app, svc.store, svc.console._user)
+        add_campaign_routes(app, svc.store, svc.console._user,
+                            on_campaigns_changed=svc.campaign_dialer.wake)
         return app
     svc.console.build = build_with_reports
-
-    def number_of(call_id: str) -> str | None:
-        return next((c.call.customer_num for (_, cid), c in svc.pop.cards.items()
-                     if cid == call_id), None)
-    svc._dnc_wrapup = dnc_on_wrapup(svc.store, number_of=number_of)
 
 
 @pytest.fixture
@@ -149,7 +146,7 @@ async def test_abandoned_call_is_called_back_when_due_with_its_script(
         card = svc.pop.card("1003", ringing.call.call_id)
         assert card is not None and card.script is not None
         assert card.script["id"] == "acme-callback"
-        card_json = card.to_json()
+        card_json = view.card_json(card)
         assert card_json["customer_number"] == "36201234567"
         assert card_json["customer_name"] == "Eszter Szabo"    # from the customer list
         assert "calling you back" in str(card.script["steps"])

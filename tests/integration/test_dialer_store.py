@@ -12,8 +12,10 @@ from ivr.calls.events import CallEnded
 from ivr.calls.model import Call, CallState, Direction
 from ivr.dialer import (AgentPool, CallbackDialer, CampaignDialer, NumberGuard, dnc_on_wrapup,
                         import_campaign)
+from ivr.dialer.campaigns import contacts_from_csv
 from ivr.outbound import OutboundCall, PlacedCall
-from ivr.outcomes.store.campaigns import Contact, parse_contacts_csv
+from ivr.outcomes.store.campaigns import Contact
+from ivr.scripts.customers import CustomerDirectory
 from tests.store_fixtures import T0, make_call, postgres_cluster, store, store_url  # noqa: F401
 
 
@@ -110,7 +112,7 @@ async def test_csv_import_normalises_dedupes_and_flags_dnc(store):
     got = await import_campaign(store, "spring", "acme", CSV, now=T0, max_in_progress=3,
                                 hours_start="08:00", timezone="Europe/Budapest")
     assert (got["added"], got["duplicates"], got["dnc"], got["invalid"]) == (3, 1, 1, 1)
-    assert got["problems"] == ["line 5: 'not a number' is not a phone number"]
+    assert got["problems"] == ["line 5: number: 'not a number' is not a phone number; row skipped"]
     campaign = await store.get_campaign("spring")
     assert (campaign["project"], campaign["status"], campaign["max_in_progress"],
             campaign["hours_start"], campaign["timezone"]) == \
@@ -133,7 +135,38 @@ async def test_csv_import_normalises_dedupes_and_flags_dnc(store):
     with pytest.raises(ValueError):
         await import_campaign(store, "bad name!", "acme", CSV)
     assert await store.get_campaign("autumn") is None
-    assert parse_contacts_csv("number\n12345\n\n")[0] == [Contact("12345")]
+    assert contacts_from_csv("number\n12345\n\n")[0] == [Contact("12345")]
+
+
+TRICKY = ["+36 20 111 0001", "0036201110001", "12", "1" * 21, "(06) 20/111.0002",
+          "\u0663\u0666\u0662\u0660\u0661\u0661", "555", "sip:1001"]
+
+
+async def test_customer_list_campaign_dnc_and_dialer_agree_about_every_number(store, tmp_path):
+    """Bug: the customer look-up took numbers of any length, the DNC list and the
+    dialer 3-20 digits, and the two CSV readers had different header rules."""
+    csv = "Phone;Name;Plan\n" + "".join(f"{n};Person {i};p{i}\n" for i, n in enumerate(TRICKY))
+    (tmp_path / "c.csv").write_text(csv, encoding="utf-8")
+    book = CustomerDirectory.from_csv(tmp_path / "c.csv")
+    contacts, problems = contacts_from_csv(csv)
+    for i, raw in enumerate(TRICKY):
+        known = book.lookup(raw) is not None
+        listed = any(c.name == f"Person {i}" for c in contacts)
+        try:
+            await store.add_dnc(raw, "test", now=T0)
+            dnc = await store.is_dnc(raw)
+        except ValueError:
+            dnc = False
+        guard = NumberGuard()
+        diallable = guard.hold(raw)
+        assert known == listed == dnc == diallable, raw
+    # the same rows are refused for the same reasons, by line
+    assert [f"line {p.line}: {p.field}: {p.reason}" for p in book.problems
+            if "already on line" not in p.reason] == problems       # duplicates: see below
+    assert [c.fields for c in contacts] == [{"plan": "p0"}, {"plan": "p1"}, {"plan": "p4"},
+                                            {"plan": "p6"}]
+    # ... and the first two are one number: one customer, and a duplicate contact
+    assert book.lookup("36201110001").name == "Person 0" and len(book) == 3
 
 
 async def test_claims_are_atomic_ordered_and_skip_busy_and_listed_numbers(store):

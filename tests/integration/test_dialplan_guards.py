@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from ivr.calls.events import CallEnded
-from ivr.pbx.phones import AgentPhone, CustomerPhone, SippError, abandon_call, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, SippError, abandon_call, call_customer
 
 pytestmark = pytest.mark.pbx
 

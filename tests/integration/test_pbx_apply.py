@@ -19,7 +19,7 @@ import pytest
 from ivr.calls.events import AgentAnswered, CallEnded, CallQueued
 from ivr.cli import main
 from ivr.config import Settings
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.pbx.sandbox import Sandbox
 from ivr.server import Service
 from tests.conftest import REPO, free_port

@@ -14,7 +14,7 @@ import pytest
 from ivr.calls.events import (AgentRejected, AgentRinging, CallBridged, CallEnded)
 from ivr.calls.model import CallResult
 from ivr.outcomes import reports
-from ivr.pbx.phones import AgentPhone, abandon_call, call_customer
+from ivr.testing.phones import AgentPhone, abandon_call, call_customer
 from ivr.rejections import REASON
 from ivr.server import Service
 from tests.integration.conftest import CallLog

@@ -16,6 +16,7 @@ from ivr.pop import ScriptPop
 from ivr.web.app import ConsoleApp, WebContext
 from ivr.web.auth import Auth
 from ivr.web.hub import ConsoleHub
+from ivr.web.campaigns import add_campaign_routes
 from ivr.web.reports import add_report_routes
 from tests.store_fixtures import T0, make_call, postgres_cluster, store, store_url  # noqa: F401
 
@@ -46,8 +47,9 @@ async def client(store):
     console = console_app(store)
     await console.ctx.auth.start()
     app = console.build()
-    add_report_routes(app, store, console._user, on_campaigns_changed=lambda: woken.append(1),
-                      clock=lambda: T0 + 3600)
+    add_report_routes(app, store, console._user, clock=lambda: T0 + 3600)
+    add_campaign_routes(app, store, console._user, on_campaigns_changed=lambda: woken.append(1),
+                        clock=lambda: T0 + 3600)
     async with TestClient(TestServer(app)) as c:
         c.woken = woken
         yield c

@@ -4,7 +4,7 @@ Sandbox Asterisk, three SIPp phones each playing a tone of its own: the
 customer 500 Hz, the agent 800 Hz, the supervisor 1300 Hz. The supervisor's
 phone is rung by the service (ivr/supervision.py) and joins the agent's call
 in each mode. Who hears the supervisor is read from the RTP the PBX sends to
-each phone (ivr/pbx/rtpcapture.py); what each party *says* is read from the
+each phone (ivr/testing/rtpcapture.py); what each party *says* is read from the
 service's own per-party audio taps, which must never pick up the supervisor
 (coaching would take the supervisor's words for the agent's).
 """
@@ -18,8 +18,8 @@ import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded, MonitorEnded, MonitorStarted
 from ivr.config import Secret, User
-from ivr.pbx.phones import AgentPhone, call_customer, tone_ulaw
-from ivr.pbx.rtpcapture import RtpCapture, tone_level
+from ivr.testing.phones import AgentPhone, call_customer, tone_ulaw
+from ivr.testing.rtpcapture import RtpCapture, tone_level
 from ivr.server import Service
 from ivr.supervision import MonitorError
 from ivr.tap.server import TapServer

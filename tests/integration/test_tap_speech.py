@@ -16,9 +16,9 @@ import time
 import pytest
 
 from ivr.calls.events import AgentAnswered, CallEnded
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.speech.models import ModelError
-from ivr.speech.probe import lines_to_ulaw
+from ivr.testing.speech import lines_to_ulaw
 from ivr.speech.recognizer import RecognitionMode, SpeechModel, Utterance
 from ivr.speech.stage import SpeechStage
 from ivr.tap.server import TapServer

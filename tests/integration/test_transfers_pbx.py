@@ -13,7 +13,7 @@ import pytest
 from ivr.calls.events import (AgentAnswered, AgentLeft, AgentMoved, AgentRinging, CallEnded,
                               CallHeld, CallResumed, CallTransferred)
 from ivr.calls.model import CallResult
-from ivr.pbx.phones import AgentPhone, call_customer
+from ivr.testing.phones import AgentPhone, call_customer
 from ivr.server import Service
 from ivr.transfers import TransferError
 from tests.integration.conftest import CallLog

@@ -26,7 +26,7 @@ import pytest
 from ivr.ami.client import AmiClient
 from ivr.calls.events import AgentAnswered, CallEnded
 from ivr.outbound import OutboundCall, place_call
-from ivr.pbx.phones import AgentPhone, CustomerPhone, call_customer
+from ivr.testing.phones import AgentPhone, CustomerPhone, call_customer
 from ivr.server import Service
 from ivr.tap.taps import OK
 from tests.integration.conftest import CallLog

@@ -185,3 +185,45 @@ async def test_the_dial_note_is_read_per_agent_phone():
     assert await dial_note(FakeAmi("out-1 ANSWER"), "1001") == ("out-1", "ANSWER")
     assert await dial_note(FakeAmi(None), "1001") is None
     assert await dial_note(FakeAmi("x"), None) is None
+
+
+def test_a_web_front_keeps_the_coaching_its_controller_sends_for_a_console_that_reloads():
+    """A controller's coaching reaches the consoles through a web front's view:
+    what a reloading console is given there is what the controller's view has."""
+    from ivr.coaching.model import Prompt
+    from ivr.pop import ScriptPop
+    from ivr.tap.taps import TapStatus
+    from ivr.web.hub import ConsoleHub
+    from ivr.web.view import ConsoleView
+
+    class NoScripts:
+        def pop(self, call, user):
+            return None, "no script"
+
+    call = make_call("answered", "c1", agent="1004", ended=False)
+    call.legs["u1"] = Leg(uniqueid="u1", channel="PJSIP/1004-1", linkedid="c1",
+                          endpoint="1004", role=LegRole.AGENT, created_at=1.0, state="Up")
+    views = []
+    for _ in ("controller", "web"):
+        pop = ScriptPop(NoScripts(), {})
+        view = ConsoleView(ConsoleHub(), pop)
+        pop.subscribe_cards(view.card_changed)
+        pop.on_call_event(AgentAnswered(call=call, at=5.0, agent="1004", leg=call.legs["u1"]))
+        views.append(view)
+    controller, web = views
+    sent: list[tuple[str, dict, bool]] = []
+    # What crosses the bus is JSON (cluster/roles.py: ControllerRole -> WebRole).
+    controller.subscribe_coaching(lambda call_id, message, keep: sent.append(
+        (call_id, json.loads(json.dumps(message)), keep)))
+    controller.prompt(Prompt("c1", "name_company", "required_phrase", "Name the company",
+                             "warning", "not said yet", 12.0))
+    controller.tap(TapStatus("c1", "customer", "u2", "PJSIP/trunk-2", "ok"), keep=True)
+    controller.capacity("c1", 1, "transcripts paused", keep=False)
+    assert [m["type"] for _, m, _ in sent] == ["prompt", "tap", "capacity"]
+    for call_id, message, keep in sent:
+        web.coaching_message(call_id, message, keep)
+    [card] = web.cards_for("1004")
+    assert card["coaching"] == controller.cards_for("1004")[0]["coaching"]
+    assert card["coaching"]["prompts"][0]["text"] == "Name the company"
+    assert card["coaching"]["taps"][0]["state"] == "ok"
+    assert card["coaching"]["notice"] is None        # not kept: a passing notice

@@ -8,7 +8,7 @@ from ivr.calls.model import Call, Direction
 from ivr.config import User
 from ivr.scripts import (CustomerDirectory, CustomerFileError, LibraryScriptSource,
                          ScriptLibrary, check_customers, fill, load_script, parse_script)
-from ivr.scripts.customers import normalise_number
+from ivr.calls.numbers import normalise
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 ANNA = User(login="1001", name="Anna Kovacs", operator_id="17", position="customer adviser")
@@ -151,10 +151,16 @@ def test_korean_script_fills_korean_text():
 @pytest.mark.parametrize("raw,expected", [
     ("36201234567", "36201234567"), ("+36 20 123 4567", "36201234567"),
     ("0036-20-123-4567", "36201234567"), ("(06) 20/123.4567", "06201234567"),
-    ("sip:someone", ""), ("", ""),
+    ("sip:someone", ""), ("", ""), ("12", ""), ("1" * 21, ""), ("+" + "1" * 20, "1" * 20),
+    ("\u0663\u0666\u0662\u0660", ""),             # Arabic-Indic digits are no dial string
 ])
 def test_number_normalisation(raw, expected):
-    assert normalise_number(raw) == expected
+    assert normalise(raw) == expected
+
+
+def test_a_prefix_may_be_short():
+    assert normalise("+36", prefix=True) == "36" and normalise("+36") == ""
+    assert normalise("x", prefix=True) == ""
 
 
 def test_lookup_by_normalised_number_and_unique_national_suffix(tmp_path):
@@ -193,12 +199,12 @@ def test_missing_or_malformed_file_is_an_error_but_load_goes_on_empty(tmp_path):
         CustomerDirectory.from_csv(tmp_path / "nope.csv")
     assert "cannot read the customer list" in str(err.value)
     bad = tmp_path / "bad.csv"
-    bad.write_text("phone,name\n36201234567,Eszter\n")
+    bad.write_text("mobile,name\n36201234567,Eszter\n")
     assert [str(p) for p in check_customers(bad)] == [
-        f"{bad}:1: no 'number' column in the header (phone,name)"]
+        f"{bad}:1: no number column in the header (mobile,name): call it number or phone"]
     book = CustomerDirectory.load(bad)
     assert len(book) == 0 and book.lookup("36201234567") is None
-    assert book.problems[0].reason.startswith("no 'number' column")
+    assert book.problems[0].reason.startswith("no number column")
     assert len(CustomerDirectory.load("")) == 0
 
 

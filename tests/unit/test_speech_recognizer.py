@@ -1,7 +1,7 @@
 """Recognition with the real Korean Vosk model on espeak-ng speech (no fakes).
 
 The phrases here are ones espeak-ng's Korean and the small Korean model agree
-on (see ivr/speech/probe.py); a missing model fails in CI instead of skipping.
+on (see ivr/testing/speech.py); a missing model fails in CI instead of skipping.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ivr.speech.models import ModelError
-from ivr.speech.probe import silence, synth
+from ivr.testing.speech import silence, synth
 from ivr.speech.recognizer import RecognitionMode, SpeechModel, StreamDecoder, Utterance, \
     VoiceActivity, transcribe
 from ivr.speech.stage import SpeechStage

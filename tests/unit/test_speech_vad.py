@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from ivr.speech.probe import SynthError, silence, synth
+from ivr.testing.speech import SynthError, silence, synth
 from ivr.speech.vad import VadGate, VadSettings
 
 RATE = 8000

@@ -8,6 +8,7 @@ with a period. The service's restart does not close rows: an agent on lunch
 stays on lunch while the service is down (Asterisk holds the pause); the
 recorder (ivr.outcomes.agent_states) skips a state repeating the open row.
 """
+
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 AGENT_STATES = ("offline", "ready", "not_ready", "ringing", "on_call", "wrapup")
-_COLS = ("agent", "state", "reason", "started_at", "ended_at", "call_id", "project",
-         "changed_by")
+_COLS = ("agent", "state", "reason", "started_at", "ended_at", "call_id", "project", "changed_by")
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,41 @@ class AgentStateSql:
             await tx.execute_many(
                 "UPDATE agent_states SET ended_at = CASE WHEN started_at > ? THEN started_at "
                 "ELSE ? END WHERE agent = ? AND ended_at IS NULL",
-                [(at, at, agent) for agent, at in first.items()])
+                [(at, at, agent) for agent, at in first.items()],
+            )
             await tx.execute_many(
                 f"INSERT INTO agent_states ({', '.join(_COLS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.agent, r.state, r.reason, r.started_at,
-                  max(following[i], r.started_at) if i in following else None,
-                  r.call_id, r.project, r.changed_by) for i, r in enumerate(rows)])
+                [
+                    (
+                        r.agent,
+                        r.state,
+                        r.reason,
+                        r.started_at,
+                        max(following[i], r.started_at) if i in following else None,
+                        r.call_id,
+                        r.project,
+                        r.changed_by,
+                    )
+                    for i, r in enumerate(rows)
+                ],
+            )
         return len(rows)
 
     async def last_agent_states(self) -> dict[str, dict[str, Any]]:
         """Each agent's open state row (where they were when last seen)."""
         async with self.transaction(readonly=True) as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_COLS)} FROM agent_states "
-                                  "WHERE ended_at IS NULL ORDER BY started_at")
+            rows = await tx.fetch(
+                f"SELECT {', '.join(_COLS)} FROM agent_states "
+                "WHERE ended_at IS NULL ORDER BY started_at"
+            )
         return {r["agent"]: r for r in rows}
 
-    async def agent_state_history(self, agent: str, since: float,
-                                  limit: int = 1000) -> list[dict[str, Any]]:
+    async def agent_state_history(
+        self, agent: str, since: float, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         async with self.transaction(readonly=True) as tx:
             return await tx.fetch(
                 f"SELECT {', '.join(_COLS)} FROM agent_states WHERE agent = ? AND "
                 "(ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id LIMIT ?",
-                [agent, since, limit])
+                [agent, since, limit],
+            )

@@ -7,11 +7,16 @@ not need asyncpg installed (it is the extra ``ivr[postgres]``).
     sqlite::memory:             in memory (tests)
     postgresql://user@host:port/db   (also postgres://); password via PGPASSWORD or ~/.pgpass
 """
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .base import Store, StoreError
+from .base import StoreError
+
+if TYPE_CHECKING:
+    from .sql import SqlStore
 
 _FORMS = "sqlite:relative/path.db, sqlite:///absolute/path.db or postgresql://user@host:port/db"
 
@@ -38,21 +43,24 @@ def parse_url(url: str, base_dir: str | Path | None = None) -> tuple[str, str]:
     return "sqlite", str(path)
 
 
-def create_store(url: str, base_dir: str | Path | None = None) -> Store:
+def create_store(url: str, base_dir: str | Path | None = None) -> "SqlStore":
     """The store for `url`, not opened yet."""
     kind, target = parse_url(url, base_dir)
     if kind == "postgres":
         try:
             from .postgres import PostgresStore
         except ImportError as exc:
-            raise StoreError(f"store.url {url!r} is PostgreSQL, but its driver is missing "
-                             f"({exc}): install the extra, pip install 'ivr[postgres]'") from None
+            raise StoreError(
+                f"store.url {url!r} is PostgreSQL, but its driver is missing "
+                f"({exc}): install the extra, pip install 'ivr[postgres]'"
+            ) from None
         return PostgresStore(target)
     from .sqlite import SqliteStore
+
     return SqliteStore(target)
 
 
-async def open_store(url: str, base_dir: str | Path | None = None) -> Store:
+async def open_store(url: str, base_dir: str | Path | None = None) -> "SqlStore":
     """The store for `url`, connected and migrated to the latest schema."""
     store = create_store(url, base_dir)
     await store.open()

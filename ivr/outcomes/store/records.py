@@ -1,9 +1,9 @@
 """A tracker Call <-> the store's call record: the row written (with derived
 timings) and, for wrap-ups owed after a restart, a Call rebuilt from a row."""
+
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
 from ...calls.model import Call, CallResult, CallState, Direction, Monitor, Transfer
@@ -20,8 +20,9 @@ def ring_seconds(call: Call) -> float | None:
     return None if end is None else max(0.0, end - call.agent_ring_at)
 
 
-def record_of(call: Call, now: float, script_id: str | None = None,
-              script_version: str | None = None) -> CallRecord:
+def record_of(
+    call: Call, now: float, script_id: str | None = None, script_version: str | None = None
+) -> CallRecord:
     ended = call.state is CallState.ENDED
     result = call.result
     return CallRecord(
@@ -72,16 +73,34 @@ def call_of(record: dict[str, Any]) -> Call:
         direction = Direction(record["direction"])
     except ValueError:
         direction = Direction.UNKNOWN
+    text: dict[str, Any] = {
+        name: record[name] or ""
+        for name in (
+            "did",
+            "dialled",
+            "customer_num",
+            "customer_name",
+            "ivr_choice",
+            "ivr_keys",
+            "ivr_exit",
+            "department",
+            "project",
+            "campaign",
+            "queue",
+            "queue_result",
+            "cause_txt",
+        )
+    }
     return Call(
         call_id=record["call_id"],
         started_at=record["started_at"],
         direction=direction,
-        state=CallState.BRIDGED if live and record["answered_at"] else
-        CallState.DIALPLAN if live else CallState.ENDED,
-        **{name: record[name] or "" for name in (
-            "did", "dialled", "customer_num", "customer_name", "ivr_choice", "ivr_keys",
-            "ivr_exit", "department", "project", "campaign", "queue", "queue_result",
-            "cause_txt")},
+        state=CallState.BRIDGED
+        if live and record["answered_at"]
+        else CallState.DIALPLAN
+        if live
+        else CallState.ENDED,
+        **text,
         agents_rung=list(record["agents_rung"] or []),
         agent=record["agent"],
         queued_at=record["queued_at"],

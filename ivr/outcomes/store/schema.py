@@ -7,6 +7,7 @@ transaction, only if schema_version does not list it yet, so opening any number
 of times (or two services at once) is safe. Never edit a shipped migration:
 add the next one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,11 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "calls, callbacks and callback attempts", (
-        """CREATE TABLE calls (
+    Migration(
+        1,
+        "calls, callbacks and callback attempts",
+        (
+            """CREATE TABLE calls (
             call_id TEXT PRIMARY KEY,
             state TEXT NOT NULL DEFAULT 'live'
                 CHECK (state IN ('live', 'ended', 'interrupted')),
@@ -74,16 +78,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             transcript {json},
             updated_at {real} NOT NULL
         )""",
-        # Reports filter by time, then project / agent / disposition.
-        "CREATE INDEX calls_started ON calls (started_at)",
-        "CREATE INDEX calls_project ON calls (project, started_at)",
-        "CREATE INDEX calls_agent ON calls (agent, started_at)",
-        "CREATE INDEX calls_disposition ON calls (disposition, started_at)",
-        # Small partial indexes for the restart sweep and the wrap-up reminder.
-        "CREATE INDEX calls_live ON calls (state) WHERE state = 'live'",
-        "CREATE INDEX calls_unwrapped ON calls (agent) "
-        "WHERE wrapped_up_at IS NULL AND answered_at IS NOT NULL",
-        """CREATE TABLE callbacks (
+            # Reports filter by time, then project / agent / disposition.
+            "CREATE INDEX calls_started ON calls (started_at)",
+            "CREATE INDEX calls_project ON calls (project, started_at)",
+            "CREATE INDEX calls_agent ON calls (agent, started_at)",
+            "CREATE INDEX calls_disposition ON calls (disposition, started_at)",
+            # Small partial indexes for the restart sweep and the wrap-up reminder.
+            "CREATE INDEX calls_live ON calls (state) WHERE state = 'live'",
+            "CREATE INDEX calls_unwrapped ON calls (agent) "
+            "WHERE wrapped_up_at IS NULL AND answered_at IS NOT NULL",
+            """CREATE TABLE callbacks (
             id {serial_pk},
             call_id TEXT,
             number TEXT NOT NULL,
@@ -99,12 +103,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {real} NOT NULL,
             updated_at {real} NOT NULL
         )""",
-        # One open callback per number and project (see base.OPEN_CALLBACK_STATUSES).
-        "CREATE UNIQUE INDEX callbacks_open_number ON callbacks (number, project) "
-        "WHERE status IN ('pending', 'dialling')",
-        "CREATE INDEX callbacks_due ON callbacks (due_at) WHERE status = 'pending'",
-        "CREATE INDEX callbacks_call ON callbacks (call_id)",
-        """CREATE TABLE callback_attempts (
+            # One open callback per number and project (see base.OPEN_CALLBACK_STATUSES).
+            "CREATE UNIQUE INDEX callbacks_open_number ON callbacks (number, project) "
+            "WHERE status IN ('pending', 'dialling')",
+            "CREATE INDEX callbacks_due ON callbacks (due_at) WHERE status = 'pending'",
+            "CREATE INDEX callbacks_call ON callbacks (call_id)",
+            """CREATE TABLE callback_attempts (
             id {serial_pk},
             callback_id {bigint} NOT NULL REFERENCES callbacks (id),
             at {real} NOT NULL,
@@ -112,11 +116,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             result TEXT NOT NULL,
             call_id TEXT
         )""",
-        "CREATE INDEX callback_attempts_callback ON callback_attempts (callback_id, at)",
-    )),
-    Migration(2, "outbound campaigns, their contacts and attempts, do-not-call list", (
-        # One row per campaign: which project's script pops, when and how fast to dial.
-        """CREATE TABLE campaigns (
+            "CREATE INDEX callback_attempts_callback ON callback_attempts (callback_id, at)",
+        ),
+    ),
+    Migration(
+        2,
+        "outbound campaigns, their contacts and attempts, do-not-call list",
+        (
+            # One row per campaign: which project's script pops, when and how fast to dial.
+            """CREATE TABLE campaigns (
             name TEXT PRIMARY KEY,
             project TEXT NOT NULL,
             status TEXT NOT NULL DEFAULT 'active'
@@ -132,7 +140,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {real} NOT NULL,
             updated_at {real} NOT NULL
         )""",
-        """CREATE TABLE campaign_contacts (
+            """CREATE TABLE campaign_contacts (
             id {serial_pk},
             campaign TEXT NOT NULL REFERENCES campaigns (name),
             number TEXT NOT NULL,
@@ -148,12 +156,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {real} NOT NULL,
             updated_at {real} NOT NULL
         )""",
-        # A number is in a campaign once; the dialer takes the most overdue first.
-        "CREATE UNIQUE INDEX campaign_contacts_number ON campaign_contacts (campaign, number)",
-        "CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign, next_at) "
-        "WHERE status = 'pending'",
-        "CREATE INDEX campaign_contacts_by_number ON campaign_contacts (number)",
-        """CREATE TABLE campaign_attempts (
+            # A number is in a campaign once; the dialer takes the most overdue first.
+            "CREATE UNIQUE INDEX campaign_contacts_number ON campaign_contacts (campaign, number)",
+            "CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign, next_at) "
+            "WHERE status = 'pending'",
+            "CREATE INDEX campaign_contacts_by_number ON campaign_contacts (number)",
+            """CREATE TABLE campaign_attempts (
             id {serial_pk},
             contact_id {bigint} NOT NULL REFERENCES campaign_contacts (id),
             at {real} NOT NULL,
@@ -162,26 +170,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             agent TEXT,
             call_id TEXT
         )""",
-        "CREATE INDEX campaign_attempts_contact ON campaign_attempts (contact_id, at)",
-        # Numbers (normalised: digits only) nobody may call again.
-        """CREATE TABLE dnc (
+            "CREATE INDEX campaign_attempts_contact ON campaign_attempts (contact_id, at)",
+            # Numbers (normalised: digits only) nobody may call again.
+            """CREATE TABLE dnc (
             number TEXT PRIMARY KEY,
             reason TEXT NOT NULL DEFAULT '',
             call_id TEXT,
             added_by TEXT,
             added_at {real} NOT NULL
         )""",
-        # Reports: callbacks due per agent, and calls of a campaign.
-        "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",
-        "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
-    )),
+            # Reports: callbacks due per agent, and calls of a campaign.
+            "CREATE INDEX callbacks_agent_due ON callbacks (agent, due_at) WHERE status = 'pending'",  # noqa: E501
+            "CREATE INDEX calls_campaign ON calls (campaign, started_at)",
+        ),
+    ),
     # 20-29: web console security (ivr/web/auth.py).
-    Migration(20, "web console sign-in sessions and server keys", (
-        # One row per sign-in. `id` is the SHA-256 of the session id the cookie
-        # carries (signed), so a copy of the database alone opens no console.
-        # secret_fp ties the session to the user's secret at sign-in: a changed
-        # secret ends every session of that user, on every instance.
-        """CREATE TABLE web_sessions (
+    Migration(
+        20,
+        "web console sign-in sessions and server keys",
+        (
+            # One row per sign-in. `id` is the SHA-256 of the session id the cookie
+            # carries (signed), so a copy of the database alone opens no console.
+            # secret_fp ties the session to the user's secret at sign-in: a changed
+            # secret ends every session of that user, on every instance.
+            """CREATE TABLE web_sessions (
             id TEXT PRIMARY KEY,
             login TEXT NOT NULL,
             secret_fp TEXT NOT NULL,
@@ -192,20 +204,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             address TEXT NOT NULL DEFAULT '',
             user_agent TEXT NOT NULL DEFAULT ''
         )""",
-        "CREATE INDEX web_sessions_login ON web_sessions (login)",
-        "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
-        # Keys the service instances share (PostgreSQL); SQLite keeps its key in
-        # a file beside the database instead (see sqlite.py).
-        """CREATE TABLE server_keys (
+            "CREATE INDEX web_sessions_login ON web_sessions (login)",
+            "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+            # Keys the service instances share (PostgreSQL); SQLite keeps its key in
+            # a file beside the database instead (see sqlite.py).
+            """CREATE TABLE server_keys (
             name TEXT PRIMARY KEY,
             value TEXT NOT NULL,
             created_at {real} NOT NULL
         )""",
-    )),
+        ),
+    ),
     # 30-39: agent states (ivr/agents, ivr/outcomes/agent_states.py).
-    Migration(30, "agent state changes (shift reports)", (
-        # One row per state an agent was in; ended_at is set when the next begins.
-        """CREATE TABLE agent_states (
+    Migration(
+        30,
+        "agent state changes (shift reports)",
+        (
+            # One row per state an agent was in; ended_at is set when the next begins.
+            """CREATE TABLE agent_states (
             id {serial_pk},
             agent TEXT NOT NULL,
             state TEXT NOT NULL CHECK (state IN
@@ -217,35 +233,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             project TEXT NOT NULL DEFAULT '',
             changed_by TEXT NOT NULL DEFAULT ''
         )""",
-        "CREATE INDEX agent_states_agent ON agent_states (agent, started_at)",
-        "CREATE INDEX agent_states_period ON agent_states (started_at)",
-        "CREATE INDEX agent_states_open ON agent_states (agent) WHERE ended_at IS NULL",
-    )),
+            "CREATE INDEX agent_states_agent ON agent_states (agent, started_at)",
+            "CREATE INDEX agent_states_period ON agent_states (started_at)",
+            "CREATE INDEX agent_states_open ON agent_states (agent) WHERE ended_at IS NULL",
+        ),
+    ),
     # 40-49: queue outcomes, the IVR menu, supervisors listening in.
-    Migration(40, "queue result, IVR keys and exit rule, supervisor monitoring of calls", (
-        # Why a queue wait ended unanswered (Asterisk's QUEUESTATUS: TIMEOUT ...).
-        "ALTER TABLE calls ADD COLUMN queue_result TEXT NOT NULL DEFAULT ''",
-        # Every key pressed in the menu, and the menu rule that ended it.
-        "ALTER TABLE calls ADD COLUMN ivr_keys TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE calls ADD COLUMN ivr_exit TEXT NOT NULL DEFAULT ''",
-        # Supervisors who listened in, whispered or barged in: who, how, when.
-        "ALTER TABLE calls ADD COLUMN monitors {json} NOT NULL DEFAULT '[]'",
-        # Reports count results apart (queue timeouts, abandoned ...).
-        "CREATE INDEX calls_result ON calls (result, started_at)",
-    )),
-    Migration(50, "coaching: the items and rules speech could not check", (
-        "ALTER TABLE calls ADD COLUMN cant_check {json}",
-    )),
+    Migration(
+        40,
+        "queue result, IVR keys and exit rule, supervisor monitoring of calls",
+        (
+            # Why a queue wait ended unanswered (Asterisk's QUEUESTATUS: TIMEOUT ...).
+            "ALTER TABLE calls ADD COLUMN queue_result TEXT NOT NULL DEFAULT ''",
+            # Every key pressed in the menu, and the menu rule that ended it.
+            "ALTER TABLE calls ADD COLUMN ivr_keys TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE calls ADD COLUMN ivr_exit TEXT NOT NULL DEFAULT ''",
+            # Supervisors who listened in, whispered or barged in: who, how, when.
+            "ALTER TABLE calls ADD COLUMN monitors {json} NOT NULL DEFAULT '[]'",
+            # Reports count results apart (queue timeouts, abandoned ...).
+            "CREATE INDEX calls_result ON calls (result, started_at)",
+        ),
+    ),
+    Migration(
+        50,
+        "coaching: the items and rules speech could not check",
+        ("ALTER TABLE calls ADD COLUMN cant_check {json}",),
+    ),
     # 60-69: several service instances and PBXs sharing one store (ivr/cluster/).
-    Migration(60, "instances, dialler claims and numbers being dialled", (
-        # The PBX a call was on: a controller that takes a PBX over closes only
-        # that PBX's calls that ended unseen ('' : recorded before version 60).
-        "ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''",
-        "CREATE INDEX calls_live_pbx ON calls (pbx) WHERE state = 'live'",
-        # Every running service instance. PostgreSQL: it holds an advisory lock
-        # (lock_key, shared) on its lease connection while it lives, so a dead one is
-        # seen at once (its connection closes) without waiting for a timeout.
-        """CREATE TABLE instances (
+    Migration(
+        60,
+        "instances, dialler claims and numbers being dialled",
+        (
+            # The PBX a call was on: a controller that takes a PBX over closes only
+            # that PBX's calls that ended unseen ('' : recorded before version 60).
+            "ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX calls_live_pbx ON calls (pbx) WHERE state = 'live'",
+            # Every running service instance. PostgreSQL: it holds an advisory lock
+            # (lock_key, shared) on its lease connection while it lives, so a dead one is
+            # seen at once (its connection closes) without waiting for a timeout.
+            """CREATE TABLE instances (
             id TEXT PRIMARY KEY,
             lock_key INTEGER NOT NULL,
             host TEXT NOT NULL DEFAULT '',
@@ -253,28 +279,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             roles TEXT NOT NULL DEFAULT '',
             started_at {real} NOT NULL
         )""",
-        # Who is dialling a contact or a callback: the instance, the PBX and the
-        # call id it originates (chosen before the Originate), so that a claim
-        # left by a dead controller is settled from that PBX before any retry.
-        "ALTER TABLE campaign_contacts ADD COLUMN dial_owner TEXT",
-        "ALTER TABLE campaign_contacts ADD COLUMN dial_pbx TEXT",
-        "ALTER TABLE campaign_contacts ADD COLUMN dial_call_id TEXT",
-        "ALTER TABLE campaign_contacts ADD COLUMN dial_agent TEXT",
-        "ALTER TABLE callbacks ADD COLUMN dial_owner TEXT",
-        "ALTER TABLE callbacks ADD COLUMN dial_pbx TEXT",
-        "ALTER TABLE callbacks ADD COLUMN dial_call_id TEXT",
-        "ALTER TABLE callbacks ADD COLUMN dial_agent TEXT",
-        # Numbers being dialled now by any instance: one row per number, so two
-        # dialers (callbacks and campaigns, on any instance) never call one
-        # number at once. Taken in the claim's transaction, freed with its result.
-        """CREATE TABLE dialling_numbers (
+            # Who is dialling a contact or a callback: the instance, the PBX and the
+            # call id it originates (chosen before the Originate), so that a claim
+            # left by a dead controller is settled from that PBX before any retry.
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_owner TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_pbx TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_call_id TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_agent TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_owner TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_pbx TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_call_id TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_agent TEXT",
+            # Numbers being dialled now by any instance: one row per number, so two
+            # dialers (callbacks and campaigns, on any instance) never call one
+            # number at once. Taken in the claim's transaction, freed with its result.
+            """CREATE TABLE dialling_numbers (
             number TEXT PRIMARY KEY,
             owner TEXT NOT NULL,
             pbx TEXT NOT NULL,
             call_id TEXT NOT NULL,
             since {real} NOT NULL
         )""",
-    )),
+        ),
+    ),
 )
 
 # The newest version this code knows (migrations of other ranges may be older).
@@ -307,16 +334,22 @@ async def migrate(store: "SqlStore", migrations: tuple[Migration, ...] = MIGRATI
             have = {int(r["version"]) for r in rows}
             newest = max(have, default=0)
             if newest > known:
-                raise StoreError(f"the outcomes database is at schema version {newest}, newer "
-                                 f"than this code knows ({known}): upgrade the service")
+                raise StoreError(
+                    f"the outcomes database is at schema version {newest}, newer "
+                    f"than this code knows ({known}): upgrade the service"
+                )
             if migration.version in have:
                 continue
             for statement in migration.statements:
                 await tx.execute(render(statement, store.TYPES))
-            await tx.execute("INSERT INTO schema_version (version, description, applied_at) "
-                             "VALUES (?, ?, ?)",
-                             [migration.version, migration.description, time.time()])
+            await tx.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                [migration.version, migration.description, time.time()],
+            )
             applied.append(migration.version)
-            log.info("outcomes store: applied schema migration %d (%s)",
-                     migration.version, migration.description)
+            log.info(
+                "outcomes store: applied schema migration %d (%s)",
+                migration.version,
+                migration.description,
+            )
     return applied

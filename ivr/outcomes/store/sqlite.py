@@ -6,6 +6,7 @@ survive those too. The cost is one fsync per commit, a few per call.
 One connection behind a lock: SQLite has one writer anyway, and a transaction
 spanning several awaits must not interleave with another coroutine's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,12 @@ class _SqliteTx:
 
 
 class SqliteStore(SqlStore):
-    TYPES = {"real": "REAL", "json": "TEXT", "serial_pk": "INTEGER PRIMARY KEY",
-             "bigint": "INTEGER"}
+    TYPES = {
+        "real": "REAL",
+        "json": "TEXT",
+        "serial_pk": "INTEGER PRIMARY KEY",
+        "bigint": "INTEGER",
+    }
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10000):
         self.path = str(path)
@@ -62,8 +67,9 @@ class SqliteStore(SqlStore):
         # isolation_level=None: we issue BEGIN/COMMIT ourselves. The busy timeout
         # is set at connect, before the switch to WAL: that switch needs the lock
         # too, and another process (a report, a second service) may hold it briefly.
-        db = await aiosqlite.connect(self.path, isolation_level=None,
-                                     timeout=self.busy_timeout_ms / 1000)
+        db = await aiosqlite.connect(
+            self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000
+        )
         try:
             db.row_factory = aiosqlite.Row
             mode = await self._wal(db)
@@ -147,7 +153,7 @@ def _key_file(path: Path, size: int) -> bytes:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        pass                      # another service made it first: use theirs
+        pass  # another service made it first: use theirs
     finally:
         os.unlink(tmp)
     return path.read_bytes()

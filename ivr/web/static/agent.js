@@ -15,9 +15,11 @@ document.getElementById("logout").onclick = async () => { await postJSON("/api/l
 let skew = 0;
 const serverNow = () => Date.now() / 1000 + skew;
 
-function onMessage(msg) {
-  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
-  if (msg.type === "hello") {
+// What this page does with each message the service sends an agent's console:
+// exactly the messages ivr/web/messages.py sends "to agent" (a test holds the
+// two lists together).
+const ON = {
+  hello(msg) {
     state.user = msg.user; state.departments = msg.departments || []; state.agents = msg.agents || [];
     state.consults.clear(); state.monitors.clear();
     document.getElementById("who").textContent = `${msg.user.name} · ${msg.user.login}`;
@@ -27,29 +29,30 @@ function onMessage(msg) {
     showProblems(msg.problems);
     if ("agent_state" in msg) showAgentState(msg.agent_state, msg.reasons || []);
     else document.getElementById("shift").hidden = true;      // no agent states here
-  } else if (msg.type === "agent_state") {
-    showAgentState(msg.agent);
-  } else if (msg.type === "card") {
-    if (msg.card) upsert(msg.card); else remove(msg.call_id);
-  } else if (msg.type === "problems") {
-    showProblems(msg.problems);
-  } else if (msg.type === "transcript") {
+  },
+  agent_state(msg) { showAgentState(msg.agent); },
+  card(msg) { if (msg.card) upsert(msg.card); else remove(msg.call_id); },
+  problems(msg) { showProblems(msg.problems); },
+  transcript(msg) {
+    if (msg.final) markShown(msg.call_id, `t:${msg.speaker}:${msg.start}:${msg.text}`);
     addTranscript(msg);
-  } else if (msg.type === "prompt") {
+  },
+  prompt(msg) {
+    markShown(msg.call_id, `p:${msg.rule_id}:${msg.at}`);
     addPrompt(msg);
-  } else if (msg.type === "tap") {
-    showTap(msg);
-  } else if (msg.type === "coaching") {
-    showCoaching(msg);
-  } else if (msg.type === "cant_check") {
-    showCantCheck(msg);
-  } else if (msg.type === "capacity") {
-    showNotice(msg.call_id, msg.notice);
-  } else if (msg.type === "consult") {
-    showConsult(msg);
-  } else if (msg.type === "monitor") {
-    showMonitor(msg);
-  }
+  },
+  tap(msg) { showTap(msg); },
+  coaching(msg) { showCoaching(msg); },
+  cant_check(msg) { showCantCheck(msg); },
+  capacity(msg) { showNotice(msg.call_id, msg.notice); },
+  consult(msg) { showConsult(msg); },
+  monitor(msg) { showMonitor(msg); },
+};
+
+function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
+  const handle = ON[msg.type];
+  if (handle) handle(msg);
   document.getElementById("idle").hidden = state.cards.size > 0;
 }
 
@@ -212,8 +215,7 @@ function renderActions(view, card) {
 }
 
 function renderWrapup(view, card) {
-  const dispositions = (card.script && card.script.dispositions && card.script.dispositions.length)
-    ? card.script.dispositions : [{ id: "resolved", label: "Resolved" }, { id: "callback", label: "Call back", needs_callback_time: true }, { id: "other", label: "Other", needs_note: true }];
+  const dispositions = card.dispositions;      // the script's, or the service's fallback ones
   const select = el("select", { name: "disposition", required: true },
     el("option", { value: "", text: "Choose the outcome…" }), dispositions.map((d) => el("option", { value: d.id, text: d.label })));
   const notes = el("textarea", { name: "notes", rows: 3 });
@@ -307,17 +309,33 @@ function showCoaching(msg) {
   }
 }
 
+function markShown(callId, key) {
+  const view = state.views.get(callId); if (!view) return;
+  (view.shown = view.shown || new Set()).add(key);
+}
+
 function replayCoaching(card) {
-  // After a reload or a reconnect: the coaching so far, as it was shown live.
+  // After a reload, a reconnect or a service restart: the coaching so far, as it was
+  // shown live. What this page already shows is not shown twice; taps are as they are now.
   const c = card.coaching; const view = state.views.get(card.call_id);
   if (!c || !view) return;
-  if (view.replayed) return;
-  view.replayed = true;
-  for (const line of c.transcript || []) addTranscript({ ...line, call_id: card.call_id, final: true });
-  for (const p of c.prompts || []) addPrompt({ ...p, call_id: card.call_id });
+  view.shown = view.shown || new Set();
+  for (const line of c.transcript || []) {
+    const key = `t:${line.speaker}:${line.start}:${line.text}`;
+    if (view.shown.has(key)) continue;
+    view.shown.add(key);
+    addTranscript({ ...line, call_id: card.call_id, final: true });
+  }
+  for (const p of c.prompts || []) {
+    const key = `p:${p.rule_id}:${p.at}`;
+    if (view.shown.has(key)) continue;
+    view.shown.add(key);
+    addPrompt({ ...p, call_id: card.call_id });
+  }
   for (const x of c.cant_check || []) showCantCheck({ ...x, call_id: card.call_id });
   for (const t of c.taps || []) showTap(t);
   if (c.notice) showNotice(card.call_id, c.notice);
+  if (c.summary) showCoaching(c.summary);       // the call ended: its adherence
 }
 
 function showCantCheck(msg) {

@@ -15,34 +15,38 @@ document.getElementById("logout").onclick = async () => { await postJSON("/api/l
 let skew = 0;
 const serverNow = () => Date.now() / 1000 + skew;
 
-function onMessage(msg) {
-  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
-  if (msg.type === "hello") {
-    if (msg.user.role !== "supervisor") { location.href = "/agent"; return; }
+// What this page does with each message the service sends a supervisor's
+// console: exactly the messages ivr/web/messages.py sends "to supervisor" (a
+// test holds the two lists together). A handler returning false skips the
+// board's render (the wallboard renders on its own schedule).
+const ON = {
+  hello(msg) {
+    if (msg.user.role !== "supervisor") { location.href = "/agent"; return false; }
     document.getElementById("who").textContent = msg.user.name;
     me = msg.user; canMonitor = !!msg.can_monitor;
     calls.clear();
     for (const c of msg.board || []) calls.set(c.call_id, c);
-    const box = document.getElementById("problems");
-    box.hidden = !(msg.problems && msg.problems.length); box.textContent = (msg.problems || []).join("\n");
+    showProblems(msg.problems);
     if (msg.wallboard) loadWallboard(msg.wallboard);
-  } else if (msg.type === "board_call") {
-    calls.set(msg.call.call_id, msg.call);
-  } else if (msg.type === "board_ended") {
-    calls.delete(msg.call.call_id);
-  } else if (msg.type === "problems") {
-    const box = document.getElementById("problems");
-    box.hidden = !msg.problems.length; box.textContent = msg.problems.join("\n");
-  } else if (msg.type === "monitor_failed") {
-    toast(`Listening in did not start: ${msg.reason}`);
-  } else if (msg.type === "wallboard_queue") {
-    wall.queues.set(msg.queue.queue, msg.queue); scheduleWall();
-    return;
-  } else if (msg.type === "wallboard_agent") {
-    wall.agents.set(msg.agent.login, msg.agent); scheduleWall();
-    return;
-  }
+  },
+  board_call(msg) { calls.set(msg.call.call_id, msg.call); },
+  board_ended(msg) { calls.delete(msg.call.call_id); },
+  problems(msg) { showProblems(msg.problems); },
+  monitor_failed(msg) { toast(`Listening in did not start: ${msg.reason}`); },
+  wallboard_queue(msg) { wall.queues.set(msg.queue.queue, msg.queue); scheduleWall(); return false; },
+  wallboard_agent(msg) { wall.agents.set(msg.agent.login, msg.agent); scheduleWall(); return false; },
+};
+
+function onMessage(msg) {
+  if (typeof msg.sent_at === "number") skew = msg.sent_at - Date.now() / 1000;
+  const handle = ON[msg.type];
+  if (handle && handle(msg) === false) return;
   render();
+}
+
+function showProblems(problems) {
+  const box = document.getElementById("problems");
+  box.hidden = !(problems && problems.length); box.textContent = (problems || []).join("\n");
 }
 
 // ---------------------------------------------------------------- wallboard

@@ -1,6 +1,6 @@
 """Test phones: SIPp agents and customers that call through the sandbox PBX.
 
-Every phone is one ``sipp`` process running a scenario from ``ivr/pbx/sipp/``:
+Every phone is one ``sipp`` process running a scenario from ``ivr/testing/sipp/``:
 
 ================================  ==========================================
 ``AgentPhone(answer=True)``       agent_register.xml, then agent_answer.xml
@@ -19,7 +19,7 @@ Every phone is one ``sipp`` process running a scenario from ``ivr/pbx/sipp/``:
 
 Example (synchronous; the sandbox PBX listens for SIP on 127.0.0.1:26060)::
 
-    from ivr.pbx.phones import AgentPhone, call_customer
+    from ivr.testing.phones import AgentPhone, call_customer
 
     with AgentPhone("127.0.0.1:26060", "1003", log_dir=tmp_path) as agent:
         call = call_customer("127.0.0.1:26060", "5550100", digit="2",
@@ -43,30 +43,41 @@ SIP message), ``stats.csv`` (counters, see ``SippRun.stats()``), ``screen.log``
 
 Audio: SIPp 3.6.1 ``rtp_stream`` only takes a literal file name, so the
 scenarios play ``audio.ulaw`` from their working directory and this module
-links the wanted file there. ``speech_ulaw()`` makes such files with espeak-ng
-and sox (raw u-law, 8 kHz, mono), cached in the temp folder.
+links the wanted file there. ``speech_ulaw()`` makes such files (speech.py: espeak-ng
+and sox; raw u-law, 8 kHz, mono), cached in the temp folder.
 """
+
 from __future__ import annotations
 
 import asyncio
 import atexit
 import csv
-import hashlib
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any, Self
 
 from .dialogs import Dialog, dialogs, parse_messages
+from .speech import SynthError, tone_ulaw, ulaw_file
 
 __all__ = [
-    "SCENARIO_DIR", "SippError", "SippTimeout", "SippRun", "AgentPhone", "CustomerPhone",
-    "call_customer", "abandon_call", "free_port", "speech_ulaw", "tone_ulaw", "stop_all",
+    "SCENARIO_DIR",
+    "SippError",
+    "SippTimeout",
+    "SippRun",
+    "AgentPhone",
+    "CustomerPhone",
+    "call_customer",
+    "abandon_call",
+    "free_port",
+    "speech_ulaw",
+    "tone_ulaw",
+    "stop_all",
     "Dialog",
 ]
 
@@ -85,8 +96,10 @@ PORT_RANGE_ENV = "IVR_TEST_PORT_RANGE"
 # A sipp that is never stopped (a crashed test) ends itself after this long.
 DEFAULT_LIFETIME_S = 900
 
-CUSTOMER_TEXT = ("Hello, this is the customer speaking. I am calling about my last invoice, "
-                 "it seems too high to me.")
+CUSTOMER_TEXT = (
+    "Hello, this is the customer speaking. I am calling about my last invoice, "
+    "it seems too high to me."
+)
 AGENT_TEXT = "Good morning, this is the agent speaking. How can I help you today?"
 
 
@@ -137,8 +150,10 @@ def free_port(kind: str = "udp", ip: str = "127.0.0.1", *, span: int = 1) -> int
         if all(_is_free(sock_type, ip, p) for p in ports):
             _handed_out.update(((kind, p), now) for p in ports)
             return first
-    raise SippError(f"no free {kind} port (span {span}) on {ip}"
-                    + (f" in {PORT_RANGE_ENV}={os.environ[PORT_RANGE_ENV]}" if port_range else ""))
+    raise SippError(
+        f"no free {kind} port (span {span}) on {ip}"
+        + (f" in {PORT_RANGE_ENV}={os.environ[PORT_RANGE_ENV]}" if port_range else "")
+    )
 
 
 def _port_range() -> tuple[int, int] | None:
@@ -169,56 +184,13 @@ def _is_free(sock_type: int, ip: str, port: int) -> bool:
     return True
 
 
-def speech_ulaw(text: str, path: str | os.PathLike | None = None, *, voice: str = "en",
-                speed: int = 150) -> Path:
-    """Speak ``text`` into a raw u-law 8 kHz mono file, as the scenarios play it.
-
-    Without ``path`` the file is cached in the temp folder under a name made
-    from the text, so the same sentence is synthesised once per machine.
-    Needs espeak-ng and sox.
-    """
-    if path is None:
-        key = hashlib.sha1(f"{voice}\0{speed}\0{text}".encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / "ivr-test-audio" / f"{key}.ulaw"
-        if path.exists():
-            return path
-    path = Path(path)
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise SippError(f"{tool} is not installed (apt-get install -y espeak-ng sox)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: another test run may want the same file.
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        wav = Path(tmp) / "speech.wav"
-        raw = Path(tmp) / "speech.ulaw"
-        _run_tool(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text])
-        _run_tool(["sox", str(wav), "-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8",
-                   str(raw)])
-        os.replace(raw, path)
-    return path
-
-
-def tone_ulaw(frequency: int, seconds: float = 60.0, *, volume: float = 0.3) -> Path:
-    """A steady sine tone as raw u-law 8 kHz mono (cached in the temp folder):
-    a party that plays a tone of its own is easy to find in what others hear."""
-    path = Path(tempfile.gettempdir()) / "ivr-test-audio" / f"tone-{frequency}-{seconds:g}-{volume:g}.ulaw"
-    if path.exists():
-        return path
-    if shutil.which("sox") is None:
-        raise SippError("sox is not installed (apt-get install -y sox)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        raw = Path(tmp) / "tone.ulaw"
-        _run_tool(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", "-t", "raw",
-                   str(raw), "synth", f"{seconds:g}", "sine", str(frequency), "vol", f"{volume:g}"])
-        os.replace(raw, path)
-    return path
-
-
-def _run_tool(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SippError(f"{cmd[0]} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+def speech_ulaw(text: str) -> Path:
+    """``text`` spoken in English into a raw u-law 8 kHz file (cached), as the
+    scenarios play it (see speech.py)."""
+    try:
+        return ulaw_file(text, voice="en")
+    except SynthError as exc:
+        raise SippError(str(exc)) from None
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -226,6 +198,25 @@ def _split_addr(addr: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {addr!r}")
     return host, int(port)
+
+
+def _one_call(pbx: str, ip: str, port: int) -> list[str]:
+    """sipp's options for a single call to ``pbx`` from ``ip:port`` (any control port)."""
+    return [pbx, "-m", "1", "-i", ip, "-p", str(port), "-cp", str(free_port("udp", "0.0.0.0"))]
+
+
+def _once(run: "SippRun", timeout: float) -> "SippRun":
+    """Run a one-shot sipp (a REGISTER, an in-dialog request) to its end; SippError if
+    it failed, SippTimeout if it did not end within ``timeout``."""
+    # A lost request is retransmitted; give up well within the timeout.
+    run.cmd += ["-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"]
+    run.start()
+    try:
+        run.wait(timeout)
+    except SippTimeout:
+        run.stop(grace=0.5)
+        raise
+    return run.check()
 
 
 def _wait_bound_udp(run: "SippRun", ip: str, port: int, timeout: float) -> None:
@@ -237,8 +228,9 @@ def _wait_bound_udp(run: "SippRun", ip: str, port: int, timeout: float) -> None:
         if not _is_free(socket.SOCK_DGRAM, ip, port):
             return
         time.sleep(0.02)
-    raise SippTimeout(f"{run.name} did not listen on {ip}:{port} within {timeout:.0f} s\n"
-                      f"{run.diagnostics()}")
+    raise SippTimeout(
+        f"{run.name} did not listen on {ip}:{port} within {timeout:.0f} s\n{run.diagnostics()}"
+    )
 
 
 # ---------------------------------------------------------------- one sipp process
@@ -258,31 +250,51 @@ class SippRun:
     those calls (sipp exits 0 on SIGTERM), so check() fails such a run.
     """
 
-    def __init__(self, name: str, scenario: str, args: list[str], log_dir: str | os.PathLike,
-                 audio: str | os.PathLike | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        name: str,
+        scenario: str,
+        args: list[str],
+        log_dir: str | os.PathLike,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
         self.name = name
         self.scenario = SCENARIO_DIR / scenario
         self.log_dir = _unique_dir(Path(log_dir), name)
         self.audio = Path(audio) if audio is not None else None
         self.cmd = [
-            _sipp(), *args,
-            "-sf", str(self.scenario),
+            _sipp(),
+            *args,
+            "-sf",
+            str(self.scenario),
             "-nostdin",
             # Redraw the screen (into stdout.log) every 10 s, not every second.
-            "-f", "10",
+            "-f",
+            "10",
             # Answer INFO, NOTIFY, OPTIONS and UPDATE outside the scenario with 200.
             "-aa",
             # Safety net: a phone nobody stops ends by itself.
-            "-timeout", f"{int(lifetime_s)}s",
-            "-trace_err", "-error_file", "errors.log",
-            "-trace_msg", "-message_file", "messages.log",
-            "-trace_stat", "-stf", "stats.csv", "-fd", "1",
-            "-trace_screen", "-screen_file", "screen.log",
+            "-timeout",
+            f"{int(lifetime_s)}s",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            "-trace_msg",
+            "-message_file",
+            "messages.log",
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+            "-fd",
+            "1",
+            "-trace_screen",
+            "-screen_file",
+            "screen.log",
         ]
         self.proc: subprocess.Popen | None = None
         self.forced = False
-        self._stdout = None
+        self._stdout: IO[bytes] | None = None
 
     # -------------------------------------------------------- lifecycle
     def start(self) -> "SippRun":
@@ -297,8 +309,13 @@ class SippRun:
         (self.log_dir / "command.txt").write_text(" ".join(self.cmd) + "\n")
         self._stdout = open(self.log_dir / "stdout.log", "wb")
         # Same process group as the tests: a Ctrl-C stops the phones too.
-        self.proc = subprocess.Popen(self.cmd, cwd=self.log_dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._stdout, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.log_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=subprocess.STDOUT,
+        )
         _running.add(self)
         return self
 
@@ -321,8 +338,9 @@ class SippRun:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise SippTimeout(f"{self.name} still running after {timeout} s\n"
-                              f"{self.diagnostics()}") from None
+            raise SippTimeout(
+                f"{self.name} still running after {timeout} s\n{self.diagnostics()}"
+            ) from None
         self._ended()
         return self
 
@@ -333,8 +351,9 @@ class SippRun:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.proc.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
-                raise SippTimeout(f"{self.name} still running after {timeout} s\n"
-                                  f"{self.diagnostics()}")
+                raise SippTimeout(
+                    f"{self.name} still running after {timeout} s\n{self.diagnostics()}"
+                )
             await asyncio.sleep(0.05)
         self._ended()
         return self
@@ -383,11 +402,14 @@ class SippRun:
         if code is None:
             raise SippError(f"{self.name} is still running\n{self.diagnostics()}")
         if self.forced and not allow_forced:
-            raise SippError(f"{self.name} had calls still open when stopped and was killed\n"
-                            f"{self.diagnostics()}")
+            raise SippError(
+                f"{self.name} had calls still open when stopped and was killed\n"
+                f"{self.diagnostics()}"
+            )
         if code not in ok_codes:
-            raise SippError(f"{self.name} exited with {code} (wanted {ok_codes})\n"
-                            f"{self.diagnostics()}")
+            raise SippError(
+                f"{self.name} exited with {code} (wanted {ok_codes})\n{self.diagnostics()}"
+            )
         return self
 
     def stats(self) -> dict[str, str]:
@@ -405,7 +427,7 @@ class SippRun:
         rows = [r for r in rows if r]
         if len(rows) < 2:
             return {}
-        return {k: v for k, v in zip(rows[0], rows[-1]) if k}
+        return {k: v for k, v in zip(rows[0], rows[-1], strict=False) if k}
 
     def counts(self) -> tuple[int, int]:
         """(successful calls, failed calls) so far."""
@@ -423,14 +445,16 @@ class SippRun:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def dialogs(self) -> list[Dialog]:
-        """The confirmed dialogs of this run (see ivr/pbx/dialogs.py), oldest first."""
+        """The confirmed dialogs of this run (see ivr/testing/dialogs.py), oldest first."""
         return dialogs(parse_messages(self.messages()))
 
     def diagnostics(self, max_chars: int = 3000) -> str:
         """A short report for assertion messages: command, exit code, counts, errors."""
-        lines = [f"  command: {' '.join(self.cmd)}",
-                 f"  exit code: {self.returncode}" + (" (killed by stop())" if self.forced else ""),
-                 f"  logs: {self.log_dir}"]
+        lines = [
+            f"  command: {' '.join(self.cmd)}",
+            f"  exit code: {self.returncode}" + (" (killed by stop())" if self.forced else ""),
+            f"  logs: {self.log_dir}",
+        ]
         if self.stats():
             ok, failed = self.counts()
             lines.append(f"  calls: {ok} successful, {failed} failed")
@@ -486,7 +510,94 @@ def _indent(text: str) -> str:
 
 # ---------------------------------------------------------------- phones
 
-class AgentPhone:
+
+class _AnsweringPhone:
+    """What both kinds of phone share: the address they answer on, how they answer
+    (ring for ``ring_ms``, play ``audio``, hang up after ``talk_ms`` if > 0), and the
+    answering sipp (``uas``)."""
+
+    DEFAULT_IP = AGENT_IP
+
+    def __init__(
+        self,
+        *,
+        log_dir: str | os.PathLike,
+        local_ip: str | None = None,
+        local_port: int | None = None,
+        media_port: int | None = None,
+        answer: bool = True,
+        ring_ms: int = 1000,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.local_ip = local_ip or self.DEFAULT_IP
+        self.local_port = local_port or free_port("udp", self.local_ip)
+        self.media_port = media_port or free_port("udp", self.local_ip, span=3)
+        self.answer = answer
+        self.ring_ms = ring_ms
+        self.talk_ms = talk_ms
+        self.audio = audio
+        self.lifetime_s = lifetime_s
+        self.uas: SippRun | None = None
+
+    def _answering(self) -> list[str]:
+        """sipp arguments of an answering phone: its media address, ring and talk times."""
+        return [
+            "-mi",
+            self.local_ip,
+            "-mp",
+            str(self.media_port),
+            "-set",
+            "ring_ms",
+            str(self.ring_ms),
+            "-set",
+            "talk_ms",
+            str(self.talk_ms),
+        ]
+
+    def _serve(
+        self,
+        name: str,
+        scenario: str,
+        args: list[str],
+        audio: str | os.PathLike | None,
+        timeout: float,
+    ) -> "SippRun":
+        """Start answering on ``local_ip:local_port``; listening when this returns."""
+        ip, port = self.local_ip, self.local_port
+        run = SippRun(
+            name,
+            scenario,
+            ["-i", ip, "-p", str(port), "-cp", str(free_port("udp", "0.0.0.0")), *args],
+            self.log_dir,
+            audio=audio,
+            lifetime_s=self.lifetime_s,
+        )
+        run.start()
+        _wait_bound_udp(run, ip, port, timeout)
+        self.uas = run
+        return run
+
+    def start(self, timeout: float = 10.0) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> int | None:
+        raise NotImplementedError
+
+    async def astart(self, timeout: float = 10.0) -> Self:
+        """``start`` without blocking the event loop."""
+        return await asyncio.to_thread(self.start, timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AgentPhone(_AnsweringPhone):
     """An agent's phone: registers as ``ext``, then answers (or just rings).
 
     ``start()`` sends the REGISTER (and waits for its 200 OK) from
@@ -508,37 +619,37 @@ class AgentPhone:
     then sends REFER with Replaces, as a phone's "transfer" button does.
     """
 
-    def __init__(self, pbx: str, ext: str, password: str | None = None, *,
-                 log_dir: str | os.PathLike, local_ip: str = AGENT_IP,
-                 local_port: int | None = None, media_port: int | None = None,
-                 answer: bool = True, ring_ms: int = 1000, talk_ms: int = 0,
-                 audio: str | os.PathLike | None = None, expires: int = 3600,
-                 reject: int | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        pbx: str,
+        ext: str,
+        password: str | None = None,
+        *,
+        expires: int = 3600,
+        reject: int | None = None,
+        **answering: Any,
+    ) -> None:
+        """``answering``: log_dir (required), local_ip, local_port, media_port, answer,
+        ring_ms, talk_ms, audio, lifetime_s (see _AnsweringPhone)."""
+        super().__init__(**answering)
         self.pbx = pbx
         _split_addr(pbx)
         self.ext = str(ext)
         # The sandbox's dialplans give agent NNNN the password agentNNNN.
         self.password = password if password is not None else f"agent{self.ext}"
-        self.log_dir = Path(log_dir)
-        self.local_ip = local_ip
-        self.local_port = local_port or free_port("udp", local_ip)
-        self.media_port = media_port or free_port("udp", local_ip, span=3)
-        self.answer = answer
-        self.ring_ms = ring_ms
-        self.talk_ms = talk_ms
-        self.audio = audio
         self.expires = expires
         self.reject = reject
-        self.lifetime_s = lifetime_s
-        self.uas: SippRun | None = None
         self.registered = False
-        self._dialogs: dict[str, Dialog] = {}     # Call-ID -> dialog, with our CSeq/SDP counters
+        self._dialogs: dict[str, Dialog] = {}  # Call-ID -> dialog, with our CSeq/SDP counters
 
     @property
     def contact(self) -> str:
         """Where the PBX sends this agent's calls."""
         return f"{self.local_ip}:{self.local_port}"
+
+    def _auth(self, service: str) -> list[str]:
+        """sipp's options to call ``service`` (-s) as this phone's SIP user."""
+        return ["-s", service, "-au", self.ext, "-ap", self.password]
 
     def register(self, expires: int | None = None, timeout: float = 10.0) -> SippRun:
         """REGISTER (or unregister with expires=0) from the phone's port; SippError on failure.
@@ -548,28 +659,24 @@ class AgentPhone:
         expires = self.expires if expires is None else expires
         what = "register" if expires else "unregister"
         run = SippRun(
-            f"agent-{self.ext}-{what}", "agent_register.xml",
-            [self.pbx, "-m", "1", "-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")),
-             "-s", self.ext, "-au", self.ext, "-ap", self.password,
-             "-set", "expires", str(expires),
-             # A lost REGISTER is retransmitted; give up well within timeout.
-             "-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"],
-            self.log_dir, lifetime_s=timeout + 5)
-        run.start()
-        try:
-            run.wait(timeout)
-        except SippTimeout:
-            run.stop(grace=0.5)
-            raise
-        run.check()
+            f"agent-{self.ext}-{what}",
+            "agent_register.xml",
+            [
+                *_one_call(self.pbx, self.local_ip, self.local_port),
+                *self._auth(self.ext),
+                *("-set", "expires", str(expires)),
+            ],
+            self.log_dir,
+            lifetime_s=timeout + 5,
+        )
+        _once(run, timeout)
         self.registered = bool(expires)
         return run
 
     def unregister(self, timeout: float = 10.0) -> SippRun:
         return self.register(expires=0, timeout=timeout)
 
-    def start(self, timeout: float = 10.0) -> "AgentPhone":
+    def start(self, timeout: float = 10.0) -> Self:
         """Register, then start answering; returns once the phone listens."""
         if self.uas is not None and self.uas.running:
             raise SippError(f"agent {self.ext} already started")
@@ -582,19 +689,12 @@ class AgentPhone:
             audio = None
         elif self.answer:
             name, scenario = f"agent-{self.ext}-answer", "agent_answer.xml"
-            args = ["-mi", self.local_ip, "-mp", str(self.media_port),
-                    "-set", "ring_ms", str(self.ring_ms), "-set", "talk_ms", str(self.talk_ms)]
+            args = self._answering()
             audio = self.audio or speech_ulaw(AGENT_TEXT)
         else:
             name, scenario = f"agent-{self.ext}-noanswer", "agent_noanswer.xml"
             args, audio = [], None
-        self.uas = SippRun(
-            name, scenario,
-            ["-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")), *args],
-            self.log_dir, audio=audio, lifetime_s=self.lifetime_s)
-        self.uas.start()
-        _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
+        self._serve(name, scenario, args, audio, timeout)
         return self
 
     def stop(self, unregister: bool = True, grace: float = 5.0) -> int | None:
@@ -605,9 +705,6 @@ class AgentPhone:
         if unregister and self.registered:
             self.unregister()
         return code
-
-    async def astart(self, timeout: float = 10.0) -> "AgentPhone":
-        return await asyncio.to_thread(self.start, timeout)
 
     async def astop(self, unregister: bool = True, grace: float = 5.0) -> int | None:
         return await asyncio.to_thread(self.stop, unregister, grace)
@@ -627,70 +724,117 @@ class AgentPhone:
         d = found[-1]
         return self._dialogs.setdefault(d.call_id, d)
 
-    def hold(self, direction: str = "sendonly", dialog: Dialog | None = None,
-             timeout: float = 10.0) -> SippRun:
+    def hold(
+        self, direction: str = "sendonly", dialog: Dialog | None = None, timeout: float = 10.0
+    ) -> SippRun:
         """Press hold: a re-INVITE with a=sendonly (or a=inactive) in the call."""
         if direction not in ("sendonly", "inactive", "sendrecv"):
             raise ValueError(f"direction must be sendonly, inactive or sendrecv, not {direction!r}")
         d = dialog or self.dialog()
         if d.media is None:
             raise SippError(f"agent {self.ext}: no media address in call {d.call_id}")
-        return self._in_dialog("reinvite", "dialog_reinvite.xml", d, timeout, [
-            "-set", "media_ip", d.media[0], "-set", "media_port", str(d.media[1]),
-            "-set", "sdp_version", str(d.next_sdp_version()), "-set", "direction", direction])
+        return self._in_dialog(
+            "reinvite",
+            "dialog_reinvite.xml",
+            d,
+            timeout,
+            [
+                "-set",
+                "media_ip",
+                d.media[0],
+                "-set",
+                "media_port",
+                str(d.media[1]),
+                "-set",
+                "sdp_version",
+                str(d.next_sdp_version()),
+                "-set",
+                "direction",
+                direction,
+            ],
+        )
 
     def resume(self, dialog: Dialog | None = None, timeout: float = 10.0) -> SippRun:
         """Press hold again: a re-INVITE with a=sendrecv."""
         return self.hold("sendrecv", dialog, timeout)
 
-    def call(self, exten: str, *, talk_ms: int = 0, audio: str | os.PathLike | None = None,
-             lifetime_s: float | None = None) -> SippRun:
+    def call(
+        self,
+        exten: str,
+        *,
+        talk_ms: int = 0,
+        audio: str | os.PathLike | None = None,
+        lifetime_s: float | None = None,
+    ) -> SippRun:
         """Dial ``exten`` from this phone (agent_call.xml); returns the started run.
         talk_ms 0: stay until the PBX hangs up (e.g. a transfer completes)."""
         media_port = free_port("udp", self.local_ip, span=3)
         run = SippRun(
-            f"agent-{self.ext}-calls-{exten}", "agent_call.xml",
-            [self.pbx, "-m", "1", "-i", self.local_ip, "-mi", self.local_ip,
-             "-p", str(free_port("udp", self.local_ip)), "-mp", str(media_port),
-             "-cp", str(free_port("udp", "0.0.0.0")),
-             "-s", str(exten), "-au", self.ext, "-ap", self.password,
-             "-set", "agent", self.ext, "-set", "talk_ms", str(talk_ms)],
-            self.log_dir, audio=audio or speech_ulaw(AGENT_TEXT),
-            lifetime_s=lifetime_s or self.lifetime_s)
+            f"agent-{self.ext}-calls-{exten}",
+            "agent_call.xml",
+            [
+                *_one_call(self.pbx, self.local_ip, free_port("udp", self.local_ip)),
+                *("-mi", self.local_ip, "-mp", str(media_port)),
+                *self._auth(str(exten)),
+                *("-set", "agent", self.ext, "-set", "talk_ms", str(talk_ms)),
+            ],
+            self.log_dir,
+            audio=audio or speech_ulaw(AGENT_TEXT),
+            lifetime_s=lifetime_s or self.lifetime_s,
+        )
         return run.start()
 
-    def transfer_attended(self, consult: SippRun, dialog: Dialog | None = None,
-                          timeout: float = 10.0) -> SippRun:
+    def transfer_attended(
+        self, consult: SippRun, dialog: Dialog | None = None, timeout: float = 10.0
+    ) -> SippRun:
         """Press transfer after consulting: REFER in the customer's call (the
         newest answered one, or ``dialog``) naming the consultation call of
         ``consult`` (a run of call()) in Replaces."""
         d = dialog or self.dialog()
         other = self.dialog(consult)
-        target = _uri(other.remote)                        # sip:1002@pbx
+        target = _uri(other.remote)  # sip:1002@pbx
         refer_to = f"<{target}?Replaces={other.replaces()}>"
         host = self.pbx
-        return self._in_dialog("refer", "dialog_refer.xml", d, timeout, [
-            "-set", "refer_to", refer_to, "-set", "referred_by", f"<sip:{self.ext}@{host}>"])
+        return self._in_dialog(
+            "refer",
+            "dialog_refer.xml",
+            d,
+            timeout,
+            ["-set", "refer_to", refer_to, "-set", "referred_by", f"<sip:{self.ext}@{host}>"],
+        )
 
-    def _in_dialog(self, what: str, scenario: str, d: Dialog, timeout: float,
-                   args: list[str]) -> SippRun:
+    def _in_dialog(
+        self, what: str, scenario: str, d: Dialog, timeout: float, args: list[str]
+    ) -> SippRun:
         run = SippRun(
-            f"agent-{self.ext}-{what}", scenario,
-            [self.pbx, "-m", "1", "-i", self.local_ip,
-             "-p", str(free_port("udp", self.local_ip)), "-cp", str(free_port("udp", "0.0.0.0")),
-             "-set", "ruri", d.remote_target, "-set", "from", d.local, "-set", "to", d.remote,
-             # The run's own Call-ID is the dialog's: sipp matches responses by it.
-             "-cid_str", d.call_id.replace("%", "%%"), "-set", "cseq", str(d.next_cseq()),
-             "-set", "contact", d.local_contact, *args,
-             "-recv_timeout", f"{max(1, int(timeout * 1000) - 500)}"],
-            self.log_dir, lifetime_s=timeout + 5)
-        run.start()
-        try:
-            run.wait(timeout)
-        except SippTimeout:
-            run.stop(grace=0.5)
-            raise
-        return run.check()
+            f"agent-{self.ext}-{what}",
+            scenario,
+            [
+                *_one_call(self.pbx, self.local_ip, free_port("udp", self.local_ip)),
+                "-set",
+                "ruri",
+                d.remote_target,
+                "-set",
+                "from",
+                d.local,
+                "-set",
+                "to",
+                d.remote,
+                # The run's own Call-ID is the dialog's: sipp matches responses by it.
+                "-cid_str",
+                d.call_id.replace("%", "%%"),
+                "-set",
+                "cseq",
+                str(d.next_cseq()),
+                "-set",
+                "contact",
+                d.local_contact,
+                *args,
+            ],
+            self.log_dir,
+            lifetime_s=timeout + 5,
+        )
+        return _once(run, timeout)
 
     async def ahold(self, direction: str = "sendonly") -> SippRun:
         return await asyncio.to_thread(self.hold, direction)
@@ -701,22 +845,16 @@ class AgentPhone:
     async def atransfer_attended(self, consult: SippRun) -> SippRun:
         return await asyncio.to_thread(self.transfer_attended, consult)
 
-    def __enter__(self) -> "AgentPhone":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"<AgentPhone {self.ext} at {self.contact} uas={self.uas!r}>"
 
 
 def _uri(header: str) -> str:
     start, end = header.find("<"), header.find(">")
-    return header[start + 1:end] if 0 <= start < end else header.split(";")[0].strip()
+    return header[start + 1 : end] if 0 <= start < end else header.split(";")[0].strip()
 
 
-class CustomerPhone:
+class CustomerPhone(_AnsweringPhone):
     """A customer's phone behind the carrier, for outbound calls (UAS).
 
     The PBX sends calls to customers to TRUNK_PEER, so run this at that
@@ -726,92 +864,116 @@ class CustomerPhone:
     after ``talk_ms`` (> 0). answer=False: rings until cancelled.
     """
 
-    def __init__(self, *, log_dir: str | os.PathLike, local_ip: str = CARRIER_IP,
-                 local_port: int | None = None, media_port: int | None = None,
-                 answer: bool = True, ring_ms: int = 1000, talk_ms: int = 0,
-                 audio: str | os.PathLike | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
-        self.log_dir = Path(log_dir)
-        self.local_ip = local_ip
-        self.local_port = local_port or free_port("udp", local_ip)
-        self.media_port = media_port or free_port("udp", local_ip, span=3)
-        self.answer = answer
-        self.ring_ms = ring_ms
-        self.talk_ms = talk_ms
-        self.audio = audio
-        self.lifetime_s = lifetime_s
-        self.uas: SippRun | None = None
+    DEFAULT_IP = CARRIER_IP
 
     @property
     def address(self) -> str:
         """HOST:PORT to use as the PBX's TRUNK_PEER."""
         return f"{self.local_ip}:{self.local_port}"
 
-    def start(self, timeout: float = 10.0) -> "CustomerPhone":
+    def start(self, timeout: float = 10.0) -> Self:
         if self.uas is not None and self.uas.running:
             raise SippError(f"customer phone at {self.address} already started")
         if self.answer:
             name, scenario = "customer-answer", "customer_uas.xml"
-            args = ["-mi", self.local_ip, "-mp", str(self.media_port),
-                    "-set", "ring_ms", str(self.ring_ms), "-set", "talk_ms", str(self.talk_ms)]
+            args = self._answering()
             audio = self.audio or speech_ulaw(CUSTOMER_TEXT)
         else:
             name, scenario = "customer-noanswer", "agent_noanswer.xml"
             args, audio = [], None
-        self.uas = SippRun(
-            name, scenario,
-            ["-i", self.local_ip, "-p", str(self.local_port),
-             "-cp", str(free_port("udp", "0.0.0.0")), *args],
-            self.log_dir, audio=audio, lifetime_s=self.lifetime_s)
-        self.uas.start()
-        _wait_bound_udp(self.uas, self.local_ip, self.local_port, timeout)
+        self._serve(name, scenario, args, audio, timeout)
         return self
 
     def stop(self, grace: float = 5.0) -> int | None:
         """Stop (calls in progress get ``grace`` s to end); returns the exit code."""
         return self.uas.stop(grace) if self.uas is not None else None
 
-    async def astart(self, timeout: float = 10.0) -> "CustomerPhone":
-        return await asyncio.to_thread(self.start, timeout)
-
     async def astop(self, grace: float = 5.0) -> int | None:
         return await asyncio.to_thread(self.stop, grace)
-
-    def __enter__(self) -> "CustomerPhone":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<CustomerPhone at {self.address} uas={self.uas!r}>"
 
 
-def _uac_args(pbx: str, did: str, local_ip: str, local_port: int | None,
-              media_port: int | None, calls: int, rate: float | None,
-              limit: int | None) -> list[str]:
+def _customers(
+    pbx: str,
+    did: str,
+    scenario: str,
+    name: str,
+    extra: list[str],
+    *,
+    log_dir: str | os.PathLike,
+    caller: str = DEFAULT_CALLER,
+    audio: str | os.PathLike | None = None,
+    local_ip: str = CARRIER_IP,
+    local_port: int | None = None,
+    media_port: int | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    limit: int | None = None,
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+) -> SippRun:
+    """Customers calling ``did`` through the carrier (UAC): ``calls`` > 1 places that
+    many, ``rate`` new calls per second (default: all at once), at most ``limit`` open
+    at once (default: all); each plays ``audio``. Returns the started run."""
     _split_addr(pbx)
     local_port = local_port or free_port("udp", local_ip)
     media_port = media_port or free_port("udp", local_ip, span=3)
-    args = [pbx, "-i", local_ip, "-mi", local_ip, "-p", str(local_port),
-            "-mp", str(media_port), "-cp", str(free_port("udp", "0.0.0.0")),
-            "-s", str(did), "-m", str(calls)]
+    args = [
+        pbx,
+        "-i",
+        local_ip,
+        "-mi",
+        local_ip,
+        "-p",
+        str(local_port),
+        "-mp",
+        str(media_port),
+        "-cp",
+        str(free_port("udp", "0.0.0.0")),
+        "-s",
+        str(did),
+        "-m",
+        str(calls),
+    ]
     if calls > 1 or rate is not None:
         # -r calls per -rp ms; -l caps the calls open at once.
-        args += ["-r", str(rate if rate is not None else calls), "-rp", "1000",
-                 "-l", str(limit if limit is not None else calls)]
-    return args
+        args += [
+            "-r",
+            str(rate if rate is not None else calls),
+            "-rp",
+            "1000",
+            "-l",
+            str(limit if limit is not None else calls),
+        ]
+    args += ["-set", "caller", caller, *extra]
+    run = SippRun(
+        name,
+        scenario,
+        args,
+        log_dir,
+        audio=audio or speech_ulaw(CUSTOMER_TEXT),
+        lifetime_s=lifetime_s,
+    )
+    return run.start()
 
 
-def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str | None = None,
-                  talk_ms: int = 8000, dtmf_delay_ms: int = 1500,
-                  audio: str | os.PathLike | None = None, caller: str = DEFAULT_CALLER,
-                  local_ip: str = CARRIER_IP, local_port: int | None = None,
-                  media_port: int | None = None, calls: int = 1, rate: float | None = None,
-                  limit: int | None = None, name: str | None = None,
-                  lifetime_s: float = DEFAULT_LIFETIME_S,
-                  password: str | None = None) -> SippRun:
+def call_customer(
+    pbx: str,
+    did: str,
+    *,
+    digit: str | None = None,
+    talk_ms: int = 8000,
+    dtmf_delay_ms: int = 1500,
+    password: str | None = None,
+    caller: str = DEFAULT_CALLER,
+    name: str | None = None,
+    **options: Any,
+) -> SippRun:
     """Customers call ``did`` through the carrier (customer_ivr.xml); returns the started run.
+
+    ``options``: log_dir (required), audio, local_ip, local_port, media_port, calls,
+    rate, limit, lifetime_s (see _customers).
 
     With ``password`` the caller is a registered softphone rather than the
     carrier: ``caller`` is its SIP user (e.g. "customer") and the INVITE is
@@ -819,38 +981,42 @@ def call_customer(pbx: str, did: str, *, log_dir: str | os.PathLike, digit: str 
 
     Each call: wait for the answer, press ``digit`` (SIP INFO) ``dtmf_delay_ms``
     after it if given, play ``audio``, hang up ``talk_ms`` after the answer
-    (and key), unless the PBX hangs up first (also a success). ``calls`` > 1
-    places that many calls, ``rate`` new calls per second (default: all at
-    once), at most ``limit`` open at once (default: all). Wait for it with
+    (and key), unless the PBX hangs up first (also a success). Wait for it with
     ``run.wait(timeout).check()``: exit code 0 = every call went as planned.
     """
     if digit is not None and (len(str(digit)) != 1 or str(digit) not in "0123456789*#ABCD"):
         raise ValueError(f"digit must be one key of 0-9 * # A-D, not {digit!r}")
-    args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
-    args += ["-set", "caller", caller,
-             "-set", "digit", "none" if digit is None else str(digit),
-             "-set", "dtmf_delay_ms", str(dtmf_delay_ms),
-             "-set", "talk_ms", str(talk_ms)]
+    extra = [
+        "-set",
+        "digit",
+        "none" if digit is None else str(digit),
+        "-set",
+        "dtmf_delay_ms",
+        str(dtmf_delay_ms),
+        "-set",
+        "talk_ms",
+        str(talk_ms),
+    ]
     if password is not None:
-        args += ["-au", caller, "-ap", password]
-    run = SippRun(name or f"customer-{did}", "customer_ivr.xml", args, log_dir,
-                  audio=audio or speech_ulaw(CUSTOMER_TEXT), lifetime_s=lifetime_s)
-    return run.start()
+        extra += ["-au", caller, "-ap", password]
+    return _customers(
+        pbx, did, "customer_ivr.xml", name or f"customer-{did}", extra, caller=caller, **options
+    )
 
 
-def abandon_call(pbx: str, did: str, *, log_dir: str | os.PathLike, patience_ms: int = 4000,
-                 audio: str | os.PathLike | None = None, caller: str = DEFAULT_CALLER,
-                 local_ip: str = CARRIER_IP, local_port: int | None = None,
-                 media_port: int | None = None, calls: int = 1, rate: float | None = None,
-                 limit: int | None = None, name: str | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> SippRun:
+def abandon_call(
+    pbx: str, did: str, *, patience_ms: int = 4000, name: str | None = None, **options: Any
+) -> SippRun:
     """Customers call ``did`` and hang up ``patience_ms`` after dialling
     (customer_abandon.xml): CANCEL if still unanswered, BYE if answered
-    meanwhile (e.g. by the IVR). Returns the started run; exit code 0 = all
-    calls went as planned (whether the PBX counts them as abandoned is for
-    the test to check)."""
-    args = _uac_args(pbx, did, local_ip, local_port, media_port, calls, rate, limit)
-    args += ["-set", "caller", caller, "-set", "patience_ms", str(patience_ms)]
-    run = SippRun(name or f"abandon-{did}", "customer_abandon.xml", args, log_dir,
-                  audio=audio or speech_ulaw(CUSTOMER_TEXT), lifetime_s=lifetime_s)
-    return run.start()
+    meanwhile (e.g. by the IVR). ``options`` as call_customer's. Returns the
+    started run; exit code 0 = all calls went as planned (whether the PBX counts
+    them as abandoned is for the test to check)."""
+    return _customers(
+        pbx,
+        did,
+        "customer_abandon.xml",
+        name or f"abandon-{did}",
+        ["-set", "patience_ms", str(patience_ms)],
+        **options,
+    )

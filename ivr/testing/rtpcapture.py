@@ -9,6 +9,7 @@ party of a test call plays a steady tone of its own (``phones.tone_ulaw``), so
 "the agent hears the supervisor" is "the supervisor's tone is in the audio
 sent to the agent's phone".
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4        # loopback shows each packet twice: keep the copy as received
+PACKET_OUTGOING = 4  # loopback shows each packet twice: keep the copy as received
 
 
 def _ulaw_table() -> list[int]:
@@ -64,7 +65,7 @@ def tone_level(samples: list[int], frequency: float, rate: int = 8000) -> float:
 
 @dataclass
 class _Stream:
-    packets: list[tuple[float, bytes]] = field(default_factory=list)   # (time, u-law payload)
+    packets: list[tuple[float, bytes]] = field(default_factory=list)  # (time, u-law payload)
 
 
 class RtpCapture:
@@ -114,11 +115,11 @@ class RtpCapture:
                 return
             if addr[2] == PACKET_OUTGOING or len(frame) < 14 + 20 + 8 + 12:
                 continue
-            if struct.unpack("!H", frame[12:14])[0] != 0x0800:     # IPv4 only
+            if struct.unpack("!H", frame[12:14])[0] != 0x0800:  # IPv4 only
                 continue
             ip = frame[14:]
             ihl = (ip[0] & 0x0F) * 4
-            if ip[9] != 17:                                          # UDP
+            if ip[9] != 17:  # UDP
                 continue
             dst = socket.inet_ntoa(ip[16:20])
             udp = ip[ihl:]
@@ -130,7 +131,7 @@ class RtpCapture:
             if len(rtp) < 12 or rtp[0] >> 6 != 2:
                 continue
             payload_type = rtp[1] & 0x7F
-            if payload_type != 0:                                    # PCMU only
+            if payload_type != 0:  # PCMU only
                 continue
             header = 12 + 4 * (rtp[0] & 0x0F)
             with self._lock:
@@ -143,6 +144,7 @@ class RtpCapture:
             packets = list(stream.packets) if stream else []
         return b"".join(p for t, p in packets if since <= t < until)
 
-    def level(self, ip: str, port: int, frequency: float, since: float = 0.0,
-              until: float = float("inf")) -> float:
+    def level(
+        self, ip: str, port: int, frequency: float, since: float = 0.0, until: float = float("inf")
+    ) -> float:
         return tone_level(ulaw_to_samples(self.audio(ip, port, since, until)), frequency)

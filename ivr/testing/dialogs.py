@@ -5,8 +5,9 @@ already up: they need the dialog (Call-ID, both tags, the PBX's Contact) and,
 for a re-INVITE, the phone's own media address. sipp logs every message it
 sends and receives; ``dialogs()`` rebuilds the confirmed dialogs from that
 log, so the answering scenarios stay simple and the in-dialog requests are
-sent by one-shot runs (``ivr/pbx/sipp/dialog_*.xml``, see phones.py).
+sent by one-shot runs (``ivr/testing/sipp/dialog_*.xml``, see phones.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,8 @@ _URI = re.compile(r"<([^>]+)>")
 
 @dataclass(frozen=True)
 class SipMessage:
-    sent: bool                    # sent by the phone (else received)
-    start: str                    # request or status line
+    sent: bool  # sent by the phone (else received)
+    start: str  # request or status line
     headers: tuple[tuple[str, str], ...]
     body: str
 
@@ -37,8 +38,9 @@ class SipMessage:
 
     @property
     def method(self) -> str:
-        return self.start.split(" ", 1)[0] if self.is_request else \
-            self.header("CSeq").split(" ")[-1]
+        return (
+            self.start.split(" ", 1)[0] if self.is_request else self.header("CSeq").split(" ")[-1]
+        )
 
     @property
     def status(self) -> int | None:
@@ -88,9 +90,8 @@ def parse_messages(text: str) -> list[SipMessage]:
             if sep:
                 headers.append((name.strip(), value.strip()))
             i += 1
-        body = "\n".join(rest[i + 1:]).strip()
-        out.append(SipMessage(sent=sent, start=rest[0].strip(), headers=tuple(headers),
-                              body=body))
+        body = "\n".join(rest[i + 1 :]).strip()
+        out.append(SipMessage(sent=sent, start=rest[0].strip(), headers=tuple(headers), body=body))
     return out
 
 
@@ -109,14 +110,14 @@ class Dialog:
     """One confirmed dialog as the phone sees it."""
 
     call_id: str
-    local: str                    # our From/To header value, with our tag
-    remote: str                   # the PBX's, with its tag
-    remote_target: str            # where in-dialog requests go (the PBX's Contact URI)
-    local_contact: str            # the phone's Contact header value
+    local: str  # our From/To header value, with our tag
+    remote: str  # the PBX's, with its tag
+    remote_target: str  # where in-dialog requests go (the PBX's Contact URI)
+    local_contact: str  # the phone's Contact header value
     media: tuple[str, int] | None  # the phone's audio address from its SDP
-    uac: bool                     # the phone placed this call
-    cseq: int = 0                 # highest CSeq the phone used in the dialog
-    sdp_version: int = 0          # the o= version of the phone's last offer/answer
+    uac: bool  # the phone placed this call
+    cseq: int = 0  # highest CSeq the phone used in the dialog
+    sdp_version: int = 0  # the o= version of the phone's last offer/answer
     extra: dict = field(default_factory=dict)
 
     @property
@@ -154,18 +155,30 @@ def dialogs(messages: list[SipMessage]) -> list[Dialog]:
         invite = invites.get(m.call_id)
         if invite is None or m.call_id in found:
             continue
-        sdp_owner = invite if invite.sent else m   # the phone's own SDP
+        sdp_owner = invite if invite.sent else m  # the phone's own SDP
         version = re.search(r"^o=\S+ \S+ (\d+)", sdp_owner.body, re.M)
         cseq = int(invite.header("CSeq").split(" ")[0] or 0) if invite.sent else 0
-        if invite.sent:       # we called: From is ours, the 200's To carries their tag
-            d = Dialog(call_id=m.call_id, local=invite.header("From"), remote=m.header("To"),
-                       remote_target=_uri(m.header("Contact")),
-                       local_contact=invite.header("Contact"), media=invite.media(),
-                       uac=True, cseq=max(cseq, int(m.header("CSeq").split(" ")[0] or 0)))
-        else:                 # we answered: our 200's To carries our tag
-            d = Dialog(call_id=m.call_id, local=m.header("To"), remote=invite.header("From"),
-                       remote_target=_uri(invite.header("Contact")),
-                       local_contact=m.header("Contact"), media=m.media(), uac=False)
+        if invite.sent:  # we called: From is ours, the 200's To carries their tag
+            d = Dialog(
+                call_id=m.call_id,
+                local=invite.header("From"),
+                remote=m.header("To"),
+                remote_target=_uri(m.header("Contact")),
+                local_contact=invite.header("Contact"),
+                media=invite.media(),
+                uac=True,
+                cseq=max(cseq, int(m.header("CSeq").split(" ")[0] or 0)),
+            )
+        else:  # we answered: our 200's To carries our tag
+            d = Dialog(
+                call_id=m.call_id,
+                local=m.header("To"),
+                remote=invite.header("From"),
+                remote_target=_uri(invite.header("Contact")),
+                local_contact=m.header("Contact"),
+                media=m.media(),
+                uac=False,
+            )
         d.sdp_version = int(version.group(1)) if version else 0
         found[m.call_id] = d
     return list(found.values())
