@@ -315,6 +315,23 @@ class TapAsterisk(harness.FakeAsterisk):
         aid = action.get("actionid", "")
         if name == "originate":
             self._originate(writer, action)
+        elif name == "queuestatus":  # the resync after login: no queue members here
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Queue status will follow"),
+                )
+            )
+            writer.write(
+                wire(
+                    ("Event", "QueueStatusComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", 0),
+                )
+            )
         elif name == "status":  # TapManager asks only after a tap failed
             channel = action.get("channel", "")
             call = next((c for c in self.calls if channel.partition(";")[0] in c.channels), None)

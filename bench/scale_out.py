@@ -58,20 +58,20 @@ for _p in (ROOT, BENCH):
 
 import pop_latency  # noqa: E402
 import prompt_latency  # noqa: E402
-from ami_replay import (
+from harness import (  # noqa: E402
     EOL,
+    USERNAME,  # noqa: E402
     BenchError,
+    agent_users,
     cpu_model,
     fake_asterisk,
-    parse_action,  # noqa: E402
+    parse_action,
     percentile,
     wire,
 )
 
 from tests.nats import NatsServer  # noqa: E402
 from tests.postgres import PostgresCluster  # noqa: E402
-
-USERNAME = pop_latency.USERNAME
 
 
 def free_port() -> int:
@@ -171,7 +171,7 @@ async def start_service(
     )
     web_cfg = {**bus, "cluster": {"instance": "bench-web"}}
     web = Proc("web", web_cfg, folder, role="web")
-    await ctl.wait_for("follows it now")
+    await ctl.wait_for("AMI resync:")
     await web.wait_for("console listening on")
     return [ctl, web]
 
@@ -181,7 +181,9 @@ async def start_service(
 class Consoles:
     base: str
     wrapup_delay: float = 0.5
-    first_card: dict[str, float] = field(default_factory=dict)  # call id -> arrival
+    # (call id, agent) -> arrival of that agent's first card of the call (ring-all
+    # queues ring several agents: each ring is timed to its own agent's card)
+    first_card: dict[tuple[str, str], float] = field(default_factory=dict)
     prompts: list[tuple[str, float]] = field(default_factory=list)  # (call id, arrival)
     hellos: int = 0
     wrapups: int = 0
@@ -203,9 +205,9 @@ class Consoles:
                 raise BenchError(f"sign-in of {u.login}: {r.status} {await r.text()}")
             ws = await http.ws_connect("/ws", max_msg_size=0)
             self.sockets.append((http, ws))
-            self.tasks.append(asyncio.ensure_future(self._read(http, ws)))
+            self.tasks.append(asyncio.ensure_future(self._read(http, ws, u.login)))
 
-    async def _read(self, http, ws) -> None:
+    async def _read(self, http, ws, login: str) -> None:
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -216,7 +218,7 @@ class Consoles:
                 self.hellos += 1
             elif kind == "card" and data.get("card"):
                 card = data["card"]
-                self.first_card.setdefault(card["call_id"], now)
+                self.first_card.setdefault((card["call_id"], login), now)
                 if card["phase"] == "wrapup":
                     self.tasks.append(asyncio.ensure_future(self._wrap_up(http, card)))
             elif kind == "prompt":
@@ -287,7 +289,7 @@ class Result:
 async def run_pop(
     mode: str, a, folder: Path, dsn: str, nats: NatsServer | None, monitor: int | None
 ) -> Result:
-    users = pop_latency.agent_users(a.pop_agents)
+    users = agent_users(a.pop_agents, pop_latency.FIRST_AGENT)
     secret = secrets.token_urlsafe(16)
     paths = sorted((ROOT / "tests" / "data").glob("*.ami"))
     events = sum(len(pop_latency.Recording.load(p).capture.messages) for p in paths)
@@ -302,7 +304,8 @@ async def run_pop(
         seed=1,
         max_seconds=timeout + 120,
     )
-    with fake_asterisk(pop_latency.serve, config) as (port, results):
+    with fake_asterisk(pop_latency.serve, config) as pbx:
+        port, results = pbx.port, pbx.results
         web_port = free_port()
         cfg = base_config(port, secret, users, dsn, ROOT / "scripts", False, web_port)
         procs = await start_service(mode, folder / f"pop-{mode}", cfg, nats)
@@ -317,7 +320,7 @@ async def run_pop(
             rings = sent[0]  # (call id, login, time.time()) of each ringing event
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and (
-                sum(c in consoles.first_card for c, _, _ in rings) < len(rings)
+                sum((c, lg) in consoles.first_card for c, lg, _ in rings) < len(rings)
             ):
                 await asyncio.sleep(0.05)
             cpu = {p.name: p.cpu_seconds() - cpu0[p.name] for p in procs}
@@ -326,7 +329,7 @@ async def run_pop(
             await consoles.close()
             for p in procs:
                 p.stop()
-    lat = [consoles.first_card[c] - t for c, _, t in rings if c in consoles.first_card]
+    lat = [consoles.first_card[(c, lg)] - t for c, lg, t in rings if (c, lg) in consoles.first_card]
     return Result(
         mode, "pop", lat, len(rings), cpu, a.pop_calls, bus1[0] - bus0[0], bus1[1] - bus0[1]
     )
@@ -335,7 +338,7 @@ async def run_pop(
 async def run_prompt(
     mode: str, a, folder: Path, dsn: str, nats: NatsServer | None, monitor: int | None
 ) -> Result:
-    users = pop_latency.agent_users(a.prompt_calls)
+    users = prompt_latency.korean_agents(a.prompt_calls)
     secret = secrets.token_urlsafe(16)
     customer_pcm, _, c_voice = prompt_latency.trimmed_speech(prompt_latency.CUSTOMER_PHRASE)
     period, lead, tail, spacing = 3.0, 3.0, 2.5, 0.05
@@ -354,7 +357,8 @@ async def run_prompt(
         answer_spacing=spacing,
         max_seconds=play + 180,
     )
-    with fake_asterisk(prompt_latency.serve, config) as (port, results):
+    with fake_asterisk(prompt_latency.serve, config) as pbx:
+        port, results = pbx.port, pbx.results
         scripts = prompt_latency.prepare_scripts(folder / f"prompt-{mode}", 1.0)
         web_port = free_port()
         cfg = base_config(port, secret, users, dsn, scripts, True, web_port)

@@ -406,10 +406,11 @@ class Service:
         )
         if self.bus_link is not None:
             await self.bus_link.start()
+        if self.role is not None:
+            # Before any PBX is followed: a controller publishes every call event.
+            await self.role.start()
         if "controller" in self.roles:
             await self._start_controller()
-        if self.role is not None:
-            await self.role.start()
         if "web" in self.roles:
             await self._restore_wrapups()
             await self._start_web()
