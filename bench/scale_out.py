@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     p.add_argument("--pop-calls", type=int, default=400)
     p.add_argument("--pop-window", type=int, default=100)
-    p.add_argument("--pop-agents", type=int, default=100)
+    p.add_argument("--pop-agents", type=int, default=150, help="more than --pop-window")
     p.add_argument("--pop-rate", type=float, default=500.0, help="AMI events per second")
     p.add_argument("--prompt-calls", type=int, default=8)
     p.add_argument("--utterances", type=int, default=6)
