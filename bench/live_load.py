@@ -392,6 +392,9 @@ def summarise(
     acc = accuracy_report(score, 0, 1, 0)
     keep = [ln for ln in acc if ln.startswith(("  all", "false critical", "adherence"))]
     out += ["  " + ln.strip() for ln in keep]
+    # what went wrong, so a false card can be traced to its dialogue and words
+    wrong = [e for e in score.errors if "false prompt" in e]
+    out += [f"  {e}" for e in wrong[:12]]
     return out
 
 

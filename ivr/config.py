@@ -10,6 +10,7 @@ out of version control) but ``IVR_AMI_SECRET`` in the environment wins. The
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ class WebSettings:
     body_timeout: float = 30.0
     # Open connections from one client address (a reverse proxy is exempt).
     max_connections_per_address: int = 256
+    # Networks (CIDR or addresses) whose clients may read /metrics, besides loopback:
+    # e.g. the Prometheus server. Everyone else gets 403.
+    metrics_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -651,6 +655,15 @@ def load_settings(
     if web is not None:
         line = data.line_of("web") if isinstance(data, LineDict) else None
         problems += _check_tls(web.tls, Path(path).parent if path else Path("."), file, line)
+        section = data.get("web")
+        mline = section.line_of("metrics_from") if isinstance(section, LineDict) else line
+        for net in web.metrics_from:
+            try:
+                ipaddress.ip_network(str(net), strict=False)
+            except ValueError:
+                problems.append(
+                    Problem(file, mline, "web.metrics_from", f"not an address or network: {net!r}")
+                )
     if problems:
         raise YamlError(problems)
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)

@@ -232,6 +232,8 @@ class ConsoleApp:
     async def metrics(self, request: web.Request) -> web.Response:
         if self.ctx.metrics is None:
             raise web.HTTPNotFound(text="metrics are off")
+        if not self.guard.may_read_metrics(request):
+            raise web.HTTPForbidden(text="metrics are served to loopback and web.metrics_from only")
         return web.Response(
             body=self.ctx.metrics(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

@@ -87,6 +87,9 @@ class Guard:
         self.origins = frozenset(_normal_origin(o) for o in web_settings.origins)
         self.proxies = frozenset(str(ipaddress.ip_address(a)) for a in web_settings.trusted_proxies)
         self.body_timeout = web_settings.body_timeout
+        self.metrics_from = tuple(
+            ipaddress.ip_network(str(n), strict=False) for n in web_settings.metrics_from
+        )
 
     # ------------------------------------------------------------ who and how
     def client_address(self, request: web.Request) -> str:
@@ -102,6 +105,15 @@ class Guard:
                 if hop not in self.proxies:
                     return hop[:64]
         return remote
+
+    def may_read_metrics(self, request: web.Request) -> bool:
+        """/metrics has no sign-in (scrapers have none): loopback and the networks in
+        web.metrics_from only."""
+        try:
+            addr = ipaddress.ip_address(self.client_address(request))
+        except ValueError:
+            return False
+        return addr.is_loopback or any(addr in net for net in self.metrics_from)
 
     def scheme(self, request: web.Request) -> str:
         if self.tls:
