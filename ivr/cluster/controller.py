@@ -4,8 +4,10 @@ At start it takes each free lease of its preferred PBXs at once (one
 machine: all of them), then polls every `poll` s for PBXs nobody follows
 (their holder died): a standby takes such a PBX when it finds it free at two
 polls in a row, so within 2 x poll + AMI login + resync, about 2.5 s with the
-default poll. Losing the lease connection lets go of every PBX
-at once: another instance may already follow them.
+default poll. In its first seconds (`grace`: 4 polls, at least 2 s) a standby
+takes no other PBX: instances started together (a deployment, a test) each
+get their own PBXs even when one of them is slow to start. Losing the lease
+connection lets go of every PBX at once: another instance may already follow them.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ class Controller:
         self.on_let_go = on_let_go
         self._task: asyncio.Task | None = None
         self._closing = False
+        self.grace = max(2.0, 4 * poll)
+        self._standby_from = 0.0  # loop time after which PBXs of others may be taken
 
     async def start(self) -> None:
         self.leases.on_lost = self._lost_all
+        self._standby_from = asyncio.get_running_loop().time() + self.grace
         await self._take_free()
         self._task = asyncio.ensure_future(self._run())
 
@@ -58,6 +63,8 @@ class Controller:
             if link.following or self._closing:
                 continue
             if link.name not in self.prefer:
+                if asyncio.get_running_loop().time() < self._standby_from:
+                    continue
                 # A standby waits a poll, so the PBX's own instance takes it at
                 # its start; a PBX whose holder died is free at the next poll.
                 seen = (await self.leases.holders([link.name])).get(link.name)

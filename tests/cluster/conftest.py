@@ -192,6 +192,7 @@ class Console:
         self.http, self.ws = http, ws
         self.messages: list[dict] = []
         self.wrapped: list[tuple[str, int]] = []
+        self._wrapping: set[str] = set()
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -209,8 +210,11 @@ class Console:
                 data = msg.json()
                 self.messages.append(data)
                 card = data.get("card") if data.get("type") == "card" else None
-                if card and card.get("phase") == "wrapup":
-                    # The agent wraps up at once (a dialer waits for that).
+                if card and card.get("phase") == "wrapup" and data["call_id"] not in self._wrapping:
+                    # The agent wraps up at once (a dialer waits for that), once per call
+                    # as the page does: the card is sent again while in wrap-up (the
+                    # agent's leg ends, then the call), and a second wrap-up is a 404.
+                    self._wrapping.add(data["call_id"])
                     asyncio.ensure_future(self._wrap_up(data["call_id"], card))
 
     async def _wrap_up(self, call_id: str, card: dict) -> None:
