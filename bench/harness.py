@@ -178,6 +178,7 @@ class FakeAsterisk:
         self.queue_summaries = 0
         self.finished = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
+        self.logged_in: list[asyncio.StreamWriter] = []  # AMI sessions, in login order
 
     async def run(self) -> None:
         server = await asyncio.start_server(self._session, "127.0.0.1", 0)
@@ -187,6 +188,16 @@ class FakeAsterisk:
                 await asyncio.wait_for(self.finished.wait(), self.max_seconds)
             except asyncio.TimeoutError:
                 pass
+
+    def events_to(
+        self, writer: asyncio.StreamWriter, action: dict[str, str]
+    ) -> asyncio.StreamWriter:
+        """The session a benchmark's events go to: the asking one, or with "To:
+        others" another logged-in session (a service in its own process,
+        bench/scale_out.py), while the reply still goes to the asking one."""
+        if action.get("to", "").lower() != "others":
+            return writer
+        return next((w for w in self.logged_in if w is not writer), writer)
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -238,6 +249,7 @@ class FakeAsterisk:
                     ("Status", "Fully Booted"),
                 )
             )
+            self.logged_in.append(writer)
         elif name == "coreshowchannels":  # the resync after each login
             writer.write(
                 wire(

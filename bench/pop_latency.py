@@ -363,7 +363,7 @@ class PopAsterisk(FakeAsterisk):
             )
             writer.write(self._pause(login, paused, action.get("reason", "")))
         elif name == "benchstart":
-            self.spawn(self._stream(writer, aid))
+            self.spawn(self._stream(self.events_to(writer, action), aid, writer))
         else:
             return False
         return True
@@ -402,8 +402,14 @@ class PopAsterisk(FakeAsterisk):
             out += self._member("QueueMemberPause", login, queue)
         return out
 
-    async def _stream(self, writer: asyncio.StreamWriter, action_id: str) -> None:
+    async def _stream(
+        self,
+        writer: asyncio.StreamWriter,
+        action_id: str,
+        reply_to: asyncio.StreamWriter | None = None,
+    ) -> None:
         sent = self.sent
+        reply_to = reply_to or writer
         try:
             # Event i is due at start + i/rate; asyncio sleeps in ~1 ms ticks, so
             # events due within one tick go out together, like a burst from Asterisk.
@@ -426,7 +432,7 @@ class PopAsterisk(FakeAsterisk):
                 writer.write(message + b"\r\n")
                 await writer.drain()
             seconds = time.monotonic() - start
-            writer.write(
+            reply_to.write(
                 wire(
                     ("Response", "Success"),
                     ("ActionID", action_id),
@@ -436,7 +442,7 @@ class PopAsterisk(FakeAsterisk):
                     ("QueueSummaries", self.queue_summaries),
                 )
             )
-            await writer.drain()
+            await reply_to.drain()
         except ConnectionError:
             return
         # Plain values: the parent cannot unpickle this script's classes from a child.

@@ -315,6 +315,23 @@ class TapAsterisk(harness.FakeAsterisk):
         aid = action.get("actionid", "")
         if name == "originate":
             self._originate(writer, action)
+        elif name == "queuestatus":  # the resync after login: no queue members here
+            writer.write(
+                wire(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("EventList", "start"),
+                    ("Message", "Queue status will follow"),
+                )
+            )
+            writer.write(
+                wire(
+                    ("Event", "QueueStatusComplete"),
+                    ("ActionID", aid),
+                    ("EventList", "Complete"),
+                    ("ListItems", 0),
+                )
+            )
         elif name == "status":  # TapManager asks only after a tap failed
             channel = action.get("channel", "")
             call = next((c for c in self.calls if channel.partition(";")[0] in c.channels), None)
@@ -348,7 +365,7 @@ class TapAsterisk(harness.FakeAsterisk):
                     )
                 )
         elif name == "benchstart":
-            self.spawn(self._play(writer, aid))
+            self.spawn(self._play(self.events_to(writer, action), aid, writer))
         else:
             return False
         return True
@@ -473,7 +490,10 @@ class TapAsterisk(harness.FakeAsterisk):
             self.tick += 1
 
     # ------------------------------------------------------------ the run
-    async def _play(self, writer: asyncio.StreamWriter, aid: str) -> None:
+    async def _play(
+        self, writer: asyncio.StreamWriter, aid: str, reply_to: asyncio.StreamWriter | None = None
+    ) -> None:
+        reply_to = reply_to or writer
         t0 = time.monotonic()
         clock = asyncio.ensure_future(self._clock(t0))
         try:
@@ -501,7 +521,7 @@ class TapAsterisk(harness.FakeAsterisk):
                 await writer.drain()
             clock.cancel()
             lateness = sorted(self.lateness)
-            writer.write(
+            reply_to.write(
                 wire(
                     ("Response", "Success"),
                     ("ActionID", aid),
@@ -510,7 +530,7 @@ class TapAsterisk(harness.FakeAsterisk):
                     ("Originates", self.originates),
                 )
             )
-            await writer.drain()
+            await reply_to.drain()
             self.pipe.send(
                 {
                     "utterances": self.utterances,

@@ -16,7 +16,7 @@ from .yamlfile import YamlError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    return load_settings(args.config, roles=getattr(args, "role", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -325,7 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parser = sub.add_parser
     # Every subcommand takes the common options too (-c, -v), before or after it.
     sub.add_parser = lambda *a, **kw: _add_parser(*a, parents=[common], **kw)  # type: ignore[method-assign]
-    sub.add_parser("serve", help="run the service").set_defaults(func=cmd_serve)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument(
+        "--role",
+        choices=["controller", "web"],
+        action="append",
+        help="with a bus (bus.url): run only this role (see README, Scaling)",
+    )
+    serve.set_defaults(func=cmd_serve)
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk (tests, demo, softphone testers)")
     pbx.add_argument(
         "action",

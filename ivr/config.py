@@ -27,6 +27,10 @@ SECRET_ENV = "IVR_AMI_SECRET"
 
 @dataclass(frozen=True)
 class AmiSettings:
+    """One PBX the service follows over AMI. `ami:` in the config is one such
+    section, or a list of them (several PBXs, each with its own `name`)."""
+
+    name: str = "default"  # how the PBX is known (logs, leases, records)
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "ivr"
@@ -34,6 +38,9 @@ class AmiSettings:
     # Reconnect backoff: first retry after reconnect_min s, doubling up to reconnect_max s.
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+    # Agents (logins) whose phones are on this PBX, for the dialers; empty:
+    # every agent (one PBX).
+    agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,37 @@ class RejectSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several service instances on one PostgreSQL store (ivr/cluster/).
+
+    Each PBX is followed by one instance at a time: the one holding its lease
+    (a PostgreSQL advisory lock). The others poll every `lease_poll` s and
+    take a PBX over when its holder dies. With SQLite (one machine) every
+    PBX is simply this instance's."""
+
+    # This instance's id (logs, claims); empty: host name, process id and a
+    # random part, new at every start.
+    instance: str = ""
+    lease_poll: float = 1.0
+    # PBXs this instance takes as soon as they are free (its own); the others
+    # it takes only as a standby, once found free at two polls in a row
+    # (their holder died). Empty: every PBX is its own.
+    prefer: tuple[str, ...] = ()
+    # What this instance runs: controller (PBXs, calls, dialers, speech) and/or
+    # web (consoles, APIs). Empty: both, in one process. With a bus, one role
+    # per instance (`ivr serve --role web` overrides this).
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    """The bus between instances of different roles (ivr/bus): a NATS server,
+    e.g. nats://10.0.0.5:4222. Empty: no bus, everything in one process."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class PbxSettings:
     """The sandbox Asterisk that `ivr pbx up` runs (tests, demo, testers)."""
 
@@ -147,6 +185,9 @@ class PbxSettings:
     # Where the sandbox sends calls to customers (the "carrier").
     trunk_peer: str = "127.0.0.2:5060"
     dialplans: str = "dialplans"
+    # Asterisk's systemname: prefixes every Uniqueid, so calls of several PBXs
+    # followed by one service never share an id (ivr/cluster).
+    system_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +243,10 @@ class Settings:
     supervision: SupervisionSettings = SupervisionSettings()
     rejects: RejectSettings = RejectSettings()
     pbx: PbxSettings = PbxSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    bus: BusSettings = BusSettings()
+    # Every PBX followed (`ami` is the first): from a list under `ami:`.
+    pbxs: tuple[AmiSettings, ...] = ()
     scripts: str = "scripts"
     # Optional CSV (number,name,...) used to fill customer names into scripts.
     customers: str = ""
@@ -213,6 +258,10 @@ class Settings:
     # The file these came from (None: built-in defaults); relative paths are
     # resolved against its folder.
     source: str | None = None
+
+    @property
+    def all_pbxs(self) -> tuple[AmiSettings, ...]:
+        return self.pbxs or (self.ami,)
 
     def path(self, value: str) -> Path:
         p = Path(value)
@@ -234,6 +283,7 @@ _RANGES = {
     "web.header_timeout": (0.5, 600.0),
     "web.body_timeout": (0.5, 3600.0),
     "web.max_connections_per_address": (1, 100000),
+    "cluster.lease_poll": (0.1, 10.0),
 }
 _NESTED = {"TlsSettings": TlsSettings}
 
@@ -246,6 +296,8 @@ _SECTIONS = {
     "supervision": SupervisionSettings,
     "rejects": RejectSettings,
     "pbx": PbxSettings,
+    "cluster": ClusterSettings,
+    "bus": BusSettings,
 }
 _TOP_LEVEL = {"scripts": str, "customers": str, "log_level": str, "log_format": str}
 _LOG_FORMATS = ("text", "json")
@@ -522,7 +574,9 @@ def _build_section(
 
 
 def load_settings(
-    path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    roles: list[str] | tuple[str, ...] | None = None,
 ) -> Settings:
     """Read settings from ``path`` (or $IVR_CONFIG, or ./ivr.yaml if present).
 
@@ -542,7 +596,10 @@ def load_settings(
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         line = data.line_of(key) if isinstance(data, LineDict) else None
-        if key in _SECTIONS:
+        if key == "ami" and isinstance(value, list):
+            kwargs["pbxs"] = _build_pbxs(value, file, line, problems)
+            kwargs["ami"] = kwargs["pbxs"][0] if kwargs["pbxs"] else AmiSettings()
+        elif key in _SECTIONS:
             kwargs[key] = _build_section(_SECTIONS[key], value, file, key, line, problems)
         elif key == "users":
             kwargs["users"] = users_from_config(value, file, line, env, problems)
@@ -589,6 +646,16 @@ def load_settings(
             problems.append(
                 Problem(file, line, "speech.mode", "must be auto, spotting or transcript")
             )
+    if roles:  # `ivr serve --role ...` wins over the file
+        kwargs["cluster"] = dataclasses.replace(
+            kwargs.get("cluster", ClusterSettings()), roles=tuple(roles)
+        )
+    problems += check_roles(
+        kwargs.get("cluster", ClusterSettings()),
+        kwargs.get("bus", BusSettings()),
+        file,
+        data.line_of("cluster") if isinstance(data, LineDict) else None,
+    )
     web = kwargs.get("web")
     if web is not None:
         line = data.line_of("web") if isinstance(data, LineDict) else None
@@ -605,11 +672,84 @@ def load_settings(
     if problems:
         raise YamlError(problems)
     settings = Settings(**kwargs, source=str(Path(path).resolve()) if path else None)
-    if env.get(SECRET_ENV):
-        settings = dataclasses.replace(
-            settings, ami=dataclasses.replace(settings.ami, secret=Secret(env[SECRET_ENV]))
-        )
+    if env.get(SECRET_ENV) or settings.pbxs:
+        # IVR_AMI_SECRET_<NAME> for one PBX of a list, else IVR_AMI_SECRET.
+        def secret(p: AmiSettings) -> Secret:
+            own = (
+                env.get(f"{SECRET_ENV}_{p.name.upper().replace('-', '_')}", "")
+                if settings.pbxs
+                else ""
+            )
+            return Secret(own or env.get(SECRET_ENV) or p.secret)
+
+        pbxs = tuple(dataclasses.replace(p, secret=secret(p)) for p in settings.all_pbxs)
+        settings = dataclasses.replace(settings, ami=pbxs[0], pbxs=pbxs if settings.pbxs else ())
     return settings
+
+
+_PBX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def _build_pbxs(
+    data: list, file: str, line: int | None, problems: list[Problem]
+) -> tuple[AmiSettings, ...]:
+    """`ami:` as a list: one section per PBX, each with its own unique name."""
+    pbxs: list[AmiSettings] = []
+    if not data:
+        problems.append(Problem(file, line, "ami", "an empty list: name at least one PBX"))
+    for i, item in enumerate(data):
+        where = f"ami[{i}]"
+        pbx = _build_section(AmiSettings, item, file, where, line, problems)
+        if not isinstance(item, dict) or "name" not in item:
+            problems.append(Problem(file, line, where, "each PBX of a list needs a name"))
+        elif not _PBX_NAME.fullmatch(pbx.name):
+            problems.append(
+                Problem(file, line, f"{where}.name", "letters, digits, - and _ only (at most 32)")
+            )
+        elif any(p.name == pbx.name for p in pbxs):
+            problems.append(Problem(file, line, f"{where}.name", f"{pbx.name!r} given twice"))
+        pbxs.append(pbx)
+    return tuple(pbxs)
+
+
+ROLES = ("controller", "web")
+
+
+def check_roles(
+    cluster: ClusterSettings, bus: BusSettings, file: str = "<config>", line: int | None = None
+) -> list[Problem]:
+    unknown = [r for r in cluster.roles if r not in ROLES]
+    if unknown:
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                f"unknown role {unknown[0]!r} (known: {', '.join(ROLES)})",
+            )
+        ]
+    roles = set(cluster.roles) or set(ROLES)
+    if bus.url and not bus.url.startswith(("nats://", "tls://")):
+        return [Problem(file, line, "bus.url", "must be nats://host:port")]
+    if not bus.url and roles != set(ROLES):
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                "a single role needs a bus (bus.url: nats://...) to reach the others",
+            )
+        ]
+    if bus.url and roles == set(ROLES):
+        return [
+            Problem(
+                file,
+                line,
+                "cluster.roles",
+                "with a bus, run each role as its own instance: controller or web",
+            )
+        ]
+    return []
 
 
 def _check_tls(tls: TlsSettings, base: Path, file: str, line: int | None) -> list[Problem]:

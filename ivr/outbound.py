@@ -23,6 +23,7 @@ class OutboundCall:
     campaign: str = ""
     context: str = "outbound-campaign"
     ring_seconds: int = 30  # how long the agent's phone rings before we give up
+    call_id: str = ""  # chosen by the caller before a claim (new_call_id), else here
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,16 @@ def _checked(value: str, what: str) -> str:
     return value
 
 
+def new_call_id() -> str:
+    """The id of a call we place: the agent leg's Uniqueid (Originate ChannelId)."""
+    return f"out-{uuid.uuid4().hex[:20]}"
+
+
 async def place_call(ami: AmiClient, call: OutboundCall) -> PlacedCall:
     agent = _checked(call.agent, "agent extension")
     number = _checked(call.number, "customer number")
     project = _checked(call.project, "project")
-    call_id = f"out-{uuid.uuid4().hex[:20]}"
+    call_id = _checked(call.call_id, "call id") if call.call_id else new_call_id()
     variables = ["__CALL_DIRECTION=outbound", f"__PROJECT={project}", f"__DIALLED={number}"]
     if call.campaign:
         variables.append(f"__CAMPAIGN={_checked(call.campaign, 'campaign')}")

@@ -7,8 +7,10 @@ consoles' view (web/view.py) and live coaching; agent states and queue board ->
 wallboard and the outcomes store. Each stage only knows the bus or the small
 callbacks given here; none knows the others. What is asked of the PBX goes
 through ami/actions.py; what a reconnect re-reads, resync.py; /api/health is
-health.py, /metrics metrics.py. Nothing but building, wiring, starting and
-stopping happens here.
+health.py, /metrics metrics.py. Each PBX is followed through a cluster.PbxLink
+(its AMI client and tracker), while this instance holds its lease; with a bus
+(bus.url) the instance runs as a controller or a web front (cluster/roles.py).
+Nothing but building, wiring, starting and stopping happens here.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
 from . import health, metrics
 from .agents import AgentGroups, AgentStates, StateChange
 from .ami.actions import PbxActions
-from .ami.client import AmiClient
 from .ami.message import AmiEvent
+from .bus import create_bus
 from .calls.bus import CallEventBus, log_event
+from .calls.model import Call
 from .calls.queues import QueueBoard, day_start
-from .calls.tracker import CallTracker
+from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases, new_instance_id
+from .cluster.pbx import ActionsRouter
+from .cluster.roles import ControllerRole, WebRole
 from .coaching.rules import RuleLibrary
 from .config import Settings
 from .dialer import (
@@ -73,11 +78,32 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.bus = CallEventBus()
-        self.tracker = CallTracker(on_event=self.bus.publish)
-        self.ami = AmiClient(
-            settings.ami, on_event=self._ami_event, on_connected=lambda ami: self.resync(ami)
+        # Each PBX: its AMI client and tracker, followed while this instance
+        # holds its lease (ivr/cluster; one machine: always). `ami`, `tracker`
+        # and `pbx` are the first PBX's; `pbx_ami` routes actions by call.
+        self.instance = settings.cluster.instance or new_instance_id()
+        self.leases = create_leases(settings.store.url, self.instance)
+        self.links = [
+            PbxLink(p, self.bus.publish, on_synced=self._pbx_synced, on_ami_event=self._ami_event)
+            for p in settings.all_pbxs
+        ]
+        for link in self.links:
+            link.several = len(self.links) > 1
+        self.tracker, self.ami = self.links[0].tracker, self.links[0].ami
+        self.pbx_ami: Any = AmiRouter(self.links) if len(self.links) > 1 else self.ami
+        self.actions = {link.name: PbxActions(link.ami) for link in self.links}
+        self.pbx: Any = (
+            self.actions[self.links[0].name]
+            if len(self.links) == 1
+            else ActionsRouter(self.links, self.actions)
         )
-        self.pbx = PbxActions(self.ami)
+        self.controller = Controller(
+            self.links,
+            self.leases,
+            poll=settings.cluster.lease_poll,
+            prefer=settings.cluster.prefer,
+            on_let_go=self._stop_dialers,
+        )
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
         # Reports read through a second store instance (SQLite: its own connection,
@@ -114,18 +140,32 @@ class Service:
         # Dialers: one agent pool and one number guard for both, so an agent gets
         # one dialer call at a time and a number is never called twice at once;
         # only ready agents of the call's project's groups are offered calls.
+        # Across instances, claims and numbers being dialled are held in the store;
+        # one pair of dialers per PBX, for that PBX's agents, while it is followed.
+        is_busy = busy_unless(self.console_connected, self.live_calls)
         self.agent_pool = AgentPool(
-            self.agent_states.ready_agents,
-            busy_unless(self.hub.connected, lambda: self.tracker.calls.values()),
-            penalty_of=self.agent_states.penalty,
+            self.agent_states.ready_agents, is_busy, penalty_of=self.agent_states.penalty
         )
-        self.numbers = NumberGuard(lambda: [c.customer_num for c in self.tracker.calls.values()])
-        self.callback_dialer = CallbackDialer(
-            self.store, self.ami, agents=self.agent_pool, guard=self.numbers
-        )
-        self.campaign_dialer = CampaignDialer(
-            self.store, self.ami, agents=self.agent_pool, guard=self.numbers
-        )
+        self.numbers = NumberGuard(lambda: [c.customer_num for c in self.live_calls()])
+        self.dialers: dict[str, tuple[CallbackDialer, CampaignDialer]] = {}
+        for link in self.links:
+            pool = self.agent_pool
+            if link.agents:
+                pool = AgentPool(
+                    self._ready_on(link.agents), is_busy, penalty_of=self.agent_states.penalty
+                )
+            kw: dict[str, Any] = dict(
+                agents=pool, guard=self.numbers, owner=self.instance, pbx=link.name
+            )
+            self.dialers[link.name] = (
+                CallbackDialer(self.store, link.ami, **kw),
+                CampaignDialer(self.store, link.ami, **kw),
+            )
+        self.callback_dialer, self.campaign_dialer = self.dialers[self.links[0].name]
+        self.settlers = {
+            name: ClaimSettler(self.store, self.instance, callbacks=cb, campaigns=camp)
+            for name, (cb, camp) in self.dialers.items()
+        }
         # Supervisors listening in; agents' attended transfers from the console;
         # agents whose phone refuses queue calls paused for a while.
         self.supervision = Supervision(
@@ -152,7 +192,7 @@ class Service:
                 hub=self.hub,
                 pop=self.pop,
                 view=self.view,
-                live_calls=lambda: list(self.tracker.calls.values()),
+                live_calls=self.live_calls,
                 # Durable first (and a do-not-call wish honoured), then the wrap-up pause ends.
                 save_wrapup=dnc_on_wrapup(self.store, number_of=self.pop.customer_number),
                 wrapup_saved=self.agent_states.wrapup_saved,
@@ -162,7 +202,7 @@ class Service:
                 health=lambda: health.components(self),
                 metrics=lambda: metrics.render(self._metrics),
                 store=self.report_store,
-                on_campaigns_changed=self.campaign_dialer.wake,
+                on_campaigns_changed=self._wake_campaigns,
                 web=settings.web,
                 supervision=self.supervision,
                 transfers=self.transfers,
@@ -206,7 +246,7 @@ class Service:
             )
             tap_server = TapServer(settings.tap.host, settings.tap.port, sink_factory=speech.sink)
             taps = TapManager(
-                self.ami,
+                self.pbx_ami,
                 tap_server,
                 connect_host=settings.tap.connect_host or settings.tap.host,
                 on_status=self.live.on_tap_status,
@@ -223,17 +263,41 @@ class Service:
         self.bus.subscribe(self.rejects.on_call_event)
         self.bus.subscribe(self.view.call_event)
         self.bus.subscribe(log_event)
-        self.bus.subscribe(self.callback_dialer.on_call_event)
-        self.bus.subscribe(self.campaign_dialer.on_call_event)
-        self.resync = Resync(
-            self.tracker, self.pbx, self.queue_board, self.agent_states, self.rejects
-        )
+        for callbacks, campaigns in self.dialers.values():
+            self.bus.subscribe(callbacks.on_call_event)
+            self.bus.subscribe(campaigns.on_call_event)
+        self.resync = Resync(self.pbx, self.queue_board, self.agent_states, self.rejects)
+        # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
+        # or a web front; without one it is both, in one process, as always.
+        self.roles = set(settings.cluster.roles) or {"controller", "web"}
+        self.bus_link: Any = None
+        self.role: ControllerRole | WebRole | None = None
+        if settings.bus.url:
+            self.bus_link = create_bus(settings.bus.url, f"ivr {self.instance}")
+            if "web" in self.roles:
+                self.role = WebRole(self.bus_link, self)
+                # A web front's pop is a replica fed by the controllers' call
+                # events: it records, dials, coaches and acts on no PBX itself.
+                for stage in (
+                    self.recorder,
+                    self.agent_states.on_call_event,
+                    self.supervision.on_call_event,
+                    self.transfers.on_call_event,
+                    self.rejects.on_call_event,
+                    *(d.on_call_event for pair in self.dialers.values() for d in pair),
+                    *(stage.on_call_event for stage in self._listening()),
+                ):
+                    self.bus.unsubscribe(stage)
+                self.speech = self.tap_server = self.taps = None
+            else:
+                self.role = ControllerRole(self.bus_link, self)
         self._metrics = metrics.registry_for(self)
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
         self._watch: asyncio.Task | None = None
         self._rules_watch: asyncio.Task | None = None
         self._stopped = False
+        self._started = False
 
     # ------------------------------------------------------------ wiring helpers
     def _listening(self) -> list[Any]:
@@ -242,10 +306,23 @@ class Service:
             return []
         return [self.live, self.speech, self.taps]
 
-    def _ami_event(self, event: AmiEvent) -> None:
-        self.tracker.feed(event)
+    def _ami_event(self, link: PbxLink, event: AmiEvent) -> None:
+        # After the link's tracker: agent states and the queue board hear the
+        # queues of every PBX this instance follows.
         self.agent_states.on_ami_event(event)
         self.queue_board.on_ami_event(event)
+
+    def live_calls(self) -> list[Call]:
+        """Calls in progress on every PBX this instance follows."""
+        return [c for link in self.links for c in link.tracker.calls.values()]
+
+    def _ready_on(self, agents: tuple[str, ...]) -> Callable[[str], list[str]]:
+        """Ready agents of a project among those whose phones are on one PBX."""
+        return lambda project: [a for a in self.agent_states.ready_agents(project) if a in agents]
+
+    def _wake_campaigns(self) -> None:
+        for _, campaigns in self.dialers.values():
+            campaigns.wake()
 
     def _agent_changed(self, change: StateChange) -> None:
         self.agent_log(change)
@@ -255,6 +332,8 @@ class Service:
         return [str(p) for p in [*self.library.problems(), *self.rules.problems()]]
 
     def console_connected(self, login: str) -> bool:
+        if isinstance(self.role, ControllerRole):  # consoles are on the web fronts
+            return self.role.console_connected(login)
         return self.hub.connected(login)
 
     @property
@@ -266,20 +345,49 @@ class Service:
         scheme = "https" if self.settings.web.tls.enabled else "http"
         return f"{scheme}://{host}:{port}"
 
+    # ------------------------------------------------------------ PBXs followed
+    async def _pbx_synced(self, link: PbxLink, first: bool) -> None:
+        """After every resync of a PBX (login, reconnect, takeover; the calls are
+        reconciled by the link): the queues of the PBXs followed give the agent
+        states. The first resync since this instance took a PBX: close its calls
+        that ended unseen, settle the dialler claims a dead owner left on it
+        (from the PBX), then start its dialers."""
+        await self.resync()
+        if first:
+            await self._pbx_taken(link)
+
+    async def _pbx_taken(self, link: PbxLink) -> None:
+        if self.leases.kind != "local":
+            gone = set(await self.store.live_call_ids(link.name)) - set(link.tracker.calls)
+            closed = await self.store.close_interrupted_on(link.name, gone)
+            if closed:
+                log.warning(
+                    "PBX %s: %d calls ended while no instance followed it; closed as interrupted",
+                    link.name,
+                    closed,
+                )
+                if self._started and "web" in self.roles:
+                    await self._restore_wrapups()
+        await self.settlers[link.name].settle(link, await self.leases.alive())
+        if isinstance(self.role, ControllerRole):
+            self.role.announce()  # web fronts: the calls of the PBX taken (over)
+        if self._started:
+            await self._start_dialers(link)
+
+    async def _start_dialers(self, link: PbxLink) -> None:
+        for dialer in self.dialers[link.name]:
+            await dialer.start()
+
+    async def _stop_dialers(self, link: PbxLink) -> None:
+        for dialer in self.dialers[link.name]:
+            await dialer.stop(timeout=2)
+
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         refuse_weak_exposure(self.settings)
         await self.store.open()
         await self.report_store.open()
         await self.console.ctx.auth.start()
-        # Coaching checkpoints of calls live at the last stop, before they are closed:
-        # the calls Asterisk still has come back with their prompts and ticks.
-        self.live.restored = await self.store.live_coaching()
-        closed = await self.store.close_interrupted(time.time())
-        if closed:
-            log.warning(
-                "%d calls were live when the service last stopped; closed as interrupted", closed
-            )
         # Where each agent was when last seen, and today's queue figures so far.
         recorded = await self.store.last_agent_states()
         self.agent_states.restore(recorded)
@@ -297,15 +405,47 @@ class Service:
                 on_change=lambda problems: self.console.scripts_changed(self.script_problems())
             )
         )
+        if self.bus_link is not None:
+            await self.bus_link.start()
+        if self.role is not None:
+            # Before any PBX is followed: a controller publishes every call event.
+            await self.role.start()
+        if "controller" in self.roles:
+            await self._start_controller()
+        if "web" in self.roles:
+            await self._restore_wrapups()
+            await self._start_web()
+        self._started = True
+        for link in self.links:
+            if link.following and link.synced.is_set():
+                await self._start_dialers(link)
+
+    async def _start_controller(self) -> None:
+        await self.leases.start(roles=",".join(sorted(self.roles)))
+        # Coaching checkpoints of calls live at the last stop, before they are closed:
+        # the calls Asterisk still has come back with their prompts and ticks.
+        self.live.restored = await self.store.live_coaching()
+        if self.leases.kind == "local":
+            # One machine: every call still 'live' is this service's from before.
+            # Dialler claims are settled from the PBX once it is followed.
+            closed = await self.store.close_interrupted(time.time(), callbacks=False)
+            if closed:
+                log.warning(
+                    "%d calls were live when the service last stopped; closed as interrupted",
+                    closed,
+                )
         await self._start_speech()
         self.live.start()
-        await self.ami.start()
+        await self.controller.start()
         try:
             # Know which calls are still live before owing wrap-ups for them.
-            await asyncio.wait_for(self.resync.synced.wait(), 5.0)
+            await asyncio.wait_for(
+                asyncio.gather(*(link.synced.wait() for link in self.links if link.following)), 5.0
+            )
         except asyncio.TimeoutError:
             log.warning("no AMI resync yet; the console starts without the live calls")
-        await self._restore_wrapups()
+
+    async def _start_web(self) -> None:
         app = self.console.build()
         # keepalive_timeout is also how long a client may take to send a request's
         # headers: a connection that never completes one is closed (slowloris).
@@ -325,8 +465,6 @@ class Service:
             else "reachable from the network",
             self.web_url,
         )
-        await self.callback_dialer.start()
-        await self.campaign_dialer.start()
 
     async def _start_speech(self) -> None:
         if self.speech is None:
@@ -352,21 +490,29 @@ class Service:
     async def _restore_wrapups(self) -> None:
         """Wrap-ups still owed from before a restart come back to the agents' consoles
         (calls still live are followed by the pop as usual)."""
+        live = {c.call_id for c in self.console.ctx.live_calls()}
         for user in self.settings.users:
             for record in await self.store.calls_needing_wrapup(user.login):
-                if record["call_id"] not in self.tracker.calls:
+                if record["call_id"] not in live:
                     self.pop.restore_wrapup(user.login, self.recorder.call_from_record(record))
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        await self.campaign_dialer.stop(timeout=2)
-        await self.callback_dialer.stop(timeout=2)
+        for link in self.links:
+            await self._stop_dialers(link)
+        for settler in self.settlers.values():
+            await settler.close()
         await self.supervision.close()
         await self.rejects.close()
         await self.agent_states.close()
-        await self.ami.close()
+        await self.controller.close()
+        await self.leases.close()
+        if self.role is not None:
+            await self.role.close()
+        if self.bus_link is not None:
+            await self.bus_link.close()
         if self.taps is not None:
             await self.taps.close()
         if self.tap_server is not None:

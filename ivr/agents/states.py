@@ -117,7 +117,9 @@ class AgentStates:
     def __init__(
         self,
         groups: AgentGroups,
-        pbx: PbxActions,
+        # ami/actions.PbxActions; with several PBXs or on a web front, what routes
+        # its queue actions (cluster/pbx.ActionsRouter, cluster/roles.BusQueueActions).
+        pbx: PbxActions | Any,
         settings: ShiftSettings,
         *,
         names: Mapping[str, str] | None = None,

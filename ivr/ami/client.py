@@ -111,6 +111,7 @@ class AmiClient:
     async def start(self) -> None:
         if not self.settings.secret:
             raise AmiError("no AMI password: set IVR_AMI_SECRET or ami.secret")
+        self._closing = False  # a client closed (lease lost) may follow its PBX again
         loop = asyncio.get_running_loop()
         m = _Manager(
             loop=loop,

@@ -135,6 +135,7 @@ class Call:
     cause_txt: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     legs: dict[str, Leg] = field(default_factory=dict)
+    pbx: str = ""  # the PBX's name in the config (several PBXs: ivr/cluster)
 
     @property
     def result(self) -> CallResult | None:

@@ -94,7 +94,9 @@ class CallTracker:
         self,
         customer_endpoints: Iterable[str] = ("trunk", "customer"),
         on_event: Callable[[CallEvent], None] | None = None,
+        pbx: str = "",
     ):
+        self.pbx = pbx  # set on every call (several PBXs)
         self.customer_endpoints = frozenset(customer_endpoints)
         self.calls: dict[str, Call] = {}
         self._leg_call: dict[str, str] = {}  # uniqueid -> call_id
@@ -226,7 +228,7 @@ class CallTracker:
         if known is not None:
             call = known
         else:
-            call = Call(call_id=linkedid, started_at=at)
+            call = Call(call_id=linkedid, started_at=at, pbx=self.pbx)
             self.calls[linkedid] = call
         endpoint = endpoint_of(channel)
         if not channel.startswith(("PJSIP/", "SIP/", "IAX2/")):

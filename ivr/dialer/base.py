@@ -40,11 +40,17 @@ class DialerBase:
         agent_retry: float = 30.0,
         after_call_gap: float = 5.0,
         clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+        pbx: str = "",
     ):
         """store: the outcomes store (SqlStore); ami + place_call, or `place`
         (a coroutine function OutboundCall -> PlacedCall) places the calls.
         Agents: an AgentPool shared with the other dialer, or agents_for +
-        is_busy to build one. Subscribe `on_call_event` to the call event bus."""
+        is_busy to build one. Subscribe `on_call_event` to the call event bus.
+        owner / pbx: this service instance and the PBX the calls go through;
+        every claim names them (ivr/cluster settles a dead owner's claims
+        from the PBX). Without an owner the dialer is standalone and puts
+        its own leftover claims back at start, as one service always did."""
         if place is None:
             if ami is None:
                 raise ValueError("give the AMI client or a place() function")
@@ -64,6 +70,9 @@ class DialerBase:
         self.failed_call_wait = failed_call_wait
         self.agent_retry = agent_retry
         self.clock = clock
+        self.standalone = owner is None
+        self.owner = owner or "standalone"
+        self.pbx = pbx
         self.placed_calls: list[tuple[str, str, str]] = []  # (call_id, number, agent), newest last
         self._tasks: set[asyncio.Task] = set()
         self._loop_task: asyncio.Task | None = None

@@ -24,8 +24,9 @@ import logging
 from typing import Any, Sequence
 
 from ..calls.numbers import normalise
-from ..outbound import OutboundCall
+from ..outbound import OutboundCall, new_call_id
 from .base import DialerBase
+from .common import Outcome
 from .pacing import CallingHours, Pacer
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,26 @@ class CallbackDialer(DialerBase):
                 continue
             self.agents.reserve(agent)
             self.pacer.placed(now)
+            call_id = new_call_id()
             try:
-                await self.store.mark_callback(cb["id"], "dialling", now=now)
+                # Atomic across instances: False if another dialer took it first
+                # or is calling this number now.
+                claimed = await self.store.claim_callback(
+                    cb["id"],
+                    number,
+                    now,
+                    owner=self.owner,
+                    pbx=self.pbx,
+                    call_id=call_id,
+                    agent=agent,
+                )
             except BaseException:
                 self._done(number, agent)
                 raise
-            self._spawn(self._place(cb, number, agent), f"cb{cb['id']}")
+            if not claimed:
+                self._done(number, agent)
+                continue
+            self._spawn(self._place(cb, number, agent, call_id), f"cb{cb['id']}")
             started += 1
         return started
 
@@ -115,7 +130,7 @@ class CallbackDialer(DialerBase):
         self.agents.release(agent, penalty)
         self.pacer.finished()
 
-    async def _place(self, cb: dict[str, Any], number: str, agent: str) -> None:
+    async def _place(self, cb: dict[str, Any], number: str, agent: str, call_id: str) -> None:
         penalty = 0.0
         try:
             project = cb["project"] or self.default_project
@@ -135,35 +150,47 @@ class CallbackDialer(DialerBase):
                     project=project,
                     campaign=self.campaign,
                     ring_seconds=self.ring_seconds,
+                    call_id=call_id,
                 )
             )
-            now = self.clock()
-            call_id = placed.call_id if placed else None
-            if outcome.customer_reached:
-                status, due, result = "done", None, "answered"
-            elif outcome.agent_failed:
-                penalty = self.agent_retry
-                await self._persist(
-                    f"callback {cb['id']} (agent missed)",
-                    lambda: self.store.mark_callback(
-                        cb["id"], "pending", due_at=now + self.agent_retry, now=now
-                    ),
-                )
-                return
-            else:
-                attempts = cb["attempts"] + 1
-                result = outcome.result
-                if attempts >= self.max_attempts:
-                    status, due = "failed", None
-                else:
-                    spacing = self.retry_spacing[min(attempts, len(self.retry_spacing)) - 1]
-                    status, due = "pending", now + spacing
-            log.info("callback %s: %s -> %s", cb["id"], result, status)
-            await self._persist(
-                f"callback {cb['id']} attempt",
-                lambda: self.store.mark_callback(
-                    cb["id"], status, result, due_at=due, call_id=call_id, now=now
-                ),
-            )
+            penalty = await self.record(cb, outcome, call_id if placed else None)
         finally:
             self._done(number, agent, penalty)
+
+    async def record(self, cb: dict[str, Any], outcome: Outcome, call_id: str | None) -> float:
+        """Write how a callback's call went; returns the agent's penalty (s)."""
+        now = self.clock()
+        if outcome.customer_reached:
+            status, due, result = "done", None, "answered"
+        elif outcome.agent_failed:
+            await self._persist(
+                f"callback {cb['id']} (agent missed)",
+                lambda: self.store.mark_callback(
+                    cb["id"], "pending", due_at=now + self.agent_retry, now=now
+                ),
+            )
+            return self.agent_retry
+        else:
+            attempts = cb["attempts"] + 1
+            result = outcome.result
+            if attempts >= self.max_attempts:
+                status, due = "failed", None
+            else:
+                spacing = self.retry_spacing[min(attempts, len(self.retry_spacing)) - 1]
+                status, due = "pending", now + spacing
+        log.info("callback %s: %s -> %s", cb["id"], result, status)
+        await self._persist(
+            f"callback {cb['id']} attempt",
+            lambda: self.store.mark_callback(
+                cb["id"], status, result, due_at=due, call_id=call_id, now=now
+            ),
+        )
+        return 0.0
+
+    async def settle(
+        self, callback_id: int, outcome: Outcome, agent: str | None, call_id: str | None
+    ) -> None:
+        """A claim left by a controller that died, settled from the PBX."""
+        cb = await self.store.get_callback(callback_id)
+        if cb is not None:
+            await self.record(cb, outcome, call_id)

@@ -27,10 +27,11 @@ import re
 from typing import Any, Awaitable, Callable, Iterable
 
 from ..calls.numbers import normalise
-from ..outbound import OutboundCall
+from ..outbound import OutboundCall, new_call_id
 from ..outcomes.store.campaigns import CAMPAIGN_SETTINGS, Contact
 from ..scripts.customers import CustomerFileError, read_customers
 from .base import DialerBase
+from .common import Outcome
 from .pacing import CallingHours, Pacer
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class CampaignDialer(DialerBase):
         return h
 
     async def start(self) -> None:
-        if not self._reset:
+        if not self._reset and self.standalone:
             n = await self.store.reset_dialling_contacts(self.clock())
             if n:
                 log.warning(
@@ -241,7 +242,16 @@ class CampaignDialer(DialerBase):
             agent = self.agents.pick(project)
             if agent is None:
                 break
-            contact = await self.store.claim_contact(name, now, exclude=self.guard.busy_numbers())
+            call_id = new_call_id()
+            contact = await self.store.claim_contact(
+                name,
+                now,
+                exclude=self.guard.busy_numbers(),
+                owner=self.owner,
+                pbx=self.pbx,
+                call_id=call_id,
+                agent=agent,
+            )
             if contact is None:
                 await self._maybe_done(campaign, pacer, now)
                 break
@@ -258,7 +268,9 @@ class CampaignDialer(DialerBase):
                 continue
             self.agents.reserve(agent)
             pacer.placed(now)
-            self._spawn(self._place(campaign, pacer, contact, agent), f"{name}-{contact['id']}")
+            self._spawn(
+                self._place(campaign, pacer, contact, agent, call_id), f"{name}-{contact['id']}"
+            )
             started += 1
         return started
 
@@ -272,7 +284,12 @@ class CampaignDialer(DialerBase):
             await self.store.set_campaign_status(name, "done", now=now)
 
     async def _place(
-        self, campaign: dict[str, Any], pacer: Pacer, contact: dict[str, Any], agent: str
+        self,
+        campaign: dict[str, Any],
+        pacer: Pacer,
+        contact: dict[str, Any],
+        agent: str,
+        call_id: str,
     ) -> None:
         number = contact["number"]
         penalty = 0.0
@@ -291,30 +308,55 @@ class CampaignDialer(DialerBase):
                     project=campaign["project"],
                     campaign=campaign["name"],
                     ring_seconds=self.ring_seconds,
+                    call_id=call_id,
                 )
             )
-            now = self.clock()
-            call_id = placed.call_id if placed else None
-            kw: dict[str, Any] = {"call_id": call_id, "agent": agent, "now": now}
-            if outcome.customer_reached:
-                status, kw["next_at"] = "done", None
-            elif outcome.agent_failed:
-                penalty = self.agent_retry
-                status, kw["next_at"], kw["count_attempt"] = "pending", now + 5.0, False
-            elif contact["attempts"] + 1 >= int(campaign["max_attempts"]):
-                status = "failed"
-            else:
-                status = "pending"
-                kw["next_at"] = now + float(campaign["retry_after"])
-            log.info("campaign %s: %s %s -> %s", campaign["name"], number, outcome.result, status)
-            await self._persist(
-                f"contact {contact['id']}",
-                lambda: self.store.finish_contact(contact["id"], status, outcome.result, **kw),
-            )
+            penalty = await self.record(campaign, contact, outcome, agent, call_id)
         finally:
             self.guard.release(number)
             self.agents.release(agent, penalty)
             pacer.finished()
+
+    async def record(
+        self,
+        campaign: dict[str, Any],
+        contact: dict[str, Any],
+        outcome: Outcome,
+        agent: str | None,
+        call_id: str | None,
+    ) -> float:
+        """Write how a call to a contact went; returns the agent's penalty (s)."""
+        now = self.clock()
+        penalty = 0.0
+        kw: dict[str, Any] = {"call_id": call_id, "agent": agent, "now": now}
+        if outcome.customer_reached:
+            status, kw["next_at"] = "done", None
+        elif outcome.agent_failed:
+            penalty = self.agent_retry
+            status, kw["next_at"], kw["count_attempt"] = "pending", now + 5.0, False
+        elif contact["attempts"] + 1 >= int(campaign["max_attempts"]):
+            status = "failed"
+        else:
+            status = "pending"
+            kw["next_at"] = now + float(campaign["retry_after"])
+        log.info(
+            "campaign %s: %s %s -> %s", campaign["name"], contact["number"], outcome.result, status
+        )
+        await self._persist(
+            f"contact {contact['id']}",
+            lambda: self.store.finish_contact(contact["id"], status, outcome.result, **kw),
+        )
+        return penalty
+
+    async def settle(
+        self, contact_id: int, outcome: Outcome, agent: str | None, call_id: str | None
+    ) -> None:
+        """A claim left by a controller that died, settled from the PBX."""
+        contact = await self.store.get_contact(contact_id)
+        campaign = contact and await self.store.get_campaign(contact["campaign"])
+        if contact is None or campaign is None:
+            return
+        await self.record(campaign, contact, outcome, agent, call_id)
 
 
 __all__ = [

@@ -61,6 +61,7 @@ class Sandbox:
     ami_user: str
     ami_secret: str
     trunk_peer: str
+    system_name: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Sandbox":
@@ -75,6 +76,7 @@ class Sandbox:
             ami_user=settings.ami.username,
             ami_secret=require_secret(settings),
             trunk_peer=settings.pbx.trunk_peer,
+            system_name=settings.pbx.system_name,
         )
 
     # ------------------------------------------------------------ paths
@@ -173,7 +175,7 @@ class Sandbox:
             "astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules\n"
             "[options]\n"
             "verbose = 2\n"
-            "maxcalls = 500\n"
+            "maxcalls = 500\n" + (f"systemname = {self.system_name}\n" if self.system_name else "")
         )
 
     def install_prompts(self) -> None:

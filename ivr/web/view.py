@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..calls.events import CallEnded, CallEvent
 from ..calls.model import Call
@@ -161,7 +161,13 @@ class ConsoleView:
         # AMI event in -> the first card of a call on the agent's console (/metrics).
         self.pop_latency = Histogram(POP_BUCKETS)
         self._timed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Told every coaching message (call id, message, keep): a controller of
+        # several instances sends them on to the web fronts (cluster/roles.py).
+        self._coaching_listeners: list[Callable[[str, dict[str, Any], bool], None]] = []
         hub.on_sent = self._sent
+
+    def subscribe_coaching(self, listener: Callable[[str, dict[str, Any], bool], None]) -> None:
+        self._coaching_listeners.append(listener)
 
     # ------------------------------------------------------------ cards
     def card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
@@ -218,6 +224,33 @@ class ConsoleView:
             return Coaching()  # nobody to show it to: not kept
         return self.coaching.setdefault(call_id, Coaching())
 
+    def coaching_message(self, call_id: str, sent: dict[str, Any], keep: bool = True) -> None:
+        """One coaching message of a call: kept in the call's state when it still
+        matters for a console that reloads (``keep``), pushed to the agents on
+        the call. Every CoachingConsole method below ends here; a web front of
+        several instances gets the controllers' messages through it too."""
+        if keep:
+            c = self._of(call_id)
+            kind = sent["type"]
+            if kind == "transcript":
+                c.transcript.append(sent)
+            elif kind == "prompt":
+                c.prompts.append(sent)
+            elif kind == "cant_check":
+                c.cant_check[sent["id"]] = sent
+            elif kind == "tap":
+                c.taps[sent["speaker"]] = sent
+            elif kind == "capacity":
+                c.notice = sent["notice"]
+            elif kind == "coaching":
+                c.summary = sent
+        for listener in self._coaching_listeners:
+            try:
+                listener(call_id, sent, keep)
+            except Exception:
+                log.exception("call %s: a coaching listener failed", call_id)
+        self._to_call(call_id, sent)
+
     def transcript(self, u: "Utterance", text: str) -> None:
         line = message(
             "transcript",
@@ -230,19 +263,13 @@ class ConsoleView:
             end=u.end,
             source=u.source,
         )
-        if u.final:
-            self._of(u.call_id).transcript.append(line)
-        self._to_call(u.call_id, line)
+        self.coaching_message(u.call_id, line, keep=u.final)  # only final lines are kept
 
     def prompt(self, prompt: "Prompt") -> None:
-        sent = message("prompt", **prompt.to_dict())
-        self._of(prompt.call_id).prompts.append(sent)
-        self._to_call(prompt.call_id, sent)
+        self.coaching_message(prompt.call_id, message("prompt", **prompt.to_dict()))
 
     def cant_check(self, c: "CantCheck") -> None:
-        sent = message("cant_check", **c.to_dict())
-        self._of(c.call_id).cant_check[c.id] = sent
-        self._to_call(c.call_id, sent)
+        self.coaching_message(c.call_id, message("cant_check", **c.to_dict()))
 
     def tap(self, status: "TapStatus", keep: bool) -> None:
         """A party's tap changed; ``keep``: it still matters for a console that reloads."""
@@ -253,14 +280,11 @@ class ConsoleView:
             state=status.state,
             reason=status.reason,
         )
-        if keep:
-            self._of(status.call_id).taps[status.speaker] = sent
-        self._to_call(status.call_id, sent)
+        self.coaching_message(status.call_id, sent, keep)
 
     def capacity(self, call_id: str, level: int, notice: str, keep: bool) -> None:
-        if keep:
-            self._of(call_id).notice = notice
-        self._to_call(call_id, message("capacity", call_id=call_id, level=level, notice=notice))
+        sent = message("capacity", call_id=call_id, level=level, notice=notice)
+        self.coaching_message(call_id, sent, keep)
 
     def coached(self, result: "CallCoaching") -> None:
         sent = message(
@@ -270,8 +294,7 @@ class ConsoleView:
             checklist=result.checklist_by_id,
             cant_check=result.cant_check,
         )
-        self._of(result.call_id).summary = sent
-        self._to_call(result.call_id, sent)
+        self.coaching_message(result.call_id, sent)
 
     def restored(self, call_id: str, live: dict[str, Any]) -> None:
         """After a service restart: the coaching a call had so far (CoachingEngine.live)."""

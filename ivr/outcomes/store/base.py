@@ -102,6 +102,7 @@ class CallRecord:
     adherence_score: float | None = _col(_SPEECH)
     prompts: list[Any] | None = _col(_SPEECH, json=True)
     transcript: list[Any] | None = _col(_SPEECH, json=True)
+    pbx: str = _col(_CALL, "")  # the PBX the call was on (ivr/cluster)
     updated_at: float = _col(_META, 0.0)
     cant_check: list[Any] | None = _col(_SPEECH, json=True)  # added by migration 50
 

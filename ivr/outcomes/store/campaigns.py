@@ -18,7 +18,7 @@ import json
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from ...calls.numbers import normalise
 
@@ -75,6 +75,10 @@ class CampaignSql:
 
     # SqlStore's: one driver transaction (commit on exit, roll back on error).
     transaction: Callable[..., AbstractAsyncContextManager[Any]]
+    # dialling.py's (DiallingSql): claims shared by every instance.
+    SKIP_LOCKED: str
+    _hold_number: Callable[..., Awaitable[bool]]
+    _release_claim: Callable[..., Awaitable[Any]]
 
     # -- campaigns -------------------------------------------------------------
     async def upsert_campaign(
@@ -236,29 +240,51 @@ class CampaignSql:
         return {"added": added, "duplicates": seen - added, "dnc": dnc}
 
     async def claim_contact(
-        self, campaign: str, now: float, exclude: Iterable[str] = (), look_ahead: int = 20
+        self,
+        campaign: str,
+        now: float,
+        exclude: Iterable[str] = (),
+        look_ahead: int = 20,
+        *,
+        owner: str | None = None,
+        pbx: str = "",
+        call_id: str = "",
+        agent: str = "",
     ) -> dict[str, Any] | None:
         """Take the most overdue pending contact not on the DNC list and not
         among `exclude` (numbers being called right now) and mark it dialling.
-        Atomic: a contact is claimed once even with two dialers."""
+        Atomic: a contact is claimed once even with two dialers on two
+        instances. With `owner` (the claiming instance) the claim also names
+        the PBX, the call id it will originate and the agent, and holds the
+        number in `dialling_numbers` (see dialling.py): a number some dialer
+        is calling now, on any instance, is skipped."""
         skip = set(exclude)
         async with self.transaction() as tx:
             rows = await tx.fetch(
                 f"SELECT {', '.join(_CONTACT_COLS)} FROM campaign_contacts c "
                 "WHERE campaign = ? AND status = 'pending' AND next_at <= ? "
                 "AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = c.number) "
-                "ORDER BY next_at, id LIMIT ?",
+                "AND NOT EXISTS (SELECT 1 FROM dialling_numbers d WHERE d.number = c.number) "
+                "ORDER BY next_at, id LIMIT ?" + self.SKIP_LOCKED,
                 [campaign, now, look_ahead + len(skip)],
             )
             for row in rows:
                 if row["number"] in skip:
                     continue
+                if owner is not None and not await self._hold_number(
+                    tx, row["number"], owner, pbx, call_id, now
+                ):
+                    continue
                 if await tx.execute(
                     "UPDATE campaign_contacts SET status = 'dialling', "
-                    "updated_at = ? WHERE id = ? AND status = 'pending'",
-                    [now, row["id"]],
+                    "dial_owner = ?, dial_pbx = ?, dial_call_id = ?, "
+                    "dial_agent = ?, updated_at = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    [owner, pbx or None, call_id or None, agent or None, now, row["id"]],
                 ):
                     return _contact(row, status="dialling", updated_at=now)
+                if owner is not None:
+                    await tx.execute("DELETE FROM dialling_numbers WHERE call_id = ?", [call_id])
         return None
 
     async def finish_contact(
@@ -280,6 +306,7 @@ class CampaignSql:
             raise ValueError(f"unknown contact status {status!r}")
         now = time.time() if now is None else now
         async with self.transaction() as tx:
+            await self._release_claim(tx, "campaign_contacts", contact_id)
             changed = await tx.execute(
                 "UPDATE campaign_contacts SET status = ?, next_at = COALESCE(?, next_at), "
                 "attempts = attempts + ?, last_attempt_at = ?, last_result = ?, "

@@ -56,6 +56,7 @@ class _PgTx:
 
 
 class PostgresStore(SqlStore):
+    SKIP_LOCKED = " FOR UPDATE OF c SKIP LOCKED"
     TYPES = {
         "real": "DOUBLE PRECISION",
         "json": "JSONB",

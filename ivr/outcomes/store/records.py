@@ -59,6 +59,7 @@ def record_of(
         cause_txt=call.cause_txt,
         result=result.value if result else None,
         transfers=[dataclasses.asdict(t) for t in call.transfers],
+        pbx=call.pbx,
         monitors=[dataclasses.asdict(m) for m in call.monitors],
         updated_at=now,
     )

@@ -259,6 +259,49 @@ MIGRATIONS: tuple[Migration, ...] = (
         "coaching: the items and rules speech could not check",
         ("ALTER TABLE calls ADD COLUMN cant_check {json}",),
     ),
+    # 60-69: several service instances and PBXs sharing one store (ivr/cluster/).
+    Migration(
+        60,
+        "instances, dialler claims and numbers being dialled",
+        (
+            # The PBX a call was on: a controller that takes a PBX over closes only
+            # that PBX's calls that ended unseen ('' : recorded before version 60).
+            "ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX calls_live_pbx ON calls (pbx) WHERE state = 'live'",
+            # Every running service instance. PostgreSQL: it holds an advisory lock
+            # (lock_key, shared) on its lease connection while it lives, so a dead one is
+            # seen at once (its connection closes) without waiting for a timeout.
+            """CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            lock_key INTEGER NOT NULL,
+            host TEXT NOT NULL DEFAULT '',
+            pid INTEGER,
+            roles TEXT NOT NULL DEFAULT '',
+            started_at {real} NOT NULL
+        )""",
+            # Who is dialling a contact or a callback: the instance, the PBX and the
+            # call id it originates (chosen before the Originate), so that a claim
+            # left by a dead controller is settled from that PBX before any retry.
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_owner TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_pbx TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_call_id TEXT",
+            "ALTER TABLE campaign_contacts ADD COLUMN dial_agent TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_owner TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_pbx TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_call_id TEXT",
+            "ALTER TABLE callbacks ADD COLUMN dial_agent TEXT",
+            # Numbers being dialled now by any instance: one row per number, so two
+            # dialers (callbacks and campaigns, on any instance) never call one
+            # number at once. Taken in the claim's transaction, freed with its result.
+            """CREATE TABLE dialling_numbers (
+            number TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            pbx TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            since {real} NOT NULL
+        )""",
+        ),
+    ),
 )
 
 # The newest version this code knows (migrations of other ranges may be older).

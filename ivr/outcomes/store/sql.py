@@ -27,6 +27,7 @@ from .base import (
     json_columns,
 )
 from .campaigns import CampaignSql
+from .dialling import DiallingSql
 from .records import record_of
 from .schema import migrate
 from .sessions import SessionSql
@@ -58,6 +59,11 @@ _STALE = (
 )
 
 
+# Moments a call passed once: the earliest seen wins (a controller that takes a
+# PBX over learns of a call in progress only from its channel list).
+_FIRST_SEEN = ("queued_at", "agent_ring_at", "agent_answered_at", "answered_at")
+
+
 def _upsert_set(col: str) -> str:
     if col in _SCRIPT_COLS:  # known script kept when the caller has none
         return f"{col} = COALESCE(excluded.{col}, calls.{col})"
@@ -68,6 +74,12 @@ def _upsert_set(col: str) -> str:
         )
     if col == "updated_at":
         return "updated_at = excluded.updated_at"
+    if col in _FIRST_SEEN:  # a call adopted by another controller keeps its times
+        return (
+            f"{col} = CASE WHEN {_STALE} OR (calls.{col} IS NOT NULL AND "
+            f"(excluded.{col} IS NULL OR calls.{col} < excluded.{col})) "
+            f"THEN calls.{col} ELSE excluded.{col} END"
+        )
     return f"{col} = CASE WHEN {_STALE} THEN calls.{col} ELSE excluded.{col} END"
 
 
@@ -136,7 +148,7 @@ def _callback_dict(row: dict[str, Any]) -> dict[str, Any]:
     return CallbackRecord(**row).to_dict()
 
 
-class SqlStore(CampaignSql, SessionSql, AgentStateSql, abc.ABC):
+class SqlStore(DiallingSql, CampaignSql, SessionSql, AgentStateSql, abc.ABC):
     """Async outcomes store. Every write is committed when its await returns;
     a driver (sqlite.py, postgres.py) supplies the connection and transactions."""
 
@@ -288,15 +300,18 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, abc.ABC):
             for r in rows
         }
 
-    async def close_interrupted(self, now: float) -> int:
+    async def close_interrupted(self, now: float, callbacks: bool = True) -> int:
         """At service start: calls still 'live' were cut off by a crash; mark
-        them 'interrupted' and put callbacks caught 'dialling' back to
-        'pending'. Returns the number of calls closed."""
+        them 'interrupted' and (unless callbacks=False: the service settles
+        them from the PBX, ivr/cluster) put callbacks caught 'dialling' back
+        to 'pending'. Returns the number of calls closed."""
         async with self.transaction() as tx:
             closed = await tx.execute(
                 "UPDATE calls SET state = ?, updated_at = ? WHERE state = ?",
                 [CallStatus.INTERRUPTED.value, now, CallStatus.LIVE.value],
             )
+            if not callbacks:
+                return closed
             # A callback being placed when we died was never completed.
             await tx.execute(
                 "UPDATE callbacks SET status = ?, last_result = ?, updated_at = ? WHERE status = ?",
@@ -466,6 +481,8 @@ class SqlStore(CampaignSql, SessionSql, AgentStateSql, abc.ABC):
         status = CallbackStatus(status).value  # ValueError on a status we do not know
         now = time.time() if now is None else now
         async with self.transaction() as tx:
+            if status != CallbackStatus.DIALLING.value:
+                await self._release_claim(tx, "callbacks", callback_id)
             if attempt_result is None:
                 changed = await tx.execute(
                     "UPDATE callbacks SET status = ?, due_at = COALESCE(?, due_at), "

@@ -1,0 +1,53 @@
+"""Every subject the instances use, in one place (see ivr/cluster/roles.py).
+
+Per PBX and call:  ivr.call.<pbx>.<call>        call events (controllers -> all)
+                   ivr.pbx.<pbx>.transfer        a console's transfer (request)
+                   ivr.pbx.<pbx>.queue           queue sign-in, pauses of an agent (request)
+                   ivr.pbx.<pbx>.ami             queue and member events (agent states, wallboard)
+Per agent:         ivr.agent.<login>.console     console messages: coaching, taps
+                   ivr.agent.<login>.mark        checklist marks (both ways)
+                   ivr.agent.<login>.wrapped     a wrap-up saved (web -> controllers)
+Instances:         ivr.presence                  consoles open on each web front
+                   ivr.calls.live                live calls of every controller (request)
+                   ivr.calls.snapshot            a controller's live calls (after an outage)
+                   ivr.departments               the PBXs' queues (request)
+                   ivr.queues.status             queue status of every controller (request)
+"""
+
+from .base import token
+
+CALLS = "ivr.call.>"
+AGENTS_CONSOLE = "ivr.agent.*.console"
+AGENTS_MARK = "ivr.agent.*.mark"
+AGENTS_WRAPPED = "ivr.agent.*.wrapped"
+PRESENCE = "ivr.presence"
+PBX_AMI = "ivr.pbx.*.ami"
+QUEUE_STATUS = "ivr.queues.status"
+LIVE_CALLS = "ivr.calls.live"
+SNAPSHOTS = "ivr.calls.snapshot"
+DEPARTMENTS = "ivr.departments"
+
+
+def call(pbx: str, call_id: str) -> str:
+    return f"ivr.call.{token(pbx or 'default')}.{token(call_id)}"
+
+
+def agent(login: str, what: str) -> str:
+    return f"ivr.agent.{token(login)}.{what}"
+
+
+def pbx_ami(pbx: str) -> str:
+    return f"ivr.pbx.{token(pbx or 'default')}.ami"
+
+
+def queue_action(pbx: str) -> str:
+    return f"ivr.pbx.{token(pbx or 'default')}.queue"
+
+
+def transfer(pbx: str) -> str:
+    return f"ivr.pbx.{token(pbx or 'default')}.transfer"
+
+
+def login_of(subject: str) -> str:
+    """ivr.agent.<login>.x -> <login> (as a token: logins are letters and digits)."""
+    return subject.split(".")[2]
