@@ -67,14 +67,16 @@ Also reported: the audio the VAD needed after the last sample (its stream
 position when it closed the segment minus the phrase's last sample: the part
 no faster machine removes); how long after that audio's own time the VAD
 closed the segment; and when the first partial result naming the phrase
-reached the loop: customer cards fire on it (the final result, ~0.6 s later
-once the VAD has heard enough silence, only confirms them).
+reached the loop. Non-critical customer cards fire on two partials in a row
+naming their phrase; a critical card (this one, abuse) only on the final result
+(~0.6 s later, once the VAD has heard enough silence) whose words were
+recognised with confidence 0.9 or more (issue 8).
 
 Checks: every tap connects; every utterance is sent whole after its tap
 connected; every utterance gives exactly one customer_abusive prompt on its
 agent's socket, and there are no others; the Korean script pops for every
 call; every call ends. Exit status 1 if not. The latency target (p95 under
-400 ms, issue 4) is reported, not checked.
+1 s, issue 8; it was 400 ms when cards fired on partials) is reported, not checked.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ CUSTOMER_PHRASE = "바보"  # customer_abusive in scripts/rules/seed.ko.yaml
 AGENT_PHRASE = "말씀해 주세요"  # offered_help in scripts/acme-support-ko.yaml
 RULE = "customer_abusive"
 SCRIPT = "acme-support-ko"
-TARGET_P95_MS = 400.0
+# Issue 4 asked for 400 ms when cards fired on partial results; issue 8 made a critical
+# card (this one) wait for the final result, whose words must be recognised with
+# confidence (false cards on innocent sentences fell from 62.5 to 2.5 per 100 calls),
+# and asks for a prompt p95 under 1 s.
+TARGET_P95_MS = 1000.0
 SPEECH_LEVEL = 100  # |sample| above this (-50 dBFS) is speech, for trimming
 WIDTH = 44  # of the report's labels
 
@@ -973,7 +979,7 @@ def report(a: argparse.Namespace, r: RunResult, speech_info: dict) -> list[str]:
         p95 = percentile(sorted(total), 95) * 1e3
         met = "met" if p95 < TARGET_P95_MS else "NOT met"
         print(
-            f"  target (issue 4)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
+            f"  target (issue 8)          prompt p95 under {TARGET_P95_MS:.0f} ms: {met} "
             f"(p95 {p95:.0f} ms)"
         )
     # checks
