@@ -221,10 +221,6 @@ class SpeechModel:
                 )
             rec = KaldiRecognizer(self.model, float(rate), grammar.json())
         else:
-            with self._glock:
-                warm = self._warm.get(rate)
-                if warm:
-                    return warm.pop()
             rec = KaldiRecognizer(self.model, float(rate))
         rec.SetWords(True)
         return rec
