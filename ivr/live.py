@@ -39,7 +39,7 @@ from .speech.recognizer import (
     Utterance,
     VoiceActivity,
 )
-from .speech.stage import CapacityNotice
+from .speech.stage import NO_PARTIALS, NO_TRANSCRIPT, NORMAL, PAUSED, CapacityNotice
 from .speech.vocabulary import frequent_words, garbage_words
 from .tap.taps import TapStatus
 
@@ -69,6 +69,14 @@ class CoachingConsole(Protocol):
 
     def restored(self, call_id: str, live: dict[str, Any]) -> None: ...
 
+
+# What an agent's console says when the speech stage changes level for every call.
+AGENT_NOTICES = {
+    NORMAL: "speech recognition back to normal",
+    NO_TRANSCRIPT: "transcripts reduced: capacity",
+    NO_PARTIALS: "prompts may come a little later: capacity",
+    PAUSED: "coaching paused for new calls: capacity",
+}
 
 CUSTOMER_GARBAGE_WORDS = 1000  # bench/coaching_accuracy.py: the choice is measured there
 
@@ -219,12 +227,12 @@ class LiveCoaching:
         self.console.tap(status, keep=status.call_id in self._live or status.state != "ended")
 
     def on_capacity(self, notice: CapacityNotice) -> None:
-        """The speech stage gave something up: tell the consoles of the calls it affects."""
+        """The speech stage gave something up: tell the consoles of the calls it affects
+        (a change for all calls in the agent's words, not the stage's)."""
         calls = [notice.call_id] if notice.call_id else list(self._live)
+        text = notice.description if notice.call_id else AGENT_NOTICES.get(notice.level, "")
         for call_id in calls:
-            self.console.capacity(
-                call_id, notice.level, notice.description, keep=bool(notice.call_id)
-            )
+            self.console.capacity(call_id, notice.level, text, keep=bool(notice.call_id))
 
     # ------------------------------------------------------------ coaching out
     def on_prompt(self, prompt: Prompt) -> None:
