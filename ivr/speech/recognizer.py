@@ -154,6 +154,7 @@ class SpeechModel:
         self._cold = 0
         self.cold_limit = 2  # the speech stage sets it to its number of workers
         self._free = 0  # free-decoding recognizers alive (in streams and warm)
+        self._warming = 0  # being warmed up (warm_up)
         self.free_limit = 16  # the speech stage sets it (speech.max_transcripts)
         log.info("speech model %s loaded in %.1f s", self.path, self.load_seconds)
 
@@ -169,21 +170,32 @@ class SpeechModel:
                 model = cls._cache[path] = cls(path)
             return model
 
-    def warm_up(self, recognizers: int = 1) -> None:
-        """Decode two seconds of noise with ``recognizers`` free-decoding recognizers and
-        keep them for the first calls: a new one spends ~0.6 s of CPU on its first
-        sentence (its share of the decoding graph is built as it goes), better at start
-        than in the first calls' greetings."""
+    def warm_up(self, recognizers: int = 1, up_to: int | None = None) -> None:
+        """Decode two seconds of noise with up to ``recognizers`` new free-decoding
+        recognizers and keep them for the first calls, until ``up_to`` are kept warm (a
+        model shared by several services is warmed once): a new one spends ~0.6 s of CPU
+        on its first sentence (its share of the decoding graph is built as it goes),
+        better at start than in the first calls' greetings."""
         import random
 
         rng = random.Random(0)
         noise = b"".join(
             int(rng.gauss(0, 2000)).to_bytes(2, "little", signed=True) for _ in range(16000)
         )
-        for rec in [self.new_free(8000) for _ in range(recognizers)]:
-            rec.AcceptWaveform(noise)
-            rec.FinalResult()
-            self.release(rec, 8000)
+        up_to = recognizers if up_to is None else up_to
+        for _ in range(recognizers):
+            with self._glock:
+                if len(self._warm.get(8000, [])) + self._warming >= up_to:
+                    return
+                self._warming += 1
+            try:
+                rec = self.new_free(8000)
+                rec.AcceptWaveform(noise)
+                rec.FinalResult()
+                self.release(rec, 8000)
+            finally:
+                with self._glock:
+                    self._warming -= 1
 
     def has_word(self, word: str) -> bool:
         return self.model.vosk_model_find_word(word) != -1

@@ -407,7 +407,7 @@ class SpeechStage:
                 barrier = threading.Barrier(self.workers)
 
                 def warm() -> None:
-                    model.warm_up(WARM_PER_WORKER)
+                    model.warm_up(WARM_PER_WORKER, up_to=WARM_PER_WORKER * self.workers)
                     barrier.wait(timeout=60)
 
                 await asyncio.gather(
