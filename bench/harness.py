@@ -154,6 +154,16 @@ def wire(*headers: tuple[str, object]) -> bytes:
     return ("".join(f"{k}: {v}{EOL}" for k, v in headers) + EOL).encode()
 
 
+def list_start(action_id: str, message: str) -> bytes:
+    """The Response that opens an AMI event list (QueueStatus, CoreShowChannels ...)."""
+    return wire(
+        ("Response", "Success"),
+        ("ActionID", action_id),
+        ("EventList", "start"),
+        ("Message", message),
+    )
+
+
 def parse_action(raw: bytes) -> dict[str, str]:
     action = {}
     for line in raw.decode("utf-8", "replace").split(EOL):

@@ -76,7 +76,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
-from harness import (  # noqa: E402 (it puts the checkout on sys.path)
+from harness import (
     QUEUES,
     ROOT,
     BenchError,
@@ -93,6 +93,7 @@ from harness import (  # noqa: E402 (it puts the checkout on sys.path)
     fake_asterisk,
     header,
     incomplete,
+    list_start,  # noqa: E402 (it puts the checkout on sys.path)
     machine,
     replay_parser,
     results_of,
@@ -308,14 +309,7 @@ class PopAsterisk(FakeAsterisk):
     def action(self, writer: asyncio.StreamWriter, name: str, action: dict[str, str]) -> bool:
         aid = action.get("actionid", "")
         if name == "queuestatus":  # the resync after login
-            writer.write(
-                wire(
-                    ("Response", "Success"),
-                    ("ActionID", aid),
-                    ("EventList", "start"),
-                    ("Message", "Queue status will follow"),
-                )
-            )
+            writer.write(list_start(aid, "Queue status will follow"))
             for queue in QUEUES:
                 writer.write(
                     wire(

@@ -97,7 +97,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import harness
-from harness import EOL, ROOT, BenchError, cpu_seconds, machine, percentile, wire
+from harness import EOL, ROOT, BenchError, cpu_seconds, list_start, machine, percentile, wire
 
 from ivr.ami.message import AmiEvent  # noqa: E402
 from ivr.calls.events import AgentAnswered, CallBridged, CallEnded  # noqa: E402
@@ -322,14 +322,7 @@ class TapAsterisk(harness.FakeAsterisk):
         if name == "originate":
             self._originate(writer, action)
         elif name == "queuestatus":  # the resync after login: no queue members here
-            writer.write(
-                wire(
-                    ("Response", "Success"),
-                    ("ActionID", aid),
-                    ("EventList", "start"),
-                    ("Message", "Queue status will follow"),
-                )
-            )
+            writer.write(list_start(aid, "Queue status will follow"))
             writer.write(
                 wire(
                     ("Event", "QueueStatusComplete"),

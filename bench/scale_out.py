@@ -155,6 +155,12 @@ def base_config(
     }
 
 
+def measured_since(procs, cpu0: dict, monitor) -> tuple[dict, tuple[int, int]]:
+    """CPU seconds of each process since ``cpu0``, and NATS counts now."""
+    cpu = {p.name: p.cpu_seconds() - cpu0[p.name] for p in procs}
+    return cpu, (nats_counts(monitor) if monitor else (0, 0))
+
+
 async def start_service(
     mode: str, folder: Path, config: dict, nats: NatsServer | None
 ) -> list[Proc]:
@@ -323,8 +329,7 @@ async def run_pop(
                 sum((c, lg) in consoles.first_card for c, lg, _ in rings) < len(rings)
             ):
                 await asyncio.sleep(0.05)
-            cpu = {p.name: p.cpu_seconds() - cpu0[p.name] for p in procs}
-            bus1 = nats_counts(monitor) if monitor else (0, 0)
+            cpu, bus1 = measured_since(procs, cpu0, monitor)
         finally:
             await consoles.close()
             for p in procs:
@@ -372,8 +377,7 @@ async def run_prompt(
             await bench_start(port, secret, play + 60)
             played = await asyncio.to_thread(lambda: results.recv() if results.poll(30) else {})
             await asyncio.sleep(2.0)
-            cpu = {p.name: p.cpu_seconds() - cpu0[p.name] for p in procs}
-            bus1 = nats_counts(monitor) if monitor else (0, 0)
+            cpu, bus1 = measured_since(procs, cpu0, monitor)
         finally:
             await consoles.close()
             for p in procs:

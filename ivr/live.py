@@ -248,7 +248,10 @@ class LiveCoaching:
         self.console.cant_check(c)
 
     def item_marked(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
-        """An agent ticked (or unticked) an item by hand (ScriptPop.subscribe_marks)."""
+        """An agent ticked (or unticked) an item by hand (ScriptPop.subscribe_marks;
+        speech's own ticks come from the engine)."""
+        if by == "speech":
+            return
         if call_id in self._live:
             self.engine.manual_tick(call_id, item, done, time.time())
 

@@ -6,8 +6,8 @@ agent: a CallCard. The card then follows the call (answered, on hold,
 transferred, ended) until the agent saves the wrap-up, and keeps the
 checklist's marks. Who listens is told explicitly: ``subscribe_cards`` (a card
 came, changed or went: the web console's view, web/view.py, turns it into
-JSON) and ``subscribe_marks`` (an agent marked a checklist item by hand: live
-coaching).
+JSON) and ``subscribe_marks`` (a checklist item was marked, by an agent or by
+speech: live coaching takes an agent's, the cluster roles send them across).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class ScriptPop:
         self._card_listeners.append(listener)
 
     def subscribe_marks(self, listener: MarkListener) -> None:
-        """``listener(login, call_id, item, done, by)`` when an agent marks a checklist
-        item by hand (speech's own ticks are not echoed)."""
+        """``listener(login, call_id, item, done, by)`` when a checklist item changes:
+        ``by`` says who marked it ("agent", "speech", ...)."""
         self._mark_listeners.append(listener)
 
     def _card_changed(self, login: str, call_id: str, card: CallCard | None) -> None:
@@ -192,12 +192,11 @@ class ScriptPop:
             return True
         card.checklist[item] = {"done": done, "by": by, "at": time.time()}
         self._card_changed(login, call_id, card)
-        if by != "speech":
-            for listener in self._mark_listeners:
-                try:
-                    listener(login, call_id, item, done, by)
-                except Exception:
-                    log.exception("call %s: a checklist listener failed", call_id)
+        for listener in self._mark_listeners:
+            try:
+                listener(login, call_id, item, done, by)
+            except Exception:
+                log.exception("call %s: a checklist listener failed", call_id)
         return True
 
     def owners(self, call_id: str) -> list[str]:

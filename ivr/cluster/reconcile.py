@@ -114,19 +114,14 @@ class ClaimSettler:
     async def _settle_one(self, link: Any, claim: dict[str, Any]) -> None:
         kind, call_id, agent = claim["kind"], claim["call_id"], claim["agent"]
         dialer = self.dialers[kind]
+        gone = (
+            f"PBX {link.name}: {kind} {claim['id']} ({claim['number']}) was being dialled "
+            f"by {claim['owner']}, which is gone"
+        )
         call = link.tracker.calls.get(call_id) if call_id else None
         if call is not None:
             if await self.store.adopt_claim(claim, self.owner):
-                log.warning(
-                    "PBX %s: %s %s (%s) was being dialled by %s, which is gone; its "
-                    "call %s is still up: followed to its end here",
-                    link.name,
-                    kind,
-                    claim["id"],
-                    claim["number"],
-                    claim["owner"],
-                    call_id,
-                )
+                log.warning("%s; its call %s is still up: followed to its end here", gone, call_id)
                 task = asyncio.ensure_future(self._follow(dialer, claim, call_id))
                 self.adopted.add(task)
                 task.add_done_callback(self.adopted.discard)
@@ -141,17 +136,7 @@ class ClaimSettler:
         else:
             # No note for this call: the customer's number was never dialled.
             outcome, source = Outcome("agent_no_answer"), "no note: never dialled"
-        log.warning(
-            "PBX %s: %s %s (%s) was being dialled by %s, which is gone; call %s ended: %s (%s)",
-            link.name,
-            kind,
-            claim["id"],
-            claim["number"],
-            claim["owner"],
-            call_id,
-            outcome.result,
-            source,
-        )
+        log.warning("%s; call %s ended: %s (%s)", gone, call_id, outcome.result, source)
         await dialer.settle(claim["id"], outcome, agent, call_id)
         self.settled.append((kind, claim["id"], outcome.result))
 

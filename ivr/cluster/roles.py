@@ -43,27 +43,33 @@ PRESENCE_EVERY = 1.0  # s between a web front's presence messages
 PRESENCE_TTL = 4.0  # s after which a silent web front's consoles count as closed
 
 
+def publish_mark(
+    bus: Any, instance: str, login: str, call_id: str, item: str, done: bool, by: str
+) -> None:
+    """A checklist mark made here, for the other instances (marked with its origin, so
+    that it is not applied twice here)."""
+    fields = {"login": login, "call_id": call_id, "item": item, "done": done, "by": by}
+    bus.publish(subjects.agent(login, "mark"), {**fields, "origin": instance})
+
+
 class _MarkHook:
-    """Wraps the pop's mark_item: marks of one origin (speech on controllers,
-    clicks on web fronts) are sent across; marks applied from across are not
-    sent back."""
+    """Checklist marks across instances (a ScriptPop mark listener): marks of one
+    origin (speech on controllers, clicks on web fronts) are sent across; marks
+    applied from across are not sent back."""
 
     def __init__(self, pop: Any, send: Any, wanted: Any):
         self.pop, self.send, self.wanted = pop, send, wanted
         self.applying = False
-        self._mark = pop.mark_item
-        pop.mark_item = self.mark_item
+        pop.subscribe_marks(self.marked)
 
-    def mark_item(self, login: str, call_id: str, item: str, done: bool, by: str = "agent") -> bool:
-        ok = self._mark(login, call_id, item, done, by=by)
-        if ok and not self.applying and self.wanted(by):
+    def marked(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
+        if not self.applying and self.wanted(by):
             self.send(login, call_id, item, done, by)
-        return ok
 
     def apply(self, data: dict[str, Any]) -> None:
         self.applying = True
         try:
-            self._mark(
+            self.pop.mark_item(
                 str(data["login"]),
                 str(data["call_id"]),
                 str(data["item"]),
@@ -129,17 +135,7 @@ class ControllerRole:
             )
 
     def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
-        self.bus.publish(
-            subjects.agent(login, "mark"),
-            {
-                "login": login,
-                "call_id": call_id,
-                "item": item,
-                "done": done,
-                "by": by,
-                "origin": self.instance,
-            },
-        )
+        publish_mark(self.bus, self.instance, login, call_id, item, done, by)
 
     # -- in ----------------------------------------------------------------------
     def _on_presence(self, subject: str, data: dict[str, Any]) -> None:
@@ -375,17 +371,7 @@ class WebRole:
             self._marks.apply(data)
 
     def _send_mark(self, login: str, call_id: str, item: str, done: bool, by: str) -> None:
-        self.bus.publish(
-            subjects.agent(login, "mark"),
-            {
-                "login": login,
-                "call_id": call_id,
-                "item": item,
-                "done": done,
-                "by": by,
-                "origin": self.instance,
-            },
-        )
+        publish_mark(self.bus, self.instance, login, call_id, item, done, by)
 
     def _wrapped_after(self, save: Any) -> Any:
         async def save_and_tell(**wrapup: Any) -> None:
