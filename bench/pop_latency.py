@@ -894,8 +894,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--agents",
         type=int,
-        default=200,
-        help="agents, each signed in with one WebSocket (at least --window)",
+        default=None,
+        help="agents, each signed in with one WebSocket (default and least: --window times "
+        "the most agents one recorded call rings)",
     )
     p.add_argument(
         "--wrapup-delay",
@@ -912,12 +913,17 @@ def main(argv: list[str] | None = None) -> int:
         "--state-hold", type=int, default=2000, help="resume a paused agent N events later"
     )
     a = p.parse_args(argv)
-    if min(a.calls, a.window, a.agents) < 1 or a.rate <= 0 or a.wrapup_delay < 0:
-        p.error("--calls, --window, --agents and --rate must be positive")
-    if a.agents < a.window:
-        p.error("--agents must be at least --window (a call rings at most one agent)")
+    if min(a.calls, a.window) < 1 or a.rate <= 0 or a.wrapup_delay < 0:
+        p.error("--calls, --window and --rate must be positive")
     paths = ami_recordings(a.captures, p)
     recordings = [Recording.load(path) for path in paths]
+    # A recorded call may ring several agents (transfers, a queue ringing two): every
+    # call in flight needs that many free agents.
+    need = a.window * max(len(r.agents) for r in recordings)
+    if a.agents is None:
+        a.agents = need
+    if a.agents < need:
+        p.error(f"--agents must be at least {need} (--window times the most agents one call rings)")
     expected: Counter[str] = Counter()
     for i, rec in enumerate(recordings):
         copies = len(range(i, a.calls, len(recordings)))
