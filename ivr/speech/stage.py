@@ -240,9 +240,10 @@ class SpeechStream:
                     self._processed(len(data) // 2)
                     # Back of the queue for what arrived meanwhile: a stream that is
                     # slow to decode must not keep a worker while others wait (their
-                    # audio would go stale and be shed).
-                    self.stage._submit(self._drain)
-                    return
+                    # audio would go stale and be shed). Closing: go on here.
+                    if self.stage._requeue(self._drain):
+                        return
+                    continue
                 if not self._ending:
                     continue
                 self.stage._publish(self.decoder.finish())
@@ -640,6 +641,17 @@ class SpeechStage:
                 log.exception("speech: capacity consumer failed")
 
     # ------------------------------------------------------------ internals
+    def _requeue(self, fn: Callable[[], None]) -> bool:
+        """Worker: queue ``fn`` behind the jobs waiting; False if the stage is closing."""
+        executor = self._executor
+        if executor is None:
+            return False
+        try:
+            executor.submit(fn)
+        except RuntimeError:  # shut down meanwhile
+            return False
+        return True
+
     def _submit(self, fn: Callable[[], None]) -> None:
         if self._executor is None:
             raise RuntimeError("SpeechStage is closed")
