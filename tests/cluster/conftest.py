@@ -30,6 +30,7 @@ from ivr.cluster.lease import NS_PBX, lock_key
 from ivr.config import PbxSettings, Settings
 from ivr.pbx.sandbox import Sandbox, SandboxError
 from tests.conftest import ARTIFACTS, REPO, free_port
+from tests.integration.conftest import wait_until as _wait_until
 from tests.nats import NatsServer, NatsUnavailable
 from tests.store_fixtures import postgres_cluster  # noqa: F401,F811
 
@@ -258,14 +259,8 @@ def lease_holder(postgres_cluster, dsn: str, pbx: str) -> str:
 
 
 async def wait_until(check, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(every)
+    """tests.integration's wait_until, polling faster (takeovers are timed here)."""
+    return await _wait_until(check, timeout, what, every)
 
 
 __all__ = ["Cluster", "Console", "EAST_AGENTS", "WEST_AGENTS", "carrier_port", "lease_holder",
