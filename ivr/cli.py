@@ -20,10 +20,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import Service
-
     settings = _settings(args)
     logs.setup(settings.log_level, settings.log_format)
+    if set(settings.cluster.roles) == {"speech"}:
+        from .cluster.speech_worker import SpeechWorker
+
+        asyncio.run(SpeechWorker(settings).run_forever())
+        return 0
+    from .server import Service
+
     asyncio.run(Service(settings).run_forever())
     return 0
 
@@ -328,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument(
         "--role",
-        choices=["controller", "web"],
+        choices=["controller", "web", "speech"],
         action="append",
         help="with a bus (bus.url): run only this role (see README, Scaling)",
     )

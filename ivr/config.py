@@ -160,9 +160,12 @@ class ClusterSettings:
     # it takes only as a standby, once found free at two polls in a row
     # (their holder died). Empty: every PBX is its own.
     prefer: tuple[str, ...] = ()
-    # What this instance runs: controller (PBXs, calls, dialers, speech) and/or
-    # web (consoles, APIs). Empty: both, in one process. With a bus, one role
-    # per instance (`ivr serve --role web` overrides this).
+    # What this instance runs: controller (PBXs, calls, dialers, taps, coaching),
+    # speech (the taps' AudioSocket server, VAD and Vosk) and web (consoles,
+    # APIs). Empty: all three, in one process. With a bus: web alone, speech
+    # alone (a speech worker), controller alone (its calls are decoded by the
+    # speech workers) or controller and speech (it decodes its own calls).
+    # `ivr serve --role ...` overrides this.
     roles: tuple[str, ...] = ()
 
 
@@ -712,43 +715,30 @@ def _build_pbxs(
     return tuple(pbxs)
 
 
-ROLES = ("controller", "web")
+ROLES = ("controller", "web", "speech")
 
 
 def check_roles(
     cluster: ClusterSettings, bus: BusSettings, file: str = "<config>", line: int | None = None
 ) -> list[Problem]:
+    def problem(text: str, key: str = "cluster.roles") -> list[Problem]:
+        return [Problem(file, line, key, text)]
+
     unknown = [r for r in cluster.roles if r not in ROLES]
     if unknown:
-        return [
-            Problem(
-                file,
-                line,
-                "cluster.roles",
-                f"unknown role {unknown[0]!r} (known: {', '.join(ROLES)})",
-            )
-        ]
+        return problem(f"unknown role {unknown[0]!r} (known: {', '.join(ROLES)})")
     roles = set(cluster.roles) or set(ROLES)
     if bus.url and not bus.url.startswith(("nats://", "tls://")):
-        return [Problem(file, line, "bus.url", "must be nats://host:port")]
+        return problem("must be nats://host:port", "bus.url")
     if not bus.url and roles != set(ROLES):
-        return [
-            Problem(
-                file,
-                line,
-                "cluster.roles",
-                "a single role needs a bus (bus.url: nats://...) to reach the others",
-            )
-        ]
+        return problem("a single role needs a bus (bus.url: nats://...) to reach the others")
     if bus.url and roles == set(ROLES):
-        return [
-            Problem(
-                file,
-                line,
-                "cluster.roles",
-                "with a bus, run each role as its own instance: controller or web",
-            )
-        ]
+        return problem(
+            "with a bus, run each role as its own instance: controller (with or "
+            "without speech), speech or web"
+        )
+    if bus.url and "web" in roles and len(roles) > 1:
+        return problem("a web front runs alone (--role web); controller and speech may share")
     return []
 
 

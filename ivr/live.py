@@ -116,6 +116,7 @@ class LiveCoaching:
         self.restored: dict[str, dict[str, Any]] = {}
         self._checkpoints: dict[str, tuple[int, int, int]] = {}  # call -> what was saved
         self._ticker: asyncio.Task | None = None
+        self._lost: set[tuple[str, str]] = set()  # (call, speaker) whose tap is retrying
 
     # ------------------------------------------------------------ what each party listens for
     def modes_for(self, call_id: str) -> dict[str, RecognitionMode]:
@@ -225,11 +226,33 @@ class LiveCoaching:
 
     def on_tap_status(self, status: TapStatus) -> None:
         self.console.tap(status, keep=status.call_id in self._live or status.state != "ended")
+        key = (status.call_id, status.speaker)
+        if status.state == "retrying":
+            self._lost.add(key)
+        elif status.state == "ok" and key in self._lost:
+            # The tap came back (a drop, or its speech worker died): what that party said
+            # between the last audio recognised and now was never heard. It is a gap,
+            # so a deadline in it is "can't check", never a false "missed".
+            self._lost.discard(key)
+            c = self.engine.calls.get(status.call_id)
+            if c is not None and status.speaker in c.heard_until:
+                start = c.heard_until[status.speaker]
+                self.engine.gap(
+                    status.call_id, status.speaker, start, c.t(status.at), "tap reconnected"
+                )
+        elif status.state in ("ended", "failed"):
+            self._lost.discard(key)
 
-    def on_capacity(self, notice: CapacityNotice) -> None:
+    def on_capacity(self, notice: CapacityNotice, calls: list[str] | None = None) -> None:
         """The speech stage gave something up: tell the consoles of the calls it affects
-        (a change for all calls in the agent's words, not the stage's)."""
-        calls = [notice.call_id] if notice.call_id else list(self._live)
+        (a change for all calls in the agent's words, not the stage's). ``calls``: the
+        calls a change for all concerns (a speech worker's), default every live call."""
+        if notice.call_id:
+            calls = [notice.call_id]
+        elif calls is None:
+            calls = list(self._live)
+        else:
+            calls = [c for c in calls if c in self._live]
         text = notice.description if notice.call_id else AGENT_NOTICES.get(notice.level, "")
         for call_id in calls:
             self.console.capacity(call_id, notice.level, text, keep=bool(notice.call_id))

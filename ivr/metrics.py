@@ -75,16 +75,25 @@ class ServiceCollector:
             "ivr_calls", "Calls the tracker follows now, by state", labels=["state"]
         )
         by_state: dict[str, int] = {}
-        for call in s.tracker.calls.values():
+        for call in s.live_calls():  # every PBX this instance follows
             by_state[call.state.value] = by_state.get(call.state.value, 0) + 1
         for state, n in sorted(by_state.items()):
             calls.add_metric([state], n)
         yield calls
+        followed = [link for link in s.links if link.following] or s.links[:1]
         yield GaugeMetricFamily(
             "ivr_ami_connected",
-            "1 while logged in to Asterisk",
-            value=1.0 if s.ami.connected else 0.0,
+            "1 while logged in to every PBX this instance follows",
+            value=1.0 if all(link.ami.connected for link in followed) else 0.0,
         )
+        pbx = GaugeMetricFamily(
+            "ivr_pbx_followed",
+            "1 for each PBX this instance follows now (several PBXs: cluster/)",
+            labels=["pbx"],
+        )
+        for link in s.links:
+            pbx.add_metric([link.name or "default"], 1.0 if link.following else 0.0)
+        yield pbx
         ami_state = GaugeMetricFamily(
             "ivr_ami_state", "The AMI connection's state (1: this one)", labels=["state"]
         )
@@ -122,6 +131,14 @@ class ServiceCollector:
         for (rule, severity), n in sorted(s.live.prompt_counts.items()):
             prompts.add_metric([rule, severity], n)
         yield prompts
+        pool = s.speech_pool
+        if pool is not None:
+            yield GaugeMetricFamily(
+                "ivr_speech_workers", "Speech workers heard on the bus", value=len(pool.workers)
+            )
+            yield CounterMetricFamily(
+                "ivr_taps_moved", "Taps moved off a speech worker that died", value=pool.moved
+            )
         if s.tap_server is not None:
             yield GaugeMetricFamily(
                 "ivr_taps_connected", "Audio taps streaming now", value=len(s.tap_server.streams)

@@ -36,7 +36,7 @@ from .cluster import AmiRouter, ClaimSettler, Controller, PbxLink, create_leases
 from .cluster.pbx import ActionsRouter
 from .cluster.roles import ControllerRole, WebRole
 from .coaching.rules import RuleLibrary
-from .config import Settings
+from .config import ROLES, Settings
 from .dialer import (
     AgentPool,
     CallbackDialer,
@@ -67,6 +67,7 @@ from .web.shift import ShiftWeb
 from .web.view import ConsoleView
 
 if TYPE_CHECKING:  # imported when speech is on (Vosk is heavy)
+    from .cluster.speech_pool import SpeechPool
     from .speech.stage import SpeechStage
     from .tap.server import TapServer
     from .tap.taps import TapManager
@@ -214,20 +215,38 @@ class Service:
                 shift=self.shift,
             )
         )
+        # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
+        # (decoding its calls itself, or on the speech workers) or a web front;
+        # without one it is everything, in one process, as always.
+        self.roles = set(settings.cluster.roles) or set(ROLES)
+        self.bus_link: Any = (
+            create_bus(settings.bus.url, f"ivr {self.instance}") if settings.bus.url else None
+        )
         # Live coaching: taps -> speech -> coaching rules -> prompts on the console.
         self.speech: SpeechStage | None = None
-        self.tap_server: TapServer | None = None
+        self.tap_server: TapServer | SpeechPool | None = None
         self.taps: TapManager | None = None
+        self.speech_pool: SpeechPool | None = None
+        self.vocabulary: Any = None  # with the speech workers: what the model can hear
         self.live = LiveCoaching(
             self.pop,
             self.rules,
             console=self.view,
             save=self.recorder.save_coaching,
             mode=settings.speech.mode,
-            model=lambda: self.speech.model if self.speech else None,
+            model=lambda: self.speech.model if self.speech else self.vocabulary,
         )
         self.pop.subscribe_marks(self.live.item_marked)
-        if settings.speech.enabled:
+        if settings.speech.enabled and self.bus_link is not None and "speech" not in self.roles:
+            if "controller" in self.roles:
+                from .cluster.speech_pool import SpeechPool
+                from .tap.taps import TapManager
+
+                # Taps go to the speech workers (`--role speech`); results come back.
+                workers = SpeechPool(self.bus_link, self.instance, self.live)
+                self.speech_pool = self.tap_server = workers
+                self.taps = TapManager(self.pbx_ami, workers, on_status=self.live.on_tap_status)
+        elif settings.speech.enabled:
             from .speech.stage import SpeechStage
             from .tap.server import TapServer
             from .tap.taps import TapManager
@@ -267,13 +286,8 @@ class Service:
             self.bus.subscribe(callbacks.on_call_event)
             self.bus.subscribe(campaigns.on_call_event)
         self.resync = Resync(self.pbx, self.queue_board, self.agent_states, self.rejects)
-        # Roles (ivr/cluster/roles.py): with a bus, this instance is a controller
-        # or a web front; without one it is both, in one process, as always.
-        self.roles = set(settings.cluster.roles) or {"controller", "web"}
-        self.bus_link: Any = None
         self.role: ControllerRole | WebRole | None = None
-        if settings.bus.url:
-            self.bus_link = create_bus(settings.bus.url, f"ivr {self.instance}")
+        if self.bus_link is not None:
             if "web" in self.roles:
                 self.role = WebRole(self.bus_link, self)
                 # A web front's pop is a replica fed by the controllers' call
@@ -301,10 +315,12 @@ class Service:
 
     # ------------------------------------------------------------ wiring helpers
     def _listening(self) -> list[Any]:
-        """Live coaching, the speech stage and the taps, when speech is on."""
-        if self.speech is None or self.taps is None:
+        """Live coaching, the speech stage (or the speech workers) and the taps, when
+        speech is on."""
+        stage = self.speech or self.speech_pool
+        if stage is None or self.taps is None:
             return []
-        return [self.live, self.speech, self.taps]
+        return [self.live, stage, self.taps]
 
     def _ami_event(self, link: PbxLink, event: AmiEvent) -> None:
         # After the link's tracker: agent states and the queue board hear the
@@ -467,6 +483,21 @@ class Service:
         )
 
     async def _start_speech(self) -> None:
+        if self.speech_pool is not None:
+            # The workers decode; this instance only decides what each party listens
+            # for, from the model's word list (not the model: some hundred MB).
+            from .speech.vocabulary import ModelVocabulary
+
+            try:
+                self.vocabulary = await asyncio.to_thread(
+                    ModelVocabulary.load, self.settings.speech.model
+                )
+            except Exception as exc:
+                log.error("no speech model here to read its vocabulary: %s", exc)
+            await asyncio.to_thread(self.live.prepare)
+            await self.speech_pool.start()
+            log.info("speech: taps go to the speech workers on the bus")
+            return
         if self.speech is None:
             log.info("speech is off (speech.enabled: false): no taps, no coaching")
             return

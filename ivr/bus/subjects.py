@@ -12,6 +12,11 @@ Instances:         ivr.presence                  consoles open on each web front
                    ivr.calls.snapshot            a controller's live calls (after an outage)
                    ivr.departments               the PBXs' queues (request)
                    ivr.queues.status             queue status of every controller (request)
+Speech workers:    ivr.speech.workers            each worker's address and load (heartbeat)
+                   ivr.speech.worker.<worker>    a controller places a tap there (request),
+                                                 forgets, closes, ends a call's streams
+                   ivr.speech.results.<instance> what a worker hears, and its taps' connections,
+                                                 for the controller that placed the taps
 """
 
 from .base import token
@@ -26,6 +31,7 @@ QUEUE_STATUS = "ivr.queues.status"
 LIVE_CALLS = "ivr.calls.live"
 SNAPSHOTS = "ivr.calls.snapshot"
 DEPARTMENTS = "ivr.departments"
+SPEECH_WORKERS = "ivr.speech.workers"
 
 
 def call(pbx: str, call_id: str) -> str:
@@ -51,3 +57,11 @@ def transfer(pbx: str) -> str:
 def login_of(subject: str) -> str:
     """ivr.agent.<login>.x -> <login> (as a token: logins are letters and digits)."""
     return subject.split(".")[2]
+
+
+def speech_worker(worker: str) -> str:
+    return f"ivr.speech.worker.{token(worker)}"
+
+
+def speech_results(instance: str) -> str:
+    return f"ivr.speech.results.{token(instance)}"

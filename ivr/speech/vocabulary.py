@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import Set
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,57 @@ def ngram_unigrams(fst: Path) -> list[tuple[str, float]]:
     return [(words.get(ids[i], ""), costs[i]) for i in order]
 
 
+def _fst_words(fst: Path) -> list[str]:
+    """The output symbol table of an OpenFst file: every word of the model."""
+    data = fst.read_bytes()
+    (magic,) = struct.unpack_from("<i", data, 0)
+    if magic != _FST_MAGIC:
+        raise VocabularyError(f"{fst} is not an OpenFst file")
+    _, at = _read_string(data, 4)  # fst type
+    _, at = _read_string(data, at)  # arc type
+    _, flags = struct.unpack_from("<ii", data, at)
+    at += 8 + 32
+    if not flags & 2:
+        raise VocabularyError(f"{fst} has no output symbols")
+    if flags & 1:
+        _, at = _symbols(data, at)
+    words, _ = _symbols(data, at)
+    return list(words.values())
+
+
+def known_words(model_path: str | Path) -> frozenset[str] | None:
+    """Every word the model can recognise, read from its files without loading it
+    (``graph/words.txt``, else the n-gram FST's symbol table; cached like the
+    frequencies); None when the folder has neither (then only loading says)."""
+    graph = Path(model_path) / "graph"
+    source = next((f for f in (graph / "words.txt", graph / "Gr.fst") if f.is_file()), None)
+    if source is None:
+        return None
+    st = source.stat()
+    key = f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    cache = CACHE_DIR / f"words-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    try:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached.get("key") == key:
+            return frozenset(cached["words"])
+    except (OSError, ValueError):
+        pass
+    try:
+        if source.name == "words.txt":
+            lines = source.read_text(encoding="utf-8", errors="replace").splitlines()
+            words = [line.split()[0] for line in lines if line.strip()]
+        else:
+            words = _fst_words(source)
+    except (VocabularyError, struct.error, ValueError, OSError) as exc:
+        log.warning("speech: cannot read the words of %s (%s)", source, exc)
+        return None
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "words": words}, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(cache)
+    return frozenset(words)
+
+
 def frequent_words(model_path: str | Path, limit: int = KEEP) -> list[str]:
     """The model's most frequent words, most frequent first; [] if its graph has no
     readable n-gram (a big model, a custom build): grammars then rely on [unk]."""
@@ -174,3 +226,36 @@ def garbage_words(
         if min_chars <= len(w) <= max_chars and w.isalpha() and w not in exclude:
             out.append(w)
     return tuple(out)
+
+
+class ModelVocabulary:
+    """What a model can hear, read from its files without loading it (some hundred
+    megabytes): for a controller whose speech runs on speech workers, to decide what
+    each party listens for and what cannot be checked. The same answers as
+    ``SpeechModel.can_hear`` (the same word table)."""
+
+    def __init__(self, path: Path, words: frozenset[str]) -> None:
+        from .models import supports_grammar
+
+        self.path = path
+        self.words = words
+        self.grammar_capable = supports_grammar(path)
+
+    @classmethod
+    def load(cls, spec: str | Path = "auto") -> Any:
+        """The vocabulary of the model ``spec`` names; the loaded model where its words
+        cannot be read from the files."""
+        from .models import resolve_model
+        from .recognizer import SpeechModel
+
+        path = resolve_model(spec).resolve()
+        words = known_words(path)
+        return cls(path, words) if words is not None else SpeechModel.load(path)
+
+    def has_word(self, word: str) -> bool:
+        return word in self.words
+
+    def can_hear(self, phrase: str) -> bool:
+        from .grammar import fit_phrase
+
+        return fit_phrase(phrase, self.has_word).usable

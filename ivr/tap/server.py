@@ -18,7 +18,7 @@ import logging
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from ..logs import about_call
 from .frames import (
@@ -58,6 +58,20 @@ class TapTarget:
     on_connected: Callable[["TapStream"], None] | None = None
     on_closed: Callable[["TapStream", str], None] | None = None
     expected_at: float = field(default_factory=time.time)
+
+
+class TapUnplaced(Exception):
+    """Nobody can take a tap now (e.g. no speech worker is up): the tap is retried."""
+
+
+class TapPlacer(Protocol):
+    """Where taps are placed: a TapServer here, or the speech workers' pool."""
+
+    host: str
+    port: int
+    registry: Any  # forget(uuid)
+
+    async def place(self, uuid: str, target: TapTarget) -> tuple[str, str] | None: ...
 
 
 class TapRegistry:
@@ -191,6 +205,13 @@ class TapServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+    async def place(self, uuid: str, target: TapTarget) -> tuple[str, str] | None:
+        """Be ready for the tap ``uuid``. Returns where Asterisk must connect for it
+        and a description (None: here, at the address the TapManager was given).
+        The speech workers' pool (cluster/speech_pool.py) places taps elsewhere."""
+        self.registry.expect(uuid, target)
+        return None
 
     @property
     def listening(self) -> bool:

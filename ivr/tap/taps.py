@@ -34,7 +34,7 @@ from ..ami.client import AmiError
 from ..calls.events import AgentAnswered, CallBridged, CallEnded, CallEvent, CustomerAnswered
 from ..calls.model import Call, CallState, Leg, LegRole
 from ..logs import about_call
-from .server import AGENT, CUSTOMER, TapServer, TapStream, TapTarget
+from .server import AGENT, CUSTOMER, TapPlacer, TapStream, TapTarget, TapUnplaced
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TapManager:
     def __init__(
         self,
         ami: Any,
-        server: TapServer,
+        server: TapPlacer,
         *,
         connect_host: str = "",
         connect_port: int | None = None,
@@ -261,7 +261,8 @@ class TapManager:
                     return
                 if outcome == "dropped" and time.monotonic() - started > self.stable_after:
                     delay = self.retry_min  # it had worked for a while: start afresh
-                await asyncio.sleep(self.drop_grace)  # let a CallEnded arrive first
+                if outcome != "moved":
+                    await asyncio.sleep(self.drop_grace)  # let a CallEnded arrive first
                 if tap.stopped:
                     return
                 alive = await self._leg_alive(tap.leg)
@@ -275,6 +276,11 @@ class TapManager:
                     )
                     self._forget(tap)
                     return
+                if outcome == "moved":
+                    # Its end (a speech worker gone) was not the call's: tap again at once,
+                    # elsewhere; every second here is a second of the call not coached.
+                    self._publish(tap, RETRYING, reason, retry_in=0.0)
+                    continue
                 self._publish(tap, RETRYING, reason, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
@@ -305,27 +311,30 @@ class TapManager:
             tap.stream = stream
             tap.connected.set()
 
-        def closed(stream: TapStream, reason: str) -> None:
+        def closed(stream: TapStream, reason: str, elsewhere: bool = False) -> None:
+            # elsewhere: the far end went away (a speech worker), not the call's leg.
             if tap.stream is stream:
                 tap.stream = None
             if tap.closed is not None and not tap.closed.done():
-                tap.closed.set_result(reason)
+                tap.closed.set_result((reason, elsewhere))
 
-        self.server.registry.expect(
-            uid,
-            TapTarget(
-                tap.call_id, tap.speaker, tap.leg.uniqueid, on_connected=connected, on_closed=closed
-            ),
-        )
         if tap.attempt == 1:
             self._publish(tap, STARTING)
+        target = TapTarget(
+            tap.call_id, tap.speaker, tap.leg.uniqueid, on_connected=connected, on_closed=closed
+        )
         try:
+            try:
+                placed = await self.server.place(uid, target)
+            except TapUnplaced as exc:
+                return "failed", str(exc)
+            address, where = placed or (self.address, "")
             try:
                 reply = await asyncio.wait_for(
                     self.ami.originate(
                         # The dialplan's [ivr-tap] runs ChanSpy(<leg>,qoESu) for AudioSocket
                         # channels only: the service never originates into an application.
-                        Channel=f"AudioSocket/{self.address}/{uid}",
+                        Channel=f"AudioSocket/{address}/{uid}",
                         Context=TAP_CONTEXT,
                         Exten=tap.leg.uniqueid,
                         Priority="1",
@@ -342,11 +351,22 @@ class TapManager:
                 code = str(reply.get("Reason", ""))
                 why = ORIGINATE_REASONS.get(code, "unknown")
                 return "failed", f"Originate failed: reason {code} ({why})"
+            # Connected, or closed first (the speech worker it was placed on went away).
+            waiter = asyncio.ensure_future(tap.connected.wait())
             try:
-                await asyncio.wait_for(tap.connected.wait(), self.connect_timeout)
-            except asyncio.TimeoutError:
+                await asyncio.wait(
+                    {waiter, tap.closed},
+                    timeout=self.connect_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                waiter.cancel()
+            if not tap.connected.is_set():
+                if tap.closed.done():
+                    reason, elsewhere = tap.closed.result()
+                    return ("moved" if elsewhere else "failed"), reason
                 return "failed", (
-                    f"Asterisk did not connect to the tap server at {self.address} "
+                    f"Asterisk did not connect to the tap server at {address} "
                     f"within {self.connect_timeout:.0f} s"
                 )
             stream = tap.stream
@@ -354,9 +374,10 @@ class TapManager:
                 await self._wait_first_audio(tap, stream, sent)
             if not tap.closed.done() and not tap.stopped:
                 tap.ever_ok = True
-                self._publish(tap, OK, f"connected in {(time.time() - sent) * 1000:.0f} ms")
-            reason = await tap.closed
-            return "dropped", f"tap connection ended ({reason})"
+                took = f"connected in {(time.time() - sent) * 1000:.0f} ms"
+                self._publish(tap, OK, f"{took} ({where})" if where else took)
+            reason, elsewhere = await tap.closed
+            return ("moved" if elsewhere else "dropped"), f"tap connection ended ({reason})"
         finally:
             if tap.stream is None and tap.uuid == uid:
                 self.server.registry.forget(uid)

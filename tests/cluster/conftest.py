@@ -209,6 +209,7 @@ class Console:
         async for msg in self.ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 data = msg.json()
+                data["_at"] = time.monotonic()  # when it arrived (what the agent saw, when)
                 self.messages.append(data)
                 card = data.get("card") if data.get("type") == "card" else None
                 if card and card.get("phase") == "wrapup" and data["call_id"] not in self._wrapping:

@@ -96,6 +96,22 @@ async def test_a_second_wrapup_corrects_the_first_but_keeps_the_checklist(store)
     assert rec["checklist"] == {"greeting": True}
 
 
+async def test_a_wrapup_keeps_what_the_coaching_recorded_of_each_item(store):
+    """The agent wraps up after the call's coaching is saved: the checklist keeps who
+    ticked each item, when and whether in time; an item changed at the wrap-up is the
+    agent's."""
+    await store.upsert_call(make_call("answered", "c1"))
+    speech = {"done": True, "by": "speech", "at": 4.2, "in_time": True, "missed": False}
+    missed = {"done": False, "by": None, "at": None, "in_time": False, "missed": True}
+    await store.save_coaching("c1", {"greeted": speech, "thanked": missed}, 50.0, [], [], {})
+    await store.save_wrapup("c1", "1001", "resolved", "",
+                            checklist={"greeted": True, "thanked": True, "extra": True})
+    rec = await store.get_call("c1")
+    assert rec["checklist"]["greeted"] == speech
+    assert rec["checklist"]["thanked"] == {**missed, "done": True, "by": "agent"}
+    assert rec["checklist"]["extra"] is True and rec["adherence_score"] == 50.0
+
+
 async def test_a_wrapup_for_a_call_not_recorded_yet_lands_and_is_filled_in_later(store):
     await store.save_wrapup("c1", "1001", "resolved", "", at=T0 + 100)
     rec = await store.get_call("c1")

@@ -52,11 +52,20 @@ ami:
     ("cluster: {roles: [dialer]}\nbus: {url: 'nats://x:4222'}\n", "unknown role"),
     ("bus: {url: 'nats://x:4222'}\n", "its own instance"),
     ("bus: {url: 'http://x'}\ncluster: {roles: [web]}\n", "nats://"),
+    ("bus: {url: 'nats://x:4222'}\ncluster: {roles: [web, speech]}\n", "runs alone"),
+    ("cluster: {roles: [speech]}\n", "needs a bus"),
 ])
 def test_bad_cluster_settings_are_named(tmp_path, text, problem):
     with pytest.raises(YamlError) as err:
         load_settings(write(tmp_path, text), env={})
     assert problem in str(err.value)
+
+
+@pytest.mark.parametrize("roles", [["controller"], ["speech"], ["controller", "speech"],
+                                   ["web"]])
+def test_roles_an_instance_may_run_with_a_bus(tmp_path, roles):
+    text = f"bus: {{url: 'nats://x:4222'}}\ncluster: {{roles: {roles}}}\n"
+    assert set(load_settings(write(tmp_path, text), env={}).cluster.roles) == set(roles)
 
 
 def test_a_call_event_crosses_the_bus_unchanged():

@@ -217,6 +217,11 @@ class SqlStore(DiallingSql, CampaignSql, SessionSql, AgentStateSql, abc.ABC):
         project with callback_anyone."""
         at = time.time() if at is None else at
         async with self.transaction() as tx:
+            if checklist is not None:
+                rows = await tx.fetch("SELECT checklist FROM calls WHERE call_id = ?", [call_id])
+                saved = rows[0]["checklist"] if rows else None
+                saved = json.loads(saved) if isinstance(saved, str) else saved
+                checklist = merge_checklist(saved, checklist)
             await tx.execute(
                 SAVE_WRAPUP,
                 [
@@ -529,3 +534,20 @@ class SqlStore(DiallingSql, CampaignSql, SessionSql, AgentStateSql, abc.ABC):
 
 # What the rest of the service types its store as.
 Store = SqlStore
+
+
+def merge_checklist(saved: Any, ticked: dict[str, Any]) -> dict[str, Any]:
+    """The wrap-up's ticks (item -> done) over what the call's coaching recorded
+    (item -> {done, by, at, in_time, missed, ...}): the coaching's detail stays, an
+    item the agent changed at the wrap-up is theirs."""
+    if not isinstance(saved, dict):
+        return dict(ticked)
+    out = dict(saved)
+    for item, done in ticked.items():
+        before = out.get(item)
+        if isinstance(before, dict):
+            if bool(before.get("done")) != bool(done):
+                out[item] = {**before, "done": bool(done), "by": "agent"}
+        else:
+            out[item] = done
+    return out
