@@ -170,6 +170,8 @@ class LiveCoaching:
             saved = self.restored.pop(call.call_id, None)
             if saved is not None:
                 self.engine.restore(call.call_id, saved, time.time())
+                # Nothing is heard until the taps are back: the gap runs until then.
+                self._lost.update({(call.call_id, AGENT), (call.call_id, CUSTOMER)})
                 live = self.engine.live(call.call_id) or {}
                 self.console.restored(call.call_id, live)
                 for item in live.get("checklist", ()):

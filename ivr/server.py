@@ -104,6 +104,7 @@ class Service:
             poll=settings.cluster.lease_poll,
             prefer=settings.cluster.prefer,
             on_let_go=self._stop_dialers,
+            on_take=self._before_following,
         )
         base = settings.source and settings.path(".")
         self.store = create_store(settings.store.url, base_dir=base)
@@ -371,6 +372,12 @@ class Service:
         await self.resync()
         if first:
             await self._pbx_taken(link)
+
+    async def _before_following(self, link: PbxLink) -> None:
+        """A PBX taken over from a dead instance: its calls' coaching so far (the
+        checkpoints it saved) comes back when the resync replays their answers."""
+        if self.leases.kind != "local" and self._started:
+            self.live.restored.update(await self.store.live_coaching())
 
     async def _pbx_taken(self, link: PbxLink) -> None:
         if self.leases.kind != "local":

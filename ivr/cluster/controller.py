@@ -30,6 +30,7 @@ class Controller:
         poll: float = 1.0,
         prefer: Iterable[str] = (),
         on_let_go: Callable[[PbxLink], Awaitable[None]] | None = None,
+        on_take: Callable[[PbxLink], Awaitable[None]] | None = None,
     ):
         self.links = list(links)
         self.prefer = set(prefer) or {link.name for link in self.links}
@@ -37,6 +38,7 @@ class Controller:
         self.leases = leases
         self.poll = poll
         self.on_let_go = on_let_go
+        self.on_take = on_take  # before following a PBX taken (e.g. its calls' coaching)
         self._task: asyncio.Task | None = None
         self._closing = False
         self.grace = max(2.0, 4 * poll)
@@ -75,6 +77,11 @@ class Controller:
                 log.info(
                     "PBX %s: this instance (%s) follows it now", link.name, self.leases.instance
                 )
+                if self.on_take is not None:
+                    try:
+                        await self.on_take(link)
+                    except Exception:
+                        log.exception("PBX %s: preparing to follow it failed", link.name)
                 await link.follow()
 
     def _lost_all(self) -> None:

@@ -146,6 +146,12 @@ class SpeechWorker:
         self.stage.set_mode(call_id, decode(RecognitionMode, data["mode"]), speaker)
 
         def connected(stream: TapStream) -> None:
+            # A controller that took the PBX over taps its calls again: the party's
+            # earlier tap (placed by the dead controller) goes.
+            for other, old in list(self._streams.items()):
+                if old.call_id == call_id and old.speaker == speaker:
+                    old.close()
+                    self._streams.pop(other, None)
             self._streams[uid] = stream
             self._tap(call_id, uid, "connected", opened_at=stream.opened_at)
             asyncio.ensure_future(self._first_audio(call_id, uid, stream))

@@ -40,7 +40,10 @@ class FakeAsterisk:
         host, _, port = addr.rpartition(":")
         leg = fields["Exten"]
         assert fields["Context"] == "ivr-tap" and "Application" not in fields
-        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except OSError:                        # as Asterisk: AudioSocket cannot connect
+            return {"Event": "OriginateResponse", "Response": "Failure", "Reason": "8"}
         writer.write(encode_uuid(uuid))
         if leg not in self.alive:              # S: the spied leg is gone, ChanSpy ends at once
             writer.close()
