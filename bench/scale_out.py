@@ -2,7 +2,7 @@
 """Scale-out: the same load through one embedded process and through the distributed roles.
 
     python bench/scale_out.py [--pop-calls N] [--pop-window W] [--pop-rate EV_PER_S]
-                              [--prompt-calls N] [--utterances U] [--skip-prompt]
+                              [--prompt-calls N] [--utterances U] [--skip-prompt] [--skip-pop]
 
 Two modes, side by side, each with the service in its own process(es) as in
 production (`python -m ivr serve`), on one PostgreSQL store (a throw-away
@@ -11,7 +11,10 @@ cluster, tests/postgres.py):
 - embedded: one process, every stage, no bus (today's default);
 - distributed: a controller (AMI, tracker, pop, recorder, taps, speech,
   coaching) and a web front (consoles) in two processes, over a NATS server
-  (Debian nats-server, tests/nats.py).
+  (Debian nats-server, tests/nats.py);
+- workers (prompt load only): the same with the speech on a speech worker
+  of its own (`--role speech`): controller, speech worker and web front in
+  three processes.
 
 Two loads, from the existing benchmarks' fake Asterisks (each in its own
 process; they stream to the service's AMI session when told "To: others"):
@@ -82,13 +85,13 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------- the service's processes
 class Proc:
-    def __init__(self, name: str, config: dict, folder: Path, role: str | None = None):
+    def __init__(self, name: str, config: dict, folder: Path, roles: tuple[str, ...] = ()):
         self.name = name
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         self.log = folder / f"{name}.log"
         cmd = [sys.executable, "-m", "ivr", "serve", "-c", str(path)]
-        if role:
+        for role in roles:
             cmd += ["--role", role]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("IVR_CONFIG", None)
@@ -169,17 +172,24 @@ async def start_service(
         await procs[0].wait_for("console listening on")
         return procs
     bus = {**config, "bus": {"url": nats.url}}
+    procs = []
+    if mode == "workers":
+        worker_cfg = {**bus, "cluster": {"instance": "bench-speech"}}
+        procs.append(Proc("speech", worker_cfg, folder, roles=("speech",)))
+        await procs[0].wait_for("speech worker bench-speech: taps at")
     ctl = Proc(
         "controller",
         {**bus, "cluster": {"instance": "bench-controller"}},
         folder,
-        role="controller",
+        roles=("controller",) if mode == "workers" else ("controller", "speech"),
     )
     web_cfg = {**bus, "cluster": {"instance": "bench-web"}}
-    web = Proc("web", web_cfg, folder, role="web")
+    web = Proc("web", web_cfg, folder, roles=("web",))
     await ctl.wait_for("AMI resync:")
+    if mode == "workers":
+        await ctl.wait_for("speech worker bench-speech at")
     await web.wait_for("console listening on")
-    return [ctl, web]
+    return [*procs, ctl, web]
 
 
 # --------------------------------------------------------------------- consoles
@@ -438,9 +448,10 @@ async def main_async(a) -> int:
         with tempfile.TemporaryDirectory(prefix="ivr-scale-") as tmp:
             folder = Path(tmp)
             for load in ("pop", "prompt"):
-                if load == "prompt" and a.skip_prompt:
+                if (load == "prompt" and a.skip_prompt) or (load == "pop" and a.skip_pop):
                     continue
-                for mode in ("embedded", "distributed"):
+                modes = ("embedded", "distributed") + (("workers",) if load == "prompt" else ())
+                for mode in modes:
                     (folder / f"{load}-{mode}").mkdir()
                     dsn = pg.create_database()
                     run = run_pop if load == "pop" else run_prompt
@@ -449,21 +460,23 @@ async def main_async(a) -> int:
                         a,
                         folder,
                         dsn,
-                        nats if mode == "distributed" else None,
-                        monitor if mode == "distributed" else None,
+                        nats if mode != "embedded" else None,
+                        monitor if mode != "embedded" else None,
                     )
                     results.append(r)
                     print(line(r), flush=True)
         print()
         for load in ("pop", "prompt"):
-            pair = [r for r in results if r.load == load and r.latencies]
-            if len(pair) == 2:
-                e, d = (sorted(r.latencies) for r in pair)
-                p95e, p95d = percentile(e, 95), percentile(d, 95)
-                cpu_e, cpu_d = sum(pair[0].cpu.values()), sum(pair[1].cpu.values())
+            runs = [r for r in results if r.load == load and r.latencies]
+            if len(runs) < 2 or runs[0].mode != "embedded":
+                continue
+            e = runs[0]
+            p95e, cpu_e = percentile(sorted(e.latencies), 95), sum(e.cpu.values())
+            for d in runs[1:]:
+                p95d, cpu_d = percentile(sorted(d.latencies), 95), sum(d.cpu.values())
                 print(
                     f"  {load}: p95 {p95e * 1e3:.1f} ms embedded, {p95d * 1e3:.1f} ms "
-                    f"distributed ({(p95d - p95e) * 1e3:+.1f} ms); service CPU "
+                    f"{d.mode} ({(p95d - p95e) * 1e3:+.1f} ms); service CPU "
                     f"{cpu_e:.1f} s vs {cpu_d:.1f} s (x{cpu_d / max(cpu_e, 0.01):.2f})"
                 )
         missing = [r for r in results if len(r.latencies) < r.expected]
@@ -483,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-calls", type=int, default=8)
     p.add_argument("--utterances", type=int, default=6)
     p.add_argument("--skip-prompt", action="store_true")
+    p.add_argument("--skip-pop", action="store_true")
     a = p.parse_args(argv)
     if a.pop_agents < a.pop_window:
         p.error("--pop-agents must be at least --pop-window")
