@@ -150,7 +150,7 @@ class SpeechModel:
         self._glock = threading.Lock()
         # Free-decoding recognizers kept for reuse (see release()), per sample rate, and
         # how many new ones may be in their costly first sentence at once (take_free).
-        self._warm: dict[int, list[Any]] = {}
+        self._warm: dict[int, list[tuple[Any, int]]] = {}  # (recognizer, samples fed)
         self._cold = 0
         self.cold_limit = 2  # the speech stage sets it to its number of workers
         self._free = 0  # free-decoding recognizers alive (in streams and warm)
@@ -192,7 +192,7 @@ class SpeechModel:
                 rec = self.new_free(8000)
                 rec.AcceptWaveform(noise)
                 rec.FinalResult()
-                self.release(rec, 8000)
+                self.release(rec, 8000, fed=len(noise) // 2)
             finally:
                 with self._glock:
                     self._warming -= 1
@@ -237,20 +237,23 @@ class SpeechModel:
         rec.SetWords(True)
         return rec
 
-    def take_free(self, rate: int) -> tuple[Any, bool] | None:
-        """A free-decoding recognizer for a transcript: (recognizer, is new), a warm one
-        if any; a new one only while fewer than ``cold_limit`` new ones are in their
-        first sentence (each costs ~0.6 s of CPU there); else None, and the sentence
-        goes without a transcript (it is still spotted)."""
+    def take_free(self, rate: int) -> tuple[Any, bool, int] | None:
+        """A free-decoding recognizer for a transcript: (recognizer, is new, samples it
+        was fed before), a warm one if any; a new one only while fewer than
+        ``cold_limit`` new ones are in their first sentence (each costs ~0.6 s of CPU
+        there); else None, and the sentence goes without a transcript (it is still
+        spotted). Vosk's Reset() keeps a recognizer's clock: the word times of a
+        reused one count from its first audio, hence the samples it was fed."""
         with self._glock:
             warm = self._warm.get(rate)
             if warm:
-                return warm.pop(), False
+                rec, fed = warm.pop()
+                return rec, False, fed
             if self._cold >= self.cold_limit or self._free >= self.free_limit:
                 return None
             self._cold += 1
             self._free += 1
-        return self.recognizer(rate), True
+        return self.recognizer(rate), True, 0
 
     def new_free(self, rate: int) -> Any:
         """A new free-decoding recognizer, counted against ``free_limit`` (but made even
@@ -269,7 +272,7 @@ class SpeechModel:
         with self._glock:
             self._cold = max(0, self._cold - 1)
 
-    def release(self, rec: Any, rate: int) -> None:
+    def release(self, rec: Any, rate: int, fed: int = 0) -> None:
         """A stream is done with a free-decoding recognizer: keep it for the next one.
 
         A new recognizer costs ~0.6 s of CPU in its first sentence and ~0.1 s per
@@ -280,7 +283,7 @@ class SpeechModel:
         with self._glock:
             warm = self._warm.setdefault(rate, [])
             if len(warm) < WARM_MAX:
-                warm.append(rec)
+                warm.append((rec, fed))
             else:
                 self._free = max(0, self._free - 1)
 
@@ -333,7 +336,11 @@ class _Pass:
                 got = take_free(self.d.rate)
                 if got is None and not must:
                     return False
-                self.rec, self.cold = got or (self.d.model.new_free(self.d.rate), False)
+                self.rec, self.cold, self.rec_samples = got or (
+                    self.d.model.new_free(self.d.rate),
+                    False,
+                    0,
+                )
             else:
                 self.rec = self.d.model.recognizer(self.d.rate, self.grammar)
         self.anchors.append((self.rec_samples, stream_sample))
@@ -357,7 +364,7 @@ class _Pass:
         if rec is None or self.grammar is not None or not hasattr(self.d.model, "release"):
             return
         if reuse:
-            self.d.model.release(rec, self.d.rate)
+            self.d.model.release(rec, self.d.rate, self.rec_samples)
         else:
             self.d.model.dropped()
 

@@ -94,7 +94,9 @@ async def test_twelve_transcript_calls_keep_up(pbx, console_settings, tmp_path):
     assert shed < 0.02 * received and stats.refused_seconds == 0, (received, processed, shed)
     assert received > 12 * 2 * 25          # both parties of every call were heard
     for record in got:
-        assert not any(p["rule_id"].startswith("checklist.") for p in record["prompts"])
+        false = [(p["rule_id"], p["at"]) for p in record["prompts"]
+                 if p["rule_id"].startswith("checklist.")]
+        assert not false, (false, record["checklist"], record["transcript"])
         for item in ITEMS:
             assert record["checklist"][item]["status"] == "done", record["checklist"]
         assert "spotting" in {t["source"] for t in record["transcript"]}

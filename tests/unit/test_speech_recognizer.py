@@ -211,6 +211,30 @@ def test_new_transcript_recognizers_are_rationed_and_reused_warm(model):
         model.trim_warm(0)
 
 
+def test_a_reused_recognizer_s_words_keep_their_true_times(model):
+    """Vosk's Reset() keeps a recognizer's clock running: a warm (reused) recognizer's
+    word times would come out late by all the audio it heard before, and a transcript
+    line dated seconds ahead moves coaching's clock past deadlines not yet heard."""
+    mode = RecognitionMode.transcript_only()
+    audio = silence(1.0) + synth("말씀해 주세요", voice="ko") + silence(1.0)
+    model.trim_warm(0)
+    try:
+        def first_word(call_id: str) -> float:
+            d = StreamDecoder(model, call_id=call_id, speaker="agent", mode=mode)
+            out = d.process(audio) + d.finish()         # finish: its recognizer goes back
+            return min(w.start for u in out if isinstance(u, Utterance) and u.final
+                       for w in u.words)
+        fresh = first_word("a")
+        assert model.warm_recognizers() == 1
+        reused = first_word("b")                        # the same recognizer, warm
+        model.trim_warm(0)
+        model.warm_up(1)                                # one warmed on 2 s of noise
+        warmed = first_word("c")
+        assert abs(reused - fresh) < 0.05 and abs(warmed - fresh) < 0.05, (fresh, reused, warmed)
+    finally:
+        model.trim_warm(0)
+
+
 def test_transcript_recognizers_are_capped_for_memory(model):
     """speech.max_transcripts bounds the free-decoding recognizers alive (each holds
     tens of MB): a stream beyond it is spotted without a transcript, and gets one as
