@@ -29,10 +29,19 @@ def interface_of(agent: str) -> str:
 
 
 class RejectPauses:
-    """``ami``: the AmiClient (send). ``pause_seconds`` 0 switches this off."""
+    """``ami_for(agent)``: the AmiClient (send) of the PBX the agent's phone is on.
+    ``pause_seconds`` 0 switches this off."""
 
-    def __init__(self, ami: Any, pause_seconds: float, clock: Callable[[], float] = time.time):
-        self.ami = ami
+    def __init__(
+        self,
+        ami_for: Callable[[str], Any],
+        pause_seconds: float,
+        clock: Callable[[], float] = time.time,
+        every_ami: Callable[[], list[Any]] | None = None,
+    ):
+        self.ami_for = ami_for
+        # The AMI of every PBX followed (resync looks for our pauses on each).
+        self.every_ami = every_ami or (lambda: [ami_for("")])
         self.pause_seconds = pause_seconds
         self.clock = clock
         self._timers: dict[str, asyncio.TimerHandle] = {}  # agent -> unpause
@@ -57,7 +66,7 @@ class RejectPauses:
 
     async def _pause(self, agent: str, call_id: str, cause: int) -> None:
         try:
-            reply = await self.ami.send(
+            reply = await self.ami_for(agent).send(
                 {
                     "Action": "QueuePause",
                     "Interface": interface_of(agent),
@@ -103,7 +112,7 @@ class RejectPauses:
         try:
             still_ours = await self._paused_by_us(agent)
             if still_ours:
-                await self.ami.send(
+                await self.ami_for(agent).send(
                     {"Action": "QueuePause", "Interface": interface_of(agent), "Paused": "false"}
                 )
                 log.info("agent %s: rejection pause over, ready again", agent)
@@ -117,10 +126,13 @@ class RejectPauses:
         action = {"Action": "QueueStatus"}
         if agent is not None:
             action["Member"] = interface_of(agent)
-        replies = await self.ami.send(action, as_list=True)
-        if not isinstance(replies, list):
-            replies = [replies]
-        return [dict(r.items()) for r in replies if r.get("Event") == "QueueMember"]
+        members = []
+        for ami in [self.ami_for(agent)] if agent is not None else self.every_ami():
+            replies = await ami.send(action, as_list=True)
+            if not isinstance(replies, list):
+                replies = [replies]
+            members += [dict(r.items()) for r in replies if r.get("Event") == "QueueMember"]
+        return members
 
     async def _paused_by_us(self, agent: str) -> bool:
         members = [

@@ -171,22 +171,26 @@ class Service:
         # Supervisors listening in; agents' attended transfers from the console;
         # agents whose phone refuses queue calls paused for a while.
         self.supervision = Supervision(
-            self.ami,
+            self.ami_for,
             settings.supervision,
             users,
             push_agent=self.hub.to_login,
             push_supervisor=self.hub.to_supervisor,
-            live_call=self.tracker.calls.get,
+            live_call=self.live_call,
         )
         agent_logins = [u.login for u in settings.users if not u.is_supervisor]
         self.transfers = ConsoleTransfers(
-            self.ami,
-            self.tracker.calls.get,
+            self.ami_for,
+            self.live_call,
             agents=lambda: agent_logins,
             departments=self.pbx.departments,
             push=self.hub.to_login,
         )
-        self.rejects = RejectPauses(self.ami, settings.rejects.pause_seconds)
+        self.rejects = RejectPauses(
+            self.ami_of_agent,
+            settings.rejects.pause_seconds,
+            every_ami=lambda: [link.ami for link in self.links if link.following],
+        )
         self.rules = RuleLibrary(settings.path(settings.scripts) / "rules")
         self.console = ConsoleApp(
             WebContext(
@@ -293,11 +297,11 @@ class Service:
                 self.role = WebRole(self.bus_link, self)
                 # A web front's pop is a replica fed by the controllers' call
                 # events: it records, dials, coaches and acts on no PBX itself.
+                # Listen-ins and consult transfers are the web front's (its consoles'),
+                # their AMI actions made by the controllers (cluster/roles.py BusAmi).
                 for stage in (
                     self.recorder,
                     self.agent_states.on_call_event,
-                    self.supervision.on_call_event,
-                    self.transfers.on_call_event,
                     self.rejects.on_call_event,
                     *(d.on_call_event for pair in self.dialers.values() for d in pair),
                     *(stage.on_call_event for stage in self._listening()),
@@ -332,6 +336,25 @@ class Service:
     def live_calls(self) -> list[Call]:
         """Calls in progress on every PBX this instance follows."""
         return [c for link in self.links for c in link.tracker.calls.values()]
+
+    def live_call(self, call_id: str) -> Call | None:
+        for link in self.links:
+            call = link.tracker.calls.get(call_id)
+            if call is not None:
+                return call
+        return None
+
+    def ami_for(self, pbx: str) -> Any:
+        """The AMI of a PBX by name (a call's ``pbx``; one PBX: its own)."""
+        if len(self.links) == 1:
+            return self.ami
+        return next((link.ami for link in self.links if link.name == pbx), self.ami)
+
+    def ami_of_agent(self, login: str) -> Any:
+        """The AMI of the PBX an agent's phone is on (`agents:` of each PBX)."""
+        if len(self.links) == 1:
+            return self.ami
+        return self.pbx.for_agent(f"PJSIP/{login}").ami
 
     def _ready_on(self, agents: tuple[str, ...]) -> Callable[[str], list[str]]:
         """Ready agents of a project among those whose phones are on one PBX."""

@@ -60,6 +60,7 @@ class _Request:
     call_id: str
     supervisor: str
     mode: str
+    pbx: str = ""  # the call's PBX: the supervisor's phone is rung there
     task: asyncio.Task | None = None
 
 
@@ -80,18 +81,20 @@ def agent_is_told(policy: str, mode: str) -> bool:
 
 
 class Supervision:
-    """Monitoring of calls by supervisors. ``ami`` is the AmiClient (originate, send)."""
+    """Monitoring of calls by supervisors. ``ami_for(pbx)``: the AMI (originate, send)
+    of the PBX a call is on (several PBXs: cluster/pbx.py; on a web front: through the
+    controller that follows it, cluster/roles.py)."""
 
     def __init__(
         self,
-        ami: Any,
+        ami_for: Callable[[str], Any],
         settings: SupervisionSettings,
         users: dict[str, User],
         push_agent: Callable[[str, dict[str, Any]], None],
         push_supervisor: Callable[[str, dict[str, Any]], None],
         live_call: Callable[[str], Call | None],
     ):
-        self.ami = ami
+        self.ami_for = ami_for
         self.settings = settings
         self.users = users
         self.push_agent = push_agent
@@ -123,7 +126,7 @@ class Supervision:
             if r.supervisor == supervisor.login:
                 raise MonitorError("you are already listening to a call: hang up or stop first")
         channel_id = f"{MONITOR_CHANNEL_PREFIX}{uuid.uuid4().hex[:16]}"
-        request = _Request(channel_id, call_id, supervisor.login, mode)
+        request = _Request(channel_id, call_id, supervisor.login, mode, call.pbx)
         self._requests[channel_id] = request
         request.task = asyncio.ensure_future(self._ring(request, supervisor.phone, leg))
         log.info(
@@ -138,7 +141,7 @@ class Supervision:
 
     async def _ring(self, r: _Request, phone: str, leg: Leg) -> None:
         try:
-            reply = await self.ami.originate(
+            reply = await self.ami_for(r.pbx).originate(
                 Channel=f"PJSIP/{phone}",
                 Context=MONITOR_CONTEXT,
                 Exten=r.mode,
@@ -171,7 +174,7 @@ class Supervision:
         ]
         for r in found:
             # Asterisk finds a channel by its Uniqueid too.
-            reply = await self.ami.send({"Action": "Hangup", "Channel": r.channel_id})
+            reply = await self.ami_for(r.pbx).send({"Action": "Hangup", "Channel": r.channel_id})
             if reply.get("Response") != "Success" and r.task is not None and not r.task.done():
                 # Still being placed: the Originate's own timeout ends it.
                 log.info("monitoring line %s not up yet: %s", r.channel_id, reply.get("Message"))

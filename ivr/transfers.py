@@ -82,26 +82,26 @@ def agent_leg(call: Call, agent: str) -> Leg | None:
 class ConsoleTransfers:
     def __init__(
         self,
-        ami: Any,
+        ami_for: Callable[[str], Any],
         live_call: Callable[[str], Call | None],
         agents: Callable[[], list[str]],
         departments: Callable[[], Awaitable[list[str]]],
         push: Callable[[str, dict[str, Any]], None],
     ):
-        self.ami = ami
+        self.ami_for = ami_for  # pbx -> its AMI (as Supervision's)
         self.live_call = live_call
         self.agents = agents
         self.departments = departments
         self.push = push
         self._consults: dict[tuple[str, str], Consult] = {}  # (call_id, agent) -> consult
 
-    async def _action(self, action: dict[str, str], what: str) -> None:
+    async def _action(self, call: Call, action: dict[str, str], what: str) -> None:
         # Atxfer and CancelAtxfer answer "... successfully queued": panoramisk 1.4
         # then looks up the action's Async header and, without one, drops the
         # whole AMI connection (KeyError). Asterisk ignores the header.
         action = {**action, "Async": "false"}
         try:
-            reply = await self.ami.send(action)
+            reply = await self.ami_for(call.pbx).send(action)
         except Exception as exc:
             raise TransferError(f"the PBX is not reachable: {exc}", 503) from None
         if reply.get("Response") != "Success":
@@ -130,6 +130,7 @@ class ConsoleTransfers:
         if kind == "queue":
             # Inherited by the consultation's channels, where [console-transfer] reads it.
             await self._action(
+                call,
                 {
                     "Action": "Setvar",
                     "Channel": leg.channel,
@@ -142,6 +143,7 @@ class ConsoleTransfers:
         self._consults[(call_id, agent)] = consult
         try:
             await self._action(
+                call,
                 {
                     "Action": "Atxfer",
                     "Channel": leg.channel,
@@ -162,16 +164,18 @@ class ConsoleTransfers:
         puts the phone down during a consultation."""
         if (call_id, agent) not in self._consults:
             raise TransferError("no consultation to complete")
-        _, leg = self._line(call_id, agent)
-        await self._action({"Action": "Hangup", "Channel": leg.channel}, "complete the transfer")
+        call, leg = self._line(call_id, agent)
+        await self._action(
+            call, {"Action": "Hangup", "Channel": leg.channel}, "complete the transfer"
+        )
 
     async def cancel(self, call_id: str, agent: str) -> None:
         """Drop the consultation and go back to the customer."""
         if (call_id, agent) not in self._consults:
             raise TransferError("no consultation to cancel")
-        _, leg = self._line(call_id, agent)
+        call, leg = self._line(call_id, agent)
         await self._action(
-            {"Action": "CancelAtxfer", "Channel": leg.channel}, "cancel the transfer"
+            call, {"Action": "CancelAtxfer", "Channel": leg.channel}, "cancel the transfer"
         )
 
     def consult_of(self, call_id: str, agent: str) -> Consult | None:

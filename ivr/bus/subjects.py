@@ -4,6 +4,8 @@ Per PBX and call:  ivr.call.<pbx>.<call>        call events (controllers -> all)
                    ivr.pbx.<pbx>.transfer        a console's transfer (request)
                    ivr.pbx.<pbx>.queue           queue sign-in, pauses of an agent (request)
                    ivr.pbx.<pbx>.ami             queue and member events (agent states, wallboard)
+                   ivr.pbx.<pbx>.action          a web front's listen-in or consult transfer:
+                                                 the AMI action, made by its controller (request)
 Per agent:         ivr.agent.<login>.console     console messages: coaching, taps
                    ivr.agent.<login>.mark        checklist marks (both ways)
                    ivr.agent.<login>.wrapped     a wrap-up saved (web -> controllers)
@@ -48,6 +50,10 @@ def pbx_ami(pbx: str) -> str:
 
 def queue_action(pbx: str) -> str:
     return f"ivr.pbx.{token(pbx or 'default')}.queue"
+
+
+def pbx_action(pbx: str) -> str:
+    return f"ivr.pbx.{token(pbx or 'default')}.action"
 
 
 def transfer(pbx: str) -> str:

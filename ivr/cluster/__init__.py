@@ -4,6 +4,9 @@
     links = [PbxLink(pbx, bus.publish) for pbx in settings.all_pbxs]   # pbx.py
     controller = Controller(links, leases)            # controller.py: take, poll, take over
     settler = ClaimSettler(store, instance, ...)      # reconcile.py: dead owners' dialler claims
+    roles.py          controllers and web fronts over the bus (calls, coaching, marks, requests)
+    speech_worker.py  `--role speech`: taps in, what was heard out, for the controllers
+    speech_pool.py    a controller's speech workers: taps placed by load, moved off dead ones
 
 One machine (SQLite) needs none of it: every PBX is simply followed.
 """

@@ -31,15 +31,20 @@ import time
 from typing import Any
 
 from ..ami.actions import ActionError, CallGone, NotConnected, QueueStatus, Refused
+from ..ami.client import AmiError
 from ..ami.message import AmiEvent
 from ..bus import BusError, subjects
 from ..bus.codec import decode, decode_call, decode_event, encode, encode_event
 from ..calls.events import AgentAnswered, AgentRinging, CallEnded, CallEvent, CallStarted
-from ..calls.model import Call, CallState, LegRole
+from ..calls.model import MONITOR_CHANNEL_PREFIX, Call, CallState, LegRole
+from ..supervision import MONITOR_CONTEXT
 
 log = logging.getLogger(__name__)
 
 PRESENCE_EVERY = 1.0  # s between a web front's presence messages
+# What a web front may have a controller do on its PBX (listen in, consult
+# transfers): these AMI actions, on a live call's channel or a listening line.
+CALL_ACTIONS = ("Setvar", "Atxfer", "CancelAtxfer", "Hangup")
 PRESENCE_TTL = 4.0  # s after which a silent web front's consoles count as closed
 
 
@@ -104,6 +109,7 @@ class ControllerRole:
         await self.bus.serve(subjects.DEPARTMENTS, self._departments)
         for pbx in svc.settings.all_pbxs:
             await self.bus.serve(subjects.transfer(pbx.name), self._transfer)
+            await self.bus.serve(subjects.pbx_action(pbx.name), self._pbx_action)
             await self.bus.serve(subjects.queue_action(pbx.name), self._queue_action)
         await self.bus.serve(subjects.QUEUE_STATUS, self._queue_status)
         # Queue and member events feed the web fronts' agent states and wallboard.
@@ -196,6 +202,49 @@ class ControllerRole:
             return {"status": 502, "error": str(exc)}
         return {"status": 200}
 
+    async def _pbx_action(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """A web front's listen-in or consult transfer step, on the PBX followed here:
+        only the actions those need (an AMI proxy for anything else would hand the
+        PBX to whoever reaches the bus)."""
+        pbx = subject.split(".")[2]
+        if pbx not in self.service.controller.followed:
+            return None
+        kind, fields = data.get("kind"), data.get("fields")
+        if not isinstance(fields, dict):
+            return {"error": "no action"}
+        why = self._refused(pbx, str(kind), fields)
+        if why:
+            log.warning("bus: refused %s %s on PBX %s: %s", kind, fields.get("Action"), pbx, why)
+            return {"error": f"refused: {why}"}
+        ami = self.service.ami_for(pbx)
+        try:
+            reply = await (ami.originate(**fields) if kind == "originate" else ami.send(fields))
+        except (AmiError, asyncio.TimeoutError, OSError) as exc:
+            return {"error": str(exc) or type(exc).__name__}
+        return {"reply": {str(k): str(v) for k, v in dict(reply).items()}}
+
+    def _refused(self, pbx: str, kind: str, fields: dict[str, Any]) -> str:
+        channel = str(fields.get("Channel", ""))
+        if kind == "originate":
+            if fields.get("Context") != MONITOR_CONTEXT:
+                return "only a supervisor's listening line may be originated"
+            if not str(fields.get("ChannelId", "")).startswith(MONITOR_CHANNEL_PREFIX):
+                return "a listening line needs its channel id"
+            return ""
+        if kind != "send" or fields.get("Action") not in CALL_ACTIONS:
+            return f"action {fields.get('Action')!r} is not one a console asks for"
+        if fields.get("Action") == "Hangup" and channel.startswith(MONITOR_CHANNEL_PREFIX):
+            return ""
+        legs = {
+            leg.channel
+            for link in self.service.links
+            if link.name == pbx
+            for call in link.tracker.calls.values()
+            for leg in call.legs.values()
+            if leg.ended_at is None
+        }
+        return "" if channel in legs else "not a channel of a live call"
+
     async def _queue_action(self, subject: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """A web front's console sign-in or state change, on the agent's PBX."""
         pbx = subject.split(".")[2]
@@ -257,6 +306,31 @@ class BusQueueActions:
         await self._ask("queue_pause", interface, interface, paused, reason, queue)
 
 
+class BusAmi:
+    """A PBX's AMI as a web front's listen-ins and consult transfers use it: each
+    action is made by the controller following that PBX (ControllerRole._pbx_action)."""
+
+    def __init__(self, bus: Any, pbx: str, timeout: float = 60.0):
+        self.bus, self.pbx, self.timeout = bus, pbx, timeout
+
+    async def originate(self, **fields: Any) -> dict[str, Any]:
+        return await self._ask("originate", fields)
+
+    async def send(self, action: dict, as_list: bool | None = None, timeout: float = 10.0) -> Any:
+        return await self._ask("send", action)
+
+    async def _ask(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        try:
+            reply = await self.bus.request(
+                subjects.pbx_action(self.pbx), {"kind": kind, "fields": fields}, self.timeout
+            )
+        except (BusError, asyncio.TimeoutError):
+            raise AmiError(f"no controller follows PBX {self.pbx} now") from None
+        if "error" in reply:
+            raise AmiError(str(reply["error"]))
+        return dict(reply.get("reply") or {})
+
+
 class WebRole:
     def __init__(self, bus: Any, service: Any):
         self.bus = bus
@@ -275,6 +349,13 @@ class WebRole:
         ctx.departments = svc.departments = self.departments
         ctx.save_wrapup = self._wrapped_after(ctx.save_wrapup)
         svc.agent_states.pbx = BusQueueActions(self.bus, svc.settings)
+        # Listen-ins and consult transfers: on the calls of every PBX (this front's
+        # replica), their AMI actions made by the PBX's controller.
+        default = svc.settings.all_pbxs[0].name
+        for stage in (svc.supervision, svc.transfers):
+            stage.ami_for = lambda pbx: BusAmi(self.bus, pbx or default)
+            stage.live_call = self.calls.get
+        svc.transfers.departments = self.departments
         await self.bus.subscribe(subjects.PBX_AMI, self._on_queue_event)
         await self.bus.subscribe(subjects.CALLS, self._on_call_event)
         await self.bus.subscribe(subjects.AGENTS_CONSOLE, self._on_console)

@@ -148,7 +148,7 @@ class Cluster:
     def instance(self, name: str, prefer: list[str] | None = None, **extra: Any
                  ) -> ServiceProcess:
         users = {login: {"name": n, "secret": self.secrets[login]} for login, n in AGENTS.items()}
-        users["boss"] = {"name": "Sara Supervisor", "role": "supervisor",
+        users["boss"] = {"name": "Sara Supervisor", "role": "supervisor", "phone": "1099",
                          "secret": self.secrets["boss"]}
         config = {
             "ami": [self.pbx_section(self.east, "east", EAST_AGENTS),

@@ -8,7 +8,11 @@ PostgreSQL store:
 - NATS restarted while a call starts: every instance reconnects, the call
   still pops on the console, and it is recorded;
 - a controller's dialer calls for an agent whose console is open on a web
-  front (presence), and again once the wrap-up saved there has freed them.
+  front (presence), and again once the wrap-up saved there has freed them;
+- a supervisor signed in on a web front listens in on a call of a PBX: the
+  controller following that PBX rings the supervisor's phone (and nothing but
+  such actions is made for a web front), and the agent's console on the other
+  web front is told.
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ import time
 
 import pytest
 
+from ivr.ami.client import AmiError
+from ivr.bus import create_bus
+from ivr.cluster.roles import BusAmi
 from ivr.dialer import import_campaign
 from ivr.outcomes.store import open_store
 from ivr.testing.phones import AgentPhone, CustomerPhone, call_customer
@@ -196,4 +203,61 @@ async def test_a_transfer_asked_on_a_web_front_is_made_by_the_pbx_s_controller(
         await dora.close()
     assert [(t["kind"], t["target"]) for t in rec["transfers"]] == [("queue", "support")]
     assert rec["queue"] == "support"
+    await store.close()
+
+
+async def test_a_supervisor_on_a_web_front_listens_in_through_the_pbx_s_controller(
+        cluster: Cluster, nats_server, tmp_path):
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    store = await open_store(cluster.dsn)
+    dora = await cluster.console(web1, "1004")
+    boss = await cluster.console(web2, "boss")
+    phone = await AgentPhone(sip(cluster.east), "1004", log_dir=tmp_path, ring_ms=300).astart()
+    sup_phone = await AgentPhone(sip(cluster.east), "1099", password="super1099",
+                                 log_dir=tmp_path, ring_ms=400).astart()
+    try:
+        call = call_customer(sip(cluster.east), "5550199", talk_ms=12000, log_dir=tmp_path)
+
+        async def live():
+            return next((c for c in cards(dora, phase="live")
+                         if c["project"] == "acme-key-accounts"), None)
+        card = await wait_until(live, 20, "the call live on web-1's console")
+        call_id = card["call_id"]
+        r = await boss.http.post(f"/api/calls/{call_id}/monitor", json={"mode": "listen"})
+        assert r.status == 202, await r.text()
+
+        async def told():
+            return next((m for m in dora.messages if m.get("type") == "monitor"
+                         and m.get("call_id") == call_id and m.get("active")), None)
+        notice = await wait_until(told, 15, "the agent told that her supervisor listens")
+        assert notice["mode"] == "listen" and notice["supervisor"] == "Sara Supervisor"
+        r = await boss.http.post(f"/api/calls/{call_id}/monitor/stop", json={})
+        assert r.status == 202, await r.text()
+        # Only what a console needs crosses: a web front cannot have a controller
+        # originate anywhere else or hang up a channel that is no call's.
+        bus_ami = BusAmi(web_bus := create_bus(nats_server.url, "probe"), "east", timeout=5)
+        await web_bus.start()
+        try:
+            with pytest.raises(AmiError, match="refused"):
+                await bus_ami.originate(Channel="PJSIP/1001", Context="from-internal",
+                                        Exten="0999", Priority="1")
+            with pytest.raises(AmiError, match="refused"):
+                await bus_ami.send({"Action": "Hangup", "Channel": "PJSIP/1001-0000beef"})
+            with pytest.raises(AmiError, match="refused"):
+                await bus_ami.send({"Action": "Command", "Command": "core stop now"})
+        finally:
+            await web_bus.close()
+        (await call.wait_async(30)).check()
+
+        async def recorded():
+            got = await store.get_call(call_id)
+            return got if got and got["state"] == "ended" and got["monitors"] else None
+        rec = await wait_until(recorded, 15, "the call recorded with its monitoring")
+    finally:
+        await sup_phone.astop()
+        await phone.astop()
+        await dora.close()
+        await boss.close()
+    assert [(m["supervisor"], m["mode"], m["agent"]) for m in rec["monitors"]] == \
+        [("boss", "listen", "1004")]
     await store.close()

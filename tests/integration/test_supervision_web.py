@@ -25,7 +25,7 @@ AGENT = User("1003", "Csilla", secret=Secret(secrets.token_hex(8)))
 async def test_monitor_and_consult_routes_refuse_what_they_must(store):
     ami = FakeAmi()
     calls = {"c1": live_call()}
-    sup = Supervision(ami, SupervisionSettings(), {"boss": BOSS}, lambda *a: None,
+    sup = Supervision(lambda pbx: ami, SupervisionSettings(), {"boss": BOSS}, lambda *a: None,
                       lambda *a: None, calls.get)
 
     async def nothing(*a, **kw):
@@ -35,7 +35,7 @@ async def test_monitor_and_consult_routes_refuse_what_they_must(store):
         def pop(self, call, user):
             return None, "none"
     pop = ScriptPop(NoScripts(), {}, lambda *a: None)
-    tr = ConsoleTransfers(ami, calls.get, lambda: ["1002", "1003"], nothing, lambda *a: None)
+    tr = ConsoleTransfers(lambda pbx: ami, calls.get, lambda: ["1002", "1003"], nothing, lambda *a: None)
     console = ConsoleApp(WebContext(auth=Auth((BOSS, AGENT), store), hub=ConsoleHub(), pop=pop,
                                     live_calls=lambda: list(calls.values()),
                                     save_wrapup=nothing, transfer=nothing, departments=nothing,

@@ -58,7 +58,7 @@ def test_who_is_told_follows_the_policy():
 
 async def test_a_supervisor_phone_is_sent_to_spy_on_the_agents_line():
     ami, calls = FakeAmi(), {"c1": live_call()}
-    sup = Supervision(ami, SupervisionSettings(), {"boss": BOSS}, lambda *a: None,
+    sup = Supervision(lambda pbx: ami, SupervisionSettings(), {"boss": BOSS}, lambda *a: None,
                       lambda *a: None, calls.get)
     request = await sup.start("c1", BOSS, "barge")
     await asyncio.sleep(0)
@@ -84,7 +84,7 @@ async def test_a_supervisor_phone_is_sent_to_spy_on_the_agents_line():
 @pytest.mark.parametrize("policy,told", [("always", True), ("when_heard", False), ("never", False)])
 def test_the_agent_console_hears_of_a_listener_as_the_policy_says(policy, told):
     pushed = []
-    sup = Supervision(FakeAmi(), SupervisionSettings(tell_agent=policy), {"boss": BOSS},
+    sup = Supervision(lambda pbx, ami=FakeAmi(): ami, SupervisionSettings(tell_agent=policy), {"boss": BOSS},
                       lambda login, m: pushed.append((login, m)), lambda *a: None,
                       lambda cid: None)
     call = live_call()
@@ -106,7 +106,7 @@ async def test_console_consult_asks_for_an_attended_transfer_and_follows_it():
 
     async def departments():
         return ["sales", "support"]
-    tr = ConsoleTransfers(ami, {"c1": call}.get, lambda: ["1002", "1003"], departments,
+    tr = ConsoleTransfers(lambda pbx: ami, {"c1": call}.get, lambda: ["1002", "1003"], departments,
                           lambda login, m: pushed.append(m["state"]))
     with pytest.raises(TransferError) as exc:
         await tr.consult("c1", "1003", "1003")            # not to oneself
@@ -148,7 +148,7 @@ async def test_a_rejecting_agent_is_paused_on_queue_calls_only_and_only_our_paus
     def queue_status(action):
         return [{"Event": "QueueMember", "Location": "PJSIP/1003", **status}]
     ami = FakeAmi({"QueueStatus": queue_status})
-    pauses = RejectPauses(ami, pause_seconds=0.2)
+    pauses = RejectPauses(lambda agent: ami, pause_seconds=0.2)
     direct = live_call()
     direct.queued_at = None
     leg = direct.legs["u1"]
