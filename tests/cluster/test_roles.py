@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 
 from ivr.ami.client import AmiError
@@ -261,3 +262,32 @@ async def test_a_supervisor_on_a_web_front_listens_in_through_the_pbx_s_controll
     assert [(m["supervisor"], m["mode"], m["agent"]) for m in rec["monitors"]] == \
         [("boss", "listen", "1004")]
     await store.close()
+
+
+async def test_a_sign_in_on_one_web_front_holds_on_the_other_and_a_sign_out_ends_it_on_both(
+        cluster: Cluster, nats_server, tmp_path):
+    """Sessions live in the shared store (with the key that signs their cookies): a
+    load balancer may send an agent's next request to either web front."""
+    east, west, web1, web2 = await start_roles(cluster, nats_server.url)
+    jar = aiohttp.CookieJar(unsafe=True)       # one browser: its cookie goes to either front
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        r = await http.post(f"{web1.base}/api/login", headers={"Origin": web1.base},
+                            json={"login": "1002", "secret": cluster.secrets["1002"]})
+        assert r.status == 200, await r.text()
+        value = {c.key: c.value for c in jar}["ivr_session"]
+        for front in (web1, web2):
+            async with http.ws_connect(f"{front.base}/ws", headers={"Origin": front.base}) as ws:
+                hello = await ws.receive_json(timeout=10)
+                assert hello["type"] == "hello" and hello["user"]["login"] == "1002", hello
+        r = await http.post(f"{web2.base}/api/logout", headers={"Origin": web2.base}, json={})
+        assert r.status == 200, await r.text()
+        # A web front is healthy without an AMI of its own: its store and its bus.
+        r = await http.get(f"{web1.base}/api/health")
+        health = await r.json()
+        assert r.status == 200 and set(health["components"]) == {"store", "bus"}, health
+    # Signed out on web-2: the cookie, replayed on web-1 where it was issued, is refused.
+    async with aiohttp.ClientSession(cookies={"ivr_session": value}) as http:
+        async with http.ws_connect(f"{web1.base}/ws", headers={"Origin": web1.base}) as ws:
+            msg = await ws.receive(timeout=10)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+            assert ws.close_code == 4401 or msg.data == 4401, (msg, ws.close_code)
