@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -45,6 +44,7 @@ from .dialer import (
     busy_unless,
     dnc_on_wrapup,
 )
+from .lifecycle import run_until_stopped
 from .live import LiveCoaching
 from .outcomes.agent_states import AgentStateRecorder
 from .outcomes.recorder import OutcomeRecorder
@@ -393,6 +393,8 @@ class Service:
         that ended unseen, settle the dialler claims a dead owner left on it
         (from the PBX), then start its dialers."""
         await self.resync()
+        if self.taps is not None:
+            self.taps.resync(link.tracker.calls.values())
         if first:
             await self._pbx_taken(link)
 
@@ -400,7 +402,9 @@ class Service:
         """A PBX taken over from a dead instance: its calls' coaching so far (the
         checkpoints it saved) comes back when the resync replays their answers."""
         if self.leases.kind != "local" and self._started:
-            self.live.restored.update(await self.store.live_coaching())
+            on_pbx = set(await self.store.live_call_ids(link.name))
+            saved = await self.store.live_coaching()
+            self.live.restored.update({k: v for k, v in saved.items() if k in on_pbx})
 
     async def _pbx_taken(self, link: PbxLink) -> None:
         if self.leases.kind != "local":
@@ -593,13 +597,4 @@ class Service:
         await self.store.close()
 
     async def run_forever(self) -> None:
-        await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        # Ctrl-C, a process manager's TERM, a closed terminal's HUP: a clean stop.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
+        await run_until_stopped(self.start, self.stop)

@@ -91,6 +91,7 @@ class SpeechPool:
         self._placed: dict[str, _Placed] = {}  # tap uuid -> where it went
         self._current: dict[tuple[str, str], str] = {}  # (call, speaker) -> worker heard
         self._origins: dict[str, float] = {}  # call id -> answer time
+        self._call_workers: dict[str, set[str]] = {}  # call id -> workers it was placed on
         self._watch: asyncio.Task | None = None
         self.moved = 0  # taps moved off a dead worker (/metrics, logs)
 
@@ -130,10 +131,10 @@ class SpeechPool:
                 self._origins.setdefault(call.call_id, call.answered_at)
         elif isinstance(event, CallEnded):
             self._origins.pop(call.call_id, None)
-            workers = {w for (cid, _), w in self._current.items() if cid == call.call_id}
+            workers = self._call_workers.pop(call.call_id, set())
             for key in [k for k in self._current if k[0] == call.call_id]:
                 del self._current[key]
-            for worker in workers:
+            for worker in workers:  # each forgets the call (its streams, modes, route)
                 self._order(worker, op="end", call_id=call.call_id)
 
     # ------------------------------------------------------------ the TapManager's server
@@ -168,6 +169,7 @@ class SpeechPool:
                 log.info("speech worker %s refused a tap: %s", worker.name, reply.get("error"))
                 continue
             self._placed[uuid] = _Placed(worker.name, target)
+            self._call_workers.setdefault(target.call_id, set()).add(worker.name)
             worker.streams += 1  # until its next heartbeat says
             return worker.address, f"speech worker {worker.name}"
 

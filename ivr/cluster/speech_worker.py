@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from typing import Any
 
 from ..bus import create_bus, subjects
 from ..bus.codec import decode, encode
+from ..lifecycle import run_until_stopped
 from ..speech.recognizer import Heard, RecognitionMode, Utterance, VoiceActivity
 from ..speech.stage import PAUSED, CapacityNotice, SpeechStage
 from ..tap.server import TapServer, TapStream, TapTarget
@@ -96,15 +96,7 @@ class SpeechWorker:
         await self.bus.close()
 
     async def run_forever(self) -> None:
-        await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
+        await run_until_stopped(self.start, self.stop)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -426,6 +426,7 @@ class CoachingEngine:
                 (float(e.get("end", 0.0)) for e in c.transcript if e.get("speaker") == speaker),
                 default=0.0,
             )
+            self._reached(c, speaker, since)  # heard up to there before the restart
             self.gap(call_id, speaker, since, c.t(now), "the service was restarted")
 
     def live(self, call_id: str) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ import logging
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..ami.client import AmiError
 from ..calls.events import AgentAnswered, CallBridged, CallEnded, CallEvent, CustomerAnswered
@@ -149,12 +149,24 @@ class TapManager:
             return
         if not isinstance(event, (AgentAnswered, CustomerAnswered, CallBridged)):
             return
+        agent = event.leg if isinstance(event, AgentAnswered) else _answered_agent_leg(call)
+        customer = event.leg if isinstance(event, CustomerAnswered) else call.customer_leg()
+        self._ensure_call(call, agent, customer)
+
+    def resync(self, calls: Iterable[Call]) -> None:
+        """After an AMI (re)sync or a takeover: every party of every answered call has
+        its tap. The answers replayed there come one channel at a time, an agent's at
+        times before the customer's leg is known: the taps they missed start here."""
+        if self._closing:
+            return
+        for call in calls:
+            self._ensure_call(call, _answered_agent_leg(call), call.customer_leg())
+
+    def _ensure_call(self, call: Call, agent: Leg | None, customer: Leg | None) -> None:
         if call.state is CallState.ENDED or call.call_id in self._ended:
             return
         if call.answered_at is None:
             return  # outbound: the agent is up, the customer not yet
-        agent = event.leg if isinstance(event, AgentAnswered) else _answered_agent_leg(call)
-        customer = event.leg if isinstance(event, CustomerAnswered) else call.customer_leg()
         if agent is not None and agent.role is LegRole.AGENT and agent.ended_at is None:
             self._ensure(call.call_id, AGENT, agent)
         if customer is not None and customer.ended_at is None:

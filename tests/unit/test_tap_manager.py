@@ -198,6 +198,25 @@ async def test_inbound_answer_taps_both_parties_each_with_its_own_voice(env: Env
     env.never_touched_the_call()
 
 
+async def test_a_resync_taps_the_party_an_adopted_answer_missed(env: Env):
+    """After a reconnect or a takeover, Asterisk lists the channels one by one: the
+    agent's answer may be replayed before the customer's leg is known. The resync's
+    end taps what is still missing (and nothing twice)."""
+    call = make_call()
+    partial = call.snapshot()
+    del partial.legs[CUSTOMER_LEG]                      # not adopted yet
+    env.taps.on_call_event(AgentAnswered(call=partial, at=time.time(), agent="1004",
+                                         leg=partial.legs[AGENT_LEG]))
+    await env.until(lambda: env.states("agent")[-1:] == [OK], what="the agent's tap")
+    assert env.states("customer") == []
+    env.taps.resync([call])
+    await env.until(lambda: env.states("customer")[-1:] == [OK], what="the customer's tap")
+    env.taps.resync([call])
+    await asyncio.sleep(0.2)
+    originates = [a["Exten"] for a in env.ast.actions if a["Action"] == "Originate"]
+    assert sorted(originates) == sorted([CUSTOMER_LEG, AGENT_LEG])
+
+
 async def test_outbound_waits_for_the_customer(env: Env):
     call = make_call(Direction.OUTBOUND)
     call.answered_at = None
