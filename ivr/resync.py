@@ -22,10 +22,24 @@ from .calls.tracker import CallTracker
 log = logging.getLogger(__name__)
 
 
+def creation_order(channel: Any) -> tuple[float, int, str]:
+    """A CoreShowChannel entry's place in the order Asterisk made the channels: its
+    Uniqueid is "[systemname-]<epoch>.<sequence>"."""
+    uid = str(channel.get("Uniqueid") or "")
+    epoch, _, seq = uid.rpartition("-")[2].partition(".")
+    try:
+        return float(epoch), int(seq), uid
+    except ValueError:
+        return float("inf"), 0, uid
+
+
 async def reconcile_calls(tracker: CallTracker, ami: AmiClient, pbx: str = "") -> None:
     tracker.resync_begin()
     channels = await ami.channels()
-    for channel in channels:
+    # Each call's channels in the order they were made (Asterisk lists them in any
+    # order): an inbound call's caller first, so the answer replayed with the agent's
+    # channel already knows who called (the script, the taps, the coaching follow it).
+    for channel in sorted(channels, key=creation_order):
         tracker.resync_channel(channel)
     now = time.time()
     lost = ami.lost_at if ami.logins > 1 and ami.lost_at is not None else now

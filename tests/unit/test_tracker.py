@@ -161,6 +161,34 @@ def test_resync_after_service_restart_adopts_an_answered_call():
     assert call.customer_num == "3612345"
 
 
+async def test_a_resync_adopts_each_call_s_channels_in_the_order_they_were_made():
+    """Asterisk lists channels in any order: the agent's first would replay the answer
+    before the caller is known (another script, no customer tap)."""
+    from ivr.resync import reconcile_calls
+
+    caller = AmiEvent.parse(
+        "Event: CoreShowChannel\nChannel: PJSIP/trunk-00000001\nUniqueid: east-100.9\n"
+        "Linkedid: east-100.9\nChannelStateDesc: Up\nCallerIDNum: 821012345678\n"
+        "ChanVariable: PROJECT=acme-support\nChanVariable: CALL_DIRECTION=inbound", 10.0)
+    agent = AmiEvent(name="CoreShowChannel", fields={
+        "Event": "CoreShowChannel", "Linkedid": "east-100.9", "ChannelStateDesc": "Up",
+        "BridgeId": "b1", "Channel": "PJSIP/1003-00000002", "Uniqueid": "east-100.10"},
+        received=10.0)
+
+    class Ami:
+        logins, lost_at, pbx_started_at = 1, None, None
+
+        async def channels(self):
+            return [agent, caller]
+
+    seen = []
+    tracker = CallTracker(on_event=seen.append)
+    await reconcile_calls(tracker, Ami())
+    [answered] = [e for e in seen if isinstance(e, AgentAnswered)]
+    assert answered.call.customer_num == "821012345678"
+    assert answered.call.customer_leg() is not None
+
+
 @pytest.mark.parametrize("name", ["inbound_ivr_support_answered", "inbound_abandoned_in_queue",
                                   "outbound_campaign_answered", "inbound_direct_agent_hangs_up"])
 def test_each_capture_yields_exactly_one_call(name):
