@@ -314,15 +314,15 @@ class BusAmi:
         self.bus, self.pbx, self.timeout = bus, pbx, timeout
 
     async def originate(self, **fields: Any) -> dict[str, Any]:
-        return await self._ask("originate", fields)
+        return await self._ask("originate", fields, self.timeout)  # rings the phone: long
 
     async def send(self, action: dict, as_list: bool | None = None, timeout: float = 10.0) -> Any:
-        return await self._ask("send", action)
+        return await self._ask("send", action, min(timeout, self.timeout))
 
-    async def _ask(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def _ask(self, kind: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
             reply = await self.bus.request(
-                subjects.pbx_action(self.pbx), {"kind": kind, "fields": fields}, self.timeout
+                subjects.pbx_action(self.pbx), {"kind": kind, "fields": fields}, timeout
             )
         except (BusError, asyncio.TimeoutError):
             raise AmiError(f"no controller follows PBX {self.pbx} now") from None
