@@ -28,7 +28,7 @@ from ..bus.codec import decode, encode
 from ..lifecycle import run_until_stopped
 from ..speech.recognizer import Heard, RecognitionMode, Utterance, VoiceActivity
 from ..speech.stage import PAUSED, CapacityNotice, SpeechStage
-from ..tap.server import TapServer, TapStream, TapTarget
+from ..tap.server import TapServer, TapStream, TapTarget, connect_address
 from .lease import new_instance_id
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,7 @@ class SpeechWorker:
     @property
     def address(self) -> str:
         tap = self.settings.tap
-        host = tap.connect_host or tap.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"{host}:{self.server.port}"
+        return connect_address(tap.connect_host or tap.host, self.server.port)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -60,6 +60,14 @@ class TapTarget:
     expected_at: float = field(default_factory=time.time)
 
 
+def connect_address(host: str, port: int) -> str:
+    """Where Asterisk reaches a tap server listening on ``host`` (a wildcard address:
+    this machine's loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
 class TapUnplaced(Exception):
     """Nobody can take a tap now (e.g. no speech worker is up): the tap is retried."""
 

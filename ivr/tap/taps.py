@@ -34,7 +34,7 @@ from ..ami.client import AmiError
 from ..calls.events import AgentAnswered, CallBridged, CallEnded, CallEvent, CustomerAnswered
 from ..calls.model import Call, CallState, Leg, LegRole
 from ..logs import about_call
-from .server import AGENT, CUSTOMER, TapPlacer, TapStream, TapTarget, TapUnplaced
+from .server import AGENT, CUSTOMER, TapPlacer, TapStream, TapTarget, TapUnplaced, connect_address
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,9 @@ class TapManager:
     # ------------------------------------------------------------ public
     @property
     def address(self) -> str:
-        host = self.connect_host or self.server.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"{host}:{self.connect_port or self.server.port}"
+        return connect_address(
+            self.connect_host or self.server.host, self.connect_port or self.server.port
+        )
 
     def on_call_event(self, event: CallEvent) -> None:
         """Call bus subscriber (synchronous; starts tasks on the running loop)."""

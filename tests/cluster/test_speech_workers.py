@@ -31,6 +31,14 @@ def taps(console: Console, call_id: str) -> list[tuple[float, dict]]:
             if m.get("type") == "tap" and m.get("call_id") == call_id]
 
 
+async def both_on(console: Console, call_id: str, worker: str, since: float) -> dict:
+    """Wait until both parties' taps are ok on ``worker`` after ``since``."""
+    async def both():
+        where = on_worker(console, call_id, worker, since)
+        return where if len(where) == 2 else None
+    return await wait_until(both, 10, f"both taps on {worker}")
+
+
 def on_worker(console: Console, call_id: str, worker: str, since: float = 0.0) -> dict:
     """{speaker: when its tap was first ok on that worker (after `since`)}."""
     out: dict[str, float] = {}
@@ -137,10 +145,7 @@ async def test_a_dead_speech_worker_s_taps_move_and_the_call_keeps_its_coaching(
         killed_at = time.monotonic()
         await asyncio.to_thread(workers[first].kill9)
 
-        async def moved():
-            where = on_worker(csilla, call_id, other, since=killed_at)
-            return where if len(where) == 2 else None
-        where = await wait_until(moved, 10, f"both taps moved to {other}")
+        where = await both_on(csilla, call_id, other, killed_at)
         took = {speaker: at - killed_at for speaker, at in where.items()}
         print(f"taps moved from {first} to {other} in "
               + ", ".join(f"{s} {t:.2f} s" for s, t in sorted(took.items())))
@@ -174,10 +179,7 @@ async def test_a_call_keeps_its_coaching_when_its_controller_dies(
         await asyncio.to_thread(ctls["ctl-a"].kill9)
         await ctls["ctl-b"].wait_log(r"PBX east: this instance \(ctl-b\) follows it now", 10)
 
-        async def tapped_again():
-            where = on_worker(csilla, call_id, "speech-a", since=killed_at)
-            return where if len(where) == 2 else None
-        where = await wait_until(tapped_again, 10, "both parties tapped again by ctl-b")
+        where = await both_on(csilla, call_id, "speech-a", killed_at)   # tapped by ctl-b
         print("tapped again after the controller's kill: "
               + ", ".join(f"{s} {at - killed_at:.2f} s" for s, at in sorted(where.items())))
         (await call.wait_async(50)).check()
